@@ -1,0 +1,148 @@
+//! The ServiceNow Table API client: basic auth, JSON checks (a sleeping instance answers 200
+//! with HTML), ServiceNow error bodies, retries through [`SupplierHttp`].
+
+use super::mapping::sn_time;
+use crate::adapters::http::{status_error, transport_error, SupplierHttp};
+use crate::adapters::SupplierError;
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+#[derive(Clone)]
+pub struct ServiceNowClient {
+    http: SupplierHttp,
+    base: String,
+    user: String,
+    password: SecretString,
+}
+
+/// Fields read on every incident query: the synced ones plus identity and change tracking.
+const READ_FIELDS: &str = "sys_id,number,correlation_id,state,hold_reason,impact,urgency,priority,short_description,description,category,cmdb_ci,caller_id,assigned_to,assignment_group,close_code,close_notes,sys_mod_count,sys_updated_on,opened_at,resolved_at,closed_at";
+
+impl ServiceNowClient {
+    pub fn new(http: SupplierHttp, base_url: &str, user: &str, password: SecretString) -> Self {
+        ServiceNowClient { http, base: base_url.trim_end_matches('/').to_string(), user: user.to_string(), password }
+    }
+
+    /// One Table API request with retries; returns the `result` member.
+    async fn call(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
+        let url = format!("{}{}", self.base, path);
+        self.http
+            .retrying(what, || {
+                let mut req = self
+                    .http
+                    .client
+                    .request(method.clone(), &url)
+                    .basic_auth(&self.user, Some(self.password.expose_secret()))
+                    .header("Accept", "application/json")
+                    .query(query);
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                async move {
+                    let resp = req.send().await.map_err(|e| transport_error(what, e))?;
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    let is_json = headers
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.contains("json"));
+                    let text = resp.text().await.map_err(|e| transport_error(what, e))?;
+                    if !status.is_success() {
+                        return Err(status_error(what, status, &headers, &error_detail(&text)));
+                    }
+                    if status == reqwest::StatusCode::NO_CONTENT {
+                        return Ok(Value::Null);
+                    }
+                    if !is_json {
+                        // A hibernating developer instance answers 200 with a login page.
+                        return Err(SupplierError::Transient {
+                            message: format!("{what}: ServiceNow answered {status} without JSON (instance asleep or behind a login page)"),
+                            retry_after: None,
+                        });
+                    }
+                    let v: Value = serde_json::from_str(&text)
+                        .map_err(|e| SupplierError::Protocol(format!("{what}: unreadable JSON from ServiceNow: {e}")))?;
+                    Ok(v.get("result").cloned().unwrap_or(v))
+                }
+            })
+            .await
+    }
+
+    /// Finds the ticket this hub already created for `reference`, so a retried create adopts it.
+    pub async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
+        let r = self
+            .call(
+                "ServiceNow lookup by correlation_id",
+                Method::GET,
+                "/api/now/table/incident",
+                &[
+                    ("sysparm_query", format!("correlation_id={reference}^ORDERBYsys_created_on")),
+                    ("sysparm_limit", "1".into()),
+                    ("sysparm_fields", READ_FIELDS.into()),
+                ],
+                None,
+            )
+            .await?;
+        Ok(r.as_array().and_then(|a| a.first().cloned()))
+    }
+
+    pub async fn create(&self, body: &Value) -> Result<Value, SupplierError> {
+        self.call("ServiceNow create incident", Method::POST, "/api/now/table/incident", &[("sysparm_fields", READ_FIELDS.into())], Some(body)).await
+    }
+
+    pub async fn update(&self, sys_id: &str, body: &Value) -> Result<Value, SupplierError> {
+        let path = format!("/api/now/table/incident/{sys_id}");
+        self.call("ServiceNow update incident", Method::PATCH, &path, &[("sysparm_fields", READ_FIELDS.into())], Some(body)).await
+    }
+
+    /// Incidents raised by a hub (correlation id `INC-...`) updated at or after `since`, oldest
+    /// first, one page.
+    pub async fn updated_since(&self, since: DateTime<Utc>, offset: usize, limit: usize) -> Result<Vec<Value>, SupplierError> {
+        let r = self
+            .call(
+                "ServiceNow poll",
+                Method::GET,
+                "/api/now/table/incident",
+                &[
+                    ("sysparm_query", format!("sys_updated_on>={}^correlation_idSTARTSWITHINC-^ORDERBYsys_updated_on", sn_time(&since))),
+                    ("sysparm_fields", READ_FIELDS.into()),
+                    ("sysparm_limit", limit.to_string()),
+                    ("sysparm_offset", offset.to_string()),
+                ],
+                None,
+            )
+            .await?;
+        Ok(r.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Work notes and comments of one incident, oldest first.
+    pub async fn journal(&self, sys_id: &str) -> Result<Vec<Value>, SupplierError> {
+        let r = self
+            .call(
+                "ServiceNow journal",
+                Method::GET,
+                "/api/now/table/sys_journal_field",
+                &[
+                    ("sysparm_query", format!("element_id={sys_id}^elementINwork_notes,comments^ORDERBYsys_created_on")),
+                    ("sysparm_limit", "1000".into()),
+                ],
+                None,
+            )
+            .await?;
+        Ok(r.as_array().cloned().unwrap_or_default())
+    }
+}
+
+/// ServiceNow's `{"error":{"message","detail"}}` as one line; other bodies shortened.
+fn error_detail(body: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        if let Some(e) = v.get("error") {
+            let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
+            let detail = e.get("detail").and_then(|m| m.as_str()).unwrap_or("");
+            return if detail.is_empty() { msg.to_string() } else { format!("{msg}: {detail}") };
+        }
+    }
+    body.chars().take(200).collect()
+}

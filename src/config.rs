@@ -1,0 +1,321 @@
+//! Settings: a TOML file (`SIAM_CONFIG`, or `--config`) overlaid with `SIAM_*` environment
+//! variables. Secrets are referenced by environment variable name and held as `SecretString`
+//! so they never reach a log line or a debug print.
+
+use crate::domain::PriorityMatrix;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: supplier `{supplier}` refers to environment variable {var}, which is not set")]
+    MissingSecret { supplier: String, var: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(default = "defaults::listen")]
+    pub listen: String,
+    /// Base URL suppliers and links use to reach this hub.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    #[serde(default = "defaults::database_url")]
+    pub database_url: String,
+    #[serde(default = "defaults::amqp_url")]
+    pub amqp_url: String,
+    #[serde(default)]
+    pub broker: BrokerSettings,
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default)]
+    pub priority_matrix: PriorityMatrix,
+    /// The service catalogue: an incident naming a service outside it is refused.
+    #[serde(default)]
+    pub services: Vec<ServiceEntry>,
+    #[serde(default)]
+    pub suppliers: Vec<SupplierSettings>,
+    #[serde(default)]
+    pub routing: RoutingSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceEntry {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerSettings {
+    /// Prefix of every exchange and queue name, so several hubs (or tests) share one broker.
+    #[serde(default = "defaults::prefix")]
+    pub prefix: String,
+    /// Deliveries of one message before the broker dead-letters it.
+    #[serde(default = "defaults::delivery_limit")]
+    pub delivery_limit: i64,
+    /// Publisher confirms kept in flight by the outbox relay.
+    #[serde(default = "defaults::confirm_window")]
+    pub confirm_window: i64,
+    /// Optional `x-expires` on queues, for short-lived deployments such as test runs.
+    #[serde(default)]
+    pub queue_expires_ms: Option<i64>,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        BrokerSettings {
+            prefix: defaults::prefix(),
+            delivery_limit: defaults::delivery_limit(),
+            confirm_window: defaults::confirm_window(),
+            queue_expires_ms: None,
+        }
+    }
+}
+
+/// Where a secret comes from: `{ env = "VAR" }` in the file, or a value set in code (the demo).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SecretRef {
+    Env { env: String },
+    #[serde(skip)]
+    Value(SecretString),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookAuth {
+    /// HMAC-SHA256 of `<timestamp>.<raw body>`, in `X-Siam-Signature`, with `X-Siam-Timestamp`.
+    #[default]
+    Hmac,
+    /// HTTP basic auth, for suppliers that can do no better.
+    Basic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SupplierSettings {
+    pub id: String,
+    pub name: String,
+    /// `servicenow`, or `queue` for a hub-internal queue (the integrator's) with no external system.
+    pub system: String,
+    #[serde(default)]
+    pub base_url: String,
+    #[serde(default)]
+    pub username: String,
+    pub password: Option<SecretRef>,
+    pub webhook_secret: Option<SecretRef>,
+    #[serde(default)]
+    pub webhook_auth: WebhookAuth,
+    /// Seconds a webhook timestamp may differ from the hub's clock.
+    #[serde(default = "defaults::webhook_tolerance")]
+    pub webhook_tolerance_secs: i64,
+    #[serde(default = "defaults::poll_interval")]
+    pub poll_interval_secs: u64,
+    /// The poller re-reads this far behind its watermark so supplier clock skew loses nothing.
+    #[serde(default = "defaults::poll_overlap")]
+    pub poll_overlap_secs: i64,
+    #[serde(default = "defaults::timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "defaults::max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "defaults::rate_per_sec")]
+    pub rate_per_sec: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoutingRule {
+    pub service: Option<String>,
+    pub ci: Option<String>,
+    pub category: Option<String>,
+    pub supplier: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoutingSettings {
+    /// Rules in order; the first whose every given field matches wins.
+    #[serde(default)]
+    pub rules: Vec<RoutingRule>,
+    /// Where a ticket goes when no rule matches: the service integrator's own queue.
+    #[serde(default = "defaults::default_queue")]
+    pub default_queue: String,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        RoutingSettings { rules: vec![], default_queue: defaults::default_queue() }
+    }
+}
+
+mod defaults {
+    pub fn listen() -> String {
+        "127.0.0.1:8080".into()
+    }
+    pub fn database_url() -> String {
+        "postgres://postgres@127.0.0.1:5432/siam_hub".into()
+    }
+    pub fn amqp_url() -> String {
+        "amqp://guest:guest@127.0.0.1:5672/%2f".into()
+    }
+    pub fn prefix() -> String {
+        "siam".into()
+    }
+    pub fn delivery_limit() -> i64 {
+        5
+    }
+    pub fn confirm_window() -> i64 {
+        256
+    }
+    pub fn max_body_bytes() -> usize {
+        256 * 1024
+    }
+    pub fn webhook_tolerance() -> i64 {
+        300
+    }
+    pub fn poll_interval() -> u64 {
+        60
+    }
+    pub fn poll_overlap() -> i64 {
+        120
+    }
+    pub fn timeout() -> u64 {
+        10
+    }
+    pub fn max_attempts() -> u32 {
+        5
+    }
+    pub fn rate_per_sec() -> u32 {
+        20
+    }
+    pub fn default_queue() -> String {
+        "integrator".into()
+    }
+}
+
+/// The built-in integrator queue every deployment has, even with no suppliers configured.
+pub const QUEUE_SYSTEM: &str = "queue";
+
+impl Settings {
+    /// Loads the file (if any) and the `SIAM_*` overrides.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!("file {} does not exist", path.display())));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        for (var, key) in [
+            ("SIAM_DATABASE_URL", "database_url"),
+            ("SIAM_AMQP_URL", "amqp_url"),
+            ("SIAM_LISTEN", "listen"),
+            ("SIAM_PUBLIC_URL", "public_url"),
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                builder = builder.set_override(key, v)?;
+            }
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parses settings from TOML text (used by the demo and tests), with the same checks.
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let known = |id: &str| id == self.routing.default_queue || self.suppliers.iter().any(|s| s.id == id);
+        for s in &self.suppliers {
+            if !matches!(s.system.as_str(), "servicenow" | QUEUE_SYSTEM) {
+                return Err(ConfigError::Invalid(format!(
+                    "supplier `{}` has system `{}`; supported: servicenow, queue",
+                    s.id, s.system
+                )));
+            }
+            if s.system != QUEUE_SYSTEM && url::Url::parse(&s.base_url).is_err() {
+                return Err(ConfigError::Invalid(format!("supplier `{}` needs a base_url such as https://example.service-now.com", s.id)));
+            }
+            if !s.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(ConfigError::Invalid(format!("supplier id `{}` may only use letters, digits, - and _", s.id)));
+            }
+        }
+        for r in &self.routing.rules {
+            if !known(&r.supplier) {
+                return Err(ConfigError::Invalid(format!("routing rule names unknown supplier `{}`", r.supplier)));
+            }
+            if r.service.is_none() && r.ci.is_none() && r.category.is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "a routing rule for `{}` needs at least one of service, ci, category",
+                    r.supplier
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn supplier(&self, id: &str) -> Option<&SupplierSettings> {
+        self.suppliers.iter().find(|s| s.id == id)
+    }
+}
+
+impl SupplierSettings {
+    /// Resolves a secret reference now, so a missing variable fails at start, not mid-delivery.
+    pub fn resolve(&self, secret: &Option<SecretRef>) -> Result<Option<SecretString>, ConfigError> {
+        match secret {
+            None => Ok(None),
+            Some(SecretRef::Value(v)) => Ok(Some(v.clone())),
+            Some(SecretRef::Env { env }) => std::env::var(env)
+                .map(|v| Some(SecretString::from(v)))
+                .map_err(|_| ConfigError::MissingSecret { supplier: self.id.clone(), var: env.clone() }),
+        }
+    }
+
+    pub fn is_external(&self) -> bool {
+        self.system != QUEUE_SYSTEM
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_routing_to_unknown_supplier() {
+        let err = Settings::from_toml(
+            r#"
+            [[routing.rules]]
+            service = "email"
+            supplier = "nobody"
+            "#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown supplier `nobody`"), "{err}");
+    }
+
+    #[test]
+    fn secrets_resolve_from_environment_and_name_the_missing_variable() {
+        let s = Settings::from_toml(
+            r#"
+            [[suppliers]]
+            id = "sn"
+            name = "SN"
+            system = "servicenow"
+            base_url = "http://127.0.0.1:1"
+            password = { env = "SIAM_TEST_SURELY_UNSET_VAR" }
+            "#,
+        )
+        .unwrap();
+        let err = s.suppliers[0].resolve(&s.suppliers[0].password).unwrap_err();
+        assert!(err.to_string().contains("SIAM_TEST_SURELY_UNSET_VAR"));
+    }
+}

@@ -1,0 +1,182 @@
+// Diesel table definitions; kept in step with `migrations/` by hand.
+
+diesel::table! {
+    suppliers (id) {
+        id -> Text,
+        name -> Text,
+        system -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    routing_rules (id) {
+        id -> Int4,
+        position -> Int4,
+        service -> Nullable<Text>,
+        ci -> Nullable<Text>,
+        category -> Nullable<Text>,
+        supplier_id -> Text,
+    }
+}
+
+diesel::table! {
+    incidents (id) {
+        id -> Int8,
+        #[sql_name = "ref"]
+        reference -> Text,
+        title -> Text,
+        description -> Text,
+        status -> Text,
+        hold_reason -> Nullable<Text>,
+        impact -> Int2,
+        urgency -> Int2,
+        priority -> Int2,
+        priority_source -> Text,
+        category -> Nullable<Text>,
+        service -> Nullable<Text>,
+        ci -> Nullable<Text>,
+        caller -> Text,
+        assigned_supplier -> Nullable<Text>,
+        resolution_code -> Nullable<Text>,
+        resolution_notes -> Nullable<Text>,
+        opened_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        closed_at -> Nullable<Timestamptz>,
+        version -> Int4,
+    }
+}
+
+diesel::table! {
+    legs (id) {
+        id -> Int8,
+        incident_id -> Int8,
+        supplier_id -> Text,
+        system -> Text,
+        state -> Text,
+        native_id -> Nullable<Text>,
+        native_number -> Nullable<Text>,
+        native_status -> Nullable<Text>,
+        url -> Nullable<Text>,
+        native_revision -> Nullable<Int8>,
+        native_updated_at -> Nullable<Timestamptz>,
+        baseline -> Jsonb,
+        unmapped -> Jsonb,
+        last_error -> Nullable<Text>,
+        opened_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+        synced_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Int8,
+        event_id -> Uuid,
+        incident_id -> Int8,
+        #[sql_name = "type"]
+        kind -> Text,
+        source -> Text,
+        data -> Jsonb,
+        occurred_at -> Timestamptz,
+        correlation_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    notes (id) {
+        id -> Int8,
+        incident_id -> Int8,
+        visibility -> Text,
+        author -> Text,
+        body -> Text,
+        origin -> Text,
+        native_id -> Nullable<Text>,
+        content_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    note_deliveries (note_id, leg_id) {
+        note_id -> Int8,
+        leg_id -> Int8,
+        delivered_at -> Timestamptz,
+        native_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        message_id -> Uuid,
+        routing_key -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+        lease_until -> Nullable<Timestamptz>,
+        published_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    inbox (consumer, message_id) {
+        consumer -> Text,
+        message_id -> Text,
+        processed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (principal, key) {
+        principal -> Text,
+        key -> Text,
+        request_hash -> Text,
+        incident_id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    dead_letters (id) {
+        id -> Int8,
+        message_id -> Uuid,
+        routing_key -> Text,
+        payload -> Jsonb,
+        supplier_id -> Nullable<Text>,
+        incident_ref -> Nullable<Text>,
+        reason -> Text,
+        created_at -> Timestamptz,
+        replayed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Int8,
+        key_hash -> Text,
+        prefix -> Text,
+        role -> Text,
+        supplier_id -> Nullable<Text>,
+        label -> Nullable<Text>,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    poll_state (supplier_id) {
+        supplier_id -> Text,
+        watermark -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(legs -> incidents (incident_id));
+diesel::joinable!(events -> incidents (incident_id));
+diesel::joinable!(notes -> incidents (incident_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    suppliers, routing_rules, incidents, legs, events, notes, note_deliveries, outbox, inbox,
+    idempotency_keys, dead_letters, api_keys, poll_state,
+);

@@ -6,8 +6,10 @@
 //! `adapters` -> `sync`, `api`, `sim` -> `startup` -> the CLI.
 
 pub mod adapters;
+pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod routing;
 pub mod store;
+pub mod sync;
 pub mod validation;

@@ -175,6 +175,8 @@ diesel::table! {
 diesel::joinable!(legs -> incidents (incident_id));
 diesel::joinable!(events -> incidents (incident_id));
 diesel::joinable!(notes -> incidents (incident_id));
+diesel::joinable!(note_deliveries -> notes (note_id));
+diesel::joinable!(note_deliveries -> legs (leg_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     suppliers, routing_rules, incidents, legs, events, notes, note_deliveries, outbox, inbox,

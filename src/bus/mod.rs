@@ -1,0 +1,272 @@
+//! The broker: RabbitMQ through lapin.
+//!
+//! [`Bus::run`] supervises one connection at a time: connect (with a timeout), declare the
+//! topology, then run the outbox relay and the consumers on it. When the broker goes away or
+//! any of them fails, everything on that connection stops and the supervisor starts again
+//! after a backoff; nothing is lost because unconfirmed outbox rows are simply republished and
+//! unacknowledged deliveries are redelivered. (lapin's own recovery does not survive a broker
+//! restart, hence a supervisor of our own.)
+
+mod relay;
+pub mod topology;
+
+use crate::store::{deadletters, Store};
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Connection, ConnectionProperties};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+pub use topology::Topology;
+
+/// A delivery as handlers see it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub message_id: String,
+    pub routing_key: String,
+    /// The CloudEvent; `Null` if the body was not JSON.
+    pub payload: serde_json::Value,
+    pub redelivered: bool,
+    /// For dead-lettered messages: why the broker gave up on them.
+    pub death: Option<String>,
+}
+
+/// What a handler made of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (or already done before): acknowledge.
+    Done,
+    /// A passing fault on the hub's side: redeliver later (the queue's delivery limit applies).
+    Retry(String),
+    /// Give up: record it in the dead-letter list with this reason, then acknowledge.
+    Dead(String),
+}
+
+pub type Handler = Arc<dyn Fn(Incoming) -> BoxFuture<'static, Outcome> + Send + Sync>;
+
+/// A queue and what handles its messages.
+#[derive(Clone)]
+pub struct ConsumerSpec {
+    pub queue: String,
+    /// The supplier a dispatch queue serves, recorded on its dead letters.
+    pub supplier: Option<String>,
+    pub prefetch: u16,
+    pub handler: Handler,
+}
+
+#[derive(Clone)]
+pub struct Bus {
+    url: String,
+    pub topology: Topology,
+    store: Store,
+    /// Wakes the relay as soon as something is written to the outbox.
+    pub outbox_signal: Arc<Notify>,
+    connected: watch::Sender<bool>,
+}
+
+impl Bus {
+    pub fn new(url: &str, topology: Topology, store: Store) -> Bus {
+        let (connected, _) = watch::channel(false);
+        Bus { url: url.to_string(), topology, store, outbox_signal: Arc::new(Notify::new()), connected }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    pub fn watch_connected(&self) -> watch::Receiver<bool> {
+        self.connected.subscribe()
+    }
+
+    /// Runs until `shutdown` turns true: connection supervision, relay and consumers.
+    pub async fn run(self, consumers: Vec<ConsumerSpec>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.connect().await {
+                Ok(conn) => {
+                    backoff = Duration::from_millis(250);
+                    tracing::info!(broker = %crate::store::redact(&self.url), "connected to RabbitMQ");
+                    let ended = self.session(&conn, &consumers, &mut shutdown).await;
+                    self.connected.send_replace(false);
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "hub restarting broker session")).await;
+                    match ended {
+                        Ok(()) => return,
+                        Err(e) => tracing::warn!(error = %e, "broker session ended; reconnecting"),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "RabbitMQ is not reachable at {} ({e}); start it with `rabbitmq-server -detached`; retrying in {:?}",
+                        crate::store::redact(&self.url),
+                        backoff
+                    );
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, String> {
+        let props = ConnectionProperties::default()
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio)
+            .with_connection_name("siam-hub".into());
+        let conn = tokio::time::timeout(Duration::from_secs(5), Connection::connect(&self.url, props))
+            .await
+            .map_err(|_| "connection timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+        tokio::time::timeout(Duration::from_secs(10), self.topology.declare(&channel))
+            .await
+            .map_err(|_| "declaring the topology timed out".to_string())??;
+        let _ = channel.close(200, "topology declared").await;
+        Ok(conn)
+    }
+
+    /// Everything that runs on one connection; returns when it must be rebuilt.
+    async fn session(&self, conn: &Connection, consumers: &[ConsumerSpec], shutdown: &mut watch::Receiver<bool>) -> Result<(), String> {
+        let (err_tx, mut err_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        conn.on_error(move |e| {
+            let _ = err_tx.send(e.to_string());
+        });
+        let mut tasks: JoinSet<Result<(), String>> = JoinSet::new();
+        let relay_channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+        tasks.spawn(relay::run(relay_channel, self.store.clone(), self.topology.clone(), self.outbox_signal.clone()));
+        let mut all = consumers.to_vec();
+        all.push(self.dead_letter_recorder());
+        for spec in all {
+            let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+            tasks.spawn(consume(channel, spec, self.store.clone()));
+        }
+        self.connected.send_replace(true);
+        let result = tokio::select! {
+            Some(e) = err_rx.recv() => Err(format!("connection error: {e}")),
+            Some(done) = tasks.join_next() => match done {
+                Ok(Ok(())) => Err("a broker task stopped".to_string()),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(format!("a broker task failed: {e}")),
+            },
+            _ = shutdown.changed() => Ok(()),
+        };
+        tasks.abort_all();
+        result
+    }
+
+    /// Records what the broker dead-lettered (delivery limit reached) in the dead-letter list.
+    fn dead_letter_recorder(&self) -> ConsumerSpec {
+        let store = self.store.clone();
+        let handler: Handler = Arc::new(move |msg: Incoming| {
+            let store = store.clone();
+            Box::pin(async move {
+                let reason = msg.death.clone().unwrap_or_else(|| "dead-lettered by the broker".into());
+                let supplier = msg.routing_key.strip_prefix("dispatch.").map(str::to_string);
+                match record_dead(&store, &msg, supplier.as_deref(), &reason).await {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => Outcome::Retry(e),
+                }
+            })
+        });
+        ConsumerSpec { queue: self.topology.dead_queue(), supplier: None, prefetch: 16, handler }
+    }
+}
+
+async fn record_dead(store: &Store, msg: &Incoming, supplier: Option<&str>, reason: &str) -> Result<(), String> {
+    let msg = msg.clone();
+    let supplier = supplier.map(str::to_string);
+    let reason = reason.to_string();
+    store
+        .run(move |conn| {
+            let message_id = uuid::Uuid::parse_str(&msg.message_id).unwrap_or_else(|_| uuid::Uuid::now_v7());
+            let incident_ref = msg.payload.get("subject").and_then(|s| s.as_str()).map(str::to_string);
+            deadletters::insert(
+                conn,
+                &deadletters::NewDeadLetter {
+                    message_id,
+                    routing_key: &msg.routing_key,
+                    payload: &msg.payload,
+                    supplier_id: supplier.as_deref(),
+                    incident_ref: incident_ref.as_deref(),
+                    reason: &reason,
+                },
+            )
+            .map(|_| ())
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
+    let deaths = headers?.inner().get("x-death")?;
+    let AMQPValue::FieldArray(arr) = deaths else { return None };
+    let first = arr.as_slice().first()?;
+    let AMQPValue::FieldTable(t) = first else { return None };
+    let s = |k: &str| match t.inner().get(k) {
+        Some(AMQPValue::LongString(v)) => Some(v.to_string()),
+        Some(AMQPValue::ShortString(v)) => Some(v.as_str().to_string()),
+        _ => None,
+    };
+    Some(format!(
+        "broker dead-lettered it from queue {} ({})",
+        s("queue").unwrap_or_default(),
+        s("reason").map(|r| if r == "delivery_limit" { "delivery limit reached".to_string() } else { r }).unwrap_or_default()
+    ))
+}
+
+async fn consume(channel: lapin::Channel, spec: ConsumerSpec, store: Store) -> Result<(), String> {
+    channel.basic_qos(spec.prefetch, BasicQosOptions::default()).await.map_err(|e| e.to_string())?;
+    let mut consumer = channel
+        .basic_consume(&spec.queue, "", BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .map_err(|e| format!("consuming {}: {e}", spec.queue))?;
+    while let Some(delivery) = consumer.next().await {
+        let delivery = delivery.map_err(|e| format!("consumer of {}: {e}", spec.queue))?;
+        let props = &delivery.properties;
+        let payload: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap_or(serde_json::Value::Null);
+        let message_id = props
+            .message_id()
+            .as_ref()
+            .map(|m| m.as_str().to_string())
+            .or_else(|| payload.get("id").and_then(|v| v.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        let msg = Incoming {
+            message_id,
+            routing_key: delivery.routing_key.as_str().to_string(),
+            payload,
+            redelivered: delivery.redelivered,
+            death: death_reason(props.headers().as_ref()),
+        };
+        let outcome = if msg.payload.is_null() {
+            Outcome::Dead("the message body is not JSON".into())
+        } else {
+            (spec.handler)(msg.clone()).await
+        };
+        match outcome {
+            Outcome::Done => delivery.acker.ack(BasicAckOptions::default()).await.map_err(|e| e.to_string())?,
+            Outcome::Dead(reason) => {
+                tracing::warn!(queue = %spec.queue, message = %msg.message_id, %reason, "dead-lettering message");
+                if let Err(e) = record_dead(&store, &msg, spec.supplier.as_deref(), &reason).await {
+                    tracing::error!(error = %e, "cannot record dead letter; leaving it to the broker");
+                    delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map_err(|e| e.to_string())?;
+                    continue;
+                }
+                delivery.acker.ack(BasicAckOptions::default()).await.map_err(|e| e.to_string())?;
+            }
+            Outcome::Retry(reason) => {
+                tracing::warn!(queue = %spec.queue, message = %msg.message_id, %reason, "will redeliver message");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Err(format!("consumer of {} was cancelled", spec.queue))
+}

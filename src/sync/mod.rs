@@ -1,0 +1,75 @@
+//! Keeping supplier tickets and the unified record in step.
+//!
+//! - [`outbound`]: a supplier's dispatch queue consumer brings its ticket in line with the
+//!   record (create once, push changed fields, push new notes).
+//! - [`inbound`]: a supplier record (from a webhook, a poll, or the answer to our own write) is
+//!   compared with the leg's baseline and only real supplier changes reach the record.
+//! - [`poller`]: the reconciliation sweep that catches what webhooks missed.
+
+pub mod inbound;
+pub mod outbound;
+pub mod poller;
+
+use crate::adapters::http::SupplierHttp;
+use crate::adapters::servicenow::ServiceNowClient;
+use crate::adapters::{MapError, SupplierError};
+use crate::config::{Settings, SupplierSettings};
+use crate::domain::PriorityMatrix;
+use crate::store::{Store, StoreError};
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Supplier(#[from] SupplierError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read the supplier's record: {0}")]
+    Map(#[from] MapError),
+    #[error("supplier `{0}` is not configured")]
+    UnknownSupplier(String),
+}
+
+/// One configured external supplier instance, ready to call.
+pub struct SupplierLink {
+    pub settings: SupplierSettings,
+    pub client: ServiceNowClient,
+    /// HMAC secret (or basic-auth password) the supplier's webhooks must carry.
+    pub webhook_secret: Option<SecretString>,
+}
+
+/// What the sync stages share.
+#[derive(Clone)]
+pub struct Engine {
+    pub store: Store,
+    pub matrix: PriorityMatrix,
+    pub suppliers: Arc<HashMap<String, Arc<SupplierLink>>>,
+    /// Wakes the outbox relay after a commit.
+    pub outbox_signal: Arc<Notify>,
+}
+
+impl Engine {
+    /// Builds clients for every external supplier; fails on a missing secret.
+    pub fn new(settings: &Settings, store: Store, outbox_signal: Arc<Notify>) -> Result<Engine, String> {
+        let mut suppliers = HashMap::new();
+        for s in settings.suppliers.iter().filter(|s| s.is_external()) {
+            let password = s.resolve(&s.password).map_err(|e| e.to_string())?.unwrap_or_else(|| SecretString::from(String::new()));
+            let webhook_secret = s.resolve(&s.webhook_secret).map_err(|e| e.to_string())?;
+            let http = SupplierHttp::new(std::time::Duration::from_secs(s.timeout_secs), s.rate_per_sec, s.max_attempts)?;
+            let client = ServiceNowClient::new(http, &s.base_url, &s.username, password);
+            suppliers.insert(s.id.clone(), Arc::new(SupplierLink { settings: s.clone(), client, webhook_secret }));
+        }
+        Ok(Engine { store, matrix: settings.priority_matrix.clone(), suppliers: Arc::new(suppliers), outbox_signal })
+    }
+
+    pub fn supplier(&self, id: &str) -> Result<Arc<SupplierLink>, SyncError> {
+        self.suppliers.get(id).cloned().ok_or_else(|| SyncError::UnknownSupplier(id.to_string()))
+    }
+
+    pub fn notify(&self) {
+        self.outbox_signal.notify_one();
+    }
+}

@@ -1,0 +1,273 @@
+//! Dispatch: brings one supplier ticket in line with the unified record.
+//!
+//! A dispatch message only names the ticket; the consumer reads the record as it is now and
+//! pushes what the supplier lacks. So duplicated, reordered or replayed messages are harmless,
+//! and a retried create never makes a second ticket: the hub looks for its reference in the
+//! supplier's `correlation_id` before creating.
+
+use super::inbound::apply_record;
+use super::{Engine, SyncError};
+use crate::adapters::servicenow::mapping::{create_body, from_canonical, parse_journal};
+use crate::adapters::servicenow::parse_record;
+use crate::adapters::SupplierError;
+use crate::bus::{Handler, Incoming, Outcome};
+use crate::domain::*;
+use crate::store::models::{IncidentRow, LegRow, NoteRow};
+use crate::store::record::{self, Context};
+use crate::store::schema::{legs, note_deliveries, notes};
+use crate::store::{outbox, StoreResult};
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel::PgConnection;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What the dispatcher needs to know about one leg, read in one go.
+struct Snapshot {
+    incident: Incident,
+    row: IncidentRow,
+    leg: LegRow,
+    notes: Vec<NoteRow>,
+}
+
+fn snapshot(conn: &mut PgConnection, reference: &str, supplier: &str) -> StoreResult<Option<Snapshot>> {
+    let row = record::find_row(conn, reference)?;
+    let leg = legs::table
+        .filter(legs::incident_id.eq(row.id))
+        .filter(legs::supplier_id.eq(supplier))
+        .order(legs::id.desc())
+        .select(LegRow::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(leg) = leg else { return Ok(None) };
+    let delivered = note_deliveries::table.filter(note_deliveries::leg_id.eq(leg.id)).select(note_deliveries::note_id);
+    let pending: Vec<NoteRow> = notes::table
+        .filter(notes::incident_id.eq(row.id))
+        .filter(notes::origin.ne(supplier))
+        .filter(notes::id.ne_all(delivered))
+        .order(notes::id)
+        .select(NoteRow::as_select())
+        .load(conn)?;
+    let incident = record::document(conn, &row)?;
+    Ok(Some(Snapshot { incident, row, leg, notes: pending }))
+}
+
+fn baseline_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| o.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+impl Engine {
+    /// Brings `supplier`'s ticket for `reference` in line with the record.
+    pub async fn sync_leg(&self, supplier: &str, reference: &str, correlation_id: &str) -> Result<(), SyncError> {
+        let link = self.supplier(supplier)?;
+        let (r, s) = (reference.to_string(), supplier.to_string());
+        let Some(snap) = self.store.run(move |c| snapshot(c, &r, &s)).await? else {
+            return Ok(());
+        };
+        if snap.leg.state()? == LegState::Closed {
+            return Ok(());
+        }
+        let sys_id = match snap.leg.native_id.clone() {
+            Some(id) => id,
+            None => self.open_leg(supplier, &snap, correlation_id).await?,
+        };
+
+        // Push the synced fields the supplier lacks, then read its answer as an inbound record
+        // so a change the supplier made meanwhile is not hidden by the new baseline.
+        let (r, s) = (reference.to_string(), supplier.to_string());
+        let Some(snap) = self.store.run(move |c| snapshot(c, &r, &s)).await? else { return Ok(()) };
+        let baseline = baseline_map(&snap.leg.baseline);
+        let diff: Map<String, Value> = from_canonical(&snap.incident)
+            .into_iter()
+            .filter(|(k, v)| baseline.get(k) != Some(v))
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        if !diff.is_empty() {
+            let answer = link.client.update(&sys_id, &Value::Object(diff.clone())).await?;
+            self.absorb(supplier, snap.leg.id, Some(diff), None, &answer, correlation_id).await?;
+        }
+
+        // Notes: internal ones only ever go to the internal journal field.
+        for note in &snap.notes {
+            let visibility: Visibility = note.visibility.parse().map_err(crate::store::StoreError::from)?;
+            let field = match visibility {
+                Visibility::Internal => "work_notes",
+                Visibility::Public => "comments",
+            };
+            let answer = link.client.update(&sys_id, &json!({ field: note.body })).await?;
+            self.absorb(supplier, snap.leg.id, None, Some(note.id), &answer, correlation_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates (or adopts) the supplier ticket and opens the leg.
+    async fn open_leg(&self, supplier: &str, snap: &Snapshot, correlation_id: &str) -> Result<String, SyncError> {
+        let link = self.supplier(supplier)?;
+        let reference = snap.incident.reference.as_str();
+        let native = match link.client.find_by_correlation(reference).await? {
+            Some(existing) => {
+                tracing::info!(%reference, %supplier, "adopting the supplier ticket a previous attempt created");
+                existing
+            }
+            None => link.client.create(&create_body(&snap.incident)).await?,
+        };
+        let rec = parse_record(&native)?;
+        let sys_id = rec.sys_id.clone();
+        let url = format!("{}/nav_to.do?uri=incident.do?sys_id={}", link.settings.base_url.trim_end_matches('/'), rec.sys_id);
+        let (leg_id, row_id, s) = (snap.leg.id, snap.row.id, supplier.to_string());
+        let (matrix, corr) = (self.matrix.clone(), correlation_id.to_string());
+        self.store
+            .tx(move |conn| {
+                let ctx = Context::supplier(&s, corr);
+                diesel::update(legs::table.find(leg_id))
+                    .set((
+                        legs::native_id.eq(&rec.sys_id),
+                        legs::native_number.eq(&rec.number),
+                        legs::native_status.eq(rec.fields.get("state")),
+                        legs::native_revision.eq(rec.mod_count),
+                        legs::native_updated_at.eq(rec.updated_on),
+                        legs::baseline.eq(json!(rec.fields)),
+                        legs::url.eq(&url),
+                        legs::state.eq(LegState::Open.as_str()),
+                        legs::last_error.eq(None::<String>),
+                        legs::synced_at.eq(Utc::now()),
+                    ))
+                    .execute(conn)?;
+                let row = record::lock_row_by_id(conn, row_id)?;
+                record::record_event(
+                    conn,
+                    &ctx,
+                    &row,
+                    NewEvent::new(
+                        EventType::LegOpened,
+                        &ctx.source,
+                        json!({ "supplier": s, "system": "servicenow", "native_id": rec.sys_id, "native_number": rec.number }),
+                    ),
+                )?;
+                if row.status()? == Status::New {
+                    let changes = IncidentChanges { status: Some(Status::Assigned), ..Default::default() };
+                    record::apply_changes(conn, &ctx, row, &changes, &matrix)?;
+                }
+                Ok(())
+            })
+            .await?;
+        self.notify();
+        Ok(sys_id)
+    }
+
+    /// Records what the hub just wrote to the supplier (pushed fields move the baseline; a pushed
+    /// note is marked delivered), then applies the supplier's answer as an inbound record.
+    async fn absorb(
+        &self,
+        supplier: &str,
+        leg_id: i64,
+        pushed: Option<Map<String, Value>>,
+        note_id: Option<i64>,
+        answer: &Value,
+        correlation_id: &str,
+    ) -> Result<(), SyncError> {
+        let rec = parse_record(answer)?;
+        let journal = parse_journal(answer.get("journal").and_then(|j| j.as_array()).map(Vec::as_slice).unwrap_or(&[]));
+        let (s, matrix, corr) = (supplier.to_string(), self.matrix.clone(), correlation_id.to_string());
+        self.store
+            .tx(move |conn| {
+                if let Some(pushed) = pushed {
+                    let mut baseline: Value = legs::table.find(leg_id).select(legs::baseline).for_update().first(conn)?;
+                    if let Some(obj) = baseline.as_object_mut() {
+                        obj.extend(pushed);
+                    }
+                    diesel::update(legs::table.find(leg_id)).set(legs::baseline.eq(baseline)).execute(conn)?;
+                }
+                if let Some(note_id) = note_id {
+                    diesel::insert_into(note_deliveries::table)
+                        .values((
+                            note_deliveries::note_id.eq(note_id),
+                            note_deliveries::leg_id.eq(leg_id),
+                            note_deliveries::delivered_at.eq(Utc::now()),
+                        ))
+                        .on_conflict_do_nothing()
+                        .execute(conn)?;
+                }
+                let ctx = Context::supplier(&s, corr);
+                apply_record(conn, &ctx, &s, &rec, &journal, &matrix)?;
+                Ok(())
+            })
+            .await?;
+        self.notify();
+        Ok(())
+    }
+
+    /// The dispatch queue handler for one supplier: idempotent by message id; failures that
+    /// outlived their retries go to the dead-letter list with the reason, and the leg says so.
+    pub fn dispatch_handler(self: &Arc<Self>, supplier: &str) -> Handler {
+        let engine = self.clone();
+        let supplier = supplier.to_string();
+        Arc::new(move |msg: Incoming| {
+            let engine = engine.clone();
+            let supplier = supplier.clone();
+            Box::pin(async move { engine.handle_dispatch(&supplier, msg).await })
+        })
+    }
+
+    async fn handle_dispatch(&self, supplier: &str, msg: Incoming) -> Outcome {
+        let consumer = format!("dispatch:{supplier}");
+        let (c, id) = (consumer.clone(), msg.message_id.clone());
+        match self.store.run(move |conn| outbox::seen(conn, &c, &id)).await {
+            Ok(true) => return Outcome::Done,
+            Ok(false) => {}
+            Err(e) => return Outcome::Retry(e.to_string()),
+        }
+        let Some(reference) = msg.payload.pointer("/data/ref").and_then(|v| v.as_str()).map(str::to_string) else {
+            return Outcome::Dead("dispatch message without data.ref".into());
+        };
+        let correlation = msg.payload.get("correlationid").and_then(|v| v.as_str()).unwrap_or(&msg.message_id).to_string();
+        let span = tracing::info_span!("dispatch", %supplier, %reference, correlation_id = %correlation);
+        let _enter = span.enter();
+        let result = self.sync_leg(supplier, &reference, &correlation).await;
+        let failure = match result {
+            Ok(()) => None,
+            Err(SyncError::Store(e)) => return Outcome::Retry(e.to_string()),
+            Err(SyncError::Supplier(e @ SupplierError::Transient { .. })) => Some(format!("retries exhausted: {e}")),
+            Err(e) => Some(e.to_string()),
+        };
+        let (s, r) = (supplier.to_string(), reference.clone());
+        let done = self
+            .store
+            .tx(move |conn| {
+                if let Some(reason) = &failure {
+                    mark_leg_failed(conn, &s, &r, reason, &correlation)?;
+                }
+                outbox::mark_seen(conn, &consumer, &msg.message_id)?;
+                Ok(failure)
+            })
+            .await;
+        self.notify();
+        match done {
+            Ok(None) => Outcome::Done,
+            Ok(Some(reason)) => Outcome::Dead(reason),
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+}
+
+/// Notes the failure on the leg; a leg whose ticket was never created becomes `failed`.
+fn mark_leg_failed(conn: &mut PgConnection, supplier: &str, reference: &str, reason: &str, correlation: &str) -> StoreResult<()> {
+    let row = record::find_row(conn, reference)?;
+    let leg: Option<LegRow> = legs::table
+        .filter(legs::incident_id.eq(row.id))
+        .filter(legs::supplier_id.eq(supplier))
+        .order(legs::id.desc())
+        .select(LegRow::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(leg) = leg else { return Ok(()) };
+    let state = if leg.native_id.is_none() { LegState::Failed } else { leg.state()? };
+    diesel::update(legs::table.find(leg.id))
+        .set((legs::last_error.eq(reason), legs::state.eq(state.as_str())))
+        .execute(conn)?;
+    let ctx = Context::hub(correlation);
+    record::record_event(conn, &ctx, &row, NewEvent::new(EventType::LegFailed, "hub", json!({ "supplier": supplier, "reason": reason })))
+}

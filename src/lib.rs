@@ -6,10 +6,14 @@
 //! `adapters` -> `sync`, `api`, `sim` -> `startup` -> the CLI.
 
 pub mod adapters;
+pub mod api;
 pub mod bus;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod routing;
+pub mod sim;
+pub mod startup;
 pub mod store;
 pub mod sync;
 pub mod validation;

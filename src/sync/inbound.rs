@@ -236,13 +236,26 @@ fn import_journal_entry(
 }
 
 impl Engine {
-    /// Applies a record in its own transaction and wakes the relay.
-    pub async fn apply(&self, supplier: &str, rec: SnRecord, journal: Vec<JournalEntry>, correlation_id: String) -> Result<Applied, SyncError> {
+    /// Applies a record in its own transaction and wakes the relay. With a `delivery` id (a
+    /// webhook's), a delivery already handled is recognised and changes nothing.
+    pub async fn apply(
+        &self,
+        supplier: &str,
+        rec: SnRecord,
+        journal: Vec<JournalEntry>,
+        correlation_id: String,
+        delivery: Option<String>,
+    ) -> Result<Applied, SyncError> {
         let supplier_id = supplier.to_string();
         let matrix = self.matrix.clone();
         let applied = self
             .store
             .tx(move |conn| {
+                if let Some(id) = &delivery {
+                    if !crate::store::outbox::mark_seen(conn, &format!("webhook:{supplier_id}"), id)? {
+                        return Ok(Applied { stale: true, ..Default::default() });
+                    }
+                }
                 let ctx = Context::supplier(&supplier_id, correlation_id);
                 apply_record(conn, &ctx, &supplier_id, &rec, &journal, &matrix)
             })

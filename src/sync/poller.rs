@@ -67,7 +67,7 @@ impl Engine {
                     continue;
                 }
                 let journal = parse_journal(&link.client.journal(&rec.sys_id).await?);
-                let applied = self.apply(supplier, rec, journal, uuid::Uuid::now_v7().to_string()).await?;
+                let applied = self.apply(supplier, rec, journal, uuid::Uuid::now_v7().to_string(), None).await?;
                 if !applied.unknown_ticket && !applied.stale {
                     report.applied += 1;
                 }

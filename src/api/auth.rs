@@ -1,0 +1,79 @@
+//! Who is calling: API keys (`Authorization: Bearer <key>` or `X-API-Key`) with a role, and for
+//! supplier keys the one supplier they speak for.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::store::auth;
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use std::future::Future;
+use std::pin::Pin;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    ServiceDesk,
+    Supplier,
+    Manager,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "service_desk" => Some(Role::ServiceDesk),
+            "supplier" => Some(Role::Supplier),
+            "manager" => Some(Role::Manager),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub const NAMES: &'static [&'static str] = &["service_desk", "supplier", "manager", "admin"];
+}
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub key_prefix: String,
+    pub role: Role,
+    pub supplier: Option<String>,
+}
+
+impl Principal {
+    /// The name recorded as the source of changes this caller makes.
+    pub fn source(&self) -> String {
+        format!("api:{}", self.key_prefix)
+    }
+
+    pub fn require(&self, allowed: &[Role]) -> Result<(), ApiError> {
+        if self.role == Role::Admin || allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("this operation needs one of the roles {allowed:?}; the key has {:?}", self.role)))
+        }
+    }
+}
+
+fn presented_key(req: &HttpRequest) -> Option<String> {
+    if let Some(v) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim().to_string());
+    }
+    let auth = req.headers().get("authorization")?.to_str().ok()?;
+    auth.strip_prefix("Bearer ").map(|k| k.trim().to_string())
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let key = presented_key(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let key = key.ok_or_else(|| ApiError::unauthorized("send an API key as `Authorization: Bearer <key>` (create one with `siam-hub keys create`)"))?;
+            let state = state.ok_or_else(|| ApiError::unauthorized("no key store"))?;
+            let record = state.store.run(move |c| auth::lookup(c, &key)).await.map_err(ApiError::from)?;
+            let record = record.ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+            let role = Role::parse(&record.role).ok_or_else(|| ApiError::forbidden(format!("the key has an unknown role `{}`", record.role)))?;
+            Ok(Principal { key_prefix: record.prefix, role, supplier: record.supplier_id })
+        })
+    }
+}

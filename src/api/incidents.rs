@@ -1,0 +1,217 @@
+//! `/api/v1/incidents`: raise, read, list, change, annotate and trace incidents.
+
+use super::auth::{Principal, Role};
+use super::error::ApiError;
+use super::{correlation_id, parse_json, read_body, AppState};
+use crate::domain::*;
+use crate::store::record::{self, Context, IdempotencyKey, ListFilter, NewNote};
+use crate::validation::{self, Doc};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::json;
+
+fn ctx(p: &Principal, req: &HttpRequest) -> Context {
+    Context { source: p.source(), supplier: None, correlation_id: correlation_id(req) }
+}
+
+fn etag(version: i32) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+fn parse_ref(raw: &str) -> Result<TicketRef, ApiError> {
+    raw.parse::<TicketRef>().map_err(ApiError::not_found)
+}
+
+/// A supplier key sees only tickets in which its supplier holds a leg.
+fn visible(p: &Principal, incident: &Incident) -> Result<(), ApiError> {
+    match (&p.role, &p.supplier) {
+        (Role::Supplier, Some(s)) if !incident.legs.iter().any(|l| &l.supplier == s) => {
+            Err(ApiError::not_found(format!("incident {} does not exist", incident.reference)))
+        }
+        (Role::Supplier, None) => Err(ApiError::forbidden("this supplier key is not scoped to a supplier")),
+        _ => Ok(()),
+    }
+}
+
+fn check_service(state: &AppState, new: &NewIncident) -> Result<(), ApiError> {
+    let catalogue = &state.settings.services;
+    if let Some(service) = &new.service {
+        if !catalogue.is_empty() && !catalogue.iter().any(|s| s.name.eq_ignore_ascii_case(service)) {
+            let known: Vec<&str> = catalogue.iter().map(|s| s.name.as_str()).collect();
+            return Err(ApiError::unprocessable(
+                "unknown-service",
+                "Unknown service",
+                format!("service `{service}` is not in the service catalogue; known services: {}", known.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/incidents`
+pub async fn create(req: HttpRequest, p: Principal, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    p.require(&[Role::ServiceDesk])?;
+    let bytes = read_body(body, state.settings.max_body_bytes).await?;
+    let doc = parse_json(&bytes)?;
+    validation::validate(Doc::Create, &doc).map_err(ApiError::schema)?;
+    let new: NewIncident = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid incident", e.to_string()))?;
+    check_service(&state, &new)?;
+    let idem = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 200).ok_or_else(|| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "Invalid Idempotency-Key", "the Idempotency-Key header must be 1-200 visible characters")
+            })?;
+            let canonical = serde_json::to_string(&new).unwrap_or_default();
+            Some(IdempotencyKey { principal: p.source(), key: key.to_string(), request_hash: record::content_hash(&[&canonical]) })
+        }
+    };
+    let priority = state.settings.priority_matrix.derive(new.impact, new.urgency);
+    let route = state.router.route(&new);
+    let c = ctx(&p, &req);
+    let (incident, replayed) = state.store.run(move |conn| record::create_incident(conn, &c, idem.as_ref(), &new, priority, &route)).await?;
+    state.engine.notify();
+    let (h, v) = etag(incident.version);
+    let mut resp = HttpResponse::Created();
+    resp.insert_header((h, v)).insert_header((header::LOCATION, format!("/api/v1/incidents/{}", incident.reference)));
+    if replayed {
+        resp.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(resp.json(incident))
+}
+
+/// `GET /api/v1/incidents/{ref}`
+pub async fn get(p: Principal, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let r = parse_ref(&path)?;
+    let incident = state.store.run(move |c| record::load(c, r.as_str())).await?;
+    visible(&p, &incident)?;
+    let (h, v) = etag(incident.version);
+    Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    supplier: Option<String>,
+    priority: Option<u8>,
+    service: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/incidents?status=&supplier=&priority=&service=&limit=&cursor=`
+pub async fn list(p: Principal, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let bad = |d: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", "Invalid query parameter", d);
+    let mut filter = ListFilter {
+        status: q.status.as_deref().map(str::parse).transpose().map_err(|e: UnknownValue| bad(e.to_string()))?,
+        supplier: q.supplier.clone(),
+        priority: q.priority.map(|v| Priority::new(v).ok_or_else(|| bad(format!("priority must be 1..5, got {v}")))).transpose()?,
+        service: q.service.clone(),
+        visible_to_supplier: None,
+    };
+    if p.role == Role::Supplier {
+        filter.visible_to_supplier = Some(p.supplier.clone().ok_or_else(|| ApiError::forbidden("this supplier key is not scoped to a supplier"))?);
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(bad(format!("limit must be 1..200, got {limit}")));
+    }
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.strip_prefix("id:").and_then(|n| n.parse::<i64>().ok()))
+                .ok_or_else(|| bad("cursor is not one this API issued".into()))
+        })
+        .transpose()?;
+    let (items, next) = state.store.run(move |c| record::list(c, &filter, after, limit)).await?;
+    let next_cursor = next.map(|id| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("id:{id}")));
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
+}
+
+fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
+    let raw = req.headers().get(header::IF_MATCH).ok_or_else(|| {
+        ApiError::new(StatusCode::PRECONDITION_REQUIRED, "if-match-required", "If-Match required", "send the version you read as `If-Match: \"<version>\"` (the ETag of GET)")
+    })?;
+    raw.to_str()
+        .ok()
+        .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|s| s.parse::<i32>().ok())
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid-if-match", "Invalid If-Match", "If-Match must be a version number such as \"3\""))
+}
+
+/// `PATCH /api/v1/incidents/{ref}` (JSON merge patch, `If-Match` required)
+pub async fn patch(req: HttpRequest, p: Principal, state: web::Data<AppState>, path: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    p.require(&[Role::ServiceDesk])?;
+    let r = parse_ref(&path)?;
+    let version = if_match(&req)?;
+    let bytes = read_body(body, state.settings.max_body_bytes).await?;
+    let doc = parse_json(&bytes)?;
+    validation::validate(Doc::Patch, &doc).map_err(ApiError::schema)?;
+    let changes: IncidentChanges = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid change", e.to_string()))?;
+    let c = ctx(&p, &req);
+    let matrix = state.settings.priority_matrix.clone();
+    let incident = state.store.run(move |conn| record::update(conn, &c, r.as_str(), version, &changes, &matrix)).await?;
+    state.engine.notify();
+    let (h, v) = etag(incident.version);
+    Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
+}
+
+#[derive(Debug, Deserialize)]
+struct NoteBody {
+    text: String,
+    visibility: Visibility,
+}
+
+/// `POST /api/v1/incidents/{ref}/notes`
+pub async fn add_note(req: HttpRequest, p: Principal, state: web::Data<AppState>, path: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    p.require(&[Role::ServiceDesk, Role::Supplier])?;
+    let r = parse_ref(&path)?;
+    let bytes = read_body(body, state.settings.max_body_bytes).await?;
+    let doc = parse_json(&bytes)?;
+    validation::validate(Doc::NoteCreate, &doc).map_err(ApiError::schema)?;
+    let body: NoteBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid note", e.to_string()))?;
+    if p.role == Role::Supplier {
+        let r2 = r.clone();
+        let incident = state.store.run(move |c| record::load(c, r2.as_str())).await?;
+        visible(&p, &incident)?;
+    }
+    let note = NewNote {
+        visibility: body.visibility,
+        author: p.source(),
+        text: body.text,
+        origin: "hub".into(),
+        native_id: None,
+        created_at: chrono::Utc::now(),
+    };
+    let c = ctx(&p, &req);
+    let (note, incident) = state.store.run(move |conn| record::add_hub_note(conn, &c, r.as_str(), &note)).await?;
+    state.engine.notify();
+    let (h, v) = etag(incident.version);
+    Ok(HttpResponse::Created().insert_header((h, v)).json(note))
+}
+
+/// `GET /api/v1/incidents/{ref}/history`: the append-only event log, oldest first.
+pub async fn history(p: Principal, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let r = parse_ref(&path)?;
+    let r2 = r.clone();
+    let incident = state.store.run(move |c| record::load(c, r2.as_str())).await?;
+    visible(&p, &incident)?;
+    let events = state.store.run(move |c| record::history(c, r.as_str())).await?;
+    let items: Vec<_> = events
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.event_id, "type": e.kind, "source": e.source, "time": time::rfc3339(&e.occurred_at),
+                "correlation_id": e.correlation_id, "data": e.data,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "ref": incident.reference, "events": items })))
+}

@@ -1,0 +1,117 @@
+//! `/openapi.json`: the API description, with the canonical schemas from `schemas/`.
+
+use actix_web::HttpResponse;
+use serde_json::{json, Value};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApiBuilder, PathItem, PathsBuilder, Ref, ResponseBuilder};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::{Components, Required};
+
+struct Op {
+    method: HttpMethod,
+    path: &'static str,
+    summary: &'static str,
+    body: Option<&'static str>,
+    ok: (&'static str, Option<&'static str>),
+    params: &'static [(&'static str, ParameterIn)],
+}
+
+fn schema_ref(name: &str) -> Ref {
+    Ref::new(format!("#/components/schemas/{name}"))
+}
+
+fn build() -> Value {
+    let problem = ContentBuilder::new().schema(Some(schema_ref("problem"))).build();
+    let ops = [
+        Op { method: HttpMethod::Post, path: "/api/v1/incidents", summary: "Raise an incident (Idempotency-Key header recommended)", body: Some("create"), ok: ("201", Some("incident")), params: &[("Idempotency-Key", ParameterIn::Header)] },
+        Op { method: HttpMethod::Get, path: "/api/v1/incidents", summary: "List incidents, newest first, with cursor pagination", body: None, ok: ("200", None), params: &[("status", ParameterIn::Query), ("supplier", ParameterIn::Query), ("priority", ParameterIn::Query), ("service", ParameterIn::Query), ("limit", ParameterIn::Query), ("cursor", ParameterIn::Query)] },
+        Op { method: HttpMethod::Get, path: "/api/v1/incidents/{ref}", summary: "Read the unified record of one incident", body: None, ok: ("200", Some("incident")), params: &[("ref", ParameterIn::Path)] },
+        Op { method: HttpMethod::Patch, path: "/api/v1/incidents/{ref}", summary: "Change an incident (JSON merge patch; If-Match with the version read)", body: Some("patch"), ok: ("200", Some("incident")), params: &[("ref", ParameterIn::Path), ("If-Match", ParameterIn::Header)] },
+        Op { method: HttpMethod::Post, path: "/api/v1/incidents/{ref}/notes", summary: "Add a public or internal note", body: Some("note_create"), ok: ("201", Some("note")), params: &[("ref", ParameterIn::Path)] },
+        Op { method: HttpMethod::Get, path: "/api/v1/incidents/{ref}/history", summary: "The incident's append-only event log", body: None, ok: ("200", None), params: &[("ref", ParameterIn::Path)] },
+        Op { method: HttpMethod::Post, path: "/webhooks/{supplier}", summary: "A supplier system reports a change (signed)", body: None, ok: ("200", None), params: &[("supplier", ParameterIn::Path)] },
+        Op { method: HttpMethod::Get, path: "/api/v1/admin/dead-letters", summary: "Messages the hub gave up on, with reasons", body: None, ok: ("200", None), params: &[] },
+        Op { method: HttpMethod::Post, path: "/api/v1/admin/dead-letters/{id}/replay", summary: "Replay a dead letter", body: None, ok: ("202", None), params: &[("id", ParameterIn::Path)] },
+        Op { method: HttpMethod::Post, path: "/api/v1/admin/suppliers/{id}/reconcile", summary: "Run a reconciliation sweep of one supplier now", body: None, ok: ("200", None), params: &[("id", ParameterIn::Path)] },
+        Op { method: HttpMethod::Get, path: "/healthz", summary: "Liveness", body: None, ok: ("200", None), params: &[] },
+        Op { method: HttpMethod::Get, path: "/readyz", summary: "Readiness: database and broker reachable", body: None, ok: ("200", None), params: &[] },
+    ];
+    let mut paths = PathsBuilder::new();
+    for op in ops {
+        let mut b = OperationBuilder::new().summary(Some(op.summary));
+        for (name, loc) in op.params {
+            let required = if matches!(loc, ParameterIn::Path) { Required::True } else { Required::False };
+            b = b.parameter(ParameterBuilder::new().name(*name).parameter_in(loc.clone()).required(required).build());
+        }
+        if let Some(schema) = op.body {
+            b = b.request_body(Some(
+                RequestBodyBuilder::new().content("application/json", ContentBuilder::new().schema(Some(schema_ref(schema))).build()).required(Some(Required::True)).build(),
+            ));
+        }
+        let mut ok = ResponseBuilder::new().description("Success");
+        if let Some(schema) = op.ok.1 {
+            ok = ok.content("application/json", ContentBuilder::new().schema(Some(schema_ref(schema))).build());
+        }
+        b = b.response(op.ok.0, ok.build()).response("default", ResponseBuilder::new().description("RFC 9457 problem details").content("application/problem+json", problem.clone()).build());
+        paths = paths.path(op.path, PathItem::new(op.method, b.build()));
+    }
+    let mut components = Components::new();
+    components.add_security_scheme("api_key", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    let api = OpenApiBuilder::new()
+        .info(InfoBuilder::new().title("SIAM Hub").version(env!("CARGO_PKG_VERSION")).description(Some("Multi-supplier IT service-management integration hub")).build())
+        .paths(paths.build())
+        .components(Some(components))
+        .build();
+    let mut doc = serde_json::to_value(api).unwrap_or_else(|_| json!({}));
+    // The canonical schemas are JSON Schema 2020-12 documents, which OpenAPI 3.1 takes as they are.
+    doc["openapi"] = json!("3.1.0");
+    let incident: Value = serde_json::from_str(crate::validation::INCIDENT_SCHEMA).unwrap_or_default();
+    let mut schemas = serde_json::Map::new();
+    if let Some(defs) = incident.get("$defs").and_then(|d| d.as_object()) {
+        for (k, v) in defs {
+            schemas.insert(k.clone(), rewrite_refs(v.clone()));
+        }
+    }
+    let mut whole = incident.clone();
+    if let Some(o) = whole.as_object_mut() {
+        o.remove("$defs");
+        o.remove("$schema");
+        o.remove("$id");
+    }
+    schemas.insert("incident".into(), rewrite_refs(whole));
+    schemas.insert(
+        "problem".into(),
+        json!({"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object", "properties": {"pointer": {"type": "string"}, "message": {"type": "string"}}}}}}),
+    );
+    doc["components"]["schemas"] = Value::Object(schemas);
+    doc["security"] = json!([{ "api_key": [] }]);
+    doc
+}
+
+/// `#/$defs/x` inside the schema file becomes `#/components/schemas/x` in the API document.
+fn rewrite_refs(v: Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| match (k.as_str(), &v) {
+                    ("$ref", Value::String(s)) => (k, Value::String(s.replace("#/$defs/", "#/components/schemas/"))),
+                    _ => (k, rewrite_refs(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(rewrite_refs).collect()),
+        other => other,
+    }
+}
+
+pub fn document() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(build)
+}
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}

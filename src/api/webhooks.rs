@@ -1,0 +1,90 @@
+//! `POST /webhooks/{supplier}`: a supplier system telling the hub its ticket changed.
+//!
+//! ServiceNow has no standard webhook; the hub takes what a business rule or flow can send: the
+//! Table API record (raw, `display_value=true` or `all`), bare or as `{"result": ...}` or
+//! `{"record": ..., "journal": [sys_journal_field rows]}`. Every delivery is authenticated:
+//! HMAC-SHA256 over `<timestamp>.<raw body>` within a tolerance window, or basic auth where the
+//! supplier can do no better. A delivery id (`X-Siam-Delivery`) makes retries idempotent.
+
+use super::error::ApiError;
+use super::{correlation_id, parse_json, read_body, AppState};
+use crate::adapters::servicenow::mapping::parse_journal;
+use crate::adapters::servicenow::parse_record;
+use crate::config::WebhookAuth;
+use crate::sync::SupplierLink;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Checks the delivery's credentials against the supplier's webhook secret.
+pub fn verify(link: &SupplierLink, req: &HttpRequest, body: &[u8], now: i64) -> Result<(), ApiError> {
+    let secret = link
+        .webhook_secret
+        .as_ref()
+        .ok_or_else(|| ApiError::forbidden(format!("webhooks from `{}` are refused: no webhook secret is configured for it", link.settings.id)))?;
+    match link.settings.webhook_auth {
+        WebhookAuth::Hmac => {
+            let ts = header(req, "x-siam-timestamp").ok_or_else(|| ApiError::unauthorized("missing X-Siam-Timestamp header"))?;
+            let sig = header(req, "x-siam-signature").ok_or_else(|| ApiError::unauthorized("missing X-Siam-Signature header"))?;
+            let ts_num: i64 = ts.trim().parse().map_err(|_| ApiError::unauthorized("X-Siam-Timestamp must be Unix seconds"))?;
+            if (now - ts_num).abs() > link.settings.webhook_tolerance_secs {
+                return Err(ApiError::unauthorized(format!(
+                    "the delivery timestamp is {}s from the hub's clock, outside the {}s tolerance (replayed or clock skew)",
+                    now - ts_num,
+                    link.settings.webhook_tolerance_secs
+                )));
+            }
+            let hex_sig = sig.trim().strip_prefix("sha256=").unwrap_or(sig.trim());
+            let given = hex::decode(hex_sig).map_err(|_| ApiError::unauthorized("X-Siam-Signature must be sha256=<hex>"))?;
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).map_err(|_| ApiError::unauthorized("bad secret"))?;
+            mac.update(ts.trim().as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            mac.verify_slice(&given).map_err(|_| ApiError::unauthorized("the webhook signature does not match the body"))
+        }
+        WebhookAuth::Basic => {
+            let auth = header(req, "authorization").and_then(|a| a.strip_prefix("Basic ")).ok_or_else(|| ApiError::unauthorized("basic auth required"))?;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).map_err(|_| ApiError::unauthorized("malformed basic auth"))?;
+            let expected = format!("{}:{}", link.settings.id, secret.expose_secret());
+            // Compare digests so the time taken says nothing about the secret.
+            let same = hmac_eq(&decoded, expected.as_bytes());
+            if same {
+                Ok(())
+            } else {
+                Err(ApiError::unauthorized("wrong webhook credentials"))
+            }
+        }
+    }
+}
+
+fn hmac_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"siam-hub-compare").expect("any key length works");
+    mac.update(a);
+    let ta = mac.finalize().into_bytes();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"siam-hub-compare").expect("any key length works");
+    mac.update(b);
+    mac.verify_slice(&ta).is_ok()
+}
+
+pub async fn receive(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let supplier = path.into_inner();
+    let link = state.engine.supplier(&supplier).map_err(|_| ApiError::not_found(format!("no supplier `{supplier}` is configured")))?;
+    let bytes = read_body(body, state.settings.max_body_bytes).await?;
+    verify(&link, &req, &bytes, chrono::Utc::now().timestamp())?;
+    let doc = parse_json(&bytes)?;
+    let rec = parse_record(&doc).map_err(|e| ApiError::unprocessable("unreadable-record", "Not a ServiceNow incident record", e.to_string()))?;
+    let journal = parse_journal(doc.get("journal").and_then(|j| j.as_array()).map(Vec::as_slice).unwrap_or(&[]));
+    let delivery = header(&req, "x-siam-delivery").map(str::to_string);
+    let applied = state.engine.apply(&supplier, rec, journal, correlation_id(&req), delivery).await.map_err(|e| match e {
+        crate::sync::SyncError::Store(s) => ApiError::from(s),
+        other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unapplicable", "The delivery could not be applied", other.to_string()),
+    })?;
+    Ok(HttpResponse::Ok().json(applied))
+}

@@ -1,0 +1,172 @@
+//! The `siam-hub` command line.
+
+use crate::adapters::servicenow::mapping;
+use crate::config::{SecretRef, Settings};
+use crate::sim::servicenow::{DisplayMode, ServiceNowSim, SimConfig, WebhookTarget};
+use crate::startup::Application;
+use crate::store::{self, Store};
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "siam-hub", version, about = "Multi-supplier IT service-management integration hub")]
+pub struct Cli {
+    /// Configuration file (TOML); SIAM_* environment variables override it.
+    #[arg(long, global = true, env = "SIAM_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub: API, broker relay and dispatch, reconciliation sweeps.
+    Serve,
+    /// Run the hub with a bundled ServiceNow simulator and a sample configuration.
+    Demo {
+        /// Port of the ServiceNow simulator.
+        #[arg(long, default_value_t = 8091)]
+        sim_port: u16,
+    },
+    /// Create the database if needed and run pending migrations.
+    Migrate,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the canonical JSON the hub makes of a native supplier payload (or, with --reverse,
+    /// the native payload it makes of a canonical incident).
+    Map {
+        /// Supplier system of the payload.
+        #[arg(long, value_parser = ["servicenow"])]
+        system: String,
+        /// Canonical -> native instead of native -> canonical.
+        #[arg(long)]
+        reverse: bool,
+        /// JSON file to read (`-` for standard input).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key and print it (it is stored hashed and cannot be shown again).
+    Create {
+        #[arg(long, value_parser = ["service_desk", "supplier", "manager", "admin"])]
+        role: String,
+        /// The supplier a `supplier` key speaks for.
+        #[arg(long)]
+        supplier: Option<String>,
+        #[arg(long)]
+        label: Option<String>,
+    },
+}
+
+pub fn map_payload(system: &str, reverse: bool, text: &str) -> Result<serde_json::Value, String> {
+    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("the file is not valid JSON: {e}"))?;
+    match (system, reverse) {
+        ("servicenow", false) => mapping::canonical_document(&doc).map_err(|e| e.to_string()),
+        ("servicenow", true) => mapping::native_document(&doc).map_err(|e| e.to_string()),
+        (other, _) => Err(format!("unsupported system `{other}`")),
+    }
+}
+
+/// The sample estate of the demo: one ServiceNow supplier (the simulator) and the integrator queue.
+pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+
+pub async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve => {
+            let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+            let app = Application::build(settings.clone()).await?;
+            tracing::info!(listen = %settings.listen, "SIAM Hub serving");
+            app.run_until_stopped().await
+        }
+        Command::Demo { sim_port } => demo(cli.config, sim_port).await,
+        Command::Migrate => {
+            let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+            let url = settings.database_url.clone();
+            tokio::task::spawn_blocking(move || store::prepare_database(&url)).await.map_err(|e| e.to_string())??;
+            println!("database {} is up to date", store::redact(&settings.database_url));
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Create { role, supplier, label } } => {
+            let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+            if role == "supplier" && supplier.is_none() {
+                return Err("a supplier key needs --supplier <id>".into());
+            }
+            if let Some(s) = &supplier {
+                if settings.supplier(s).is_none() {
+                    return Err(format!("supplier `{s}` is not in the configuration"));
+                }
+            }
+            let url = settings.database_url.clone();
+            tokio::task::spawn_blocking(move || store::prepare_database(&url)).await.map_err(|e| e.to_string())??;
+            let db = Store::connect(&settings.database_url, 1)?;
+            let key = db.run(move |c| store::auth::create(c, &role, supplier.as_deref(), label.as_deref())).await.map_err(|e| e.to_string())?;
+            println!("{key}");
+            Ok(())
+        }
+        Command::Map { system, reverse, file } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read standard input: {e}"))?
+            } else {
+                std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?
+            };
+            let out = map_payload(&system, reverse, &text)?;
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            Ok(())
+        }
+    }
+}
+
+async fn demo(config: Option<PathBuf>, sim_port: u16) -> Result<(), String> {
+    let mut settings = match config {
+        Some(path) => Settings::load(Some(&path)).map_err(|e| e.to_string())?,
+        None => {
+            let mut s = Settings::from_toml(DEMO_CONFIG).map_err(|e| e.to_string())?;
+            // Environment overrides apply to the demo too.
+            let env = Settings::load(None).map_err(|e| e.to_string())?;
+            s.database_url = env.database_url;
+            s.amqp_url = env.amqp_url;
+            s.listen = env.listen;
+            s
+        }
+    };
+    let sim_listener = std::net::TcpListener::bind(("127.0.0.1", sim_port)).map_err(|e| format!("cannot start the ServiceNow simulator on port {sim_port}: {e} (use --sim-port)"))?;
+    let webhook_secret: String = uuid::Uuid::new_v4().simple().to_string();
+    let sim = ServiceNowSim::new(SimConfig { user: "hub.integration".into(), password: "demo-password".into(), ..SimConfig::default() });
+    sim.start(sim_listener).map_err(|e| e.to_string())?;
+    let sim_url = sim.base_url().unwrap_or_default();
+    for s in settings.suppliers.iter_mut().filter(|s| s.system == "servicenow") {
+        s.base_url = sim_url.clone();
+        s.username = "hub.integration".into();
+        s.password = Some(SecretRef::Value(SecretString::from("demo-password".to_string())));
+        s.webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.clone())));
+    }
+    let app = Application::build(settings.clone()).await?;
+    let hub_url = format!("http://127.0.0.1:{}", app.port());
+    if let Some(s) = settings.suppliers.iter().find(|s| s.system == "servicenow") {
+        sim.set_webhook(Some(WebhookTarget { url: format!("{hub_url}/webhooks/{}", s.id), secret: webhook_secret, display_value: DisplayMode::Raw }));
+    }
+    let mut keys = Vec::new();
+    for (role, supplier) in [("service_desk", None), ("manager", None), ("admin", None), ("supplier", settings.suppliers.iter().find(|s| s.is_external()).map(|s| s.id.clone()))] {
+        let label = Some("demo".to_string());
+        let key = app.store.run(move |c| store::auth::create(c, role, supplier.as_deref(), label.as_deref())).await.map_err(|e| e.to_string())?;
+        keys.push((role, key));
+    }
+    println!("SIAM Hub demo");
+    println!("  hub:                   {hub_url}   (API docs: {hub_url}/openapi.json)");
+    println!("  ServiceNow simulator:  {sim_url}   (tickets: {sim_url}/sim/incidents)");
+    for (role, key) in &keys {
+        println!("  {role:<13} API key:  {key}");
+    }
+    println!("Try:");
+    println!(
+        "  curl -s -X POST {hub_url}/api/v1/incidents -H 'Authorization: Bearer {}' -H 'Idempotency-Key: demo-1' -H 'Content-Type: application/json' \\\n    -d '{{\"title\":\"Core switch down in building 2\",\"description\":\"No network on floor 3\",\"service\":\"network\",\"impact\":1,\"urgency\":2,\"caller\":\"j.smith\",\"category\":\"network\"}}'",
+        keys[0].1
+    );
+    app.run_until_stopped().await
+}

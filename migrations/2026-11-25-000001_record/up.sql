@@ -96,11 +96,14 @@ CREATE TABLE notes (
 CREATE INDEX notes_incident_idx ON notes (incident_id, id);
 CREATE UNIQUE INDEX notes_native_uniq ON notes (incident_id, origin, native_id) WHERE native_id IS NOT NULL;
 
--- Which hub notes reached which supplier leg, and under which native journal id they came back.
+-- Which hub notes were sent to which supplier leg, and under which native journal id they came
+-- back. The row is written before the supplier call (`confirmed` false), so the supplier's echo
+-- of the note is recognised even when it arrives before the call returns.
 CREATE TABLE note_deliveries (
     note_id      BIGINT NOT NULL REFERENCES notes (id),
     leg_id       BIGINT NOT NULL REFERENCES legs (id),
     delivered_at TIMESTAMPTZ NOT NULL,
+    confirmed    BOOLEAN NOT NULL DEFAULT false,
     native_id    TEXT,
     PRIMARY KEY (note_id, leg_id)
 );

@@ -239,7 +239,7 @@ pub fn create_incident(
         if let Some(k) = idem {
             // Serialises requests that share a key, so two racing retries make one incident.
             diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind::<diesel::sql_types::Text, _>(format!("{}\u{0}{}", k.principal, k.key))
+                .bind::<diesel::sql_types::Text, _>(format!("{}\n{}", k.principal, k.key))
                 .execute(conn)?;
             let existing: Option<(String, i64)> = idempotency_keys::table
                 .find((&k.principal, &k.key))

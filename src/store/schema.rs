@@ -103,6 +103,7 @@ diesel::table! {
         note_id -> Int8,
         leg_id -> Int8,
         delivered_at -> Timestamptz,
+        confirmed -> Bool,
         native_id -> Nullable<Text>,
     }
 }

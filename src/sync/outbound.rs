@@ -28,7 +28,8 @@ struct Snapshot {
     incident: Incident,
     row: IncidentRow,
     leg: LegRow,
-    notes: Vec<NoteRow>,
+    /// Hub notes the supplier has not confirmed, with whether an earlier attempt was made.
+    notes: Vec<(NoteRow, bool)>,
 }
 
 fn snapshot(conn: &mut PgConnection, reference: &str, supplier: &str) -> StoreResult<Option<Snapshot>> {
@@ -41,14 +42,23 @@ fn snapshot(conn: &mut PgConnection, reference: &str, supplier: &str) -> StoreRe
         .first(conn)
         .optional()?;
     let Some(leg) = leg else { return Ok(None) };
-    let delivered = note_deliveries::table.filter(note_deliveries::leg_id.eq(leg.id)).select(note_deliveries::note_id);
-    let pending: Vec<NoteRow> = notes::table
+    let confirmed = note_deliveries::table
+        .filter(note_deliveries::leg_id.eq(leg.id))
+        .filter(note_deliveries::confirmed.eq(true))
+        .select(note_deliveries::note_id);
+    let unconfirmed: Vec<NoteRow> = notes::table
         .filter(notes::incident_id.eq(row.id))
         .filter(notes::origin.ne(supplier))
-        .filter(notes::id.ne_all(delivered))
+        .filter(notes::id.ne_all(confirmed))
         .order(notes::id)
         .select(NoteRow::as_select())
         .load(conn)?;
+    let attempted: Vec<i64> = note_deliveries::table
+        .filter(note_deliveries::leg_id.eq(leg.id))
+        .filter(note_deliveries::confirmed.eq(false))
+        .select(note_deliveries::note_id)
+        .load(conn)?;
+    let pending = unconfirmed.into_iter().map(|n| { let tried = attempted.contains(&n.id); (n, tried) }).collect();
     let incident = record::document(conn, &row)?;
     Ok(Some(Snapshot { incident, row, leg, notes: pending }))
 }
@@ -91,12 +101,33 @@ impl Engine {
         }
 
         // Notes: internal ones only ever go to the internal journal field.
-        for note in &snap.notes {
+        for (note, tried) in &snap.notes {
             let visibility: Visibility = note.visibility.parse().map_err(crate::store::StoreError::from)?;
             let field = match visibility {
                 Visibility::Internal => "work_notes",
                 Visibility::Public => "comments",
             };
+            if *tried {
+                // An earlier attempt may have reached the supplier before failing: look first.
+                let journal = parse_journal(&link.client.journal(&sys_id).await?);
+                let hash = record::content_hash(&[note.visibility.as_str(), note.body.trim()]);
+                if let Some(entry) = journal.iter().find(|j| record::content_hash(&[j.visibility.as_str(), j.text.trim()]) == hash) {
+                    let (note_id, leg_id, native) = (note.id, snap.leg.id, entry.sys_id.clone());
+                    self.store.run(move |c| confirm_delivery(c, note_id, leg_id, Some(&native))).await?;
+                    continue;
+                }
+            } else {
+                let (note_id, leg_id) = (note.id, snap.leg.id);
+                self.store
+                    .run(move |c| {
+                        diesel::insert_into(note_deliveries::table)
+                            .values((note_deliveries::note_id.eq(note_id), note_deliveries::leg_id.eq(leg_id), note_deliveries::delivered_at.eq(Utc::now())))
+                            .on_conflict_do_nothing()
+                            .execute(c)?;
+                        Ok(())
+                    })
+                    .await?;
+            }
             let answer = link.client.update(&sys_id, &json!({ field: note.body })).await?;
             self.absorb(supplier, snap.leg.id, None, Some(note.id), &answer, correlation_id).await?;
         }
@@ -122,6 +153,8 @@ impl Engine {
         self.store
             .tx(move |conn| {
                 let ctx = Context::supplier(&s, corr);
+                // Lock order everywhere: incident row, then leg.
+                let row = record::lock_row_by_id(conn, row_id)?;
                 diesel::update(legs::table.find(leg_id))
                     .set((
                         legs::native_id.eq(&rec.sys_id),
@@ -136,7 +169,6 @@ impl Engine {
                         legs::synced_at.eq(Utc::now()),
                     ))
                     .execute(conn)?;
-                let row = record::lock_row_by_id(conn, row_id)?;
                 record::record_event(
                     conn,
                     &ctx,
@@ -174,6 +206,9 @@ impl Engine {
         let (s, matrix, corr) = (supplier.to_string(), self.matrix.clone(), correlation_id.to_string());
         self.store
             .tx(move |conn| {
+                // Lock order everywhere: incident row, then leg.
+                let incident_id: i64 = legs::table.find(leg_id).select(legs::incident_id).first(conn)?;
+                record::lock_row_by_id(conn, incident_id)?;
                 if let Some(pushed) = pushed {
                     let mut baseline: Value = legs::table.find(leg_id).select(legs::baseline).for_update().first(conn)?;
                     if let Some(obj) = baseline.as_object_mut() {
@@ -182,14 +217,7 @@ impl Engine {
                     diesel::update(legs::table.find(leg_id)).set(legs::baseline.eq(baseline)).execute(conn)?;
                 }
                 if let Some(note_id) = note_id {
-                    diesel::insert_into(note_deliveries::table)
-                        .values((
-                            note_deliveries::note_id.eq(note_id),
-                            note_deliveries::leg_id.eq(leg_id),
-                            note_deliveries::delivered_at.eq(Utc::now()),
-                        ))
-                        .on_conflict_do_nothing()
-                        .execute(conn)?;
+                    confirm_delivery(conn, note_id, leg_id, None)?;
                 }
                 let ctx = Context::supplier(&s, corr);
                 apply_record(conn, &ctx, &s, &rec, &journal, &matrix)?;
@@ -253,9 +281,30 @@ impl Engine {
     }
 }
 
+/// Marks a hub note as received by the supplier (keeping a native id already linked).
+fn confirm_delivery(conn: &mut PgConnection, note_id: i64, leg_id: i64, native_id: Option<&str>) -> StoreResult<()> {
+    diesel::insert_into(note_deliveries::table)
+        .values((
+            note_deliveries::note_id.eq(note_id),
+            note_deliveries::leg_id.eq(leg_id),
+            note_deliveries::delivered_at.eq(Utc::now()),
+            note_deliveries::confirmed.eq(true),
+            note_deliveries::native_id.eq(native_id),
+        ))
+        .on_conflict((note_deliveries::note_id, note_deliveries::leg_id))
+        .do_update()
+        .set((
+            note_deliveries::confirmed.eq(true),
+            note_deliveries::native_id.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>("COALESCE(note_deliveries.native_id, excluded.native_id)")),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Notes the failure on the leg; a leg whose ticket was never created becomes `failed`.
 fn mark_leg_failed(conn: &mut PgConnection, supplier: &str, reference: &str, reason: &str, correlation: &str) -> StoreResult<()> {
-    let row = record::find_row(conn, reference)?;
+    let found = record::find_row(conn, reference)?;
+    let row = record::lock_row_by_id(conn, found.id)?;
     let leg: Option<LegRow> = legs::table
         .filter(legs::incident_id.eq(row.id))
         .filter(legs::supplier_id.eq(supplier))

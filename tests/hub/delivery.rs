@@ -1,0 +1,126 @@
+//! Tickets reaching the supplier, and hub-side changes following them, without echoes.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn a_new_incident_becomes_a_servicenow_ticket_with_mapped_fields() {
+    let hub = TestHub::spawn().await;
+    let started = std::time::Instant::now();
+    let doc = hub.raise(&network_incident("Core switch down in building 2")).await;
+    let r = doc["ref"].as_str().unwrap();
+    let ticket = hub.wait_sim_ticket(r).await;
+    let took = started.elapsed();
+    assert_eq!(ticket["correlation_id"], r);
+    assert_eq!(ticket["short_description"], "Core switch down in building 2");
+    assert_eq!(ticket["description"], "No network on floor 3 of building 2");
+    assert_eq!(ticket["impact"], "1");
+    assert_eq!(ticket["urgency"], "2");
+    assert_eq!(ticket["priority"], "2");
+    assert_eq!(ticket["category"], "network");
+    assert_eq!(ticket["cmdb_ci"]["value"], "core-switch-02");
+    assert_eq!(ticket["caller_id"]["value"], "j.smith");
+    assert!(took < std::time::Duration::from_secs(1), "delivery took {took:?}");
+
+    let doc = hub.wait_incident(r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
+    let leg = &doc["legs"][0];
+    assert_eq!(leg["native_id"], ticket["sys_id"]);
+    assert_eq!(leg["native_number"], ticket["number"]);
+    assert_eq!(leg["native_status"], "1");
+    assert_eq!(doc["status"], "assigned");
+    let creates = hub.sim.request_log().iter().filter(|l| l.method == "POST").count();
+    assert_eq!(creates, 1);
+    let events: Vec<String> = hub.history(r).await.iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+    assert!(events.contains(&"leg.opened".to_string()), "{events:?}");
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn hub_changes_and_notes_reach_the_supplier_and_do_not_come_back_as_new() {
+    let hub = TestHub::spawn().await;
+    let doc = hub.raise(&network_incident("Slow VPN")).await;
+    let r = doc["ref"].as_str().unwrap();
+    let doc = hub.wait_incident(r, "assignment", |d| d["status"] == "assigned").await;
+    let sys_id = doc["legs"][0]["native_id"].as_str().unwrap().to_string();
+
+    let resp = hub.patch(r, doc["version"].as_i64().unwrap(), &json!({"status": "in_progress", "urgency": 1, "title": "Slow VPN for all staff"})).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let patched: Value = resp.json().await.unwrap();
+    assert_eq!(patched["priority"], 1, "impact 1 x urgency 1 re-derives priority 1");
+    let internal = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "Caller is a VIP; do not phone before 10:00", "visibility": "internal"})).await;
+    assert_eq!(internal.status(), StatusCode::CREATED);
+    let public = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "We are looking into it", "visibility": "public"})).await;
+    assert_eq!(public.status(), StatusCode::CREATED);
+
+    wait_for("the supplier to see the changes", || {
+        let t = hub.sim.incident_by_correlation(r).first().cloned()?;
+        (t["state"] == "2" && t["urgency"] == "1" && hub.sim.journal(&sys_id).len() == 2).then_some(())
+    })
+    .await;
+    let ticket = hub.sim.incident_by_correlation(r)[0].clone();
+    assert_eq!(ticket["short_description"], "Slow VPN for all staff");
+    let journal = hub.sim.journal(&sys_id);
+    let element = |text: &str| journal.iter().find(|j| j["value"] == text).map(|j| j["element"].as_str().unwrap().to_string());
+    assert_eq!(element("Caller is a VIP; do not phone before 10:00").as_deref(), Some("work_notes"), "internal notes stay internal");
+    assert_eq!(element("We are looking into it").as_deref(), Some("comments"));
+
+    // The simulator sends a webhook for every change, the hub's own included: none of them may
+    // be taken for a supplier change or a new note.
+    let settled = hub.settle(r).await;
+    assert_eq!(settled["notes"].as_array().unwrap().len(), 2, "{}", settled["notes"]);
+    assert_eq!(settled["status"], "in_progress");
+    assert_eq!(settled["title"], "Slow VPN for all staff");
+    let from_supplier: Vec<Value> = hub
+        .history(r)
+        .await
+        .into_iter()
+        .filter(|e| e["source"] == format!("supplier:{SUPPLIER}") && matches!(e["type"].as_str(), Some("incident.status_changed" | "incident.updated" | "incident.note_added")))
+        .filter(|e| e["data"]["to"] != "assigned")
+        .collect();
+    assert!(from_supplier.is_empty(), "echoes were applied: {from_supplier:#?}");
+    // A reconciliation sweep over the same ticket finds nothing new either.
+    let report = hub.reconcile().await;
+    assert_eq!(report["notes_added"], 0);
+    assert_eq!(hub.incident(r).await["version"], settled["version"]);
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn domain_events_are_published_as_cloudevents() {
+    use futures_util::StreamExt;
+    use lapin::options::*;
+    use lapin::types::FieldTable;
+    let hub = TestHub::spawn().await;
+    let conn = lapin::Connection::connect(&hub.settings.amqp_url, lapin::ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio))
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let q = ch.queue_declare("", QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    let exchange = format!("{}.events", hub.settings.broker.prefix);
+    ch.queue_bind(q.name().as_str(), &exchange, "incident.#", QueueBindOptions::default(), FieldTable::default()).await.unwrap();
+    let mut consumer = ch.basic_consume(q.name().as_str(), "t", BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+
+    let doc = hub
+        .http
+        .post(hub.url("/api/v1/incidents"))
+        .bearer_auth(&hub.keys.service_desk)
+        .header("X-Correlation-Id", "corr-42")
+        .json(&network_incident("Events"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let delivery = tokio::time::timeout(std::time::Duration::from_secs(10), consumer.next()).await.expect("an event arrives").unwrap().unwrap();
+    let ce: Value = serde_json::from_slice(&delivery.data).unwrap();
+    assert_eq!(ce["specversion"], "1.0");
+    assert_eq!(ce["type"], "incident.created");
+    assert_eq!(ce["subject"], doc["ref"]);
+    assert_eq!(ce["correlationid"], "corr-42");
+    assert_eq!(ce["source"], "/siam-hub");
+    assert!(ce["id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(delivery.properties.message_id().as_ref().unwrap().as_str(), ce["id"].as_str().unwrap());
+    hub.finish().await;
+}

@@ -1,0 +1,1 @@
+//! Golden fixtures of the supplier mappings (being written).

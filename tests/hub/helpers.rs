@@ -1,0 +1,368 @@
+//! A hub per test: its own PostgreSQL database, its own broker names, its own ServiceNow
+//! simulator, all on the real services running on this machine.
+
+use reqwest::{Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use siam_hub::config::{SecretRef, Settings};
+use siam_hub::sim::servicenow::{DisplayMode, ServiceNowSim, SimConfig, WebhookTarget};
+use siam_hub::startup::Application;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+pub const SUPPLIER: &str = "sn-network";
+pub const SIM_USER: &str = "hub.integration";
+pub const SIM_PASSWORD: &str = "sim-password";
+
+fn amqp_base() -> String {
+    std::env::var("SIAM_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+fn pg_base() -> String {
+    std::env::var("SIAM_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub struct Keys {
+    pub service_desk: String,
+    pub admin: String,
+    pub supplier: String,
+    pub manager: String,
+}
+
+#[derive(Clone)]
+pub struct Options {
+    pub poll_interval_secs: u64,
+    pub max_attempts: u32,
+    /// Route the broker connection through a proxy the test can cut.
+    pub broker_proxy: bool,
+    pub webhook_mode: DisplayMode,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { poll_interval_secs: 0, max_attempts: 4, broker_proxy: false, webhook_mode: DisplayMode::Raw }
+    }
+}
+
+pub struct TestHub {
+    app: Option<Application>,
+    pub addr: String,
+    pub sim: ServiceNowSim,
+    pub settings: Settings,
+    pub db_name: String,
+    pub keys: Keys,
+    pub http: reqwest::Client,
+    pub webhook_secret: String,
+    pub proxy: Option<BrokerProxy>,
+    options: Options,
+}
+
+fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook_secret: &str, o: &Options) -> Settings {
+    let toml = format!(
+        r#"
+        listen = "127.0.0.1:0"
+        database_url = "{pg}/{db_name}"
+        amqp_url = "{amqp}"
+        max_body_bytes = 65536
+
+        [broker]
+        prefix = "{prefix}"
+        queue_expires_ms = 900000
+
+        [[services]]
+        name = "network"
+        [[services]]
+        name = "email"
+        [[services]]
+        name = "payroll"
+
+        [[suppliers]]
+        id = "{SUPPLIER}"
+        name = "Network supplier"
+        system = "servicenow"
+        base_url = "{sim_url}"
+        username = "{SIM_USER}"
+        poll_interval_secs = {poll}
+        poll_overlap_secs = 120
+        timeout_secs = 2
+        max_attempts = {attempts}
+        rate_per_sec = 50
+
+        [routing]
+        default_queue = "integrator"
+
+        [[routing.rules]]
+        service = "network"
+        supplier = "{SUPPLIER}"
+        "#,
+        pg = pg_base(),
+        poll = o.poll_interval_secs,
+        attempts = o.max_attempts,
+    );
+    let mut s = Settings::from_toml(&toml).expect("test settings are valid");
+    s.suppliers[0].password = Some(SecretRef::Value(SecretString::from(SIM_PASSWORD.to_string())));
+    s.suppliers[0].webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.to_string())));
+    s
+}
+
+impl TestHub {
+    pub async fn spawn() -> TestHub {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> TestHub {
+        let _ = tracing_subscriber::fmt().with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into())).with_test_writer().try_init();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let db_name = format!("siam_test_{}", &id[..16]);
+        let prefix = format!("t_{}", &id[..12]);
+        let sim = ServiceNowSim::new(SimConfig { user: SIM_USER.into(), password: SIM_PASSWORD.into(), ..SimConfig::default() });
+        sim.start(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).expect("simulator starts");
+        let sim_url = sim.base_url().unwrap();
+        let proxy = if options.broker_proxy { Some(BrokerProxy::start().await) } else { None };
+        let amqp = match &proxy {
+            Some(p) => format!("amqp://guest:guest@127.0.0.1:{}/%2f", p.port),
+            None => amqp_base(),
+        };
+        let webhook_secret = format!("whsec-{}", &id[16..]);
+        let settings = test_settings(&db_name, &prefix, &sim_url, &amqp, &webhook_secret, &options);
+        let mut hub = TestHub {
+            app: None,
+            addr: String::new(),
+            sim,
+            settings,
+            db_name,
+            keys: Keys { service_desk: String::new(), admin: String::new(), supplier: String::new(), manager: String::new() },
+            http: reqwest::Client::new(),
+            webhook_secret,
+            proxy,
+            options,
+        };
+        hub.start().await;
+        let store = hub.app().store.clone();
+        let key = |role: &'static str, supplier: Option<&'static str>| {
+            let store = store.clone();
+            async move { store.run(move |c| siam_hub::store::auth::create(c, role, supplier, Some("test"))).await.unwrap() }
+        };
+        hub.keys = Keys {
+            service_desk: key("service_desk", None).await,
+            admin: key("admin", None).await,
+            supplier: key("supplier", Some(SUPPLIER)).await,
+            manager: key("manager", None).await,
+        };
+        hub
+    }
+
+    pub fn app(&self) -> &Application {
+        self.app.as_ref().expect("the hub is running")
+    }
+
+    async fn start(&mut self) {
+        let app = Application::build_with_listener(self.settings.clone(), std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .await
+            .expect("the hub starts");
+        self.addr = format!("http://127.0.0.1:{}", app.port());
+        self.sim.set_webhook(Some(WebhookTarget {
+            url: format!("{}/webhooks/{SUPPLIER}", self.addr),
+            secret: self.webhook_secret.clone(),
+            display_value: self.options.webhook_mode,
+        }));
+        self.app = Some(app);
+    }
+
+    /// Stops the whole hub (API, relay, consumers, sweeps).
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    pub fn set_amqp_url(&mut self, url: &str) {
+        self.settings.amqp_url = url.to_string();
+    }
+
+    /// Stops the hub and drops its database.
+    pub async fn finish(mut self) {
+        self.stop().await;
+        let url = format!("{}/postgres", pg_base());
+        let name = self.db_name.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            use diesel::{Connection, RunQueryDsl};
+            let mut c = diesel::PgConnection::establish(&url).ok()?;
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).ok()
+        })
+        .await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.addr, path)
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> Response {
+        self.http.post(self.url(path)).bearer_auth(key).json(body).send().await.unwrap()
+    }
+
+    pub async fn get_as(&self, path: &str, key: &str) -> Response {
+        self.http.get(self.url(path)).bearer_auth(key).send().await.unwrap()
+    }
+
+    pub async fn create(&self, body: &Value, idempotency_key: Option<&str>) -> Response {
+        let mut req = self.http.post(self.url("/api/v1/incidents")).bearer_auth(&self.keys.service_desk).json(body);
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Raises an incident and returns its document (asserting 201).
+    pub async fn raise(&self, body: &Value) -> Value {
+        let resp = self.create(body, Some(&uuid::Uuid::new_v4().to_string())).await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "create failed: {}", resp.text().await.unwrap_or_default());
+        resp.json().await.unwrap()
+    }
+
+    pub async fn incident(&self, reference: &str) -> Value {
+        let resp = self.get_as(&format!("/api/v1/incidents/{reference}"), &self.keys.service_desk).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    pub async fn history(&self, reference: &str) -> Vec<Value> {
+        let v: Value = self.get_as(&format!("/api/v1/incidents/{reference}/history"), &self.keys.service_desk).await.json().await.unwrap();
+        v["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn patch(&self, reference: &str, version: i64, body: &Value) -> Response {
+        self.http
+            .patch(self.url(&format!("/api/v1/incidents/{reference}")))
+            .bearer_auth(&self.keys.service_desk)
+            .header("If-Match", format!("\"{version}\""))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (up to 15 s) until the incident satisfies `cond`, and returns it.
+    pub async fn wait_incident(&self, reference: &str, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let doc = self.incident(reference).await;
+            if cond(&doc) {
+                return doc;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}; incident is {}", serde_json::to_string_pretty(&doc).unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the simulator holds the supplier ticket of `reference`, and returns it.
+    pub async fn wait_sim_ticket(&self, reference: &str) -> Value {
+        wait_for("the supplier ticket", || self.sim.incident_by_correlation(reference).first().cloned()).await
+    }
+
+    /// Lets webhooks and dispatches in flight settle: the record stops changing for 600 ms.
+    pub async fn settle(&self, reference: &str) -> Value {
+        let mut last = self.incident(reference).await;
+        let mut stable_since = tokio::time::Instant::now();
+        let deadline = stable_since + Duration::from_secs(15);
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = self.incident(reference).await;
+            if now != last {
+                last = now;
+                stable_since = tokio::time::Instant::now();
+            } else if stable_since.elapsed() > Duration::from_millis(600) {
+                return last;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the record never settled");
+        }
+    }
+
+    pub async fn reconcile(&self) -> Value {
+        let resp = self.post(&format!("/api/v1/admin/suppliers/{SUPPLIER}/reconcile"), &self.keys.admin, &json!({})).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+}
+
+pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn network_incident(title: &str) -> Value {
+    json!({
+        "title": title,
+        "description": "No network on floor 3 of building 2",
+        "service": "network",
+        "ci": "core-switch-02",
+        "impact": 1,
+        "urgency": 2,
+        "caller": "j.smith",
+        "category": "network"
+    })
+}
+
+/// A TCP forwarder in front of RabbitMQ that a test can close (refuse and cut every connection)
+/// and reopen, to play a broker outage without touching the shared broker.
+pub struct BrokerProxy {
+    pub port: u16,
+    open: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl BrokerProxy {
+    async fn start() -> BrokerProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let target = url::Url::parse(&amqp_base()).unwrap();
+        let target = format!("{}:{}", target.host_str().unwrap_or("127.0.0.1"), target.port().unwrap_or(5672));
+        let (o, c) = (open.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if !o.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        BrokerProxy { port, open, conns }
+    }
+
+    /// The broker "goes down": existing connections are cut, new ones refused.
+    pub fn close(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    pub fn reopen(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}

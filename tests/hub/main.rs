@@ -1,0 +1,9 @@
+//! Integration tests: the hub on the real PostgreSQL and RabbitMQ, with the ServiceNow
+//! simulator standing in for the supplier. One binary keeps link time down.
+
+mod api;
+mod delivery;
+mod golden;
+mod helpers;
+mod resilience;
+mod sync;

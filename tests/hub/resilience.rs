@@ -1,0 +1,124 @@
+//! Failures: rate limiting, server errors, lost answers, exhausted retries, broker outages and
+//! hub restarts. Nothing accepted is lost and no supplier ticket is made twice.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use siam_hub::sim::servicenow::Fault;
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_honouring_retry_after() {
+    let hub = TestHub::spawn().await;
+    hub.sim.push_fault(Fault::RateLimited { retry_after_secs: 1 });
+    hub.sim.push_fault(Fault::ServerError);
+    let started = std::time::Instant::now();
+    let doc = hub.raise(&network_incident("Storm")).await;
+    let r = doc["ref"].as_str().unwrap();
+    hub.wait_incident(r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "Retry-After: 1 was not honoured");
+    let statuses: Vec<u16> = hub.sim.request_log().iter().map(|l| l.status).collect();
+    assert!(statuses.starts_with(&[429, 500]), "{statuses:?}");
+    assert_eq!(hub.sim.incident_by_correlation(r).len(), 1);
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated() {
+    let hub = TestHub::spawn().await;
+    // The lookup by correlation_id passes, the create commits but its answer is lost.
+    hub.sim.push_fault(Fault::Timeout { delay: std::time::Duration::from_millis(1) });
+    hub.sim.push_fault(Fault::LoseResponseAfterCommit);
+    let doc = hub.raise(&network_incident("Lost answer")).await;
+    let r = doc["ref"].as_str().unwrap();
+    let doc = hub.wait_incident(r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
+    let tickets = hub.sim.incident_by_correlation(r);
+    assert_eq!(tickets.len(), 1, "exactly one supplier ticket");
+    assert_eq!(doc["legs"][0]["native_id"], tickets[0]["sys_id"]);
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn exhausted_retries_land_in_the_dead_letter_list_and_can_be_replayed() {
+    let hub = TestHub::spawn_with(Options { max_attempts: 2, ..Default::default() }).await;
+    // Both attempts the hub allows itself fail.
+    for _ in 0..2 {
+        hub.sim.push_fault(Fault::ServerError);
+    }
+    let doc = hub.raise(&network_incident("Supplier down")).await;
+    let r = doc["ref"].as_str().unwrap();
+    let doc = hub.wait_incident(r, "the leg to fail", |d| d["legs"][0]["state"] == "failed").await;
+    assert!(doc["legs"][0]["last_error"].as_str().unwrap().contains("500"), "{}", doc["legs"][0]);
+
+    let list: Value = hub.get_as("/api/v1/admin/dead-letters", &hub.keys.admin).await.json().await.unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["incident_ref"], r);
+    assert_eq!(items[0]["supplier_id"], SUPPLIER);
+    assert!(items[0]["reason"].as_str().unwrap().contains("retries exhausted"), "{}", items[0]);
+    let forbidden = hub.get_as("/api/v1/admin/dead-letters", &hub.keys.service_desk).await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+
+    // The supplier is back: replaying delivers the ticket, once.
+    let id = items[0]["id"].as_i64().unwrap();
+    let resp = hub.post(&format!("/api/v1/admin/dead-letters/{id}/replay"), &hub.keys.admin, &json!({})).await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let doc = hub.wait_incident(r, "the leg to open after replay", |d| d["legs"][0]["state"] == "open").await;
+    assert!(doc["legs"][0].get("last_error").is_none());
+    assert_eq!(hub.sim.incident_by_correlation(r).len(), 1);
+    let list: Value = hub.get_as("/api/v1/admin/dead-letters", &hub.keys.admin).await.json().await.unwrap();
+    assert!(list["items"].as_array().unwrap().is_empty(), "a replayed dead letter leaves the open list");
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn tickets_accepted_while_the_broker_is_down_are_delivered_when_it_returns() {
+    let mut hub = TestHub::spawn_with(Options { broker_proxy: true, ..Default::default() }).await;
+    let first = hub.raise(&network_incident("Before the outage")).await;
+    hub.wait_sim_ticket(first["ref"].as_str().unwrap()).await;
+
+    hub.proxy.as_ref().unwrap().close();
+    let during = hub.raise(&network_incident("During the outage")).await;
+    let r = during["ref"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(hub.sim.incident_by_correlation(&r).is_empty(), "nothing can be dispatched without the broker");
+    let ready = hub.http.get(hub.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    hub.proxy.as_ref().unwrap().reopen();
+    hub.wait_sim_ticket(&r).await;
+    hub.wait_incident(&r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
+    assert_eq!(hub.sim.incident_by_correlation(&r).len(), 1);
+    let _ = &mut hub;
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn a_hub_restart_mid_flow_loses_nothing() {
+    let mut hub = TestHub::spawn().await;
+    let doc = hub.raise(&network_incident("Restart")).await;
+    let r = doc["ref"].as_str().unwrap().to_string();
+    let doc = hub.wait_incident(&r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
+    let sys_id = doc["legs"][0]["native_id"].as_str().unwrap().to_string();
+
+    // The hub goes down; tickets keep arriving at a second hub whose broker is unreachable,
+    // and the supplier keeps working (its webhooks find no one).
+    hub.stop().await;
+    hub.sim.agent_update(&sys_id, json!({"state": "2", "comments": "on site now"})).unwrap();
+    let good_amqp = hub.settings.amqp_url.clone();
+    hub.set_amqp_url("amqp://guest:guest@127.0.0.1:1/%2f");
+    hub.restart().await;
+    let queued = hub.raise(&network_incident("Accepted while the broker is unreachable")).await;
+    let q = queued["ref"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(hub.sim.incident_by_correlation(&q).is_empty());
+
+    // Back to normal: the queued ticket is delivered, the missed supplier work is reconciled.
+    hub.set_amqp_url(&good_amqp);
+    hub.restart().await;
+    hub.wait_sim_ticket(&q).await;
+    hub.reconcile().await;
+    let doc = hub.wait_incident(&r, "the missed update", |d| d["status"] == "in_progress").await;
+    assert_eq!(doc["notes"][0]["text"], "on site now");
+    assert_eq!(hub.sim.incidents().len(), 2, "one supplier ticket per incident");
+    hub.finish().await;
+}

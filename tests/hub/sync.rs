@@ -1,0 +1,178 @@
+//! Supplier-side work reaching the unified record: webhooks in every record shape, the
+//! reconciliation sweep, duplicate and out-of-order deliveries, and webhook authentication.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use siam_hub::sim::servicenow::{sign_webhook, DisplayMode, WebhookBehaviour, WebhookTarget};
+
+async fn open_ticket(hub: &TestHub, title: &str) -> (String, String) {
+    let doc = hub.raise(&network_incident(title)).await;
+    let r = doc["ref"].as_str().unwrap().to_string();
+    let doc = hub.wait_incident(&r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
+    (r, doc["legs"][0]["native_id"].as_str().unwrap().to_string())
+}
+
+async fn supplier_works_the_ticket(mode: DisplayMode) {
+    let hub = TestHub::spawn_with(Options { webhook_mode: mode, ..Default::default() }).await;
+    let (r, sys_id) = open_ticket(&hub, "Wi-Fi outage").await;
+
+    hub.sim.agent_update(&sys_id, json!({"state": "2", "work_notes": "Looking at the controller"})).unwrap();
+    let doc = hub.wait_incident(&r, "in progress", |d| d["status"] == "in_progress").await;
+    assert_eq!(doc["legs"][0]["native_status"], "2");
+
+    hub.sim.agent_update(&sys_id, json!({"state": "3", "hold_reason": "1", "comments": "Can you tell us which floor?"})).unwrap();
+    let doc = hub.wait_incident(&r, "on hold", |d| d["status"] == "on_hold").await;
+    assert_eq!(doc["hold_reason"], "awaiting_caller");
+
+    hub.sim.agent_update(&sys_id, json!({"state": "6", "close_code": "Solved (Work Around)", "close_notes": "Rebooted the controller"})).unwrap();
+    let doc = hub.wait_incident(&r, "resolved", |d| d["status"] == "resolved").await;
+    assert_eq!(doc["resolution"], json!({"code": "workaround", "notes": "Rebooted the controller"}));
+    assert!(doc["resolved_at"].is_string());
+    assert_eq!(doc["hold_reason"], Value::Null);
+
+    let doc = hub.wait_incident(&r, "both notes", |d| d["notes"].as_array().unwrap().len() == 2).await;
+    let notes = doc["notes"].as_array().unwrap();
+    let note = |text: &str| notes.iter().find(|n| n["text"] == text).unwrap_or_else(|| panic!("note {text} missing: {notes:?}"));
+    assert_eq!(note("Looking at the controller")["visibility"], "internal");
+    assert_eq!(note("Can you tell us which floor?")["visibility"], "public");
+    assert_eq!(note("Can you tell us which floor?")["origin"], SUPPLIER);
+    assert_eq!(note("Can you tell us which floor?")["author"], "agent.smith");
+
+    let history = hub.history(&r).await;
+    let statuses: Vec<&str> = history.iter().filter(|e| e["type"] == "incident.status_changed").map(|e| e["data"]["to"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["assigned", "in_progress", "on_hold", "resolved"]);
+    siam_hub::validation::validate(siam_hub::validation::Doc::Incident, &doc).expect("still a valid canonical document");
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn supplier_updates_arrive_by_webhook_in_raw_records() {
+    supplier_works_the_ticket(DisplayMode::Raw).await;
+}
+
+#[tokio::test]
+async fn supplier_updates_arrive_by_webhook_in_display_records() {
+    supplier_works_the_ticket(DisplayMode::Display).await;
+}
+
+#[tokio::test]
+async fn supplier_updates_arrive_by_webhook_in_display_all_records() {
+    supplier_works_the_ticket(DisplayMode::All).await;
+}
+
+#[tokio::test]
+async fn a_missed_webhook_is_caught_by_the_reconciliation_sweep() {
+    let hub = TestHub::spawn().await;
+    let (r, sys_id) = open_ticket(&hub, "Missed").await;
+    hub.sim.set_webhook_behaviour(WebhookBehaviour { drop_next: 1, ..Default::default() });
+    hub.sim.agent_update(&sys_id, json!({"state": "2", "urgency": "1", "work_notes": "found it"})).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(hub.incident(&r).await["status"], "assigned", "the webhook was dropped");
+
+    let report = hub.reconcile().await;
+    assert_eq!(report["applied"], 1);
+    assert_eq!(report["notes_added"], 1);
+    let doc = hub.incident(&r).await;
+    assert_eq!(doc["status"], "in_progress");
+    assert_eq!(doc["urgency"], 1);
+    assert_eq!(doc["priority"], 1);
+    assert_eq!(doc["notes"][0]["text"], "found it");
+    // A second sweep over the same window changes nothing.
+    let again = hub.reconcile().await;
+    assert_eq!(again["applied"], 0);
+    assert_eq!(hub.incident(&r).await["version"], doc["version"]);
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn the_background_poller_catches_up_with_a_supplier_clock_behind_ours() {
+    let hub = TestHub::spawn_with(Options { poll_interval_secs: 1, ..Default::default() }).await;
+    let (r, sys_id) = open_ticket(&hub, "Polled").await;
+    hub.sim.set_webhook(None);
+    // The supplier's clock runs behind: its sys_updated_on lies before the hub's watermark.
+    hub.reconcile().await;
+    hub.sim.agent_update(&sys_id, json!({"state": "3", "hold_reason": "4", "comments": "waiting on the carrier"})).unwrap();
+    let doc = hub.wait_incident(&r, "the poller to apply the change", |d| d["status"] == "on_hold").await;
+    assert_eq!(doc["hold_reason"], "awaiting_supplier");
+    assert_eq!(doc["notes"][0]["visibility"], "public");
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn duplicate_and_out_of_order_webhooks_end_as_one_in_order_delivery_would() {
+    let hub = TestHub::spawn().await;
+    let (r, sys_id) = open_ticket(&hub, "Flapping link").await;
+    hub.sim.set_webhook_behaviour(WebhookBehaviour { duplicate: true, reverse_order_of_next: 3, drop_next: 0 });
+    hub.sim.agent_update(&sys_id, json!({"state": "2", "work_notes": "step 1"})).unwrap();
+    hub.sim.agent_update(&sys_id, json!({"state": "3", "hold_reason": "4", "work_notes": "step 2"})).unwrap();
+    hub.sim.agent_update(&sys_id, json!({"urgency": "1", "comments": "step 3"})).unwrap();
+    let doc = hub.wait_incident(&r, "all three changes", |d| d["notes"].as_array().unwrap().len() >= 3 && d["urgency"] == 1).await;
+    let doc = { let _ = doc; hub.settle(&r).await };
+    assert_eq!(doc["status"], "on_hold", "the newest supplier state wins whatever the arrival order");
+    assert_eq!(doc["hold_reason"], "awaiting_supplier");
+    assert_eq!(doc["urgency"], 1);
+    let texts: Vec<&str> = doc["notes"].as_array().unwrap().iter().map(|n| n["text"].as_str().unwrap()).collect();
+    assert_eq!(texts.len(), 3, "each note once: {texts:?}");
+    for t in ["step 1", "step 2", "step 3"] {
+        assert!(texts.contains(&t));
+    }
+    // The stale first delivery (state 2) arrived last and must not have moved the status back.
+    let history = hub.history(&r).await;
+    let statuses: Vec<&str> = history.iter().filter(|e| e["type"] == "incident.status_changed").map(|e| e["data"]["to"].as_str().unwrap()).collect();
+    assert_eq!(statuses.last(), Some(&"on_hold"));
+    assert!(statuses.len() <= 3, "{statuses:?}");
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn webhooks_must_be_signed_fresh_and_well_formed() {
+    let hub = TestHub::spawn().await;
+    let (r, sys_id) = open_ticket(&hub, "Auth").await;
+    let record = hub.sim.incident_by_correlation(&r)[0].clone();
+    let mut changed = record.clone();
+    changed["state"] = json!("2");
+    changed["sys_mod_count"] = json!("99");
+    let body = json!({"event": "incident.updated", "record": changed}).to_string();
+    let now = chrono::Utc::now().timestamp();
+    let send = |ts: i64, sig: String, body: String| {
+        hub.http
+            .post(hub.url(&format!("/webhooks/{SUPPLIER}")))
+            .header("content-type", "application/json")
+            .header("X-Siam-Timestamp", ts.to_string())
+            .header("X-Siam-Signature", sig)
+            .body(body)
+            .send()
+    };
+    let wrong = send(now, sign_webhook("not-the-secret", &now.to_string(), &body), body.clone()).await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let old = now - 3600;
+    let stale = send(old, sign_webhook(&hub.webhook_secret, &old.to_string(), &body), body.clone()).await.unwrap();
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+    let unsigned = hub.http.post(hub.url(&format!("/webhooks/{SUPPLIER}"))).body(body.clone()).send().await.unwrap();
+    assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(hub.incident(&r).await["status"], "assigned", "nothing unauthenticated was applied");
+
+    let junk = "{not json".to_string();
+    let resp = send(now, sign_webhook(&hub.webhook_secret, &now.to_string(), &junk), junk.clone()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let no_id = json!({"record": {"state": "2"}}).to_string();
+    let resp = send(now, sign_webhook(&hub.webhook_secret, &now.to_string(), &no_id), no_id.clone()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let ok = send(now, sign_webhook(&hub.webhook_secret, &now.to_string(), &body), body.clone()).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(hub.incident(&r).await["status"], "in_progress");
+
+    // A ticket the hub never raised is acknowledged and ignored.
+    let mut foreign = record.clone();
+    foreign["sys_id"] = json!("0123456789abcdef0123456789abcdef");
+    foreign["correlation_id"] = json!("");
+    let fb = foreign.to_string();
+    let resp = send(now, sign_webhook(&hub.webhook_secret, &now.to_string(), &fb), fb).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.unwrap()["unknown_ticket"], true);
+    let _ = sys_id;
+    hub.sim.set_webhook(Some(WebhookTarget { url: hub.url(&format!("/webhooks/{SUPPLIER}")), secret: hub.webhook_secret.clone(), display_value: DisplayMode::Raw }));
+    hub.finish().await;
+}

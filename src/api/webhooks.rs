@@ -88,3 +88,49 @@ pub async fn receive(req: HttpRequest, state: web::Data<AppState>, path: web::Pa
     })?;
     Ok(HttpResponse::Ok().json(applied))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::http::SupplierHttp;
+    use crate::adapters::servicenow::ServiceNowClient;
+    use crate::config::Settings;
+    use actix_web::test::TestRequest;
+    use secrecy::SecretString;
+
+    fn link(auth: &str) -> SupplierLink {
+        let s = Settings::from_toml(&format!(
+            "[[suppliers]]\nid = \"sn\"\nname = \"SN\"\nsystem = \"servicenow\"\nbase_url = \"http://127.0.0.1:1\"\nwebhook_auth = \"{auth}\"\n"
+        ))
+        .unwrap();
+        let http = SupplierHttp::new(std::time::Duration::from_secs(1), 1, 1).unwrap();
+        SupplierLink {
+            settings: s.suppliers[0].clone(),
+            client: ServiceNowClient::new(http, "http://127.0.0.1:1", "u", SecretString::from(String::new())),
+            webhook_secret: Some(SecretString::from("s3cret".to_string())),
+        }
+    }
+
+    #[test]
+    fn basic_auth_webhooks_need_the_supplier_id_and_secret() {
+        let l = link("basic");
+        let good = base64::engine::general_purpose::STANDARD.encode("sn:s3cret");
+        let bad = base64::engine::general_purpose::STANDARD.encode("sn:guess");
+        let req = TestRequest::default().insert_header(("authorization", format!("Basic {good}"))).to_http_request();
+        assert!(verify(&l, &req, b"{}", 0).is_ok());
+        let req = TestRequest::default().insert_header(("authorization", format!("Basic {bad}"))).to_http_request();
+        assert!(verify(&l, &req, b"{}", 0).is_err());
+        let req = TestRequest::default().to_http_request();
+        assert!(verify(&l, &req, b"{}", 0).is_err());
+    }
+
+    #[test]
+    fn hmac_webhooks_are_checked_over_timestamp_and_raw_body() {
+        let l = link("hmac");
+        let sig = crate::sim::servicenow::sign_webhook("s3cret", "1000", "{\"a\":1}");
+        let req = TestRequest::default().insert_header(("x-siam-timestamp", "1000")).insert_header(("x-siam-signature", sig.clone())).to_http_request();
+        assert!(verify(&l, &req, b"{\"a\":1}", 1010).is_ok());
+        assert!(verify(&l, &req, b"{\"a\":2}", 1010).is_err(), "a changed body fails");
+        assert!(verify(&l, &req, b"{\"a\":1}", 5000).is_err(), "outside the tolerance window");
+    }
+}

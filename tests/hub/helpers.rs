@@ -38,11 +38,13 @@ pub struct Options {
     /// Route the broker connection through a proxy the test can cut.
     pub broker_proxy: bool,
     pub webhook_mode: DisplayMode,
+    /// Seconds the supplier's clock is ahead of (or, negative, behind) the hub's.
+    pub sim_clock_skew_secs: i64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { poll_interval_secs: 0, max_attempts: 4, broker_proxy: false, webhook_mode: DisplayMode::Raw }
+        Options { poll_interval_secs: 0, max_attempts: 4, broker_proxy: false, webhook_mode: DisplayMode::Raw, sim_clock_skew_secs: 0 }
     }
 }
 
@@ -117,7 +119,12 @@ impl TestHub {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let db_name = format!("siam_test_{}", &id[..16]);
         let prefix = format!("t_{}", &id[..12]);
-        let sim = ServiceNowSim::new(SimConfig { user: SIM_USER.into(), password: SIM_PASSWORD.into(), ..SimConfig::default() });
+        let sim = ServiceNowSim::new(SimConfig {
+            user: SIM_USER.into(),
+            password: SIM_PASSWORD.into(),
+            clock_skew_secs: options.sim_clock_skew_secs,
+            ..SimConfig::default()
+        });
         sim.start(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).expect("simulator starts");
         let sim_url = sim.base_url().unwrap();
         let proxy = if options.broker_proxy { Some(BrokerProxy::start().await) } else { None };

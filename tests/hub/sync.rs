@@ -87,11 +87,12 @@ async fn a_missed_webhook_is_caught_by_the_reconciliation_sweep() {
 
 #[tokio::test]
 async fn the_background_poller_catches_up_with_a_supplier_clock_behind_ours() {
-    let hub = TestHub::spawn_with(Options { poll_interval_secs: 1, ..Default::default() }).await;
+    let hub = TestHub::spawn_with(Options { poll_interval_secs: 1, sim_clock_skew_secs: -90, ..Default::default() }).await;
     let (r, sys_id) = open_ticket(&hub, "Polled").await;
     hub.sim.set_webhook(None);
-    // The supplier's clock runs behind: its sys_updated_on lies before the hub's watermark.
-    hub.reconcile().await;
+    // Let a sweep run first so the watermark is set from the supplier's own (late) clock; the
+    // overlap window must still catch a change stamped before the hub's "now".
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     hub.sim.agent_update(&sys_id, json!({"state": "3", "hold_reason": "4", "comments": "waiting on the carrier"})).unwrap();
     let doc = hub.wait_incident(&r, "the poller to apply the change", |d| d["status"] == "on_hold").await;
     assert_eq!(doc["hold_reason"], "awaiting_supplier");

@@ -1,0 +1,60 @@
+//! The `siam-hub` command as an operator runs it.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use std::process::Command;
+
+fn siam_hub() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_siam-hub"));
+    c.env_remove("SIAM_CONFIG").env("RUST_LOG", "error");
+    c
+}
+
+#[tokio::test]
+async fn keys_create_prints_a_key_that_the_api_accepts() {
+    let hub = TestHub::spawn().await;
+    let out = siam_hub()
+        .args(["keys", "create", "--role", "manager", "--label", "ops"])
+        .env("SIAM_DATABASE_URL", &hub.settings.database_url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("siam_"));
+    assert_eq!(hub.get_as("/api/v1/incidents", &key).await.status(), StatusCode::OK);
+    assert_eq!(hub.get_as("/api/v1/incidents", "siam_forged_key").await.status(), StatusCode::UNAUTHORIZED);
+
+    let out = siam_hub().args(["keys", "create", "--role", "supplier"]).env("SIAM_DATABASE_URL", &hub.settings.database_url).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: a supplier key needs --supplier"), "{err}");
+    hub.finish().await;
+}
+
+#[test]
+fn a_missing_database_is_named_in_one_line_with_how_to_start_it() {
+    let out = siam_hub().arg("migrate").env("SIAM_DATABASE_URL", "postgres://postgres:secret@127.0.0.1:1/siam_hub").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("PostgreSQL is not reachable at postgres://postgres:***@127.0.0.1:1/siam_hub"), "{err}");
+    assert!(err.contains("pg_ctlcluster"), "{err}");
+    assert!(!err.contains("secret"), "the password must not be printed: {err}");
+}
+
+#[test]
+fn a_bad_configuration_file_is_one_clear_line() {
+    let dir = std::env::temp_dir().join(format!("siam-cfg-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hub.toml");
+    std::fs::write(&file, "[[routing.rules]]\nservice = \"email\"\nsupplier = \"ghost\"\n").unwrap();
+    let out = siam_hub().args(["--config", file.to_str().unwrap(), "migrate"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("unknown supplier `ghost`"), "{err}");
+    let out = siam_hub().args(["--config", "/nonexistent/hub.toml", "serve"]).output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success() && err.lines().count() == 1 && err.contains("/nonexistent/hub.toml"), "{err}");
+}

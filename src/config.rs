@@ -41,6 +41,9 @@ pub struct Settings {
     pub suppliers: Vec<SupplierSettings>,
     #[serde(default)]
     pub routing: RoutingSettings,
+    /// SLA calendars and contracts (per supplier and end to end).
+    #[serde(default)]
+    pub sla: SlaSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,7 +153,101 @@ impl Default for RoutingSettings {
     }
 }
 
+/// SLA configuration as written in the file; `crate::sla` turns it into calendars and clocks.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SlaSettings {
+    #[serde(default)]
+    pub calendars: Vec<CalendarDef>,
+    #[serde(default)]
+    pub contracts: Vec<ContractDef>,
+}
+
+/// A business-hours calendar.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CalendarDef {
+    pub id: String,
+    /// IANA time zone, e.g. `Europe/London`.
+    #[serde(default = "defaults::time_zone")]
+    pub time_zone: String,
+    /// Round the clock, every day (holidays ignored): the usual P1 calendar.
+    #[serde(default)]
+    pub always: bool,
+    /// Working hours per weekday (`mon`..`sun`) as `["08:00", "18:00"]`; a missing day is closed.
+    #[serde(default)]
+    pub hours: std::collections::BTreeMap<String, Vec<String>>,
+    /// Public holidays (`YYYY-MM-DD`), closed all day.
+    #[serde(default)]
+    pub holidays: Vec<chrono::NaiveDate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContractKind {
+    /// An OLA / underpinning contract with one supplier: its clocks run only while that supplier
+    /// holds the ticket.
+    Supplier,
+    /// The customer SLA: from the moment the ticket is raised until it is resolved.
+    EndToEnd,
+}
+
+/// What a reopened ticket does to the resolution clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReopenRule {
+    /// The clock carries on from the time already used.
+    #[default]
+    Resume,
+    /// A fresh clock starts at the reopen; the first resolution keeps its own verdict.
+    Restart,
+}
+
+/// What a priority change mid-flight does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorityChangeRule {
+    /// The new priority's target applies, measured from the original start.
+    #[default]
+    Retarget,
+    /// The target of the priority the ticket was opened with stays.
+    KeepOriginal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TargetDef {
+    pub response_mins: i64,
+    pub resolution_mins: i64,
+    /// Overrides the contract calendar for this priority (e.g. 24x7 for P1).
+    pub calendar: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContractDef {
+    pub id: String,
+    pub kind: ContractKind,
+    /// The supplier, for `kind = "supplier"`.
+    pub supplier: Option<String>,
+    pub calendar: String,
+    /// Targets by priority (`"1"`..`"5"`).
+    pub targets: std::collections::BTreeMap<String, TargetDef>,
+    /// Hold reasons that pause this contract's clocks (e.g. `awaiting_caller`).
+    #[serde(default)]
+    pub pause_on: Vec<crate::domain::HoldReason>,
+    /// Percentages of the target at which a warning is raised.
+    #[serde(default = "defaults::warn_at")]
+    pub warn_at: Vec<u8>,
+    #[serde(default)]
+    pub reopen: ReopenRule,
+    #[serde(default)]
+    pub priority_change: PriorityChangeRule,
+}
+
 mod defaults {
+    pub fn time_zone() -> String {
+        "Europe/London".into()
+    }
+    pub fn warn_at() -> Vec<u8> {
+        vec![75, 90]
+    }
     pub fn listen() -> String {
         "127.0.0.1:8080".into()
     }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod routing;
+pub mod sla;
 pub mod sim;
 pub mod startup;
 pub mod store;

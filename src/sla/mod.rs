@@ -1,0 +1,95 @@
+//! SLA compliance: business calendars, contract clocks derived from the event log, live
+//! warnings, reports and the managers' dashboard.
+//!
+//! Every clock is a pure function of a ticket's events and its contract ([`clocks`]), so any
+//! figure can be recomputed and audited later from the same log.
+
+pub mod calendar;
+pub mod clock;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use calendar::Calendar;
+pub use clock::{clocks, timeline};
+
+/// Which promise a clock measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Until the supplier (or, end to end, anyone working the ticket) acknowledges it.
+    Response,
+    /// Until the ticket is resolved.
+    Resolution,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockState {
+    Running,
+    Paused,
+    /// The supplier does not hold the ticket now (a supplier clock between its holding periods).
+    Idle,
+    Met,
+    Breached,
+}
+
+/// A pause of a clock, with its reason and the event that started it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pause {
+    pub from: DateTime<Utc>,
+    pub to: Option<DateTime<Utc>>,
+    /// The hold reason, e.g. `awaiting_caller`.
+    pub reason: String,
+    /// Id of the event that started the pause.
+    pub source_event: uuid::Uuid,
+}
+
+/// A period in which a supplier held the ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holding {
+    pub supplier: String,
+    pub from: DateTime<Utc>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One clock of one ticket under one contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Clock {
+    pub incident_ref: String,
+    pub contract: String,
+    /// The supplier of a supplier contract; `None` end to end.
+    pub supplier: Option<String>,
+    pub metric: Metric,
+    /// The priority whose target applies.
+    pub priority: u8,
+    /// Target in business seconds.
+    pub target_secs: i64,
+    /// Business seconds used so far (up to `now`, or until the clock stopped).
+    pub elapsed_secs: i64,
+    pub state: ClockState,
+    pub started_at: DateTime<Utc>,
+    /// When the clock stopped (response given, resolved); `None` while it runs.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// When the target was (or, if nothing pauses it, will be) exceeded.
+    pub breach_at: Option<DateTime<Utc>>,
+    pub breached: bool,
+    pub pauses: Vec<Pause>,
+    /// Supplier clocks: when that supplier held the ticket.
+    pub holdings: Vec<Holding>,
+}
+
+impl Clock {
+    /// Percentage of the target used, for warnings and "at risk" lists.
+    pub fn used_percent(&self) -> f64 {
+        if self.target_secs <= 0 {
+            return 100.0;
+        }
+        self.elapsed_secs as f64 * 100.0 / self.target_secs as f64
+    }
+
+    /// A stable key of this clock within its ticket (for once-only warnings).
+    pub fn key(&self) -> String {
+        format!("{}:{}:{:?}", self.contract, self.supplier.as_deref().unwrap_or("-"), self.metric).to_lowercase()
+    }
+}

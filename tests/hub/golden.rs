@@ -1,1 +1,194 @@
-//! Golden fixtures of the supplier mappings (being written).
+//! Golden fixtures of the supplier mappings (`adapters/servicenow/fixtures/`).
+//!
+//! * `<case>.native.json` -> `<case>.canonical.json`: what `siam-hub map --system servicenow`
+//!   prints for a native ServiceNow payload (raw, display_value=true/all, webhook, envelope).
+//! * `<case>.canonical-in.json` -> `<case>.native-out.json`: what `--reverse` prints for a full
+//!   canonical incident (which must itself be valid against `schemas/incident.v1.json`).
+//!
+//! The expected documents were written from the ServiceNow reference and the mapping profile,
+//! not copied from the program's output.
+
+use serde_json::{json, Value};
+use siam_hub::cli::map_payload;
+use siam_hub::validation::{validate, Doc};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SYSTEM: &str = "servicenow";
+const MIN_NATIVE_FIXTURES: usize = 8;
+const MIN_REVERSE_FIXTURES: usize = 2;
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters").join(SYSTEM).join("fixtures")
+}
+
+/// The cases whose input file ends with `suffix`, sorted by name: (case, input path).
+fn cases(suffix: &str) -> Vec<(String, PathBuf)> {
+    let dir = fixtures_dir();
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list the fixtures folder {}: {e}", dir.display()));
+    let mut found: Vec<(String, PathBuf)> = entries
+        .map(|e| e.expect("readable directory entry").path())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_string();
+            let case = name.strip_suffix(suffix)?.to_string();
+            Some((case, p))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn read_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&read_text(path)).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+/// `None` when equal, else a report with both documents in full.
+fn mismatch(case: &str, what: &str, expected: &Value, actual: &Value) -> Option<String> {
+    (expected != actual).then(|| format!("{case}: {what} differs\n--- expected ---\n{}\n--- actual ---\n{}", pretty(expected), pretty(actual)))
+}
+
+fn expected_path(input: &Path, case: &str, suffix: &str) -> PathBuf {
+    input.with_file_name(format!("{case}{suffix}"))
+}
+
+#[test]
+fn golden_native_fixtures_map_to_their_canonical_documents() {
+    let natives = cases(".native.json");
+    assert!(
+        natives.len() >= MIN_NATIVE_FIXTURES,
+        "expected at least {MIN_NATIVE_FIXTURES} *.native.json fixtures in {}, found {}",
+        fixtures_dir().display(),
+        natives.len()
+    );
+    let mut failures = Vec::new();
+    for (case, path) in &natives {
+        let expected = read_json(&expected_path(path, case, ".canonical.json"));
+        match map_payload(SYSTEM, false, &read_text(path)) {
+            Ok(actual) => failures.extend(mismatch(case, "canonical document", &expected, &actual)),
+            Err(e) => failures.push(format!("{case}: mapping failed: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} native fixtures differ:\n\n{}", failures.len(), natives.len(), failures.join("\n\n"));
+}
+
+#[test]
+fn golden_canonical_fixtures_are_valid_and_map_to_their_native_bodies() {
+    let inputs = cases(".canonical-in.json");
+    assert!(inputs.len() >= MIN_REVERSE_FIXTURES, "expected at least {MIN_REVERSE_FIXTURES} *.canonical-in.json fixtures, found {}", inputs.len());
+    let mut failures = Vec::new();
+    for (case, path) in &inputs {
+        let doc = read_json(path);
+        if let Err(violations) = validate(Doc::Incident, &doc) {
+            failures.push(format!("{case}: the canonical input is not a valid incident: {violations:?}"));
+            continue;
+        }
+        let expected = read_json(&expected_path(path, case, ".native-out.json"));
+        match map_payload(SYSTEM, true, &read_text(path)) {
+            Ok(actual) => failures.extend(mismatch(case, "native body", &expected, &actual)),
+            Err(e) => failures.push(format!("{case}: reverse mapping failed: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The synced canonical fields a canonical -> native -> canonical trip must keep.
+fn synced_view(doc: &Value) -> Value {
+    json!({
+        "title": doc["title"],
+        "description": doc["description"],
+        "status": doc["status"],
+        "hold_reason": doc["hold_reason"],
+        "impact": doc["impact"],
+        "urgency": doc["urgency"],
+        "category": doc["category"],
+        "ci": doc["ci"],
+        "resolution_code": doc["resolution"]["code"],
+    })
+}
+
+#[test]
+fn golden_round_trip_keeps_the_synced_fields() {
+    let inputs = cases(".canonical-in.json");
+    assert!(inputs.len() >= MIN_REVERSE_FIXTURES, "expected at least {MIN_REVERSE_FIXTURES} *.canonical-in.json fixtures, found {}", inputs.len());
+    let mut failures = Vec::new();
+    for (i, (case, path)) in inputs.iter().enumerate() {
+        let canonical = read_json(path);
+        let native = map_payload(SYSTEM, true, &read_text(path)).unwrap_or_else(|e| panic!("{case}: reverse mapping failed: {e}"));
+        // What the instance would hand back in raw mode: the body plus the keys it assigns.
+        let mut record = native.as_object().cloned().unwrap_or_else(|| panic!("{case}: the native body is not an object"));
+        record.insert("sys_id".into(), json!(format!("{:032x}", 0x5eed_0000_u64 + i as u64)));
+        record.insert("number".into(), json!(format!("INC{:07}", 20_000 + i)));
+        let back = map_payload(SYSTEM, false, &Value::Object(record).to_string()).unwrap_or_else(|e| panic!("{case}: forward mapping failed: {e}"));
+        failures.extend(mismatch(case, "synced fields after canonical -> native -> canonical", &synced_view(&canonical), &synced_view(&back)));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn run_map(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_siam-hub"))
+        .arg("map")
+        .args(["--system", SYSTEM])
+        .args(args)
+        // The command needs no configuration; keep the caller's log filter out of stderr.
+        .env_remove("RUST_LOG")
+        .env_remove("SIAM_CONFIG")
+        .output()
+        .expect("the siam-hub binary runs")
+}
+
+#[test]
+fn golden_binary_prints_the_canonical_document() {
+    let natives = cases(".native.json");
+    assert!(natives.len() >= MIN_NATIVE_FIXTURES, "expected at least {MIN_NATIVE_FIXTURES} native fixtures, found {}", natives.len());
+    let mut failures = Vec::new();
+    for (case, path) in &natives {
+        let out = run_map(&[path.to_str().expect("UTF-8 fixture path")]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            failures.push(format!("{case}: exit {:?}, stderr: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
+            continue;
+        }
+        let expected = read_json(&expected_path(path, case, ".canonical.json"));
+        match serde_json::from_str::<Value>(&stdout) {
+            Ok(actual) => failures.extend(mismatch(case, "`siam-hub map` output", &expected, &actual)),
+            Err(e) => failures.push(format!("{case}: stdout is not JSON ({e}):\n{stdout}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn golden_binary_reverse_prints_the_native_body() {
+    for (case, path) in cases(".canonical-in.json") {
+        let out = run_map(&["--reverse", path.to_str().expect("UTF-8 fixture path")]);
+        assert!(out.status.success(), "{case}: exit {:?}, stderr: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+        let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{case}: stdout is not JSON: {e}"));
+        let expected = read_json(&expected_path(&path, &case, ".native-out.json"));
+        if let Some(report) = mismatch(&case, "`siam-hub map --reverse` output", &expected, &actual) {
+            panic!("{report}");
+        }
+    }
+}
+
+#[test]
+fn golden_binary_rejects_a_non_json_file_with_one_error_line() {
+    let path = std::env::temp_dir().join(format!("siam-hub-golden-not-json-{}.txt", std::process::id()));
+    std::fs::write(&path, "state=2\nshort_description=this is not JSON\n").expect("temp file written");
+    let out = run_map(&[path.to_str().expect("UTF-8 temp path")]);
+    let _ = std::fs::remove_file(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a non-JSON file must fail; stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert_ne!(out.status.code(), Some(0));
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr must be exactly one line, got:\n{stderr}");
+    assert!(lines[0].starts_with("error:"), "stderr must start with `error:`, got: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout when mapping fails, got: {}", String::from_utf8_lossy(&out.stdout));
+}

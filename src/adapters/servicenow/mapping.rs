@@ -256,22 +256,42 @@ pub fn parse_journal(rows: &[Value]) -> Vec<JournalEntry> {
         .collect()
 }
 
-/// Rich journal text comes as `[code]<html>[/code]`; the canonical note is plain text.
+/// Rich journal text comes as `[code]<html>[/code]`; the canonical note is plain text. Tags are
+/// dropped, but a `<br>` or the end of a block (`</p>`, `</div>`, `</li>`...) becomes a line break
+/// so words of adjacent paragraphs do not run together; newlines in the HTML source are just
+/// whitespace. Entities are decoded once, `&amp;` last, so a literal `&lt;` the user typed (sent
+/// as `&amp;lt;`) stays `&lt;`.
 fn strip_code_wrapper(s: &str) -> String {
     let t = s.trim();
     match t.strip_prefix("[code]").and_then(|r| r.strip_suffix("[/code]")) {
         Some(inner) => {
             let mut out = String::with_capacity(inner.len());
-            let mut in_tag = false;
+            let mut tag: Option<String> = None;
             for c in inner.chars() {
-                match c {
-                    '<' => in_tag = true,
-                    '>' => in_tag = false,
-                    c if !in_tag => out.push(c),
-                    _ => {}
+                match (&mut tag, c) {
+                    (None, '<') => tag = Some(String::new()),
+                    (Some(body), '>') => {
+                        let body = body.trim().trim_end_matches('/').to_ascii_lowercase();
+                        let name = body.split_whitespace().next().unwrap_or("");
+                        if matches!(name, "br" | "/p" | "/div" | "/li" | "/tr" | "/pre" | "/blockquote" | "/h1" | "/h2" | "/h3" | "/h4" | "/h5" | "/h6") {
+                            out.push('\n');
+                        }
+                        tag = None;
+                    }
+                    (Some(body), c) => body.push(c),
+                    (None, '\r' | '\n') => out.push(' '),
+                    (None, c) => out.push(c),
                 }
             }
-            out.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").trim().to_string()
+            let text = out
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&apos;", "'")
+                .replace("&nbsp;", " ")
+                .replace("&amp;", "&");
+            text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
         }
         None => s.to_string(),
     }

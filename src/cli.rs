@@ -1,6 +1,5 @@
 //! The `siam-hub` command line.
 
-use crate::adapters::servicenow::mapping;
 use crate::config::{SecretRef, Settings};
 use crate::sim::servicenow::{DisplayMode, ServiceNowSim, SimConfig, WebhookTarget};
 use crate::startup::Application;
@@ -66,10 +65,11 @@ pub enum KeysCommand {
 
 pub fn map_payload(system: &str, reverse: bool, text: &str) -> Result<serde_json::Value, String> {
     let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("the file is not valid JSON: {e}"))?;
-    match (system, reverse) {
-        ("servicenow", false) => mapping::canonical_document(&doc).map_err(|e| e.to_string()),
-        ("servicenow", true) => mapping::native_document(&doc).map_err(|e| e.to_string()),
-        (other, _) => Err(format!("unsupported system `{other}`")),
+    let mapping = crate::adapters::mapping_for(system).ok_or_else(|| format!("unsupported system `{system}`; supported: {}", crate::adapters::SYSTEMS.join(", ")))?;
+    if reverse {
+        mapping.native_document(&doc).map_err(|e| e.to_string())
+    } else {
+        mapping.canonical_document(&doc).map_err(|e| e.to_string())
     }
 }
 

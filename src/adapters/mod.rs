@@ -1,11 +1,22 @@
 //! Supplier systems: one module per system, each translating between the system's native
 //! records and the canonical model (its mapping profile lives in `adapters/<system>/` at the
 //! repository root) and holding the client for the system's API.
+//!
+//! The sync stages see a system only through [`Mapping`] (pure translation) and [`Client`]
+//! (the supplier's API), so adding a system means adding a module, not touching the sync.
 
 pub mod http;
 pub mod servicenow;
 
+use crate::domain::*;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+pub use servicenow::mapping::Canonical;
 
 /// Why a supplier call failed, sorted by what the caller should do about it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -31,3 +42,90 @@ impl SupplierError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct MapError(pub String);
+
+/// A supplier ticket reduced to what the sync needs, whatever system and shape it came in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeRecord {
+    pub native_id: String,
+    pub native_number: Option<String>,
+    /// The hub reference the supplier holds (its correlation / external id field).
+    pub correlation: Option<String>,
+    /// Orders versions of the record (a modification counter, or an update time in ms): an
+    /// older delivery than the one applied changes nothing.
+    pub revision: Option<i64>,
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The synced fields, in the system's stored values, `""` when empty.
+    pub fields: BTreeMap<String, String>,
+    /// Someone at the supplier owns the ticket (turns a "new" ticket into `assigned`).
+    pub assigned: bool,
+    /// The native status, as shown on the leg.
+    pub native_status: Option<String>,
+}
+
+/// A work note or comment as the supplier holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeNote {
+    pub native_id: String,
+    /// The supplier ticket it belongs to, when the payload says (`""` otherwise).
+    pub ticket_id: String,
+    pub visibility: Visibility,
+    pub author: String,
+    pub text: String,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Translation between one system's payloads and the canonical model. Pure: no I/O.
+pub trait Mapping: Send + Sync {
+    fn system(&self) -> &'static str;
+    /// Reads a ticket from any payload shape the system produces (API record, webhook body).
+    fn parse_record(&self, payload: &Value) -> Result<NativeRecord, MapError>;
+    /// Reads the notes a payload carries (journal rows, comments, work logs).
+    fn parse_notes(&self, payload: &Value) -> Vec<NativeNote>;
+    /// The canonical reading of native field values, with what could not be mapped.
+    fn to_canonical(&self, fields: &BTreeMap<String, String>, assigned: bool) -> Canonical;
+    /// The native values the hub wants the supplier ticket to hold.
+    fn from_canonical(&self, incident: &Incident) -> BTreeMap<String, String>;
+    /// What `siam-hub map` prints for a native payload.
+    fn canonical_document(&self, payload: &Value) -> Result<Value, MapError>;
+    /// What `siam-hub map --reverse` prints for a canonical incident.
+    fn native_document(&self, canonical: &Value) -> Result<Value, MapError>;
+}
+
+/// A supplier system's API, as the dispatcher and the sweep use it.
+#[async_trait]
+pub trait Client: Send + Sync {
+    /// The ticket this hub created for `reference`, if any (so a retried create adopts it).
+    async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError>;
+    /// Creates the supplier ticket; returns the created record.
+    async fn create(&self, incident: &Incident) -> Result<Value, SupplierError>;
+    /// Writes changed synced fields (native names and values); returns the record after.
+    async fn update(&self, native_id: &str, changes: &BTreeMap<String, String>) -> Result<Value, SupplierError>;
+    /// Adds a note; returns the record after, if the system answers with one.
+    async fn add_note(&self, native_id: &str, visibility: Visibility, text: &str) -> Result<Option<Value>, SupplierError>;
+    /// One page of the hub's tickets updated at or after `since`, oldest first.
+    async fn updated_since(&self, since: DateTime<Utc>, offset: usize, limit: usize) -> Result<Vec<Value>, SupplierError>;
+    /// The notes of one ticket, as a payload `Mapping::parse_notes` reads.
+    async fn notes(&self, native_id: &str) -> Result<Value, SupplierError>;
+    /// A link a person can open.
+    fn ticket_url(&self, native_id: &str) -> String;
+}
+
+/// The mapping of a supported system.
+pub fn mapping_for(system: &str) -> Option<Arc<dyn Mapping>> {
+    match system {
+        "servicenow" => Some(Arc::new(servicenow::ServiceNow)),
+        _ => None,
+    }
+}
+
+/// The systems `mapping_for` knows.
+pub const SYSTEMS: &[&str] = &["servicenow"];
+
+/// Builds the mapping and the API client of one configured supplier instance.
+pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::SecretString) -> Result<(Arc<dyn Mapping>, Arc<dyn Client>), String> {
+    let http = http::SupplierHttp::new(Duration::from_secs(settings.timeout_secs), settings.rate_per_sec, settings.max_attempts)?;
+    match settings.system.as_str() {
+        "servicenow" => Ok((Arc::new(servicenow::ServiceNow), Arc::new(servicenow::ServiceNowClient::new(http, &settings.base_url, &settings.username, password)))),
+        other => Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
+    }
+}

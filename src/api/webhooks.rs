@@ -8,8 +8,6 @@
 
 use super::error::ApiError;
 use super::{correlation_id, parse_json, read_body, AppState};
-use crate::adapters::servicenow::mapping::parse_journal;
-use crate::adapters::servicenow::parse_record;
 use crate::config::WebhookAuth;
 use crate::sync::SupplierLink;
 use actix_web::http::StatusCode;
@@ -79,10 +77,12 @@ pub async fn receive(req: HttpRequest, state: web::Data<AppState>, path: web::Pa
     let bytes = read_body(body, state.settings.max_body_bytes).await?;
     verify(&link, &req, &bytes, chrono::Utc::now().timestamp())?;
     let doc = parse_json(&bytes)?;
-    let rec = parse_record(&doc).map_err(|e| ApiError::unprocessable("unreadable-record", "Not a ServiceNow incident record", e.to_string()))?;
-    let journal = parse_journal(doc.get("journal").and_then(|j| j.as_array()).map(Vec::as_slice).unwrap_or(&[]));
+    let rec = link.mapping.parse_record(&doc).map_err(|e| {
+        ApiError::unprocessable("unreadable-record", "Not a supplier ticket record", format!("not a {} ticket record: {e}", link.mapping.system()))
+    })?;
+    let notes = link.mapping.parse_notes(&doc);
     let delivery = header(&req, "x-siam-delivery").map(str::to_string);
-    let applied = state.engine.apply(&supplier, rec, journal, correlation_id(&req), delivery).await.map_err(|e| match e {
+    let applied = state.engine.apply(&supplier, rec, notes, correlation_id(&req), delivery).await.map_err(|e| match e {
         crate::sync::SyncError::Store(s) => ApiError::from(s),
         other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unapplicable", "The delivery could not be applied", other.to_string()),
     })?;
@@ -106,7 +106,8 @@ mod tests {
         let http = SupplierHttp::new(std::time::Duration::from_secs(1), 1, 1).unwrap();
         SupplierLink {
             settings: s.suppliers[0].clone(),
-            client: ServiceNowClient::new(http, "http://127.0.0.1:1", "u", SecretString::from(String::new())),
+            mapping: std::sync::Arc::new(crate::adapters::servicenow::ServiceNow),
+            client: std::sync::Arc::new(ServiceNowClient::new(http, "http://127.0.0.1:1", "u", SecretString::from(String::new()))),
             webhook_secret: Some(SecretString::from("s3cret".to_string())),
         }
     }

@@ -1,12 +1,11 @@
 //! Applying a supplier's view of its ticket to the unified record.
 //!
 //! Echoes are recognised deterministically: the leg's `baseline` holds the supplier fields as
-//! last agreed, so a field equal to the baseline is no change, whoever wrote it; and
-//! `sys_mod_count` orders deliveries, so a repeated or older delivery changes nothing.
+//! last agreed, so only what differs from it (read canonically) is a supplier change, whoever
+//! wrote it; and the record's revision orders deliveries, so an older delivery changes nothing.
 
 use super::{Engine, SyncError};
-use crate::adapters::servicenow::mapping::{to_canonical, Canonical};
-use crate::adapters::servicenow::{JournalEntry, SnRecord, SYNCED_FIELDS};
+use crate::adapters::{Canonical, Mapping, NativeNote, NativeRecord};
 use crate::domain::*;
 use crate::store::models::LegRow;
 use crate::store::record::{self, Context, NewNote};
@@ -38,50 +37,51 @@ fn baseline_map(v: &serde_json::Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The canonical changes implied by the supplier fields that differ from the baseline.
-fn changes_from(rec: &SnRecord, baseline: &BTreeMap<String, String>, c: &Canonical) -> IncidentChanges {
-    let changed = |k: &str| rec.fields.get(k) != baseline.get(k);
+/// The canonical changes implied by a supplier record (`new`) against the leg's baseline
+/// (`old`), both read canonically, so the rule is the same for every system.
+fn changes_from(new: &Canonical, old: &Canonical, close_notes: &str) -> IncidentChanges {
     let mut ch = IncidentChanges::default();
-    if changed("state") || changed("hold_reason") || changed("close_code") || changed("close_notes") {
-        if let Some(s) = c.status {
-            if changed("state") {
-                ch.status = Some(s);
+    let status_moved = new.status.is_some() && new.status != old.status;
+    if let Some(s) = new.status {
+        if status_moved {
+            ch.status = Some(s);
+        }
+        match s {
+            Status::OnHold if status_moved || new.hold_reason != old.hold_reason => {
+                ch.hold_reason = Some(new.hold_reason.or(Some(HoldReason::Other)));
             }
-            match s {
-                Status::OnHold => ch.hold_reason = Some(c.hold_reason.or(Some(HoldReason::Other))),
-                Status::Resolved | Status::Closed => {
-                    let notes = rec.fields.get("close_notes").cloned().unwrap_or_default();
-                    ch.resolution = Some(Some(c.resolution.clone().unwrap_or(Resolution { code: "other".into(), notes })));
-                }
-                _ => {}
+            Status::Resolved | Status::Closed if status_moved || new.resolution != old.resolution => {
+                let fallback = Resolution { code: "other".into(), notes: close_notes.to_string() };
+                ch.resolution = Some(Some(new.resolution.clone().unwrap_or(fallback)));
             }
+            _ => {}
         }
     }
-    if changed("impact") {
-        ch.impact = c.impact;
+    if new.impact.is_some() && new.impact != old.impact {
+        ch.impact = new.impact;
     }
-    if changed("urgency") {
-        ch.urgency = c.urgency;
+    if new.urgency.is_some() && new.urgency != old.urgency {
+        ch.urgency = new.urgency;
     }
-    if changed("short_description") {
-        ch.title = c.title.clone().filter(|t| !t.trim().is_empty());
+    if new.title != old.title {
+        ch.title = new.title.clone().filter(|t| !t.trim().is_empty());
     }
-    if changed("description") {
-        ch.description = c.description.clone();
+    if new.description != old.description {
+        ch.description = new.description.clone();
     }
-    if changed("category") {
-        ch.category = Some(c.category.clone());
+    if new.category != old.category {
+        ch.category = Some(new.category.clone());
     }
-    if changed("cmdb_ci") {
-        ch.ci = Some(c.ci.clone());
+    if new.ci != old.ci {
+        ch.ci = Some(new.ci.clone());
     }
     ch
 }
 
-fn find_leg(conn: &mut PgConnection, supplier: &str, rec: &SnRecord) -> StoreResult<Option<LegRow>> {
+fn find_leg(conn: &mut PgConnection, supplier: &str, rec: &NativeRecord) -> StoreResult<Option<LegRow>> {
     let by_native = legs::table
         .filter(legs::supplier_id.eq(supplier))
-        .filter(legs::native_id.eq(&rec.sys_id))
+        .filter(legs::native_id.eq(&rec.native_id))
         .select(LegRow::as_select())
         .first(conn)
         .optional()?;
@@ -89,7 +89,7 @@ fn find_leg(conn: &mut PgConnection, supplier: &str, rec: &SnRecord) -> StoreRes
         return Ok(by_native);
     }
     // A ticket the hub created but whose create answer it never saw: adopt it by correlation id.
-    let Some(reference) = &rec.correlation_id else { return Ok(None) };
+    let Some(reference) = &rec.correlation else { return Ok(None) };
     Ok(legs::table
         .inner_join(incidents::table)
         .filter(incidents::reference.eq(reference))
@@ -105,8 +105,9 @@ pub fn apply_record(
     conn: &mut PgConnection,
     ctx: &Context,
     supplier: &str,
-    rec: &SnRecord,
-    journal: &[JournalEntry],
+    mapping: &dyn Mapping,
+    rec: &NativeRecord,
+    notes: &[NativeNote],
     matrix: &PriorityMatrix,
 ) -> StoreResult<Applied> {
     let Some(found) = find_leg(conn, supplier, rec)? else {
@@ -115,12 +116,17 @@ pub fn apply_record(
     let mut row = record::lock_row_by_id(conn, found.incident_id)?;
     let leg: LegRow = legs::table.find(found.id).select(LegRow::as_select()).for_update().first(conn)?;
     let mut applied = Applied { reference: Some(row.reference.clone()), ..Default::default() };
-    applied.stale = matches!((rec.mod_count, leg.native_revision), (Some(new), Some(old)) if new <= old);
+    // An equal revision is applied again: it is a repeat, and the baseline makes it a no-op.
+    applied.stale = matches!((rec.revision, leg.native_revision), (Some(new), Some(old)) if new < old);
 
     if !applied.stale {
         let baseline = baseline_map(&leg.baseline);
-        let canonical = to_canonical(&rec.fields, rec.assigned);
-        let changes = changes_from(rec, &baseline, &canonical);
+        let canonical = mapping.to_canonical(&rec.fields, rec.assigned);
+        // The baseline is read with the record's own assignment, so an assignee change alone is
+        // not taken for a status change.
+        let agreed = if baseline.is_empty() { Canonical::default() } else { mapping.to_canonical(&baseline, rec.assigned) };
+        let close_notes = canonical.resolution.as_ref().map(|r| r.notes.clone()).unwrap_or_default();
+        let changes = changes_from(&canonical, &agreed, &close_notes);
         if !changes.is_empty() {
             let before = row.version;
             match record::apply_changes(conn, ctx, row.clone(), &changes, matrix) {
@@ -154,11 +160,11 @@ pub fn apply_record(
                     conn,
                     ctx,
                     &row,
-                    NewEvent::new(EventType::UnmappedValue, &ctx.source, json!({ "supplier": supplier, "system": "servicenow", "field": field, "value": value })),
+                    NewEvent::new(EventType::UnmappedValue, &ctx.source, json!({ "supplier": supplier, "system": mapping.system(), "field": field, "value": value })),
                 )?;
             }
         }
-        let native_status = rec.fields.get("state").cloned();
+        let native_status = rec.native_status.clone();
         if native_status != leg.native_status {
             record::record_event(
                 conn,
@@ -171,11 +177,11 @@ pub fn apply_record(
         let state = if closed { LegState::Closed } else { LegState::Open };
         diesel::update(legs::table.find(leg.id))
             .set((
-                legs::native_id.eq(&rec.sys_id),
-                legs::native_number.eq(rec.number.clone().or(leg.native_number.clone())),
+                legs::native_id.eq(&rec.native_id),
+                legs::native_number.eq(rec.native_number.clone().or(leg.native_number.clone())),
                 legs::native_status.eq(&native_status),
-                legs::native_revision.eq(rec.mod_count.or(leg.native_revision)),
-                legs::native_updated_at.eq(rec.updated_on.or(leg.native_updated_at)),
+                legs::native_revision.eq(rec.revision.max(leg.native_revision)),
+                legs::native_updated_at.eq(rec.updated_at.or(leg.native_updated_at)),
                 legs::baseline.eq(json!(rec.fields)),
                 legs::unmapped.eq(json!(canonical.unmapped)),
                 legs::state.eq(state.as_str()),
@@ -185,7 +191,7 @@ pub fn apply_record(
             .execute(conn)?;
     }
 
-    for entry in journal.iter().filter(|j| j.element_id.is_empty() || j.element_id == rec.sys_id) {
+    for entry in notes.iter().filter(|n| n.ticket_id.is_empty() || n.ticket_id == rec.native_id) {
         if import_journal_entry(conn, ctx, supplier, &leg, &mut row, entry)? {
             applied.notes_added += 1;
         }
@@ -201,10 +207,10 @@ fn import_journal_entry(
     supplier: &str,
     leg: &LegRow,
     row: &mut crate::store::models::IncidentRow,
-    entry: &JournalEntry,
+    entry: &NativeNote,
 ) -> StoreResult<bool> {
     let known_delivery: bool = diesel::select(diesel::dsl::exists(
-        note_deliveries::table.filter(note_deliveries::leg_id.eq(leg.id)).filter(note_deliveries::native_id.eq(&entry.sys_id)),
+        note_deliveries::table.filter(note_deliveries::leg_id.eq(leg.id)).filter(note_deliveries::native_id.eq(&entry.native_id)),
     ))
     .get_result(conn)?;
     if known_delivery {
@@ -221,7 +227,7 @@ fn import_journal_entry(
         .first(conn)
         .optional()?;
     if let Some(note_id) = echo {
-        diesel::update(note_deliveries::table.find((note_id, leg.id))).set(note_deliveries::native_id.eq(&entry.sys_id)).execute(conn)?;
+        diesel::update(note_deliveries::table.find((note_id, leg.id))).set(note_deliveries::native_id.eq(&entry.native_id)).execute(conn)?;
         return Ok(false);
     }
     let note = NewNote {
@@ -229,8 +235,8 @@ fn import_journal_entry(
         author: entry.author.clone(),
         text: entry.text.clone(),
         origin: supplier.to_string(),
-        native_id: Some(entry.sys_id.clone()),
-        created_at: entry.created_on.unwrap_or_else(Utc::now),
+        native_id: Some(entry.native_id.clone()),
+        created_at: entry.created_at.unwrap_or_else(Utc::now),
     };
     Ok(record::add_note(conn, ctx, row, &note)?.is_some())
 }
@@ -241,13 +247,14 @@ impl Engine {
     pub async fn apply(
         &self,
         supplier: &str,
-        rec: SnRecord,
-        journal: Vec<JournalEntry>,
+        rec: NativeRecord,
+        notes: Vec<NativeNote>,
         correlation_id: String,
         delivery: Option<String>,
     ) -> Result<Applied, SyncError> {
         let supplier_id = supplier.to_string();
         let matrix = self.matrix.clone();
+        let mapping = self.supplier(supplier)?.mapping.clone();
         let applied = self
             .store
             .tx(move |conn| {
@@ -257,7 +264,7 @@ impl Engine {
                     }
                 }
                 let ctx = Context::supplier(&supplier_id, correlation_id);
-                apply_record(conn, &ctx, &supplier_id, &rec, &journal, &matrix)
+                apply_record(conn, &ctx, &supplier_id, mapping.as_ref(), &rec, &notes, &matrix)
             })
             .await?;
         self.notify();
@@ -265,7 +272,3 @@ impl Engine {
     }
 }
 
-/// Field names the hub keeps in sync, for messages and docs.
-pub fn synced_fields() -> &'static [&'static str] {
-    SYNCED_FIELDS
-}

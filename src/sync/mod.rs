@@ -10,9 +10,7 @@ pub mod inbound;
 pub mod outbound;
 pub mod poller;
 
-use crate::adapters::http::SupplierHttp;
-use crate::adapters::servicenow::ServiceNowClient;
-use crate::adapters::{MapError, SupplierError};
+use crate::adapters::{Client, MapError, Mapping, SupplierError};
 use crate::config::{Settings, SupplierSettings};
 use crate::domain::PriorityMatrix;
 use crate::store::{Store, StoreError};
@@ -36,7 +34,8 @@ pub enum SyncError {
 /// One configured external supplier instance, ready to call.
 pub struct SupplierLink {
     pub settings: SupplierSettings,
-    pub client: ServiceNowClient,
+    pub mapping: Arc<dyn Mapping>,
+    pub client: Arc<dyn Client>,
     /// HMAC secret (or basic-auth password) the supplier's webhooks must carry.
     pub webhook_secret: Option<SecretString>,
 }
@@ -58,9 +57,8 @@ impl Engine {
         for s in settings.suppliers.iter().filter(|s| s.is_external()) {
             let password = s.resolve(&s.password).map_err(|e| e.to_string())?.unwrap_or_else(|| SecretString::from(String::new()));
             let webhook_secret = s.resolve(&s.webhook_secret).map_err(|e| e.to_string())?;
-            let http = SupplierHttp::new(std::time::Duration::from_secs(s.timeout_secs), s.rate_per_sec, s.max_attempts)?;
-            let client = ServiceNowClient::new(http, &s.base_url, &s.username, password);
-            suppliers.insert(s.id.clone(), Arc::new(SupplierLink { settings: s.clone(), client, webhook_secret }));
+            let (mapping, client) = crate::adapters::connect(s, password)?;
+            suppliers.insert(s.id.clone(), Arc::new(SupplierLink { settings: s.clone(), mapping, client, webhook_secret }));
         }
         Ok(Engine { store, matrix: settings.priority_matrix.clone(), suppliers: Arc::new(suppliers), outbox_signal })
     }

@@ -7,8 +7,6 @@
 
 use super::inbound::apply_record;
 use super::{Engine, SyncError};
-use crate::adapters::servicenow::mapping::{create_body, from_canonical, parse_journal};
-use crate::adapters::servicenow::parse_record;
 use crate::adapters::SupplierError;
 use crate::bus::{Handler, Incoming, Outcome};
 use crate::domain::*;
@@ -19,7 +17,7 @@ use crate::store::{outbox, StoreResult};
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel::PgConnection;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -90,29 +88,21 @@ impl Engine {
         let (r, s) = (reference.to_string(), supplier.to_string());
         let Some(snap) = self.store.run(move |c| snapshot(c, &r, &s)).await? else { return Ok(()) };
         let baseline = baseline_map(&snap.leg.baseline);
-        let diff: Map<String, Value> = from_canonical(&snap.incident)
-            .into_iter()
-            .filter(|(k, v)| baseline.get(k) != Some(v))
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
+        let diff: BTreeMap<String, String> = link.mapping.from_canonical(&snap.incident).into_iter().filter(|(k, v)| baseline.get(k) != Some(v)).collect();
         if !diff.is_empty() {
-            let answer = link.client.update(&sys_id, &Value::Object(diff.clone())).await?;
-            self.absorb(supplier, snap.leg.id, Some(diff), None, &answer, correlation_id).await?;
+            let answer = link.client.update(&sys_id, &diff).await?;
+            self.absorb(supplier, snap.leg.id, Some(diff), None, Some(&answer), correlation_id).await?;
         }
 
-        // Notes: internal ones only ever go to the internal journal field.
+        // Notes: the client writes internal ones only ever to the supplier's internal field.
         for (note, tried) in &snap.notes {
             let visibility: Visibility = note.visibility.parse().map_err(crate::store::StoreError::from)?;
-            let field = match visibility {
-                Visibility::Internal => "work_notes",
-                Visibility::Public => "comments",
-            };
+            let hash = record::content_hash(&[note.visibility.as_str(), note.body.trim()]);
             if *tried {
                 // An earlier attempt may have reached the supplier before failing: look first.
-                let journal = parse_journal(&link.client.journal(&sys_id).await?);
-                let hash = record::content_hash(&[note.visibility.as_str(), note.body.trim()]);
-                if let Some(entry) = journal.iter().find(|j| record::content_hash(&[j.visibility.as_str(), j.text.trim()]) == hash) {
-                    let (note_id, leg_id, native) = (note.id, snap.leg.id, entry.sys_id.clone());
+                let held = link.mapping.parse_notes(&link.client.notes(&sys_id).await?);
+                if let Some(entry) = held.iter().find(|n| record::content_hash(&[n.visibility.as_str(), n.text.trim()]) == hash) {
+                    let (note_id, leg_id, native) = (note.id, snap.leg.id, entry.native_id.clone());
                     self.store.run(move |c| confirm_delivery(c, note_id, leg_id, Some(&native))).await?;
                     continue;
                 }
@@ -128,8 +118,8 @@ impl Engine {
                     })
                     .await?;
             }
-            let answer = link.client.update(&sys_id, &json!({ field: note.body })).await?;
-            self.absorb(supplier, snap.leg.id, None, Some(note.id), &answer, correlation_id).await?;
+            let answer = link.client.add_note(&sys_id, visibility, &note.body).await?;
+            self.absorb(supplier, snap.leg.id, None, Some(note.id), answer.as_ref(), correlation_id).await?;
         }
         Ok(())
     }
@@ -143,11 +133,12 @@ impl Engine {
                 tracing::info!(%reference, %supplier, "adopting the supplier ticket a previous attempt created");
                 existing
             }
-            None => link.client.create(&create_body(&snap.incident)).await?,
+            None => link.client.create(&snap.incident).await?,
         };
-        let rec = parse_record(&native)?;
-        let sys_id = rec.sys_id.clone();
-        let url = format!("{}/nav_to.do?uri=incident.do?sys_id={}", link.settings.base_url.trim_end_matches('/'), rec.sys_id);
+        let rec = link.mapping.parse_record(&native)?;
+        let native_id = rec.native_id.clone();
+        let url = link.client.ticket_url(&rec.native_id);
+        let system = link.mapping.system();
         let (leg_id, row_id, s) = (snap.leg.id, snap.row.id, supplier.to_string());
         let (matrix, corr) = (self.matrix.clone(), correlation_id.to_string());
         self.store
@@ -157,11 +148,11 @@ impl Engine {
                 let row = record::lock_row_by_id(conn, row_id)?;
                 diesel::update(legs::table.find(leg_id))
                     .set((
-                        legs::native_id.eq(&rec.sys_id),
-                        legs::native_number.eq(&rec.number),
-                        legs::native_status.eq(rec.fields.get("state")),
-                        legs::native_revision.eq(rec.mod_count),
-                        legs::native_updated_at.eq(rec.updated_on),
+                        legs::native_id.eq(&rec.native_id),
+                        legs::native_number.eq(&rec.native_number),
+                        legs::native_status.eq(&rec.native_status),
+                        legs::native_revision.eq(rec.revision),
+                        legs::native_updated_at.eq(rec.updated_at),
                         legs::baseline.eq(json!(rec.fields)),
                         legs::url.eq(&url),
                         legs::state.eq(LegState::Open.as_str()),
@@ -176,7 +167,7 @@ impl Engine {
                     NewEvent::new(
                         EventType::LegOpened,
                         &ctx.source,
-                        json!({ "supplier": s, "system": "servicenow", "native_id": rec.sys_id, "native_number": rec.number }),
+                        json!({ "supplier": s, "system": system, "native_id": rec.native_id, "native_number": rec.native_number }),
                     ),
                 )?;
                 if row.status()? == Status::New {
@@ -187,7 +178,7 @@ impl Engine {
             })
             .await?;
         self.notify();
-        Ok(sys_id)
+        Ok(native_id)
     }
 
     /// Records what the hub just wrote to the supplier (pushed fields move the baseline; a pushed
@@ -196,13 +187,14 @@ impl Engine {
         &self,
         supplier: &str,
         leg_id: i64,
-        pushed: Option<Map<String, Value>>,
+        pushed: Option<BTreeMap<String, String>>,
         note_id: Option<i64>,
-        answer: &Value,
+        answer: Option<&Value>,
         correlation_id: &str,
     ) -> Result<(), SyncError> {
-        let rec = parse_record(answer)?;
-        let journal = parse_journal(answer.get("journal").and_then(|j| j.as_array()).map(Vec::as_slice).unwrap_or(&[]));
+        let mapping = self.supplier(supplier)?.mapping.clone();
+        let rec = answer.map(|a| mapping.parse_record(a)).transpose()?;
+        let notes = answer.map(|a| mapping.parse_notes(a)).unwrap_or_default();
         let (s, matrix, corr) = (supplier.to_string(), self.matrix.clone(), correlation_id.to_string());
         self.store
             .tx(move |conn| {
@@ -212,15 +204,17 @@ impl Engine {
                 if let Some(pushed) = pushed {
                     let mut baseline: Value = legs::table.find(leg_id).select(legs::baseline).for_update().first(conn)?;
                     if let Some(obj) = baseline.as_object_mut() {
-                        obj.extend(pushed);
+                        obj.extend(pushed.into_iter().map(|(k, v)| (k, Value::String(v))));
                     }
                     diesel::update(legs::table.find(leg_id)).set(legs::baseline.eq(baseline)).execute(conn)?;
                 }
                 if let Some(note_id) = note_id {
                     confirm_delivery(conn, note_id, leg_id, None)?;
                 }
-                let ctx = Context::supplier(&s, corr);
-                apply_record(conn, &ctx, &s, &rec, &journal, &matrix)?;
+                if let Some(rec) = &rec {
+                    let ctx = Context::supplier(&s, corr);
+                    apply_record(conn, &ctx, &s, mapping.as_ref(), rec, &notes, &matrix)?;
+                }
                 Ok(())
             })
             .await?;

@@ -4,8 +4,6 @@
 //! recognised by their revision.
 
 use super::{Engine, SyncError};
-use crate::adapters::servicenow::mapping::parse_journal;
-use crate::adapters::servicenow::parse_record;
 use crate::store::schema::{legs, poll_state};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -38,24 +36,24 @@ impl Engine {
             let page = link.client.updated_since(since, offset, PAGE).await?;
             for native in &page {
                 report.read += 1;
-                let rec = match parse_record(native) {
+                let rec = match link.mapping.parse_record(native) {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::warn!(%supplier, error = %e, "skipping unreadable supplier record");
                         continue;
                     }
                 };
-                if let Some(t) = rec.updated_on {
+                if let Some(t) = rec.updated_at {
                     report.watermark = report.watermark.max(Some(t));
                 }
                 // Fetch the journal only for tickets whose revision moved past what the hub holds.
-                let (s, sys_id, corr) = (supplier.to_string(), rec.sys_id.clone(), rec.correlation_id.clone());
+                let (s, native_id, corr) = (supplier.to_string(), rec.native_id.clone(), rec.correlation.clone());
                 let known: Option<Option<i64>> = self
                     .store
                     .run(move |c| {
                         let by_id: Option<Option<i64>> = legs::table
                             .filter(legs::supplier_id.eq(&s))
-                            .filter(legs::native_id.eq(&sys_id))
+                            .filter(legs::native_id.eq(&native_id))
                             .select(legs::native_revision)
                             .first(c)
                             .optional()?;
@@ -63,11 +61,11 @@ impl Engine {
                     })
                     .await?;
                 let Some(revision) = known else { continue };
-                if matches!((rec.mod_count, revision), (Some(new), Some(old)) if new <= old) {
+                if matches!((rec.revision, revision), (Some(new), Some(old)) if new <= old) {
                     continue;
                 }
-                let journal = parse_journal(&link.client.journal(&rec.sys_id).await?);
-                let applied = self.apply(supplier, rec, journal, uuid::Uuid::now_v7().to_string(), None).await?;
+                let notes = link.mapping.parse_notes(&link.client.notes(&rec.native_id).await?);
+                let applied = self.apply(supplier, rec, notes, uuid::Uuid::now_v7().to_string(), None).await?;
                 if !applied.unknown_ticket && !applied.stale {
                     report.applied += 1;
                 }

@@ -1,9 +1,12 @@
 //! The ServiceNow Table API client: basic auth, JSON checks (a sleeping instance answers 200
 //! with HTML), ServiceNow error bodies, retries through [`SupplierHttp`].
 
-use super::mapping::sn_time;
+use super::mapping::{create_body, sn_time};
 use crate::adapters::http::{status_error, transport_error, SupplierHttp};
-use crate::adapters::SupplierError;
+use crate::adapters::{Client, SupplierError};
+use crate::domain::{Incident, Visibility};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -70,8 +73,7 @@ impl ServiceNowClient {
             .await
     }
 
-    /// Finds the ticket this hub already created for `reference`, so a retried create adopts it.
-    pub async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
+    async fn lookup(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
         let r = self
             .call(
                 "ServiceNow lookup by correlation_id",
@@ -88,18 +90,16 @@ impl ServiceNowClient {
         Ok(r.as_array().and_then(|a| a.first().cloned()))
     }
 
-    pub async fn create(&self, body: &Value) -> Result<Value, SupplierError> {
+    async fn insert(&self, body: &Value) -> Result<Value, SupplierError> {
         self.call("ServiceNow create incident", Method::POST, "/api/now/table/incident", &[("sysparm_fields", READ_FIELDS.into())], Some(body)).await
     }
 
-    pub async fn update(&self, sys_id: &str, body: &Value) -> Result<Value, SupplierError> {
+    async fn patch(&self, sys_id: &str, body: &Value) -> Result<Value, SupplierError> {
         let path = format!("/api/now/table/incident/{sys_id}");
         self.call("ServiceNow update incident", Method::PATCH, &path, &[("sysparm_fields", READ_FIELDS.into())], Some(body)).await
     }
 
-    /// Incidents raised by a hub (correlation id `INC-...`) updated at or after `since`, oldest
-    /// first, one page.
-    pub async fn updated_since(&self, since: DateTime<Utc>, offset: usize, limit: usize) -> Result<Vec<Value>, SupplierError> {
+    async fn page_updated_since(&self, since: DateTime<Utc>, offset: usize, limit: usize) -> Result<Vec<Value>, SupplierError> {
         let r = self
             .call(
                 "ServiceNow poll",
@@ -117,8 +117,7 @@ impl ServiceNowClient {
         Ok(r.as_array().cloned().unwrap_or_default())
     }
 
-    /// Work notes and comments of one incident, oldest first.
-    pub async fn journal(&self, sys_id: &str) -> Result<Vec<Value>, SupplierError> {
+    async fn journal(&self, sys_id: &str) -> Result<Vec<Value>, SupplierError> {
         let r = self
             .call(
                 "ServiceNow journal",
@@ -132,6 +131,46 @@ impl ServiceNowClient {
             )
             .await?;
         Ok(r.as_array().cloned().unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl Client for ServiceNowClient {
+    /// Looks the hub reference up in `correlation_id`.
+    async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
+        self.lookup(reference).await
+    }
+
+    async fn create(&self, incident: &Incident) -> Result<Value, SupplierError> {
+        self.insert(&create_body(incident)).await
+    }
+
+    async fn update(&self, native_id: &str, changes: &BTreeMap<String, String>) -> Result<Value, SupplierError> {
+        let body: serde_json::Map<String, Value> = changes.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        self.patch(native_id, &Value::Object(body)).await
+    }
+
+    /// Internal notes go to `work_notes`, public ones to `comments`: never the other way.
+    async fn add_note(&self, native_id: &str, visibility: Visibility, text: &str) -> Result<Option<Value>, SupplierError> {
+        let field = match visibility {
+            Visibility::Internal => "work_notes",
+            Visibility::Public => "comments",
+        };
+        self.patch(native_id, &serde_json::json!({ field: text })).await.map(Some)
+    }
+
+    /// Incidents raised by a hub (correlation id `INC-...`), by `sys_updated_on`.
+    async fn updated_since(&self, since: DateTime<Utc>, offset: usize, limit: usize) -> Result<Vec<Value>, SupplierError> {
+        self.page_updated_since(since, offset, limit).await
+    }
+
+    /// `sys_journal_field` rows of the incident, oldest first.
+    async fn notes(&self, native_id: &str) -> Result<Value, SupplierError> {
+        Ok(Value::Array(self.journal(native_id).await?))
+    }
+
+    fn ticket_url(&self, native_id: &str) -> String {
+        format!("{}/nav_to.do?uri=incident.do?sys_id={native_id}", self.base)
     }
 }
 

@@ -151,10 +151,11 @@ fn choice(f: &Field, shape: Shape, labels: &HashMap<String, String>) -> String {
     }
 }
 
-/// A free-text or reference field: the stored value for text, the label for a reference
-/// (the hub names CIs and callers, it does not hold ServiceNow sys_ids).
+/// A reference field: its stored value (the sys_id, parsed from the link when the shape gives
+/// no value), so the same ticket reads the same in every shape; the label only when there is
+/// nothing else.
 fn text(f: &Field) -> String {
-    f.display.clone().or_else(|| f.value.clone()).unwrap_or_default()
+    f.value.clone().or_else(|| f.display.clone()).unwrap_or_default()
 }
 
 pub fn parse_sn_time(s: &str) -> Option<DateTime<Utc>> {
@@ -326,6 +327,7 @@ pub fn to_canonical(fields: &BTreeMap<String, String>, assigned: bool) -> Canoni
     match p.status.to_canonical.get(state).and_then(|s| s.parse::<Status>().ok()) {
         Some(Status::New) if assigned => c.status = Some(Status::Assigned),
         Some(s) => c.status = Some(s),
+        None if state.is_empty() => {}
         None => {
             c.unmapped.insert("state".into(), state.into());
         }

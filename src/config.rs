@@ -97,6 +97,8 @@ pub enum WebhookAuth {
     Hmac,
     /// HTTP basic auth, for suppliers that can do no better.
     Basic,
+    /// `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the raw body>` (Jira Cloud admin webhooks).
+    HubSignature,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -333,10 +335,12 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         let known = |id: &str| id == self.routing.default_queue || self.suppliers.iter().any(|s| s.id == id);
         for s in &self.suppliers {
-            if !matches!(s.system.as_str(), "servicenow" | QUEUE_SYSTEM) {
+            if s.system != QUEUE_SYSTEM && !crate::adapters::SYSTEMS.contains(&s.system.as_str()) {
                 return Err(ConfigError::Invalid(format!(
-                    "supplier `{}` has system `{}`; supported: servicenow, queue",
-                    s.id, s.system
+                    "supplier `{}` has system `{}`; supported: {}, queue",
+                    s.id,
+                    s.system,
+                    crate::adapters::SYSTEMS.join(", ")
                 )));
             }
             if s.system != QUEUE_SYSTEM && url::Url::parse(&s.base_url).is_err() {

@@ -4,7 +4,8 @@
 //! Table API record (raw, `display_value=true` or `all`), bare or as `{"result": ...}` or
 //! `{"record": ..., "journal": [sys_journal_field rows]}`. Every delivery is authenticated:
 //! HMAC-SHA256 over `<timestamp>.<raw body>` within a tolerance window, or basic auth where the
-//! supplier can do no better. A delivery id (`X-Siam-Delivery`) makes retries idempotent.
+//! supplier can do no better; Jira's `X-Hub-Signature` for Jira suppliers. A delivery id
+//! (`X-Siam-Delivery`, `X-Atlassian-Webhook-Identifier`) makes retries idempotent.
 
 use super::error::ApiError;
 use super::{correlation_id, parse_json, read_body, AppState};
@@ -47,6 +48,14 @@ pub fn verify(link: &SupplierLink, req: &HttpRequest, body: &[u8], now: i64) -> 
             mac.update(body);
             mac.verify_slice(&given).map_err(|_| ApiError::unauthorized("the webhook signature does not match the body"))
         }
+        WebhookAuth::HubSignature => {
+            let sig = header(req, "x-hub-signature").ok_or_else(|| ApiError::unauthorized("missing X-Hub-Signature header"))?;
+            let hex_sig = sig.trim().strip_prefix("sha256=").ok_or_else(|| ApiError::unauthorized("X-Hub-Signature must be sha256=<hex>"))?;
+            let given = hex::decode(hex_sig).map_err(|_| ApiError::unauthorized("X-Hub-Signature must be sha256=<hex>"))?;
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).map_err(|_| ApiError::unauthorized("bad secret"))?;
+            mac.update(body);
+            mac.verify_slice(&given).map_err(|_| ApiError::unauthorized("the webhook signature does not match the body"))
+        }
         WebhookAuth::Basic => {
             let auth = header(req, "authorization").and_then(|a| a.strip_prefix("Basic ")).ok_or_else(|| ApiError::unauthorized("basic auth required"))?;
             let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).map_err(|_| ApiError::unauthorized("malformed basic auth"))?;
@@ -81,7 +90,8 @@ pub async fn receive(req: HttpRequest, state: web::Data<AppState>, path: web::Pa
         ApiError::unprocessable("unreadable-record", "Not a supplier ticket record", format!("not a {} ticket record: {e}", link.mapping.system()))
     })?;
     let notes = link.mapping.parse_notes(&doc);
-    let delivery = header(&req, "x-siam-delivery").map(str::to_string);
+    // A delivery id stable across the supplier's retries makes a repeat a no-op.
+    let delivery = ["x-siam-delivery", "x-atlassian-webhook-identifier"].iter().find_map(|h| header(&req, h)).map(str::to_string);
     let applied = state.engine.apply(&supplier, rec, notes, correlation_id(&req), delivery).await.map_err(|e| match e {
         crate::sync::SyncError::Store(s) => ApiError::from(s),
         other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unapplicable", "The delivery could not be applied", other.to_string()),

@@ -4,7 +4,7 @@
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use siam_hub::config::{SecretRef, Settings};
+use siam_hub::config::{RoutingRule, SecretRef, Settings, SupplierSettings};
 use siam_hub::sim::servicenow::{DisplayMode, ServiceNowSim, SimConfig, WebhookTarget};
 use siam_hub::startup::Application;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,6 +115,11 @@ impl TestHub {
     }
 
     pub async fn spawn_with(options: Options) -> TestHub {
+        Self::spawn_with_suppliers(options, vec![], vec![]).await
+    }
+
+    /// A hub with more supplier instances (and routing rules for them) beside the ServiceNow one.
+    pub async fn spawn_with_suppliers(options: Options, suppliers: Vec<SupplierSettings>, rules: Vec<RoutingRule>) -> TestHub {
         let _ = tracing_subscriber::fmt().with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into())).with_test_writer().try_init();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let db_name = format!("siam_test_{}", &id[..16]);
@@ -133,7 +138,9 @@ impl TestHub {
             None => amqp_base(),
         };
         let webhook_secret = format!("whsec-{}", &id[16..]);
-        let settings = test_settings(&db_name, &prefix, &sim_url, &amqp, &webhook_secret, &options);
+        let mut settings = test_settings(&db_name, &prefix, &sim_url, &amqp, &webhook_secret, &options);
+        settings.suppliers.extend(suppliers);
+        settings.routing.rules.extend(rules);
         let mut hub = TestHub {
             app: None,
             addr: String::new(),

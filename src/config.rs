@@ -44,7 +44,62 @@ pub struct Settings {
     /// SLA calendars and contracts (per supplier and end to end).
     #[serde(default)]
     pub sla: SlaSettings,
+    /// How supplier and hub changes are reconciled.
+    #[serde(default)]
+    pub sync: SyncSettings,
 }
+
+/// Who wins when the hub and a supplier both changed a field before they were back in sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// The hub's value stays and is pushed to the supplier again.
+    HubWins,
+    /// The supplier's value replaces the hub's.
+    SupplierWins,
+    /// The later change wins, by the two sides' update times.
+    #[default]
+    LatestWins,
+}
+
+/// What happens when a supplier hands a ticket back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HandbackRule {
+    /// The next routing rule that matches, skipping suppliers that already handed it back;
+    /// the integrator queue when none is left.
+    #[default]
+    NextRule,
+    /// The integrator queue, for the service desk to choose.
+    ServiceDesk,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ConflictSettings {
+    #[serde(default)]
+    pub default: ConflictPolicy,
+    /// Per canonical field: title, description, status, hold_reason, impact, urgency,
+    /// category, ci, resolution.
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, ConflictPolicy>,
+}
+
+impl ConflictSettings {
+    pub fn policy(&self, field: &str) -> ConflictPolicy {
+        self.fields.get(field).copied().unwrap_or(self.default)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SyncSettings {
+    #[serde(default)]
+    pub conflicts: ConflictSettings,
+    #[serde(default)]
+    pub on_handback: HandbackRule,
+}
+
+/// The canonical fields both sides may edit.
+pub const SYNCED_FIELDS: &[&str] = &["title", "description", "status", "hold_reason", "impact", "urgency", "category", "ci", "resolution"];
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServiceEntry {
@@ -348,6 +403,11 @@ impl Settings {
             }
             if !s.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                 return Err(ConfigError::Invalid(format!("supplier id `{}` may only use letters, digits, - and _", s.id)));
+            }
+        }
+        for f in self.sync.conflicts.fields.keys() {
+            if !SYNCED_FIELDS.contains(&f.as_str()) {
+                return Err(ConfigError::Invalid(format!("sync.conflicts names `{f}`; fields are {}", SYNCED_FIELDS.join(", "))));
             }
         }
         for r in &self.routing.rules {

@@ -22,6 +22,12 @@ impl Router {
     }
 
     pub fn route(&self, incident: &NewIncident) -> Route {
+        self.route_excluding(&incident.service, &incident.ci, &incident.category, &[])
+    }
+
+    /// The first matching rule whose supplier is not in `excluded` (suppliers that handed the
+    /// ticket back), else the default queue.
+    pub fn route_excluding(&self, service: &Option<String>, ci: &Option<String>, category: &Option<String>, excluded: &[String]) -> Route {
         let eq = |rule: &Option<String>, value: &Option<String>| match rule {
             None => true,
             Some(r) => value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(r)),
@@ -30,11 +36,17 @@ impl Router {
             .rules
             .iter()
             .enumerate()
-            .find(|(_, r)| eq(&r.service, &incident.service) && eq(&r.ci, &incident.ci) && eq(&r.category, &incident.category));
+            .find(|(_, r)| !excluded.contains(&r.supplier) && eq(&r.service, service) && eq(&r.ci, ci) && eq(&r.category, category));
         let (supplier, rule) = match hit {
             Some((i, r)) => (r.supplier.clone(), format!("rule {}", i + 1)),
             None => (self.default_queue.clone(), "default".to_string()),
         };
+        self.to(&supplier, rule)
+    }
+
+    /// A route to a named supplier (or queue).
+    pub fn to(&self, supplier: &str, rule: String) -> Route {
+        let supplier = supplier.to_string();
         let system = self
             .systems
             .iter()
@@ -43,12 +55,53 @@ impl Router {
             .unwrap_or_else(|| QUEUE_SYSTEM.to_string());
         Route { external: system != QUEUE_SYSTEM, supplier, system, rule }
     }
+
+    pub fn default_queue(&self) -> &str {
+        &self.default_queue
+    }
+
+    /// A configured supplier or the default queue.
+    pub fn is_known(&self, supplier: &str) -> bool {
+        supplier == self.default_queue || self.systems.iter().any(|(id, _)| id == supplier)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{Impact, Urgency};
+
+    #[test]
+    fn excluded_suppliers_are_skipped() {
+        let settings = Settings::from_toml(
+            r#"
+            [[suppliers]]
+            id = "a"
+            name = "A"
+            system = "servicenow"
+            base_url = "http://127.0.0.1:1"
+            [[suppliers]]
+            id = "b"
+            name = "B"
+            system = "servicenow"
+            base_url = "http://127.0.0.1:2"
+            [[routing.rules]]
+            service = "network"
+            supplier = "a"
+            [[routing.rules]]
+            service = "network"
+            supplier = "b"
+            "#,
+        )
+        .unwrap();
+        let r = Router::new(&settings);
+        let svc = Some("network".to_string());
+        assert_eq!(r.route_excluding(&svc, &None, &None, &[]).supplier, "a");
+        assert_eq!(r.route_excluding(&svc, &None, &None, &["a".into()]).supplier, "b");
+        let last = r.route_excluding(&svc, &None, &None, &["a".into(), "b".into()]);
+        assert_eq!((last.supplier.as_str(), last.external), ("integrator", false));
+        assert!(r.is_known("b") && r.is_known("integrator") && !r.is_known("zzz"));
+    }
 
     fn incident(service: Option<&str>, ci: Option<&str>, category: Option<&str>) -> NewIncident {
         NewIncident {

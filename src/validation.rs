@@ -24,6 +24,10 @@ pub enum Doc {
     Patch,
     /// `POST /api/v1/incidents/{ref}/notes` body (`$defs/note_create`).
     NoteCreate,
+    /// `POST /api/v1/incidents/{ref}/route` body (`$defs/route`).
+    Route,
+    /// `POST /api/v1/incidents/{ref}/handback` body (`$defs/handback`).
+    Handback,
 }
 
 fn compile(def: Option<&str>) -> jsonschema::Validator {
@@ -41,8 +45,10 @@ fn compile(def: Option<&str>) -> jsonschema::Validator {
 }
 
 fn validator(doc: Doc) -> &'static jsonschema::Validator {
-    static V: OnceLock<[jsonschema::Validator; 4]> = OnceLock::new();
-    let all = V.get_or_init(|| [compile(None), compile(Some("create")), compile(Some("patch")), compile(Some("note_create"))]);
+    static V: OnceLock<[jsonschema::Validator; 6]> = OnceLock::new();
+    let all = V.get_or_init(|| {
+        [compile(None), compile(Some("create")), compile(Some("patch")), compile(Some("note_create")), compile(Some("route")), compile(Some("handback"))]
+    });
     &all[doc as usize]
 }
 

@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use servicenow::mapping::Canonical;
 
 /// Why a supplier call failed, sorted by what the caller should do about it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -42,6 +41,25 @@ impl SupplierError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct MapError(pub String);
+
+/// The canonical reading of a supplier ticket's field values: what the hub would record, plus
+/// the native values it could not map (kept on the leg, never guessed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Canonical {
+    pub status: Option<Status>,
+    pub hold_reason: Option<HoldReason>,
+    pub impact: Option<Impact>,
+    pub urgency: Option<Urgency>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub ci: Option<String>,
+    pub resolution: Option<Resolution>,
+    /// The supplier refuses the ticket or hands it back (not theirs, wrong supplier), with its
+    /// reason: the hub takes the leg out of play and re-routes.
+    pub handed_back: Option<String>,
+    pub unmapped: BTreeMap<String, String>,
+}
 
 /// A supplier ticket reduced to what the sync needs, whatever system and shape it came in.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +112,8 @@ pub trait Mapping: Send + Sync {
 /// A supplier system's API, as the dispatcher and the sweep use it.
 #[async_trait]
 pub trait Client: Send + Sync {
-    /// The ticket this hub created for `reference`, if any (so a retried create adopts it).
+    /// The newest ticket carrying `reference` in the supplier's correlation field, if any (so a
+    /// retried create adopts it instead of making a second one).
     async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError>;
     /// Creates the supplier ticket; returns the created record.
     async fn create(&self, incident: &Incident) -> Result<Value, SupplierError>;

@@ -204,6 +204,7 @@ pub async fn history(p: Principal, state: web::Data<AppState>, path: web::Path<S
     let incident = state.store.run(move |c| record::load(c, r2.as_str())).await?;
     visible(&p, &incident)?;
     let events = state.store.run(move |c| record::history(c, r.as_str())).await?;
+    let held = holders(&events);
     let items: Vec<_> = events
         .into_iter()
         .map(|e| {
@@ -213,5 +214,77 @@ pub async fn history(p: Principal, state: web::Data<AppState>, path: web::Path<S
             })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "ref": incident.reference, "events": items })))
+    Ok(HttpResponse::Ok().json(json!({ "ref": incident.reference, "holders": held, "events": items })))
+}
+
+#[derive(Debug, Deserialize)]
+struct RouteBody {
+    supplier: Option<String>,
+    reason: String,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+/// `POST /api/v1/incidents/{ref}/route`: re-route (to a named supplier, or the next by rule), or
+/// with `"mode": "add"` put a further supplier on it (a major incident).
+pub async fn route(req: HttpRequest, p: Principal, state: web::Data<AppState>, path: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    p.require(&[Role::ServiceDesk])?;
+    let r = parse_ref(&path)?;
+    let bytes = read_body(body, state.settings.max_body_bytes).await?;
+    let doc = parse_json(&bytes)?;
+    validation::validate(Doc::Route, &doc).map_err(ApiError::schema)?;
+    let body: RouteBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid route", e.to_string()))?;
+    if let Some(s) = &body.supplier {
+        if !state.router.is_known(s) {
+            return Err(ApiError::unprocessable("unknown-supplier", "Unknown supplier", format!("`{s}` is neither a configured supplier nor the default queue")));
+        }
+    }
+    let add = body.mode.as_deref() == Some("add");
+    let incident = state.engine.reroute(ctx(&p, &req), r.as_str(), body.supplier, &body.reason, add).await.map_err(sync_error)?;
+    let (h, v) = etag(incident.version);
+    Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
+}
+
+#[derive(Debug, Deserialize)]
+struct HandbackBody {
+    reason: String,
+}
+
+/// `POST /api/v1/incidents/{ref}/handback`: a supplier gives a ticket back (not theirs).
+pub async fn handback(req: HttpRequest, p: Principal, state: web::Data<AppState>, path: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    if p.role != Role::Supplier {
+        return Err(ApiError::forbidden("only a supplier key can hand a ticket back; the service desk re-routes with POST .../route"));
+    }
+    let supplier = p.supplier.clone().ok_or_else(|| ApiError::forbidden("this supplier key is not scoped to a supplier"))?;
+    let r = parse_ref(&path)?;
+    let bytes = read_body(body, state.settings.max_body_bytes).await?;
+    let doc = parse_json(&bytes)?;
+    validation::validate(Doc::Handback, &doc).map_err(ApiError::schema)?;
+    let body: HandbackBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid hand-back", e.to_string()))?;
+    let r2 = r.clone();
+    let current = state.store.run(move |c| record::load(c, r2.as_str())).await?;
+    visible(&p, &current)?;
+    let incident = state.engine.hand_back(&supplier, r.as_str(), &body.reason, correlation_id(&req)).await.map_err(sync_error)?;
+    let (h, v) = etag(incident.version);
+    Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
+}
+
+fn sync_error(e: crate::sync::SyncError) -> ApiError {
+    match e {
+        crate::sync::SyncError::Store(s) => ApiError::from(s),
+        other => ApiError::new(StatusCode::BAD_GATEWAY, "supplier-unavailable", "The supplier could not be reached", other.to_string()),
+    }
+}
+
+/// Who held the ticket when, from the routing events of its log.
+fn holders(events: &[crate::store::models::EventRow]) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = vec![];
+    for e in events.iter().filter(|e| e.kind == EventType::Routed.as_str()) {
+        let at = time::rfc3339(&e.occurred_at);
+        if let Some(last) = out.last_mut() {
+            last["to"] = json!(at);
+        }
+        out.push(json!({ "supplier": e.data.get("supplier"), "from": at, "to": null, "rule": e.data.get("rule"), "reason": e.data.get("reason") }));
+    }
+    out
 }

@@ -82,6 +82,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/incidents/{ref}/notes").route(web::post().to(incidents::add_note)))
                 .service(web::resource("/incidents/{ref}/history").route(web::get().to(incidents::history)))
+                .service(web::resource("/incidents/{ref}/route").route(web::post().to(incidents::route)))
+                .service(web::resource("/incidents/{ref}/handback").route(web::post().to(incidents::handback)))
                 .service(web::resource("/admin/dead-letters").route(web::get().to(admin::dead_letters)))
                 .service(web::resource("/admin/dead-letters/{id}/replay").route(web::post().to(admin::replay)))
                 .service(web::resource("/admin/suppliers/{id}/reconcile").route(web::post().to(admin::reconcile))),

@@ -23,6 +23,14 @@ pub enum EventType {
     LegFailed,
     #[serde(rename = "mapping.unmapped_value")]
     UnmappedValue,
+    #[serde(rename = "leg.handed_back")]
+    LegHandedBack,
+    #[serde(rename = "leg.withdrawn")]
+    LegWithdrawn,
+    #[serde(rename = "leg.added")]
+    LegAdded,
+    #[serde(rename = "incident.conflict_resolved")]
+    ConflictResolved,
 }
 
 impl EventType {
@@ -37,6 +45,10 @@ impl EventType {
             EventType::LegUpdated => "leg.updated",
             EventType::LegFailed => "leg.failed",
             EventType::UnmappedValue => "mapping.unmapped_value",
+            EventType::LegHandedBack => "leg.handed_back",
+            EventType::LegWithdrawn => "leg.withdrawn",
+            EventType::LegAdded => "leg.added",
+            EventType::ConflictResolved => "incident.conflict_resolved",
         }
     }
 }

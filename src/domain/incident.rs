@@ -59,6 +59,13 @@ vocabulary!(
     }
 );
 
+impl LegState {
+    /// The leg is in play: the hub keeps the supplier ticket in sync.
+    pub fn is_active(&self) -> bool {
+        matches!(self, LegState::Pending | LegState::Open)
+    }
+}
+
 impl Status {
     /// Closed and cancelled tickets take no further work; a resolved one can still be reopened.
     pub fn is_terminal(&self) -> bool {
@@ -105,6 +112,10 @@ vocabulary!(
         Closed => "closed",
         /// Delivery failed for good; the reason is on the leg and in the dead-letter list.
         Failed => "failed",
+        /// The supplier refused the ticket or handed it back; nothing more is sent to it.
+        HandedBack => "handed_back",
+        /// The hub moved the ticket to another supplier; the supplier's ticket is being cancelled.
+        Withdrawn => "withdrawn",
     }
 );
 
@@ -243,6 +254,9 @@ pub struct Leg {
     /// Native values the hub could not map; kept so nothing the supplier said is lost.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty", default)]
     pub unmapped: serde_json::Map<String, serde_json::Value>,
+    /// The leg of the supplier that owns the incident; its status drives the record.
+    #[serde(default)]
+    pub primary: bool,
 }
 
 /// The unified service record of an incident, as every API answer and event carries it.

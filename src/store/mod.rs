@@ -29,6 +29,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("version conflict: the record is at version {current}, the request expected {expected}")]
     VersionConflict { current: i32, expected: i32 },
+    #[error("{0}")]
+    Conflict(String),
     #[error("idempotency key `{0}` was already used with a different request body")]
     IdempotencyMismatch(String),
     #[error(transparent)]

@@ -117,6 +117,7 @@ impl LegRow {
             closed_at: self.closed_at,
             last_error: self.last_error.clone(),
             unmapped: self.unmapped.as_object().cloned().unwrap_or_default(),
+            primary: false,
         })
     }
 
@@ -161,7 +162,14 @@ impl IncidentRow {
             resolved_at: self.resolved_at,
             closed_at: self.closed_at,
             version: self.version,
-            legs: legs.iter().map(LegRow::to_domain).collect::<StoreResult<_>>()?,
+            legs: legs
+                .iter()
+                .map(|l| {
+                    let mut leg = l.to_domain()?;
+                    leg.primary = leg.state.is_active() && Some(&l.supplier_id) == self.assigned_supplier.as_ref();
+                    Ok(leg)
+                })
+                .collect::<StoreResult<_>>()?,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! ticket change, its events and its outbox rows together.
 
 use super::models::*;
+use super::models::LegRow;
 use super::schema::*;
 use super::{StoreError, StoreResult};
 use crate::domain::event::cloud_event;
@@ -113,7 +114,7 @@ pub fn enqueue_dispatch(conn: &mut PgConnection, ctx: &Context, reference: &str,
 fn dispatch_to_legs(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, reason: &str) -> StoreResult<()> {
     let targets: Vec<String> = legs::table
         .filter(legs::incident_id.eq(row.id))
-        .filter(legs::state.eq_any([LegState::Pending.as_str(), LegState::Open.as_str()]))
+        .filter(legs::state.eq_any([LegState::Pending.as_str(), LegState::Open.as_str(), LegState::Withdrawn.as_str()]))
         .select(legs::supplier_id)
         .distinct()
         .load(conn)?;
@@ -541,4 +542,98 @@ pub fn add_hub_note(conn: &mut PgConnection, ctx: &Context, reference: &str, not
             .ok_or_else(|| StoreError::Corrupt("a hub note collided with an existing native id".into()))?;
         Ok((stored, document(conn, &row)?))
     })
+}
+
+/// The active leg of `supplier` on an incident, if any.
+pub fn active_leg(conn: &mut PgConnection, incident_id: i64, supplier: &str) -> StoreResult<Option<LegRow>> {
+    Ok(legs::table
+        .filter(legs::incident_id.eq(incident_id))
+        .filter(legs::supplier_id.eq(supplier))
+        .filter(legs::state.eq_any([LegState::Pending.as_str(), LegState::Open.as_str()]))
+        .order(legs::id.desc())
+        .select(LegRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Suppliers that handed this incident back (so routing skips them).
+pub fn handed_back_by(conn: &mut PgConnection, incident_id: i64) -> StoreResult<Vec<String>> {
+    Ok(legs::table
+        .filter(legs::incident_id.eq(incident_id))
+        .filter(legs::state.eq(LegState::HandedBack.as_str()))
+        .select(legs::supplier_id)
+        .distinct()
+        .load(conn)?)
+}
+
+/// Takes a supplier's active leg out of play: `HandedBack` (the supplier refused the ticket) or
+/// `Withdrawn` (the hub moved it; the dispatcher then cancels the supplier ticket). Returns
+/// whether there was an active leg.
+pub fn end_leg(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, supplier: &str, state: LegState, reason: &str) -> StoreResult<bool> {
+    let Some(leg) = active_leg(conn, row.id, supplier)? else { return Ok(false) };
+    let closed_at = (state == LegState::HandedBack).then(Utc::now);
+    diesel::update(legs::table.find(leg.id)).set((legs::state.eq(state.as_str()), legs::closed_at.eq(closed_at))).execute(conn)?;
+    let kind = if state == LegState::HandedBack { EventType::LegHandedBack } else { EventType::LegWithdrawn };
+    record_event(conn, ctx, row, NewEvent::new(kind, &ctx.source, json!({ "supplier": supplier, "reason": reason })))?;
+    if state == LegState::Withdrawn {
+        enqueue_dispatch(conn, ctx, &row.reference, supplier, "withdrawn")?;
+    }
+    Ok(true)
+}
+
+/// Routes a locked incident to `route`. `add = false` reassigns it (the previous owner's leg is
+/// withdrawn and the status goes back to `new` until the new supplier has its ticket);
+/// `add = true` adds a further supplier leg beside the others (a major incident).
+pub fn route_to(
+    conn: &mut PgConnection,
+    ctx: &Context,
+    row: IncidentRow,
+    route: &Route,
+    reason: &str,
+    add: bool,
+    matrix: &PriorityMatrix,
+) -> StoreResult<IncidentRow> {
+    let status = row.status()?;
+    if status.is_terminal() {
+        return Err(crate::domain::incident::LifecycleError::Terminal(status).into());
+    }
+    if active_leg(conn, row.id, &route.supplier)?.is_some() || (!route.external && row.assigned_supplier.as_deref() == Some(&route.supplier)) {
+        return Err(StoreError::Conflict(format!("{} already holds {}", route.supplier, row.reference)));
+    }
+    if add && !route.external {
+        return Err(StoreError::Conflict(format!("{} is a hub queue, not a supplier leg", route.supplier)));
+    }
+    let previous = row.assigned_supplier.clone();
+    if !add {
+        if let Some(prev) = &previous {
+            end_leg(conn, ctx, &row, prev, LegState::Withdrawn, reason)?;
+        }
+    }
+    if route.external {
+        diesel::insert_into(legs::table)
+            .values((
+                legs::incident_id.eq(row.id),
+                legs::supplier_id.eq(&route.supplier),
+                legs::system.eq(&route.system),
+                legs::state.eq(LegState::Pending.as_str()),
+                legs::opened_at.eq(Utc::now()),
+            ))
+            .execute(conn)?;
+        enqueue_dispatch(conn, ctx, &row.reference, &route.supplier, "routed")?;
+    }
+    if add {
+        record_event(conn, ctx, &row, NewEvent::new(EventType::LegAdded, &ctx.source, json!({ "supplier": route.supplier, "reason": reason })))?;
+        return Ok(row);
+    }
+    diesel::update(incidents::table.find(row.id)).set(incidents::assigned_supplier.eq(&route.supplier)).execute(conn)?;
+    let mut row = row;
+    row.assigned_supplier = Some(route.supplier.clone());
+    record_event(
+        conn,
+        ctx,
+        &row,
+        NewEvent::new(EventType::Routed, &ctx.source, json!({ "supplier": route.supplier, "rule": route.rule, "from": previous, "reason": reason })),
+    )?;
+    let changes = IncidentChanges { status: Some(Status::New), ..Default::default() };
+    apply_changes(conn, ctx, row, &changes, matrix)
 }

@@ -6,6 +6,7 @@
 
 use super::{Engine, SyncError};
 use crate::adapters::{Canonical, Mapping, NativeNote, NativeRecord};
+use crate::config::{ConflictPolicy, SYNCED_FIELDS};
 use crate::domain::*;
 use crate::store::models::LegRow;
 use crate::store::record::{self, Context, NewNote};
@@ -29,6 +30,8 @@ pub struct Applied {
     pub changed: Vec<String>,
     pub notes_added: usize,
     pub reference: Option<String>,
+    /// The supplier refused the ticket and it was handed back.
+    pub handed_back: bool,
 }
 
 fn baseline_map(v: &serde_json::Value) -> BTreeMap<String, String> {
@@ -100,103 +103,223 @@ fn find_leg(conn: &mut PgConnection, supplier: &str, rec: &NativeRecord) -> Stor
         .optional()?)
 }
 
-/// Applies one supplier record (and journal rows) in the caller's transaction.
-pub fn apply_record(
-    conn: &mut PgConnection,
-    ctx: &Context,
-    supplier: &str,
-    mapping: &dyn Mapping,
-    rec: &NativeRecord,
-    notes: &[NativeNote],
-    matrix: &PriorityMatrix,
-) -> StoreResult<Applied> {
-    let Some(found) = find_leg(conn, supplier, rec)? else {
-        return Ok(Applied { unknown_ticket: true, ..Default::default() });
-    };
-    let mut row = record::lock_row_by_id(conn, found.incident_id)?;
-    let leg: LegRow = legs::table.find(found.id).select(LegRow::as_select()).for_update().first(conn)?;
-    let mut applied = Applied { reference: Some(row.reference.clone()), ..Default::default() };
-    // An equal revision is applied again: it is a repeat, and the baseline makes it a no-op.
-    applied.stale = matches!((rec.revision, leg.native_revision), (Some(new), Some(old)) if new < old);
+/// Whether two canonical readings agree on one synced field.
+fn same(a: &Canonical, b: &Canonical, field: &str) -> bool {
+    match field {
+        "title" => a.title == b.title,
+        "description" => a.description == b.description,
+        "status" => a.status == b.status,
+        "hold_reason" => a.hold_reason == b.hold_reason,
+        "impact" => a.impact == b.impact,
+        "urgency" => a.urgency == b.urgency,
+        "category" => a.category == b.category,
+        "ci" => a.ci == b.ci,
+        "resolution" => a.resolution == b.resolution,
+        _ => true,
+    }
+}
 
-    if !applied.stale {
-        let baseline = baseline_map(&leg.baseline);
-        let canonical = mapping.to_canonical(&rec.fields, rec.assigned);
-        // The baseline is read with the record's own assignment, so an assignee change alone is
-        // not taken for a status change.
-        let agreed = if baseline.is_empty() { Canonical::default() } else { mapping.to_canonical(&baseline, rec.assigned) };
-        let close_notes = canonical.resolution.as_ref().map(|r| r.notes.clone()).unwrap_or_default();
-        let changes = changes_from(&canonical, &agreed, &close_notes);
-        if !changes.is_empty() {
-            let before = row.version;
-            match record::apply_changes(conn, ctx, row.clone(), &changes, matrix) {
-                Ok(updated) => {
-                    if updated.version != before {
-                        applied.changed = serde_json::to_value(&changes)
-                            .ok()
-                            .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
-                            .unwrap_or_default();
+fn touches(ch: &IncidentChanges, field: &str) -> bool {
+    match field {
+        "title" => ch.title.is_some(),
+        "description" => ch.description.is_some(),
+        "status" => ch.status.is_some(),
+        "hold_reason" => ch.hold_reason.is_some(),
+        "impact" => ch.impact.is_some(),
+        "urgency" => ch.urgency.is_some(),
+        "category" => ch.category.is_some(),
+        "ci" => ch.ci.is_some(),
+        "resolution" => ch.resolution.is_some(),
+        _ => false,
+    }
+}
+
+fn drop_field(ch: &mut IncidentChanges, field: &str) {
+    match field {
+        "title" => ch.title = None,
+        "description" => ch.description = None,
+        // Hold reason and resolution belong to the status they came with.
+        "status" => {
+            ch.status = None;
+            ch.hold_reason = None;
+            ch.resolution = None;
+        }
+        "hold_reason" => ch.hold_reason = None,
+        "impact" => ch.impact = None,
+        "urgency" => ch.urgency = None,
+        "category" => ch.category = None,
+        "ci" => ch.ci = None,
+        "resolution" => ch.resolution = None,
+        _ => {}
+    }
+}
+
+impl Engine {
+    /// Applies one supplier record (and its notes) in the caller's transaction.
+    ///
+    /// Only an active leg changes the record, and only the owning (primary) supplier's leg moves
+    /// its fields; other legs of a major incident keep their supplier's values on the leg and
+    /// contribute notes. A supplier refusing the ticket hands it back.
+    pub fn apply_record_tx(
+        &self,
+        conn: &mut PgConnection,
+        ctx: &Context,
+        supplier: &str,
+        mapping: &dyn Mapping,
+        rec: &NativeRecord,
+        notes: &[NativeNote],
+    ) -> StoreResult<Applied> {
+        let Some(found) = find_leg(conn, supplier, rec)? else {
+            return Ok(Applied { unknown_ticket: true, ..Default::default() });
+        };
+        let mut row = record::lock_row_by_id(conn, found.incident_id)?;
+        let leg: LegRow = legs::table.find(found.id).select(LegRow::as_select()).for_update().first(conn)?;
+        let mut applied = Applied { reference: Some(row.reference.clone()), ..Default::default() };
+        // An equal revision is applied again: it is a repeat, and the baseline makes it a no-op.
+        applied.stale = matches!((rec.revision, leg.native_revision), (Some(new), Some(old)) if new < old);
+        let active = leg.state()?.is_active();
+        let mut hand_back = None;
+
+        if !applied.stale {
+            let baseline = baseline_map(&leg.baseline);
+            let canonical = mapping.to_canonical(&rec.fields, rec.assigned);
+            // The baseline is read with the record's own assignment, so an assignee change alone
+            // is not taken for a status change.
+            let agreed = if baseline.is_empty() { Canonical::default() } else { mapping.to_canonical(&baseline, rec.assigned) };
+            let primary = row.assigned_supplier.as_deref() == Some(supplier);
+            if active && canonical.handed_back.is_some() && agreed.handed_back.is_none() {
+                hand_back = canonical.handed_back.clone();
+            } else if active && primary {
+                let close_notes = canonical.resolution.as_ref().map(|r| r.notes.clone()).unwrap_or_default();
+                let mut changes = changes_from(&canonical, &agreed, &close_notes);
+                self.settle_conflicts(conn, ctx, &row, mapping, &canonical, &agreed, rec, supplier, &mut changes)?;
+                if !changes.is_empty() {
+                    let before = row.version;
+                    match record::apply_changes(conn, ctx, row.clone(), &changes, &self.matrix) {
+                        Ok(updated) => {
+                            if updated.version != before {
+                                applied.changed = serde_json::to_value(&changes)
+                                    .ok()
+                                    .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+                                    .unwrap_or_default();
+                            }
+                            row = updated;
+                        }
+                        Err(StoreError::Lifecycle(e)) => {
+                            // The record refuses the change (e.g. it is closed at the hub): keep
+                            // the supplier's values on the leg and say so in the log.
+                            tracing::warn!(reference = %row.reference, %supplier, error = %e, "supplier change not applied to the record");
+                            record::record_event(
+                                conn,
+                                ctx,
+                                &row,
+                                NewEvent::new(EventType::LegUpdated, &ctx.source, json!({ "supplier": supplier, "refused": e.to_string(), "native": rec.fields })),
+                            )?;
+                        }
+                        Err(e) => return Err(e),
                     }
-                    row = updated;
                 }
-                Err(StoreError::Lifecycle(e)) => {
-                    // The record refuses the change (e.g. it is closed at the hub): keep the
-                    // supplier's values on the leg and say so in the log, lose nothing.
-                    tracing::warn!(reference = %row.reference, %supplier, error = %e, "supplier change not applied to the record");
+            }
+            let old_unmapped = leg.unmapped.as_object().cloned().unwrap_or_default();
+            for (field, value) in &canonical.unmapped {
+                if old_unmapped.get(field).and_then(|v| v.as_str()) != Some(value.as_str()) {
                     record::record_event(
                         conn,
                         ctx,
                         &row,
-                        NewEvent::new(EventType::LegUpdated, &ctx.source, json!({ "supplier": supplier, "refused": e.to_string(), "native": rec.fields })),
+                        NewEvent::new(EventType::UnmappedValue, &ctx.source, json!({ "supplier": supplier, "system": mapping.system(), "field": field, "value": value })),
                     )?;
                 }
-                Err(e) => return Err(e),
             }
-        }
-        let old_unmapped = leg.unmapped.as_object().cloned().unwrap_or_default();
-        for (field, value) in &canonical.unmapped {
-            if old_unmapped.get(field).and_then(|v| v.as_str()) != Some(value.as_str()) {
+            let native_status = rec.native_status.clone();
+            if native_status != leg.native_status {
                 record::record_event(
                     conn,
                     ctx,
                     &row,
-                    NewEvent::new(EventType::UnmappedValue, &ctx.source, json!({ "supplier": supplier, "system": mapping.system(), "field": field, "value": value })),
+                    NewEvent::new(EventType::LegUpdated, &ctx.source, json!({ "supplier": supplier, "native_status": native_status, "from": leg.native_status })),
                 )?;
             }
+            // An inactive leg (handed back, withdrawn, closed) keeps its state.
+            let closed = matches!(canonical.status, Some(Status::Closed) | Some(Status::Cancelled));
+            let state = match leg.state()? {
+                s if !s.is_active() => s,
+                _ if closed => LegState::Closed,
+                _ => LegState::Open,
+            };
+            diesel::update(legs::table.find(leg.id))
+                .set((
+                    legs::native_id.eq(&rec.native_id),
+                    legs::native_number.eq(rec.native_number.clone().or(leg.native_number.clone())),
+                    legs::native_status.eq(&native_status),
+                    legs::native_revision.eq(rec.revision.max(leg.native_revision)),
+                    legs::native_updated_at.eq(rec.updated_at.or(leg.native_updated_at)),
+                    legs::baseline.eq(json!(rec.fields)),
+                    legs::unmapped.eq(json!(canonical.unmapped)),
+                    legs::state.eq(state.as_str()),
+                    legs::closed_at.eq(if state == LegState::Open { None } else { leg.closed_at.or(Some(Utc::now())) }),
+                    legs::synced_at.eq(Utc::now()),
+                ))
+                .execute(conn)?;
         }
-        let native_status = rec.native_status.clone();
-        if native_status != leg.native_status {
+
+        for entry in notes.iter().filter(|n| n.ticket_id.is_empty() || n.ticket_id == rec.native_id) {
+            if import_journal_entry(conn, ctx, supplier, &leg, &mut row, entry)? {
+                applied.notes_added += 1;
+            }
+        }
+        if let Some(reason) = hand_back {
+            self.hand_back_tx(conn, ctx, row, supplier, &reason)?;
+            applied.handed_back = true;
+        }
+        Ok(applied)
+    }
+
+    /// Where the hub changed a field the supplier also changed before the two were back in sync,
+    /// the configured policy picks the winner. A field the hub keeps is dropped from `changes`
+    /// and the supplier is sent the hub's value again.
+    #[allow(clippy::too_many_arguments)]
+    fn settle_conflicts(
+        &self,
+        conn: &mut PgConnection,
+        ctx: &Context,
+        row: &crate::store::models::IncidentRow,
+        mapping: &dyn Mapping,
+        theirs: &Canonical,
+        agreed: &Canonical,
+        rec: &NativeRecord,
+        supplier: &str,
+        changes: &mut IncidentChanges,
+    ) -> StoreResult<()> {
+        let hub = row.to_domain(&[], &[])?;
+        // The hub's value as the supplier would hold it, so both sides are read alike.
+        let ours = mapping.to_canonical(&mapping.from_canonical(&hub), rec.assigned);
+        let mut kept = vec![];
+        for field in SYNCED_FIELDS {
+            if !touches(changes, field) || same(&ours, agreed, field) || same(&ours, theirs, field) {
+                continue;
+            }
+            let hub_wins = match self.policy.conflicts.policy(field) {
+                ConflictPolicy::HubWins => true,
+                ConflictPolicy::SupplierWins => false,
+                ConflictPolicy::LatestWins => rec.updated_at.is_some_and(|t| row.updated_at > t),
+            };
+            if hub_wins {
+                drop_field(changes, field);
+                kept.push(*field);
+            }
+        }
+        if !kept.is_empty() {
             record::record_event(
                 conn,
                 ctx,
-                &row,
-                NewEvent::new(EventType::LegUpdated, &ctx.source, json!({ "supplier": supplier, "native_status": native_status, "from": leg.native_status })),
+                row,
+                NewEvent::new(EventType::ConflictResolved, &ctx.source, json!({ "supplier": supplier, "kept_hub_value": kept })),
             )?;
+            record::enqueue_dispatch(conn, ctx, &row.reference, supplier, "conflict")?;
         }
-        let closed = matches!(canonical.status, Some(Status::Closed) | Some(Status::Cancelled));
-        let state = if closed { LegState::Closed } else { LegState::Open };
-        diesel::update(legs::table.find(leg.id))
-            .set((
-                legs::native_id.eq(&rec.native_id),
-                legs::native_number.eq(rec.native_number.clone().or(leg.native_number.clone())),
-                legs::native_status.eq(&native_status),
-                legs::native_revision.eq(rec.revision.max(leg.native_revision)),
-                legs::native_updated_at.eq(rec.updated_at.or(leg.native_updated_at)),
-                legs::baseline.eq(json!(rec.fields)),
-                legs::unmapped.eq(json!(canonical.unmapped)),
-                legs::state.eq(state.as_str()),
-                legs::closed_at.eq(if closed { leg.closed_at.or(Some(Utc::now())) } else { None }),
-                legs::synced_at.eq(Utc::now()),
-            ))
-            .execute(conn)?;
+        Ok(())
     }
-
-    for entry in notes.iter().filter(|n| n.ticket_id.is_empty() || n.ticket_id == rec.native_id) {
-        if import_journal_entry(conn, ctx, supplier, &leg, &mut row, entry)? {
-            applied.notes_added += 1;
-        }
-    }
-    Ok(applied)
 }
 
 /// Adds a supplier journal entry as a note unless it is one already held or one the hub wrote
@@ -253,8 +376,8 @@ impl Engine {
         delivery: Option<String>,
     ) -> Result<Applied, SyncError> {
         let supplier_id = supplier.to_string();
-        let matrix = self.matrix.clone();
         let mapping = self.supplier(supplier)?.mapping.clone();
+        let engine = self.clone();
         let applied = self
             .store
             .tx(move |conn| {
@@ -264,7 +387,7 @@ impl Engine {
                     }
                 }
                 let ctx = Context::supplier(&supplier_id, correlation_id);
-                apply_record(conn, &ctx, &supplier_id, mapping.as_ref(), &rec, &notes, &matrix)
+                engine.apply_record_tx(conn, &ctx, &supplier_id, mapping.as_ref(), &rec, &notes)
             })
             .await?;
         self.notify();

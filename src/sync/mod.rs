@@ -6,12 +6,14 @@
 //!   compared with the leg's baseline and only real supplier changes reach the record.
 //! - [`poller`]: the reconciliation sweep that catches what webhooks missed.
 
+pub mod handoff;
 pub mod inbound;
 pub mod outbound;
 pub mod poller;
 
 use crate::adapters::{Client, MapError, Mapping, SupplierError};
-use crate::config::{Settings, SupplierSettings};
+use crate::config::{Settings, SupplierSettings, SyncSettings};
+use crate::routing::Router;
 use crate::domain::PriorityMatrix;
 use crate::store::{Store, StoreError};
 use secrecy::SecretString;
@@ -48,6 +50,8 @@ pub struct Engine {
     pub suppliers: Arc<HashMap<String, Arc<SupplierLink>>>,
     /// Wakes the outbox relay after a commit.
     pub outbox_signal: Arc<Notify>,
+    pub router: Router,
+    pub policy: SyncSettings,
 }
 
 impl Engine {
@@ -60,7 +64,14 @@ impl Engine {
             let (mapping, client) = crate::adapters::connect(s, password)?;
             suppliers.insert(s.id.clone(), Arc::new(SupplierLink { settings: s.clone(), mapping, client, webhook_secret }));
         }
-        Ok(Engine { store, matrix: settings.priority_matrix.clone(), suppliers: Arc::new(suppliers), outbox_signal })
+        Ok(Engine {
+            store,
+            matrix: settings.priority_matrix.clone(),
+            suppliers: Arc::new(suppliers),
+            outbox_signal,
+            router: Router::new(settings),
+            policy: settings.sync.clone(),
+        })
     }
 
     pub fn supplier(&self, id: &str) -> Result<Arc<SupplierLink>, SyncError> {

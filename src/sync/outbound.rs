@@ -5,7 +5,6 @@
 //! and a retried create never makes a second ticket: the hub looks for its reference in the
 //! supplier's `correlation_id` before creating.
 
-use super::inbound::apply_record;
 use super::{Engine, SyncError};
 use crate::adapters::SupplierError;
 use crate::bus::{Handler, Incoming, Outcome};
@@ -75,8 +74,10 @@ impl Engine {
         let Some(snap) = self.store.run(move |c| snapshot(c, &r, &s)).await? else {
             return Ok(());
         };
-        if snap.leg.state()? == LegState::Closed {
-            return Ok(());
+        match snap.leg.state()? {
+            LegState::Closed | LegState::HandedBack => return Ok(()),
+            LegState::Withdrawn => return self.withdraw(supplier, &snap, correlation_id).await,
+            _ => {}
         }
         let sys_id = match snap.leg.native_id.clone() {
             Some(id) => id,
@@ -124,11 +125,70 @@ impl Engine {
         Ok(())
     }
 
+    /// The hub moved the ticket elsewhere: cancel the supplier's ticket (if it exists) and close
+    /// the leg.
+    async fn withdraw(&self, supplier: &str, snap: &Snapshot, _correlation_id: &str) -> Result<(), SyncError> {
+        let link = self.supplier(supplier)?;
+        let native_id = match &snap.leg.native_id {
+            Some(id) => Some(id.clone()),
+            None => match link.client.find_by_correlation(snap.incident.reference.as_str()).await? {
+                Some(found) => Some(link.mapping.parse_record(&found)?.native_id),
+                None => None,
+            },
+        };
+        let mut native_status = snap.leg.native_status.clone();
+        if let Some(id) = &native_id {
+            let mut cancelled = snap.incident.clone();
+            cancelled.status = Status::Cancelled;
+            cancelled.hold_reason = None;
+            let baseline = baseline_map(&snap.leg.baseline);
+            let diff: BTreeMap<String, String> = link.mapping.from_canonical(&cancelled).into_iter().filter(|(k, v)| baseline.get(k) != Some(v)).collect();
+            if !diff.is_empty() {
+                let answer = link.client.update(id, &diff).await?;
+                native_status = link.mapping.parse_record(&answer)?.native_status;
+            }
+        }
+        let leg_id = snap.leg.id;
+        self.store
+            .run(move |c| {
+                diesel::update(legs::table.find(leg_id))
+                    .set((
+                        legs::state.eq(LegState::Closed.as_str()),
+                        legs::native_id.eq(native_id),
+                        legs::native_status.eq(native_status),
+                        legs::closed_at.eq(Utc::now()),
+                    ))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Creates (or adopts) the supplier ticket and opens the leg.
     async fn open_leg(&self, supplier: &str, snap: &Snapshot, correlation_id: &str) -> Result<String, SyncError> {
         let link = self.supplier(supplier)?;
         let reference = snap.incident.reference.as_str();
-        let native = match link.client.find_by_correlation(reference).await? {
+        let found = match link.client.find_by_correlation(reference).await? {
+            Some(existing) => {
+                // A ticket an earlier leg of this supplier held (handed back, withdrawn) is not
+                // adopted: the supplier gets a fresh ticket for the new assignment.
+                let id = link.mapping.parse_record(&existing)?.native_id;
+                let (s, leg_id) = (supplier.to_string(), snap.leg.id);
+                let held: bool = self
+                    .store
+                    .run(move |c| {
+                        Ok(diesel::select(diesel::dsl::exists(
+                            legs::table.filter(legs::supplier_id.eq(&s)).filter(legs::native_id.eq(&id)).filter(legs::id.ne(leg_id)),
+                        ))
+                        .get_result(c)?)
+                    })
+                    .await?;
+                (!held).then_some(existing)
+            }
+            None => None,
+        };
+        let native = match found {
             Some(existing) => {
                 tracing::info!(%reference, %supplier, "adopting the supplier ticket a previous attempt created");
                 existing
@@ -195,7 +255,7 @@ impl Engine {
         let mapping = self.supplier(supplier)?.mapping.clone();
         let rec = answer.map(|a| mapping.parse_record(a)).transpose()?;
         let notes = answer.map(|a| mapping.parse_notes(a)).unwrap_or_default();
-        let (s, matrix, corr) = (supplier.to_string(), self.matrix.clone(), correlation_id.to_string());
+        let (s, corr, engine) = (supplier.to_string(), correlation_id.to_string(), self.clone());
         self.store
             .tx(move |conn| {
                 // Lock order everywhere: incident row, then leg.
@@ -213,7 +273,7 @@ impl Engine {
                 }
                 if let Some(rec) = &rec {
                     let ctx = Context::supplier(&s, corr);
-                    apply_record(conn, &ctx, &s, mapping.as_ref(), rec, &notes, &matrix)?;
+                    engine.apply_record_tx(conn, &ctx, &s, mapping.as_ref(), rec, &notes)?;
                 }
                 Ok(())
             })

@@ -182,7 +182,7 @@ async fn list_filters_and_pages_with_a_cursor_and_suppliers_see_only_their_ticke
 async fn health_readiness_and_openapi() {
     let hub = TestHub::spawn().await;
     assert_eq!(hub.http.get(hub.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let r = hub.http.get(hub.url("/readyz")).send().await.unwrap();
         if r.status() == StatusCode::OK {

@@ -40,11 +40,20 @@ pub struct Options {
     pub webhook_mode: DisplayMode,
     /// Seconds the supplier's clock is ahead of (or, negative, behind) the hub's.
     pub sim_clock_skew_secs: i64,
+    /// Extra TOML appended to the test configuration (e.g. a `[sync.conflicts]` table).
+    pub conflicts_toml: String,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { poll_interval_secs: 0, max_attempts: 4, broker_proxy: false, webhook_mode: DisplayMode::Raw, sim_clock_skew_secs: 0 }
+        Options {
+            poll_interval_secs: 0,
+            max_attempts: 4,
+            broker_proxy: false,
+            webhook_mode: DisplayMode::Raw,
+            sim_clock_skew_secs: 0,
+            conflicts_toml: String::new(),
+        }
     }
 }
 
@@ -71,7 +80,7 @@ fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook
 
         [broker]
         prefix = "{prefix}"
-        queue_expires_ms = 900000
+        queue_expires_ms = 120000
 
         [[services]]
         name = "network"
@@ -98,7 +107,10 @@ fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook
         [[routing.rules]]
         service = "network"
         supplier = "{SUPPLIER}"
+
+        {extra}
         "#,
+        extra = o.conflicts_toml,
         pg = pg_base(),
         poll = o.poll_interval_secs,
         attempts = o.max_attempts,
@@ -201,9 +213,27 @@ impl TestHub {
         self.settings.amqp_url = url.to_string();
     }
 
-    /// Stops the hub and drops its database.
+    /// Stops the hub, deletes its broker queues and exchanges, and drops its database.
     pub async fn finish(mut self) {
         self.stop().await;
+        let prefix = self.settings.broker.prefix.clone();
+        let suppliers: Vec<String> = self.settings.suppliers.iter().map(|s| s.id.clone()).collect();
+        if let Ok(Ok(conn)) = tokio::time::timeout(
+            Duration::from_secs(5),
+            lapin::Connection::connect(&amqp_base(), lapin::ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio)),
+        )
+        .await
+        {
+            if let Ok(ch) = conn.create_channel().await {
+                for q in suppliers.iter().map(|s| format!("{prefix}.dispatch.{s}")).chain([format!("{prefix}.dead")]) {
+                    let _ = ch.queue_delete(&q, Default::default()).await;
+                }
+                for e in [format!("{prefix}.events"), format!("{prefix}.dlx")] {
+                    let _ = ch.exchange_delete(&e, Default::default()).await;
+                }
+            }
+            let _ = conn.close(200, "test done").await;
+        }
         let url = format!("{}/postgres", pg_base());
         let name = self.db_name.clone();
         let _ = tokio::task::spawn_blocking(move || {
@@ -263,9 +293,10 @@ impl TestHub {
             .unwrap()
     }
 
-    /// Waits (up to 15 s) until the incident satisfies `cond`, and returns it.
+    /// Waits (up to 30 s: a loaded machine is slow, a lost update never comes) until the
+    /// incident satisfies `cond`, and returns it.
     pub async fn wait_incident(&self, reference: &str, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let doc = self.incident(reference).await;
             if cond(&doc) {
@@ -287,7 +318,7 @@ impl TestHub {
     pub async fn settle(&self, reference: &str) -> Value {
         let mut last = self.incident(reference).await;
         let mut stable_since = tokio::time::Instant::now();
-        let deadline = stable_since + Duration::from_secs(15);
+        let deadline = stable_since + Duration::from_secs(30);
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let now = self.incident(reference).await;
@@ -309,7 +340,7 @@ impl TestHub {
 }
 
 pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(v) = f() {
             return v;

@@ -80,7 +80,7 @@ impl ServiceNowClient {
                 Method::GET,
                 "/api/now/table/incident",
                 &[
-                    ("sysparm_query", format!("correlation_id={reference}^ORDERBYsys_created_on")),
+                    ("sysparm_query", format!("correlation_id={reference}^ORDERBYDESCsys_created_on")),
                     ("sysparm_limit", "1".into()),
                     ("sysparm_fields", READ_FIELDS.into()),
                 ],

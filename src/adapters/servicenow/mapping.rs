@@ -6,7 +6,7 @@
 //! reduces all three to stored values; display-mode dates are never ingested because their time
 //! zone is unknown. A value the profile cannot map is kept as `unmapped`, never guessed.
 
-use crate::adapters::MapError;
+use crate::adapters::{Canonical, MapError};
 use crate::domain::*;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
@@ -296,22 +296,6 @@ fn strip_code_wrapper(s: &str) -> String {
         }
         None => s.to_string(),
     }
-}
-
-/// The canonical reading of a set of native field values: what the hub would record, plus the
-/// native values it could not map.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Canonical {
-    pub status: Option<Status>,
-    pub hold_reason: Option<HoldReason>,
-    pub impact: Option<Impact>,
-    pub urgency: Option<Urgency>,
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub category: Option<String>,
-    pub ci: Option<String>,
-    pub resolution: Option<Resolution>,
-    pub unmapped: BTreeMap<String, String>,
 }
 
 fn level(s: &str) -> Option<u8> {

@@ -916,6 +916,7 @@ mod tests {
     fn response_by_status_or_note_and_what_is_not_a_response() {
         let mut log = Log::opened("2026-11-02T09:00", 3);
         log.routed("2026-11-02T09:00", "net");
+        log.status("2026-11-02T09:03", "api:desk", "assigned", None); // the desk assigning it: not a response
         log.status("2026-11-02T09:05", "supplier:net", "assigned", None); // the supplier ticket exists: not a response
         log.note("2026-11-02T09:10", "api:desk", "public"); // the desk's note: not a response
         log.note("2026-11-02T09:20", "supplier:app", "internal"); // app does not hold the ticket

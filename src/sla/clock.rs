@@ -38,7 +38,8 @@
 //!   next holds the ticket); it has `cycle = n` for the ticket's n-th reopen, and its key ends in
 //!   `:n` ([`Clock::key`]).
 //! - Events are taken in order of their `at` (ties in the order given); events after `now` are
-//!   not yet known. Events that do not fit (unknown kinds, missing fields, a status nobody
+//!   not yet known. Events at one instant are one step: a supplier routed in and straight on
+//!   within the same second never held the ticket and gets no clock from it. Events that do not fit (unknown kinds, missing fields, a status nobody
 //!   knows) are ignored; a log without `incident.created` gives no clocks.
 
 use super::{Calendar, Clock, ClockState, Holding, Metric, Pause, Run};

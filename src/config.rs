@@ -32,6 +32,9 @@ pub struct Settings {
     pub broker: BrokerSettings,
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Largest attachment the hub accepts.
+    #[serde(default = "defaults::max_attachment_bytes")]
+    pub max_attachment_bytes: usize,
     #[serde(default)]
     pub priority_matrix: PriorityMatrix,
     /// The service catalogue: an incident naming a service outside it is refused.
@@ -184,6 +187,10 @@ pub struct SupplierSettings {
     pub max_attempts: u32,
     #[serde(default = "defaults::rate_per_sec")]
     pub rate_per_sec: u32,
+    /// Largest file sent to (or taken from) this supplier; larger ones are refused, and the leg
+    /// says so.
+    #[serde(default = "defaults::supplier_attachment_bytes")]
+    pub max_attachment_bytes: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -343,6 +350,12 @@ mod defaults {
     }
     pub fn rate_per_sec() -> u32 {
         20
+    }
+    pub fn max_attachment_bytes() -> usize {
+        50 * 1024 * 1024
+    }
+    pub fn supplier_attachment_bytes() -> i64 {
+        25 * 1024 * 1024
     }
     pub fn default_queue() -> String {
         "integrator".into()

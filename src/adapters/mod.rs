@@ -92,6 +92,29 @@ pub struct NativeNote {
     pub created_at: Option<DateTime<Utc>>,
 }
 
+/// A file as a supplier system lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeAttachment {
+    pub native_id: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: Option<i64>,
+    /// SHA-256 of the content when the system says it (ServiceNow's `hash`).
+    pub sha256: Option<String>,
+}
+
+/// Makes the body of one upload attempt (a retry needs a fresh stream).
+pub type BodyFactory = Arc<dyn Fn() -> reqwest::Body + Send + Sync>;
+
+/// A file to send to a supplier.
+#[derive(Clone)]
+pub struct OutgoingFile {
+    pub file_name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub body: BodyFactory,
+}
+
 /// Translation between one system's payloads and the canonical model. Pure: no I/O.
 pub trait Mapping: Send + Sync {
     fn system(&self) -> &'static str;
@@ -127,6 +150,21 @@ pub trait Client: Send + Sync {
     async fn notes(&self, native_id: &str) -> Result<Value, SupplierError>;
     /// A link a person can open.
     fn ticket_url(&self, native_id: &str) -> String;
+
+    /// Attaches a file to the supplier ticket; returns the supplier's id of the file.
+    async fn upload_attachment(&self, _native_id: &str, _file: &OutgoingFile) -> Result<String, SupplierError> {
+        Err(SupplierError::Rejected { status: 0, message: "this supplier system takes no attachments through the hub".into() })
+    }
+
+    /// The files attached to the supplier ticket.
+    async fn list_attachments(&self, _native_id: &str) -> Result<Vec<NativeAttachment>, SupplierError> {
+        Ok(vec![])
+    }
+
+    /// Opens the content of one supplier file as a stream.
+    async fn download_attachment(&self, _file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
+        Err(SupplierError::Rejected { status: 0, message: "this supplier system gives no attachments through the hub".into() })
+    }
 }
 
 /// The mapping of a supported system.

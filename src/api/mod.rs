@@ -3,6 +3,7 @@
 //! turned into domain types before anything else sees them.
 
 pub mod admin;
+pub mod attachments;
 pub mod auth;
 pub mod error;
 pub mod health;
@@ -82,6 +83,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/incidents/{ref}/notes").route(web::post().to(incidents::add_note)))
                 .service(web::resource("/incidents/{ref}/history").route(web::get().to(incidents::history)))
+                .service(web::resource("/incidents/{ref}/attachments").route(web::post().to(attachments::upload)))
+                .service(web::resource("/incidents/{ref}/attachments/{id}").route(web::get().to(attachments::download)))
                 .service(web::resource("/incidents/{ref}/route").route(web::post().to(incidents::route)))
                 .service(web::resource("/incidents/{ref}/handback").route(web::post().to(incidents::handback)))
                 .service(web::resource("/admin/dead-letters").route(web::get().to(admin::dead_letters)))

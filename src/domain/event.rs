@@ -31,6 +31,10 @@ pub enum EventType {
     LegAdded,
     #[serde(rename = "incident.conflict_resolved")]
     ConflictResolved,
+    #[serde(rename = "attachment.added")]
+    AttachmentAdded,
+    #[serde(rename = "attachment.refused")]
+    AttachmentRefused,
 }
 
 impl EventType {
@@ -49,6 +53,8 @@ impl EventType {
             EventType::LegWithdrawn => "leg.withdrawn",
             EventType::LegAdded => "leg.added",
             EventType::ConflictResolved => "incident.conflict_resolved",
+            EventType::AttachmentAdded => "attachment.added",
+            EventType::AttachmentRefused => "attachment.refused",
         }
     }
 }

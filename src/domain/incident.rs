@@ -259,6 +259,33 @@ pub struct Leg {
     pub primary: bool,
 }
 
+/// What happened to an attachment on one supplier leg.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentDelivery {
+    pub supplier: String,
+    /// `sent`, `received` (the file came from this supplier) or `refused`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub native_id: Option<String>,
+}
+
+/// A file on the record, stored once per content (SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: i64,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    /// `hub`, or the supplier the file came from.
+    pub origin: String,
+    #[serde(with = "serde_ms")]
+    pub created_at: DateTime<Utc>,
+    pub deliveries: Vec<AttachmentDelivery>,
+}
+
 /// The unified service record of an incident, as every API answer and event carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
@@ -289,6 +316,8 @@ pub struct Incident {
     pub closed_at: Option<DateTime<Utc>>,
     pub version: i32,
     pub legs: Vec<Leg>,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
 }
 
 /// A new incident as the service desk raises it, already checked against the schema.

@@ -219,6 +219,7 @@ impl ServiceNowSim {
             base_url: None,
             incidents: Vec::new(),
             journal: Vec::new(),
+            attachments: Vec::new(),
             next_number: 10_001,
             faults: VecDeque::new(),
             latency: Duration::ZERO,
@@ -249,6 +250,8 @@ impl ServiceNowSim {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(sim.clone()))
+                // The instance default (com.glide.attachment.max_size) is far above any test file.
+                .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
                 .route("/sim/incidents", web::get().to(sim_incidents))
                 .route("/sim/incidents/{sys_id}/agent", web::post().to(sim_agent))
                 .route("/sim/faults", web::post().to(sim_faults))
@@ -331,6 +334,34 @@ impl ServiceNowSim {
         Ok(st.render("incident", &record, &opts))
     }
 
+    /// Attachments of one incident: (file name, content type, bytes), oldest first.
+    pub fn attachments(&self, sys_id: &str) -> Vec<(String, String, Vec<u8>)> {
+        self.lock()
+            .attachments
+            .iter()
+            .filter(|(row, _)| field(row, "table_sys_id") == sys_id)
+            .map(|(row, data)| (field(row, "file_name").to_string(), field(row, "content_type").to_string(), data.clone()))
+            .collect()
+    }
+
+    /// An agent attaches a file in the ServiceNow UI. The instance's business rule touches the
+    /// parent incident (so `sys_updated_on` moves and the webhook fires), as integrations that
+    /// sync attachments usually configure.
+    pub fn agent_attach(&self, sys_id: &str, file_name: &str, content_type: &str, data: Vec<u8>) -> Result<Value, SimError> {
+        let mut st = self.lock();
+        let row = st.insert_attachment(sys_id, file_name, content_type, data, DEFAULT_AGENT)?;
+        let i = st.position(sys_id).ok_or(SimError::NotFound)?;
+        let now = st.now().format(DATE_FMT).to_string();
+        let mut rec = st.incidents[i].clone();
+        let count = field(&rec, "sys_mod_count").parse::<u64>().unwrap_or(0) + 1;
+        rec.insert("sys_mod_count".into(), count.to_string());
+        rec.insert("sys_updated_on".into(), now);
+        rec.insert("sys_updated_by".into(), DEFAULT_AGENT.to_string());
+        st.incidents[i] = rec.clone();
+        st.enqueue_webhook("incident.updated", &rec, &[]);
+        Ok(row_to_value(&row))
+    }
+
     pub fn push_fault(&self, fault: Fault) {
         self.lock().faults.push_back(fault);
     }
@@ -385,6 +416,8 @@ struct State {
     base_url: Option<String>,
     incidents: Vec<Row>,
     journal: Vec<Row>,
+    /// `sys_attachment` metadata rows and their content, by attachment sys_id.
+    attachments: Vec<(Row, Vec<u8>)>,
     next_number: u64,
     faults: VecDeque<Fault>,
     latency: Duration,
@@ -554,6 +587,39 @@ impl State {
         };
         self.enqueue_webhook(event, &rec, &new_rows);
         Ok(rec)
+    }
+
+    /// Stores an attachment on an incident (`POST /api/now/attachment/file`).
+    fn insert_attachment(&mut self, table_sys_id: &str, file_name: &str, content_type: &str, data: Vec<u8>, user: &str) -> Result<Row, SimError> {
+        if self.position(table_sys_id).is_none() {
+            return Err(SimError::NotFound);
+        }
+        if file_name.trim().is_empty() {
+            return Err(SimError::BadRequest("file_name is required".into()));
+        }
+        let now = self.now().format(DATE_FMT).to_string();
+        let sys_id = new_sys_id();
+        let hash = {
+            use sha2::Digest;
+            hex::encode(Sha256::digest(&data))
+        };
+        let row: Row = [
+            ("sys_id", sys_id.clone()),
+            ("table_name", "incident".to_string()),
+            ("table_sys_id", table_sys_id.to_string()),
+            ("file_name", file_name.to_string()),
+            ("content_type", if content_type.is_empty() { "application/octet-stream".to_string() } else { content_type.to_string() }),
+            ("size_bytes", data.len().to_string()),
+            ("hash", hash),
+            ("download_link", format!("{}/api/now/attachment/{sys_id}/file", self.base())),
+            ("sys_created_by", user.to_string()),
+            ("sys_created_on", now),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        self.attachments.push((row.clone(), data));
+        Ok(row)
     }
 
     /// Rows of the tables that exist only so that reference links resolve.
@@ -1256,6 +1322,7 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
     let (table, id) = match segments {
         ["table", table] => (*table, None),
         ["table", table, id] => (*table, Some(*id)),
+        ["attachment", ..] => return attachment_api(sim, req, segments, body, user),
         _ => {
             return sn_error(
                 StatusCode::BAD_REQUEST,
@@ -1348,6 +1415,36 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
         (&Method::POST, _) => acl_denied("Insert"),
         (&Method::PATCH | &Method::PUT, _) => acl_denied("Update"),
         (&Method::DELETE, _) => acl_denied("Delete"),
+        _ => method_not_supported(),
+    }
+}
+
+const ATTACHMENT_FIELDS: &[&str] = &["sys_id", "table_name", "table_sys_id", "file_name", "content_type", "size_bytes", "hash", "download_link", "sys_created_by", "sys_created_on"];
+
+/// The Attachment API: `POST /attachment/file?table_name=&table_sys_id=&file_name=` with the raw
+/// bytes, `GET /attachment?sysparm_query=table_sys_id=...` (metadata), `GET /attachment/{id}/file`.
+fn attachment_api(sim: &ServiceNowSim, req: &HttpRequest, segments: &[&str], body: &[u8], user: &str) -> HttpResponse {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
+    let mut st = sim.lock();
+    match (req.method(), segments) {
+        (&Method::POST, ["attachment", "file"]) => {
+            let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let table_sys_id = param(&params, "table_sys_id").unwrap_or("");
+            let file_name = param(&params, "file_name").unwrap_or("");
+            match st.insert_attachment(table_sys_id, file_name, content_type, body.to_vec(), user) {
+                Ok(row) => sn_json(StatusCode::CREATED, &json!({ "result": row_to_value(&row) })),
+                Err(e) => e.response(),
+            }
+        }
+        (&Method::GET, ["attachment"]) => {
+            let rows: Vec<Row> = st.attachments.iter().map(|(r, _)| r.clone()).collect();
+            let opts = st.inspection_opts();
+            list(&st, "sys_attachment", &rows, ATTACHMENT_FIELDS, &params, &opts)
+        }
+        (&Method::GET, ["attachment", id, "file"]) => match st.attachments.iter().find(|(r, _)| field(r, "sys_id") == *id) {
+            Some((row, data)) => HttpResponse::Ok().content_type(field(row, "content_type").to_string()).insert_header((header::SERVER, "ServiceNow")).body(data.clone()),
+            None => not_found(),
+        },
         _ => method_not_supported(),
     }
 }

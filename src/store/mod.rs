@@ -5,6 +5,7 @@
 //! one transaction (see [`record`]), so a change is never published without being stored, nor
 //! stored without being published.
 
+pub mod attachments;
 pub mod auth;
 pub mod deadletters;
 pub mod models;

@@ -170,6 +170,7 @@ impl IncidentRow {
                     Ok(leg)
                 })
                 .collect::<StoreResult<_>>()?,
+            attachments: vec![],
         })
     }
 }

@@ -111,7 +111,7 @@ pub fn enqueue_dispatch(conn: &mut PgConnection, ctx: &Context, reference: &str,
 }
 
 /// Dispatches to every live leg except the one the change came from.
-fn dispatch_to_legs(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, reason: &str) -> StoreResult<()> {
+pub fn dispatch_to_legs(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, reason: &str) -> StoreResult<()> {
     let targets: Vec<String> = legs::table
         .filter(legs::incident_id.eq(row.id))
         .filter(legs::state.eq_any([LegState::Pending.as_str(), LegState::Open.as_str(), LegState::Withdrawn.as_str()]))
@@ -154,6 +154,12 @@ pub fn load(conn: &mut PgConnection, reference: &str) -> StoreResult<Incident> {
 }
 
 pub fn document(conn: &mut PgConnection, row: &IncidentRow) -> StoreResult<Incident> {
+    let mut doc = document_without_attachments(conn, row)?;
+    doc.attachments = super::attachments::for_incidents(conn, &[row.id])?.into_iter().map(|(_, a)| a).collect();
+    Ok(doc)
+}
+
+fn document_without_attachments(conn: &mut PgConnection, row: &IncidentRow) -> StoreResult<Incident> {
     let notes = notes::table
         .filter(notes::incident_id.eq(row.id))
         .order(notes::id)
@@ -208,12 +214,15 @@ pub fn list(conn: &mut PgConnection, filter: &ListFilter, after: Option<i64>, li
         notes::table.filter(notes::incident_id.eq_any(&ids)).order(notes::id).select(NoteRow::as_select()).load(conn)?;
     let all_legs: Vec<LegRow> =
         legs::table.filter(legs::incident_id.eq_any(&ids)).order(legs::id).select(LegRow::as_select()).load(conn)?;
+    let all_attachments = super::attachments::for_incidents(conn, &ids)?;
     let docs = rows
         .iter()
         .map(|r| {
             let n: Vec<NoteRow> = all_notes.iter().filter(|x| x.incident_id == r.id).cloned().collect();
             let l: Vec<LegRow> = all_legs.iter().filter(|x| x.incident_id == r.id).cloned().collect();
-            r.to_domain(&n, &l)
+            let mut doc = r.to_domain(&n, &l)?;
+            doc.attachments = all_attachments.iter().filter(|(id, _)| *id == r.id).map(|(_, a)| a.clone()).collect();
+            Ok(doc)
         })
         .collect::<StoreResult<Vec<_>>>()?;
     let next = if more { rows.last().map(|r| r.id) } else { None };

@@ -181,5 +181,61 @@ diesel::joinable!(note_deliveries -> legs (leg_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     suppliers, routing_rules, incidents, legs, events, notes, note_deliveries, outbox, inbox,
-    idempotency_keys, dead_letters, api_keys, poll_state,
+    idempotency_keys, dead_letters, api_keys, poll_state, blob_chunks, blobs, attachments,
+    attachment_deliveries, inbound_refusals,
 );
+
+diesel::table! {
+    blob_chunks (upload_id, seq) {
+        upload_id -> Uuid,
+        seq -> Int4,
+        data -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    blobs (sha256) {
+        sha256 -> Text,
+        upload_id -> Uuid,
+        size -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    attachments (id) {
+        id -> Int8,
+        incident_id -> Int8,
+        sha256 -> Text,
+        file_name -> Text,
+        content_type -> Text,
+        size -> Int8,
+        origin -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    attachment_deliveries (attachment_id, leg_id) {
+        attachment_id -> Int8,
+        leg_id -> Int8,
+        state -> Text,
+        reason -> Nullable<Text>,
+        native_id -> Nullable<Text>,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    inbound_refusals (leg_id, native_id) {
+        leg_id -> Int8,
+        native_id -> Text,
+        file_name -> Text,
+        reason -> Text,
+        at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(attachment_deliveries -> attachments (attachment_id));
+diesel::joinable!(attachment_deliveries -> legs (leg_id));

@@ -375,6 +375,9 @@ impl Engine {
         correlation_id: String,
         delivery: Option<String>,
     ) -> Result<Applied, SyncError> {
+        // Webhook deliveries (they carry an id) ask the dispatcher to fetch new files; the sweep
+        // fetches them itself.
+        let pull = delivery.is_some();
         let supplier_id = supplier.to_string();
         let mapping = self.supplier(supplier)?.mapping.clone();
         let engine = self.clone();
@@ -387,7 +390,15 @@ impl Engine {
                     }
                 }
                 let ctx = Context::supplier(&supplier_id, correlation_id);
-                engine.apply_record_tx(conn, &ctx, &supplier_id, mapping.as_ref(), &rec, &notes)
+                let applied = engine.apply_record_tx(conn, &ctx, &supplier_id, mapping.as_ref(), &rec, &notes)?;
+                // A pushed change may come with files: the dispatcher looks (and pushes nothing
+                // the supplier already has).
+                if pull && !applied.stale && !applied.unknown_ticket && !applied.handed_back {
+                    if let Some(r) = &applied.reference {
+                        record::enqueue_dispatch(conn, &ctx, r, &supplier_id, "supplier changed")?;
+                    }
+                }
+                Ok(applied)
             })
             .await?;
         self.notify();

@@ -6,6 +6,7 @@
 //!   compared with the leg's baseline and only real supplier changes reach the record.
 //! - [`poller`]: the reconciliation sweep that catches what webhooks missed.
 
+pub mod attachments;
 pub mod handoff;
 pub mod inbound;
 pub mod outbound;

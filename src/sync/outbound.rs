@@ -89,7 +89,18 @@ impl Engine {
         let (r, s) = (reference.to_string(), supplier.to_string());
         let Some(snap) = self.store.run(move |c| snapshot(c, &r, &s)).await? else { return Ok(()) };
         let baseline = baseline_map(&snap.leg.baseline);
-        let diff: BTreeMap<String, String> = link.mapping.from_canonical(&snap.incident).into_iter().filter(|(k, v)| baseline.get(k) != Some(v)).collect();
+        let mut wanted = snap.incident.clone();
+        if snap.incident.assigned_supplier.as_deref() != Some(supplier) && !baseline.is_empty() {
+            // A further supplier on a major incident runs its own ticket's lifecycle: the hub
+            // sends it the record's details and notes, not the owner's status.
+            let theirs = link.mapping.to_canonical(&baseline, true);
+            if let Some(s) = theirs.status {
+                wanted.status = s;
+                wanted.hold_reason = theirs.hold_reason;
+                wanted.resolution = theirs.resolution;
+            }
+        }
+        let diff: BTreeMap<String, String> = link.mapping.from_canonical(&wanted).into_iter().filter(|(k, v)| baseline.get(k) != Some(v)).collect();
         if !diff.is_empty() {
             let answer = link.client.update(&sys_id, &diff).await?;
             self.absorb(supplier, snap.leg.id, Some(diff), None, Some(&answer), correlation_id).await?;
@@ -122,6 +133,10 @@ impl Engine {
             let answer = link.client.add_note(&sys_id, visibility, &note.body).await?;
             self.absorb(supplier, snap.leg.id, None, Some(note.id), answer.as_ref(), correlation_id).await?;
         }
+
+        let leg = super::attachments::LegRef { supplier, leg_id: snap.leg.id, incident_id: snap.row.id, native_id: &sys_id, correlation_id };
+        self.push_attachments(&link, &leg).await?;
+        self.pull_attachments(&link, &leg).await?;
         Ok(())
     }
 

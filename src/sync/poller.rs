@@ -17,6 +17,7 @@ pub struct SweepReport {
     pub read: usize,
     pub applied: usize,
     pub notes_added: usize,
+    pub attachments_added: usize,
     pub watermark: Option<DateTime<Utc>>,
 }
 
@@ -65,7 +66,23 @@ impl Engine {
                     continue;
                 }
                 let notes = link.mapping.parse_notes(&link.client.notes(&rec.native_id).await?);
-                let applied = self.apply(supplier, rec, notes, uuid::Uuid::now_v7().to_string(), None).await?;
+                let native_id = rec.native_id.clone();
+                let correlation = uuid::Uuid::now_v7().to_string();
+                let applied = self.apply(supplier, rec, notes, correlation.clone(), None).await?;
+                if let Some(reference) = applied.reference.clone().filter(|_| !applied.unknown_ticket) {
+                    let (s, r) = (supplier.to_string(), reference);
+                    let ids: Option<(i64, i64)> = self
+                        .store
+                        .run(move |c| {
+                            let row = crate::store::record::find_row(c, &r)?;
+                            Ok(crate::store::record::active_leg(c, row.id, &s)?.map(|l| (l.id, row.id)))
+                        })
+                        .await?;
+                    if let Some((leg_id, incident_id)) = ids {
+                        let leg = super::attachments::LegRef { supplier, leg_id, incident_id, native_id: &native_id, correlation_id: &correlation };
+                        report.attachments_added += self.pull_attachments(&link, &leg).await?;
+                    }
+                }
                 if !applied.unknown_ticket && !applied.stale {
                     report.applied += 1;
                 }

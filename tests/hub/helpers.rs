@@ -42,6 +42,8 @@ pub struct Options {
     pub sim_clock_skew_secs: i64,
     /// Extra TOML appended to the test configuration (e.g. a `[sync.conflicts]` table).
     pub conflicts_toml: String,
+    /// The ServiceNow supplier's attachment size limit.
+    pub supplier_max_attachment_bytes: i64,
 }
 
 impl Default for Options {
@@ -53,6 +55,7 @@ impl Default for Options {
             webhook_mode: DisplayMode::Raw,
             sim_clock_skew_secs: 0,
             conflicts_toml: String::new(),
+            supplier_max_attachment_bytes: 25 * 1024 * 1024,
         }
     }
 }
@@ -77,6 +80,7 @@ fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook
         database_url = "{pg}/{db_name}"
         amqp_url = "{amqp}"
         max_body_bytes = 65536
+        max_attachment_bytes = 2097152
 
         [broker]
         prefix = "{prefix}"
@@ -100,6 +104,7 @@ fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook
         timeout_secs = 2
         max_attempts = {attempts}
         rate_per_sec = 50
+        max_attachment_bytes = {att_limit}
 
         [routing]
         default_queue = "integrator"
@@ -111,6 +116,7 @@ fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook
         {extra}
         "#,
         extra = o.conflicts_toml,
+        att_limit = o.supplier_max_attachment_bytes,
         pg = pg_base(),
         poll = o.poll_interval_secs,
         attempts = o.max_attempts,

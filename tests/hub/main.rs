@@ -2,6 +2,7 @@
 //! simulator standing in for the supplier. One binary keeps link time down.
 
 mod api;
+mod attachments;
 mod cli;
 mod delivery;
 mod golden;

@@ -3,7 +3,7 @@
 
 use super::mapping::{create_body, sn_time};
 use crate::adapters::http::{status_error, transport_error, SupplierHttp};
-use crate::adapters::{Client, SupplierError};
+use crate::adapters::{Client, NativeAttachment, OutgoingFile, SupplierError};
 use crate::domain::{Incident, Visibility};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -171,6 +171,90 @@ impl Client for ServiceNowClient {
 
     fn ticket_url(&self, native_id: &str) -> String {
         format!("{}/nav_to.do?uri=incident.do?sys_id={native_id}", self.base)
+    }
+
+    /// `POST /api/now/attachment/file` with the raw bytes, streamed.
+    async fn upload_attachment(&self, native_id: &str, file: &OutgoingFile) -> Result<String, SupplierError> {
+        let url = format!("{}/api/now/attachment/file", self.base);
+        let what = "ServiceNow attachment upload";
+        let result = self
+            .http
+            .retrying(what, || {
+                let req = self
+                    .http
+                    .client
+                    .post(&url)
+                    .basic_auth(&self.user, Some(self.password.expose_secret()))
+                    .header("Accept", "application/json")
+                    .header("Content-Type", &file.content_type)
+                    .query(&[("table_name", "incident"), ("table_sys_id", native_id), ("file_name", file.file_name.as_str())])
+                    .body((file.body)());
+                async move {
+                    let resp = req.send().await.map_err(|e| transport_error(what, e))?;
+                    let (status, headers) = (resp.status(), resp.headers().clone());
+                    let text = resp.text().await.map_err(|e| transport_error(what, e))?;
+                    if !status.is_success() {
+                        return Err(status_error(what, status, &headers, &error_detail(&text)));
+                    }
+                    serde_json::from_str::<Value>(&text).map_err(|e| SupplierError::Protocol(format!("{what}: {e}")))
+                }
+            })
+            .await?;
+        result
+            .pointer("/result/sys_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| SupplierError::Protocol(format!("{what}: no sys_id in the answer")))
+    }
+
+    /// `GET /api/now/attachment?sysparm_query=table_sys_id=...`.
+    async fn list_attachments(&self, native_id: &str) -> Result<Vec<NativeAttachment>, SupplierError> {
+        let rows = self
+            .call(
+                "ServiceNow attachment list",
+                Method::GET,
+                "/api/now/attachment",
+                &[("sysparm_query", format!("table_sys_id={native_id}^ORDERBYsys_created_on")), ("sysparm_limit", "500".into())],
+                None,
+            )
+            .await?;
+        let s = |v: &Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        Ok(rows
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| !s(r, "sys_id").is_empty())
+                    .map(|r| NativeAttachment {
+                        native_id: s(r, "sys_id"),
+                        file_name: s(r, "file_name"),
+                        content_type: s(r, "content_type"),
+                        size: s(r, "size_bytes").parse().ok(),
+                        sha256: Some(s(r, "hash")).filter(|h| h.len() == 64),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// `GET /api/now/attachment/{sys_id}/file`, as a stream.
+    async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
+        let url = format!("{}/api/now/attachment/{}/file", self.base, file.native_id);
+        let what = "ServiceNow attachment download";
+        self.http
+            .retrying(what, || {
+                let req = self.http.client.get(&url).basic_auth(&self.user, Some(self.password.expose_secret()));
+                async move {
+                    let resp = req.send().await.map_err(|e| transport_error(what, e))?;
+                    if resp.status().is_success() {
+                        Ok(resp)
+                    } else {
+                        let (status, headers) = (resp.status(), resp.headers().clone());
+                        let text = resp.text().await.unwrap_or_default();
+                        Err(status_error(what, status, &headers, &error_detail(&text)))
+                    }
+                }
+            })
+            .await
     }
 }
 

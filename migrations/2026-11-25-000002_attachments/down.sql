@@ -1,0 +1,1 @@
+DROP TABLE inbound_refusals, attachment_deliveries, attachments, blobs, blob_chunks;

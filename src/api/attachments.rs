@@ -1,0 +1,143 @@
+//! `/api/v1/incidents/{ref}/attachments`: files on the record, streamed in and out.
+
+use super::auth::{Principal, Role};
+use super::error::ApiError;
+use super::incidents::{parse_ref, visible};
+use super::{correlation_id, AppState};
+use crate::domain::Attachment;
+use crate::store::attachments::{self as store_att, Upload, CHUNK};
+use crate::store::record::{self, Context};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    file_name: Option<String>,
+}
+
+fn clean_name(raw: Option<&str>) -> Result<String, ApiError> {
+    let name = raw.map(str::trim).unwrap_or("");
+    let bad = name.is_empty() || name.len() > 255 || name.contains(['/', '\\', '\0']) || name == "." || name == "..";
+    if bad {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-file-name",
+            "Invalid file name",
+            "give the file as `?file_name=<name>` (1-255 characters, no path separators)",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// `POST /api/v1/incidents/{ref}/attachments?file_name=...` with the file as the body.
+pub async fn upload(
+    req: HttpRequest,
+    p: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<UploadQuery>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    p.require(&[Role::ServiceDesk, Role::Supplier])?;
+    let r = parse_ref(&path)?;
+    let file_name = clean_name(q.file_name.as_deref())?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let r2 = r.clone();
+    let incident = state.store.run(move |c| record::load(c, r2.as_str())).await?;
+    visible(&p, &incident)?;
+    if incident.status.is_terminal() {
+        return Err(ApiError::unprocessable("invalid-transition", "The incident is closed", format!("{} is {} and takes no new files", incident.reference, incident.status)));
+    }
+
+    let limit = state.settings.max_attachment_bytes;
+    let upload_id = uuid::Uuid::now_v7();
+    let (mut hasher, mut buf, mut seq, mut size) = (Sha256::new(), Vec::with_capacity(CHUNK), 0i32, 0usize);
+    let discard = |store: crate::store::Store| async move {
+        let _ = store.run(move |c| store_att::discard_upload(c, upload_id)).await;
+    };
+    while let Some(part) = payload.next().await {
+        let part = match part {
+            Ok(p) => p,
+            Err(e) => {
+                discard(state.store.clone()).await;
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", "The upload could not be read", e.to_string()));
+            }
+        };
+        size += part.len();
+        if size > limit {
+            discard(state.store.clone()).await;
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "attachment-too-large", "The file is too large", format!("files are limited to {limit} bytes")));
+        }
+        hasher.update(&part);
+        buf.extend_from_slice(&part);
+        while buf.len() >= CHUNK {
+            let chunk: Vec<u8> = buf.drain(..CHUNK).collect();
+            state.store.run(move |c| store_att::stage_chunk(c, upload_id, seq, &chunk)).await?;
+            seq += 1;
+        }
+    }
+    if size == 0 {
+        return Err(ApiError::unprocessable("empty-attachment", "The file is empty", "send the file's bytes as the request body"));
+    }
+    if !buf.is_empty() {
+        state.store.run(move |c| store_att::stage_chunk(c, upload_id, seq, &buf)).await?;
+    }
+    let sha = hex::encode(hasher.finalize());
+    let ctx = Context { source: p.source(), supplier: None, correlation_id: correlation_id(&req) };
+    let (att, created) = state
+        .store
+        .tx(move |c| {
+            let found = record::find_row(c, r.as_str())?;
+            let mut row = record::lock_row_by_id(c, found.id)?;
+            let up = Upload { upload_id, sha256: &sha, size: size as i64, file_name: &file_name, content_type: &content_type, origin: "hub", from_leg: None };
+            let (att, created) = store_att::finish_upload(c, &ctx, &mut row, &up)?;
+            let doc: Attachment = store_att::for_incidents(c, &[row.id])?.into_iter().map(|(_, a)| a).find(|a| a.id == att.id).ok_or_else(|| crate::store::StoreError::NotFound("attachment".into()))?;
+            Ok((doc, created))
+        })
+        .await?;
+    state.engine.notify();
+    let mut resp = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    Ok(resp.json(att))
+}
+
+/// `GET /api/v1/incidents/{ref}/attachments/{id}`: the content, streamed.
+pub async fn download(p: Principal, state: web::Data<AppState>, path: web::Path<(String, i64)>) -> Result<HttpResponse, ApiError> {
+    let (raw_ref, id) = path.into_inner();
+    let r = parse_ref(&raw_ref)?;
+    let incident = state.store.run(move |c| record::load(c, r.as_str())).await?;
+    visible(&p, &incident)?;
+    let att = incident
+        .attachments
+        .iter()
+        .find(|a| a.id == id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("attachment {id} of {} does not exist", incident.reference)))?;
+    let store = state.store.clone();
+    let sha = att.sha256.clone();
+    let body = futures_util::stream::unfold(Some(0i32), move |seq| {
+        let (store, sha) = (store.clone(), sha.clone());
+        async move {
+            let seq = seq?;
+            match store.run(move |c| store_att::chunk(c, &sha, seq)).await {
+                Ok(Some(data)) => Some((Ok::<_, actix_web::Error>(web::Bytes::from(data)), Some(seq + 1))),
+                Ok(None) => None,
+                Err(e) => Some((Err(actix_web::error::ErrorServiceUnavailable(e.to_string())), None)),
+            }
+        }
+    });
+    let disposition = format!("attachment; filename=\"{}\"", att.file_name.replace('"', "'"));
+    Ok(HttpResponse::Ok()
+        .content_type(att.content_type.clone())
+        .insert_header((header::CONTENT_DISPOSITION, disposition))
+        .insert_header(("Digest", format!("sha-256={}", att.sha256)))
+        .streaming(body))
+}

@@ -191,6 +191,23 @@ pub struct SupplierSettings {
     /// says so.
     #[serde(default = "defaults::supplier_attachment_bytes")]
     pub max_attachment_bytes: i64,
+    /// This instance's own values on top of its system's mapping profile.
+    #[serde(default)]
+    pub overrides: ProfileOverrides,
+}
+
+/// An instance's customisations of its system's profile: native value -> canonical value.
+/// A customised ServiceNow instance with a state `11` "Awaiting vendor fix", say, declares
+/// `states = { "11" = "on_hold" }` and `hold_reasons`, and the hub reads it like a built-in.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProfileOverrides {
+    #[serde(default)]
+    pub states: std::collections::BTreeMap<String, crate::domain::Status>,
+    #[serde(default)]
+    pub hold_reasons: std::collections::BTreeMap<String, crate::domain::HoldReason>,
+    /// Native resolution / close codes -> canonical resolution codes.
+    #[serde(default)]
+    pub resolutions: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

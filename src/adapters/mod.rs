@@ -167,10 +167,18 @@ pub trait Client: Send + Sync {
     }
 }
 
+/// The mapping of one configured supplier instance (its system's profile with its overrides).
+pub fn mapping_for_instance(settings: &crate::config::SupplierSettings) -> Option<Arc<dyn Mapping>> {
+    match settings.system.as_str() {
+        "servicenow" => Some(Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone()))),
+        other => mapping_for(other),
+    }
+}
+
 /// The mapping of a supported system.
 pub fn mapping_for(system: &str) -> Option<Arc<dyn Mapping>> {
     match system {
-        "servicenow" => Some(Arc::new(servicenow::ServiceNow)),
+        "servicenow" => Some(Arc::new(servicenow::ServiceNow::default())),
         _ => None,
     }
 }
@@ -182,7 +190,7 @@ pub const SYSTEMS: &[&str] = &["servicenow"];
 pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::SecretString) -> Result<(Arc<dyn Mapping>, Arc<dyn Client>), String> {
     let http = http::SupplierHttp::new(Duration::from_secs(settings.timeout_secs), settings.rate_per_sec, settings.max_attempts)?;
     match settings.system.as_str() {
-        "servicenow" => Ok((Arc::new(servicenow::ServiceNow), Arc::new(servicenow::ServiceNowClient::new(http, &settings.base_url, &settings.username, password)))),
+        "servicenow" => Ok((Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone())), Arc::new(servicenow::ServiceNowClient::new(http, &settings.base_url, &settings.username, password)))),
         other => Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
     }
 }

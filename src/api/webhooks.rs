@@ -116,7 +116,7 @@ mod tests {
         let http = SupplierHttp::new(std::time::Duration::from_secs(1), 1, 1).unwrap();
         SupplierLink {
             settings: s.suppliers[0].clone(),
-            mapping: std::sync::Arc::new(crate::adapters::servicenow::ServiceNow),
+            mapping: std::sync::Arc::new(crate::adapters::servicenow::ServiceNow::default()),
             client: std::sync::Arc::new(ServiceNowClient::new(http, "http://127.0.0.1:1", "u", SecretString::from(String::new()))),
             webhook_secret: Some(SecretString::from("s3cret".to_string())),
         }

@@ -58,3 +58,30 @@ fn a_bad_configuration_file_is_one_clear_line() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(!out.status.success() && err.lines().count() == 1 && err.contains("/nonexistent/hub.toml"), "{err}");
 }
+
+#[test]
+fn map_applies_a_supplier_instances_own_states() {
+    let dir = std::env::temp_dir().join(format!("siam-map-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("hub.toml");
+    std::fs::write(
+        &cfg,
+        "[[suppliers]]\nid = \"acme-sn\"\nname = \"Acme\"\nsystem = \"servicenow\"\nbase_url = \"https://acme.service-now.com\"\n[suppliers.overrides]\nstates = { \"11\" = \"in_progress\" }\n",
+    )
+    .unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/adapters/servicenow/fixtures/raw_unknown_custom_state.native.json");
+    let base = siam_hub().args(["map", "--system", "servicenow", fixture]).output().unwrap();
+    let base: serde_json::Value = serde_json::from_slice(&base.stdout).unwrap();
+    assert_eq!(base["status"], serde_json::Value::Null, "the base profile does not know state 11");
+
+    let out = siam_hub().args(["--config", cfg.to_str().unwrap(), "map", "--system", "servicenow", "--supplier", "acme-sn", fixture]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["status"], "in_progress");
+    assert!(doc["legs"][0]["unmapped"].get("state").is_none());
+    assert_eq!(doc["legs"][0]["unmapped"]["impact"], base["legs"][0]["unmapped"]["impact"], "what the instance did not declare stays unmapped");
+
+    let wrong = siam_hub().args(["--config", cfg.to_str().unwrap(), "map", "--system", "servicenow", "--supplier", "nobody", fixture]).output().unwrap();
+    assert!(!wrong.status.success());
+    assert_eq!(String::from_utf8_lossy(&wrong.stderr).lines().count(), 1);
+}

@@ -5,14 +5,42 @@ pub mod client;
 pub mod mapping;
 
 use super::{Canonical, MapError, Mapping, NativeNote, NativeRecord};
+use crate::config::ProfileOverrides;
 use crate::domain::Incident;
 pub use client::ServiceNowClient;
 pub use mapping::{parse_record, JournalEntry, SnRecord, SYNCED_FIELDS};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// The ServiceNow mapping.
-pub struct ServiceNow;
+/// The ServiceNow mapping, with an instance's own values over the base profile.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceNow {
+    overrides: ProfileOverrides,
+}
+
+impl ServiceNow {
+    pub fn with_overrides(overrides: ProfileOverrides) -> Self {
+        ServiceNow { overrides }
+    }
+
+    /// The fields with the instance's custom values replaced by the base values they stand for,
+    /// so the base profile reads them; values the instance did not declare are left as they are
+    /// (and reported unmapped).
+    fn as_base(&self, fields: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let p = mapping::profile();
+        let mut f = fields.clone();
+        let mut swap = |key: &str, canonical: Option<&str>, table: &std::collections::HashMap<String, String>| {
+            if let Some(base) = canonical.and_then(|c| table.get(c)) {
+                f.insert(key.to_string(), base.clone());
+            }
+        };
+        let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+        swap("state", self.overrides.states.get(&get("state")).map(|s| s.as_str()), &p.status.from_canonical);
+        swap("hold_reason", self.overrides.hold_reasons.get(&get("hold_reason")).map(|h| h.as_str()), &p.hold_reason.from_canonical);
+        swap("close_code", self.overrides.resolutions.get(&get("close_code")).map(String::as_str), &p.resolution.from_canonical);
+        f
+    }
+}
 
 impl From<SnRecord> for NativeRecord {
     fn from(r: SnRecord) -> Self {
@@ -57,7 +85,7 @@ impl Mapping for ServiceNow {
     }
 
     fn to_canonical(&self, fields: &BTreeMap<String, String>, assigned: bool) -> Canonical {
-        mapping::to_canonical(fields, assigned)
+        mapping::to_canonical(&self.as_base(fields), assigned)
     }
 
     fn from_canonical(&self, incident: &Incident) -> BTreeMap<String, String> {
@@ -65,7 +93,18 @@ impl Mapping for ServiceNow {
     }
 
     fn canonical_document(&self, payload: &Value) -> Result<Value, MapError> {
-        mapping::canonical_document(payload)
+        let mut doc = mapping::canonical_document(payload)?;
+        if self.overrides.states.is_empty() && self.overrides.hold_reasons.is_empty() && self.overrides.resolutions.is_empty() {
+            return Ok(doc);
+        }
+        // Re-read the synced fields through this instance's overrides.
+        let rec = mapping::parse_record(payload)?;
+        let c = self.to_canonical(&rec.fields, rec.assigned);
+        doc["status"] = serde_json::json!(c.status);
+        doc["hold_reason"] = serde_json::json!(c.hold_reason);
+        doc["resolution"] = serde_json::json!(c.resolution);
+        doc["legs"][0]["unmapped"] = serde_json::json!(c.unmapped);
+        Ok(doc)
     }
 
     fn native_document(&self, canonical: &Value) -> Result<Value, MapError> {

@@ -80,7 +80,7 @@ impl Application {
 
         let consumers: Vec<ConsumerSpec> = external
             .iter()
-            .map(|s| ConsumerSpec { queue: topology.dispatch_queue(s), supplier: Some(s.clone()), prefetch: 1, handler: engine.dispatch_handler(s) })
+            .map(|s| ConsumerSpec { queue: topology.dispatch_queue(s), supplier: Some(s.clone()), prefetch: 16, handler: engine.dispatch_handler(s) })
             .collect();
         let mut workers = vec![tokio::spawn(bus.clone().run(consumers, shutdown_rx.clone()))];
         for s in settings.suppliers.iter().filter(|s| s.is_external() && s.poll_interval_secs > 0) {

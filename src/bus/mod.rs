@@ -222,51 +222,85 @@ fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
     ))
 }
 
+/// Serialises the handling of messages about one ticket while different tickets proceed in
+/// parallel (up to the consumer's prefetch).
+#[derive(Default)]
+struct SubjectLocks(std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl SubjectLocks {
+    fn get(&self, subject: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, l| Arc::strong_count(l) > 1);
+        map.entry(subject.to_string()).or_default().clone()
+    }
+}
+
 async fn consume(channel: lapin::Channel, spec: ConsumerSpec, store: Store) -> Result<(), String> {
     channel.basic_qos(spec.prefetch, BasicQosOptions::default()).await.map_err(|e| e.to_string())?;
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(&spec.queue, "", BasicConsumeOptions::default(), FieldTable::default())
         .await
         .map_err(|e| format!("consuming {}: {e}", spec.queue))?;
-    while let Some(delivery) = consumer.next().await {
-        let delivery = delivery.map_err(|e| format!("consumer of {}: {e}", spec.queue))?;
-        let props = &delivery.properties;
-        let payload: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap_or(serde_json::Value::Null);
-        let message_id = props
-            .message_id()
-            .as_ref()
-            .map(|m| m.as_str().to_string())
-            .or_else(|| payload.get("id").and_then(|v| v.as_str()).map(str::to_string))
-            .unwrap_or_default();
-        let msg = Incoming {
-            message_id,
-            routing_key: delivery.routing_key.as_str().to_string(),
-            payload,
-            redelivered: delivery.redelivered,
-            death: death_reason(props.headers().as_ref()),
-        };
-        let outcome = if msg.payload.is_null() {
-            Outcome::Dead("the message body is not JSON".into())
-        } else {
-            (spec.handler)(msg.clone()).await
-        };
-        match outcome {
-            Outcome::Done => delivery.acker.ack(BasicAckOptions::default()).await.map_err(|e| e.to_string())?,
-            Outcome::Dead(reason) => {
-                tracing::warn!(queue = %spec.queue, message = %msg.message_id, %reason, "dead-lettering message");
-                if let Err(e) = record_dead(&store, &msg, spec.supplier.as_deref(), &reason).await {
-                    tracing::error!(error = %e, "cannot record dead letter; leaving it to the broker");
-                    delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map_err(|e| e.to_string())?;
-                    continue;
-                }
-                delivery.acker.ack(BasicAckOptions::default()).await.map_err(|e| e.to_string())?;
-            }
-            Outcome::Retry(reason) => {
-                tracing::warn!(queue = %spec.queue, message = %msg.message_id, %reason, "will redeliver message");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map_err(|e| e.to_string())?;
+    let locks = SubjectLocks::default();
+    let (fail_tx, mut fail_rx) = tokio::sync::mpsc::channel::<String>(1);
+    let work = consumer.for_each_concurrent(usize::from(spec.prefetch.max(1)), |delivery| {
+        let (spec, store, locks, fail_tx) = (&spec, &store, &locks, fail_tx.clone());
+        async move {
+            let result = match delivery {
+                Ok(d) => handle_delivery(d, spec, store, locks).await,
+                Err(e) => Err(format!("consumer of {}: {e}", spec.queue)),
+            };
+            if let Err(e) = result {
+                let _ = fail_tx.try_send(e);
             }
         }
+    });
+    tokio::select! {
+        _ = work => Err(format!("consumer of {} was cancelled", spec.queue)),
+        Some(e) = fail_rx.recv() => Err(e),
     }
-    Err(format!("consumer of {} was cancelled", spec.queue))
+}
+
+async fn handle_delivery(delivery: lapin::message::Delivery, spec: &ConsumerSpec, store: &Store, locks: &SubjectLocks) -> Result<(), String> {
+    let props = &delivery.properties;
+    let payload: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap_or(serde_json::Value::Null);
+    let message_id = props
+        .message_id()
+        .as_ref()
+        .map(|m| m.as_str().to_string())
+        .or_else(|| payload.get("id").and_then(|v| v.as_str()).map(str::to_string))
+        .unwrap_or_default();
+    let msg = Incoming {
+        message_id,
+        routing_key: delivery.routing_key.as_str().to_string(),
+        payload,
+        redelivered: delivery.redelivered,
+        death: death_reason(props.headers().as_ref()),
+    };
+    let outcome = if msg.payload.is_null() {
+        Outcome::Dead("the message body is not JSON".into())
+    } else {
+        let subject = msg.payload.get("subject").and_then(|s| s.as_str()).unwrap_or("").to_string();
+        let lock = locks.get(&subject);
+        let _one_at_a_time = lock.lock().await;
+        (spec.handler)(msg.clone()).await
+    };
+    match outcome {
+        Outcome::Done => delivery.acker.ack(BasicAckOptions::default()).await.map_err(|e| e.to_string())?,
+        Outcome::Dead(reason) => {
+            tracing::warn!(queue = %spec.queue, message = %msg.message_id, %reason, "dead-lettering message");
+            if let Err(e) = record_dead(store, &msg, spec.supplier.as_deref(), &reason).await {
+                tracing::error!(error = %e, "cannot record dead letter; leaving it to the broker");
+                delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+            delivery.acker.ack(BasicAckOptions::default()).await.map_err(|e| e.to_string())?;
+        }
+        Outcome::Retry(reason) => {
+            tracing::warn!(queue = %spec.queue, message = %msg.message_id, %reason, "will redeliver message");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }

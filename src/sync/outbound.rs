@@ -331,20 +331,34 @@ impl Engine {
             Err(e) => Some(e.to_string()),
         };
         let (s, r) = (supplier.to_string(), reference.clone());
+        // The leg's failure and its dead letter are written together, so whoever sees one sees
+        // the other.
         let done = self
             .store
             .tx(move |conn| {
                 if let Some(reason) = &failure {
                     mark_leg_failed(conn, &s, &r, reason, &correlation)?;
+                    let message_id = uuid::Uuid::parse_str(&msg.message_id).unwrap_or_else(|_| uuid::Uuid::now_v7());
+                    crate::store::deadletters::insert(
+                        conn,
+                        &crate::store::deadletters::NewDeadLetter {
+                            message_id,
+                            routing_key: &msg.routing_key,
+                            payload: &msg.payload,
+                            supplier_id: Some(&s),
+                            incident_ref: Some(&r),
+                            reason,
+                        },
+                    )?;
+                    tracing::warn!(supplier = %s, reference = %r, %reason, "dispatch dead-lettered");
                 }
                 outbox::mark_seen(conn, &consumer, &msg.message_id)?;
-                Ok(failure)
+                Ok(())
             })
             .await;
         self.notify();
         match done {
-            Ok(None) => Outcome::Done,
-            Ok(Some(reason)) => Outcome::Dead(reason),
+            Ok(()) => Outcome::Done,
             Err(e) => Outcome::Retry(e.to_string()),
         }
     }

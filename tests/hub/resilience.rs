@@ -34,6 +34,29 @@ async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated() {
     let tickets = hub.sim.incident_by_correlation(r);
     assert_eq!(tickets.len(), 1, "exactly one supplier ticket");
     assert_eq!(doc["legs"][0]["native_id"], tickets[0]["sys_id"]);
+    // The retry after the lost answer looked the ticket up instead of posting it again.
+    let posts = hub.sim.request_log().iter().filter(|l| l.method == "POST").count();
+    assert_eq!(posts, 1, "{:#?}", hub.sim.request_log());
+    hub.settle(r).await;
+    assert_eq!(hub.sim.incident_by_correlation(r).len(), 1);
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn a_note_whose_answer_was_lost_is_not_written_twice() {
+    let hub = TestHub::spawn().await;
+    let doc = hub.raise(&network_incident("Lost note answer")).await;
+    let r = doc["ref"].as_str().unwrap();
+    let doc = hub.wait_incident(r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
+    let sys_id = doc["legs"][0]["native_id"].as_str().unwrap().to_string();
+    hub.sim.push_fault(Fault::LoseResponseAfterCommit);
+    let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "written once", "visibility": "internal"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    wait_for("the note at the supplier", || (!hub.sim.journal(&sys_id).is_empty()).then_some(())).await;
+    let settled = hub.settle(r).await;
+    let journal = hub.sim.journal(&sys_id);
+    assert_eq!(journal.iter().filter(|j| j["value"] == "written once").count(), 1, "{journal:#?}");
+    assert_eq!(settled["notes"].as_array().unwrap().len(), 1);
     hub.finish().await;
 }
 

@@ -30,9 +30,14 @@ impl ServiceNowClient {
 
     /// One Table API request with retries; returns the `result` member.
     async fn call(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
+        self.http.retrying(what, || self.attempt(what, method.clone(), path, query, body)).await
+    }
+
+    /// One Table API request, no retry; returns the `result` member.
+    async fn attempt(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
         let url = format!("{}{}", self.base, path);
-        self.http
-            .retrying(what, || {
+        {
+            {
                 let mut req = self
                     .http
                     .client
@@ -69,8 +74,9 @@ impl ServiceNowClient {
                         .map_err(|e| SupplierError::Protocol(format!("{what}: unreadable JSON from ServiceNow: {e}")))?;
                     Ok(v.get("result").cloned().unwrap_or(v))
                 }
-            })
-            .await
+                .await
+            }
+        }
     }
 
     async fn lookup(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
@@ -88,10 +94,6 @@ impl ServiceNowClient {
             )
             .await?;
         Ok(r.as_array().and_then(|a| a.first().cloned()))
-    }
-
-    async fn insert(&self, body: &Value) -> Result<Value, SupplierError> {
-        self.call("ServiceNow create incident", Method::POST, "/api/now/table/incident", &[("sysparm_fields", READ_FIELDS.into())], Some(body)).await
     }
 
     async fn patch(&self, sys_id: &str, body: &Value) -> Result<Value, SupplierError> {
@@ -141,8 +143,29 @@ impl Client for ServiceNowClient {
         self.lookup(reference).await
     }
 
+    /// Creates once: before trying again after a failure, looks for the ticket the failed
+    /// attempt may have created (its answer lost on the way back).
     async fn create(&self, incident: &Incident) -> Result<Value, SupplierError> {
-        self.insert(&create_body(incident)).await
+        let body = create_body(incident);
+        let reference = incident.reference.as_str();
+        let what = "ServiceNow create incident";
+        let tried = std::sync::atomic::AtomicBool::new(false);
+        self.http
+            .retrying(what, || async {
+                if tried.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    let query = [
+                        ("sysparm_query", format!("correlation_id={reference}^ORDERBYDESCsys_created_on")),
+                        ("sysparm_limit", "1".to_string()),
+                        ("sysparm_fields", READ_FIELDS.to_string()),
+                    ];
+                    let found = self.attempt("ServiceNow lookup by correlation_id", Method::GET, "/api/now/table/incident", &query, None).await?;
+                    if let Some(existing) = found.as_array().and_then(|a| a.first()) {
+                        return Ok(existing.clone());
+                    }
+                }
+                self.attempt(what, Method::POST, "/api/now/table/incident", &[("sysparm_fields", READ_FIELDS.into())], Some(&body)).await
+            })
+            .await
     }
 
     async fn update(&self, native_id: &str, changes: &BTreeMap<String, String>) -> Result<Value, SupplierError> {
@@ -156,7 +179,28 @@ impl Client for ServiceNowClient {
             Visibility::Internal => "work_notes",
             Visibility::Public => "comments",
         };
-        self.patch(native_id, &serde_json::json!({ field: text })).await.map(Some)
+        let what = "ServiceNow add note";
+        let path = format!("/api/now/table/incident/{native_id}");
+        let body = serde_json::json!({ field: text });
+        let tried = std::sync::atomic::AtomicBool::new(false);
+        self.http
+            .retrying(what, || async {
+                // A failed attempt may have written the entry: a second write would repeat it.
+                if tried.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    let query = [
+                        ("sysparm_query", format!("element_id={native_id}^element={field}^ORDERBYDESCsys_created_on")),
+                        ("sysparm_limit", "20".to_string()),
+                    ];
+                    let rows = self.attempt("ServiceNow journal", Method::GET, "/api/now/table/sys_journal_field", &query, None).await?;
+                    let written = rows.as_array().is_some_and(|r| r.iter().any(|j| j.get("value").and_then(|v| v.as_str()) == Some(text)));
+                    if written {
+                        return self.attempt(what, Method::GET, &path, &[("sysparm_fields", READ_FIELDS.into())], None).await;
+                    }
+                }
+                self.attempt(what, Method::PATCH, &path, &[("sysparm_fields", READ_FIELDS.into())], Some(&body)).await
+            })
+            .await
+            .map(Some)
     }
 
     /// Incidents raised by a hub (correlation id `INC-...`), by `sys_updated_on`.

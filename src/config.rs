@@ -105,7 +105,8 @@ pub enum WebhookAuth {
 pub struct SupplierSettings {
     pub id: String,
     pub name: String,
-    /// `servicenow`, or `queue` for a hub-internal queue (the integrator's) with no external system.
+    /// `servicenow`, `tmf621`, or `queue` for a hub-internal queue (the integrator's) with no
+    /// external system.
     pub system: String,
     #[serde(default)]
     pub base_url: String,
@@ -129,6 +130,132 @@ pub struct SupplierSettings {
     pub max_attempts: u32,
     #[serde(default = "defaults::rate_per_sec")]
     pub rate_per_sec: u32,
+    /// TMF621 instances only (`system = "tmf621"`): API version, flavour, auth and vocabularies.
+    /// Every member has a default, so a plain TMF621 v4 supplier needs no `[suppliers.tmf621]`.
+    #[serde(default)]
+    pub tmf621: Tmf621Settings,
+}
+
+/// Which TMF621 release a supplier speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TmfVersion {
+    /// R19 "4.0.0": `externalId`, `statusChange[]`, flat `relatedParty`, `timeOcurred` (sic).
+    #[default]
+    V4,
+    /// 5.0.0: `externalIdentifier[]`, `statusChangeHistory`, nested `partyOrPartyRole`, `@type`
+    /// mandatory, `troubleTicketCharacteristic`.
+    V5,
+}
+
+/// Known real-world dialects of TMF621.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TmfFlavour {
+    /// The specification as written.
+    #[default]
+    Standard,
+    /// ServiceNow's "Trouble Ticket Open API": statuses `New`/`Open` outside the enum, non-ISO
+    /// dates, `severity` = ServiceNow priority (`"2 - High"`, written `1`..`5`), roles in
+    /// `@referredType`, `note[].@type` `comments`/`work_notes`.
+    Servicenow,
+}
+
+/// How the hub authenticates to a TMF621 supplier (the specification leaves it open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TmfAuth {
+    /// `username` / `password`.
+    #[default]
+    Basic,
+    /// A static bearer token, held in `password`.
+    Bearer,
+    /// OAuth2 client credentials at `token_url`: `username` = client id, `password` = secret.
+    Oauth2,
+}
+
+/// How a note is added with a merge-patch (whose arrays replace, by RFC 7386).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TmfNotePatch {
+    /// Send the whole `note[]` with the new entry appended (spec-conformant merge-patch).
+    Full,
+    /// Send only the new entry; the server appends it (ServiceNow).
+    Append,
+}
+
+/// Settings of a TMF621 supplier instance. `None` means "the flavour's default".
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tmf621Settings {
+    #[serde(default)]
+    pub version: TmfVersion,
+    #[serde(default)]
+    pub flavour: TmfFlavour,
+    /// API root before `/troubleTicket` and `/hub`; default `/tmf-api/troubleTicket/v4` (or
+    /// `/v5`), or `/api/sn_ind_tsm_sdwan/ticket` for the ServiceNow flavour.
+    #[serde(default)]
+    pub base_path: Option<String>,
+    #[serde(default)]
+    pub auth: TmfAuth,
+    /// OAuth2 token endpoint (absolute URL, or a path on `base_url`), for `auth = "oauth2"`.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// `severity` labels for canonical impact 1, 2, 3 (default Critical, Major, Minor).
+    #[serde(default)]
+    pub severity: Option<Vec<String>>,
+    /// Further `severity` values the supplier may send, with the impact (1..3) each means.
+    #[serde(default)]
+    pub severity_aliases: std::collections::BTreeMap<String, u8>,
+    /// `priority` labels for canonical priority 1..5 (default Critical, High, Medium, Low,
+    /// Planning).
+    #[serde(default)]
+    pub priority: Option<Vec<String>>,
+    /// Native status -> canonical status (or `refused`), over the profile's table; matched
+    /// without regard to case. For instance-specific states such as `"Awaiting Info"`.
+    #[serde(default)]
+    pub status_map: std::collections::BTreeMap<String, String>,
+    /// Carry impact, urgency, category and resolution code in `troubleTicketCharacteristic`
+    /// (default: on for v5, off for v4, whose resource has no such attribute).
+    #[serde(default)]
+    pub characteristics: Option<bool>,
+    /// The `note[].@type` this instance treats as private (ServiceNow: `work_notes`). Without
+    /// one, internal hub notes are never sent to the supplier.
+    #[serde(default)]
+    pub private_note_type: Option<String>,
+    /// The `note[].@type` written for public notes (ServiceNow: `comments`).
+    #[serde(default)]
+    pub public_note_type: Option<String>,
+    #[serde(default)]
+    pub note_patch: Option<TmfNotePatch>,
+    /// `ticketType` of created tickets (default `incident`; ServiceNow `Incident`).
+    #[serde(default)]
+    pub ticket_type: Option<String>,
+    /// Register at the supplier's `/hub` for event notifications on start (callback
+    /// `<public_url>/webhooks/<id>`); the reconciliation sweep runs either way.
+    #[serde(default = "defaults::yes")]
+    pub subscribe: bool,
+}
+
+impl Default for Tmf621Settings {
+    fn default() -> Self {
+        Tmf621Settings {
+            version: TmfVersion::default(),
+            flavour: TmfFlavour::default(),
+            base_path: None,
+            auth: TmfAuth::default(),
+            token_url: None,
+            severity: None,
+            severity_aliases: Default::default(),
+            priority: None,
+            status_map: Default::default(),
+            characteristics: None,
+            private_note_type: None,
+            public_note_type: None,
+            note_patch: None,
+            ticket_type: None,
+            subscribe: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -244,6 +371,9 @@ pub struct ContractDef {
 }
 
 mod defaults {
+    pub fn yes() -> bool {
+        true
+    }
     pub fn time_zone() -> String {
         "Europe/London".into()
     }

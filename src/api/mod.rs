@@ -87,6 +87,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/admin/suppliers/{id}/reconcile").route(web::post().to(admin::reconcile))),
         )
         .service(web::resource("/webhooks/{supplier}").route(web::post().to(webhooks::receive)))
+        .service(web::resource("/webhooks/{supplier}/listener/{event}").route(web::post().to(webhooks::listener)))
         .default_service(web::to(|req: HttpRequest| async move {
             Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!("no endpoint {} {}", req.method(), req.path())))
         }));

@@ -165,15 +165,17 @@ pub fn apply_record(
             }
         }
         let native_status = rec.native_status.clone();
+        // A supplier refusing the ticket closes its leg with the reason; the record stays open
+        // so it can be routed elsewhere.
+        let refused = canonical.refused.as_ref().map(|r| format!("refused by the supplier: {r}"));
         if native_status != leg.native_status {
-            record::record_event(
-                conn,
-                ctx,
-                &row,
-                NewEvent::new(EventType::LegUpdated, &ctx.source, json!({ "supplier": supplier, "native_status": native_status, "from": leg.native_status })),
-            )?;
+            let mut data = json!({ "supplier": supplier, "native_status": native_status, "from": leg.native_status });
+            if let Some(r) = &refused {
+                data["refused"] = json!(r);
+            }
+            record::record_event(conn, ctx, &row, NewEvent::new(EventType::LegUpdated, &ctx.source, data))?;
         }
-        let closed = matches!(canonical.status, Some(Status::Closed) | Some(Status::Cancelled));
+        let closed = matches!(canonical.status, Some(Status::Closed) | Some(Status::Cancelled)) || refused.is_some();
         let state = if closed { LegState::Closed } else { LegState::Open };
         diesel::update(legs::table.find(leg.id))
             .set((
@@ -186,6 +188,7 @@ pub fn apply_record(
                 legs::unmapped.eq(json!(canonical.unmapped)),
                 legs::state.eq(state.as_str()),
                 legs::closed_at.eq(if closed { leg.closed_at.or(Some(Utc::now())) } else { None }),
+                legs::last_error.eq(refused.or(leg.last_error.clone())),
                 legs::synced_at.eq(Utc::now()),
             ))
             .execute(conn)?;

@@ -312,6 +312,9 @@ pub struct Canonical {
     pub ci: Option<String>,
     pub resolution: Option<Resolution>,
     pub unmapped: BTreeMap<String, String>,
+    /// The supplier refused the ticket (TMF621 `rejected`: not theirs, invalid), with its
+    /// reason. Not a canonical status: the record stays open for re-routing, the leg closes.
+    pub refused: Option<String>,
 }
 
 fn level(s: &str) -> Option<u8> {

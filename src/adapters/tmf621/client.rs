@@ -101,48 +101,49 @@ impl Tmf621Client {
 
     /// One API call with retries; `Value::Null` for an empty answer.
     async fn call(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
+        self.http.retrying(what, || self.attempt(what, method.clone(), path, query, body)).await
+    }
+
+    /// A single attempt, for writes that must look before they try again.
+    async fn send_once(&self, what: &str, method: Method, path: &str, body: &Value) -> Result<Value, SupplierError> {
+        self.attempt(what, method, path, &[], Some(body)).await
+    }
+
+    async fn attempt(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
         let url = self.url(path);
         let method_is_patch = method == Method::PATCH;
-        self.http
-            .retrying(what, || {
-                let method = method.clone();
-                let url = url.clone();
-                async move {
-                    let mut req = self.http.client.request(method, &url).header("Accept", "application/json").query(query);
-                    req = match &self.auth {
-                        Auth::Basic { user, password } => req.basic_auth(user, Some(password.expose_secret())),
-                        Auth::Bearer(t) => req.bearer_auth(t.expose_secret()),
-                        Auth::Oauth2 { .. } => req.bearer_auth(self.token().await?.unwrap_or_default()),
-                    };
-                    if let Some(b) = body {
-                        // TMF630 names merge-patch for PATCH; ServiceNow's API takes plain JSON.
-                        let merge = method_is_patch && self.inst.flavour == TmfFlavour::Standard;
-                        let kind = if merge { "application/merge-patch+json" } else { "application/json" };
-                        req = req.header("Content-Type", kind).body(b.to_string());
-                    }
-                    let resp = req.send().await.map_err(|e| transport_error(what, e))?;
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    let text = resp.text().await.map_err(|e| transport_error(what, e))?;
-                    if status.as_u16() == 401 && matches!(self.auth, Auth::Oauth2 { .. }) {
-                        // The token expired or was revoked: fetch a new one on the next attempt.
-                        self.forget_token().await;
-                        return Err(SupplierError::Transient { message: format!("{what}: the access token was refused"), retry_after: Some(Duration::ZERO) });
-                    }
-                    if !status.is_success() {
-                        return Err(status_error(what, status, &headers, &error_detail(&text)));
-                    }
-                    if text.trim().is_empty() {
-                        return Ok(Value::Null);
-                    }
-                    serde_json::from_str(&text).map_err(|_| SupplierError::Transient {
-                        // A gateway or a sleeping instance answering HTML with 200.
-                        message: format!("{what}: the supplier answered {status} without JSON"),
-                        retry_after: None,
-                    })
-                }
-            })
-            .await
+        let mut req = self.http.client.request(method, &url).header("Accept", "application/json").query(query);
+        req = match &self.auth {
+            Auth::Basic { user, password } => req.basic_auth(user, Some(password.expose_secret())),
+            Auth::Bearer(t) => req.bearer_auth(t.expose_secret()),
+            Auth::Oauth2 { .. } => req.bearer_auth(self.token().await?.unwrap_or_default()),
+        };
+        if let Some(b) = body {
+            // TMF630 names merge-patch for PATCH; ServiceNow's API takes plain JSON.
+            let merge = method_is_patch && self.inst.flavour == TmfFlavour::Standard;
+            let kind = if merge { "application/merge-patch+json" } else { "application/json" };
+            req = req.header("Content-Type", kind).body(b.to_string());
+        }
+        let resp = req.send().await.map_err(|e| transport_error(what, e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.map_err(|e| transport_error(what, e))?;
+        if status.as_u16() == 401 && matches!(self.auth, Auth::Oauth2 { .. }) {
+            // The token expired or was revoked: fetch a new one on the next attempt.
+            self.forget_token().await;
+            return Err(SupplierError::Transient { message: format!("{what}: the access token was refused"), retry_after: Some(Duration::ZERO) });
+        }
+        if !status.is_success() {
+            return Err(status_error(what, status, &headers, &error_detail(&text)));
+        }
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|_| SupplierError::Transient {
+            // A gateway or a sleeping instance answering HTML with 200.
+            message: format!("{what}: the supplier answered {status} without JSON"),
+            retry_after: None,
+        })
     }
 
     pub async fn get_ticket(&self, id: &str) -> Result<Value, SupplierError> {
@@ -228,9 +229,29 @@ impl Client for Tmf621Client {
         )))
     }
 
+    /// POSTs the ticket once per attempt; before trying again after a failure (which may have
+    /// come after the server committed), it looks the reference up and adopts what it finds, so
+    /// a lost answer never makes a second ticket.
     async fn create(&self, incident: &Incident) -> Result<Value, SupplierError> {
         let body = mapping::create_body(&self.inst, incident);
-        let answer = self.call("TMF621 create trouble ticket", Method::POST, "/troubleTicket", &[], Some(&body)).await?;
+        let reference = incident.reference.as_str();
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let answer = self
+            .http
+            .retrying("TMF621 create trouble ticket", || {
+                let body = &body;
+                let attempts = &attempts;
+                async move {
+                    if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+                        if let Some(found) = self.find_by_correlation(reference).await? {
+                            tracing::info!(%reference, "adopting the trouble ticket an unanswered create made");
+                            return Ok(found);
+                        }
+                    }
+                    self.send_once("TMF621 create trouble ticket", Method::POST, "/troubleTicket", body).await
+                }
+            })
+            .await?;
         if answer.get("id").is_some() {
             return Ok(answer);
         }
@@ -248,22 +269,50 @@ impl Client for Tmf621Client {
     }
 
     /// Appends a note. An internal note reaches the supplier only as the instance's private-note
-    /// type; without one it is withheld (answer `None`) and never sent.
+    /// type; without one it is withheld (answer `None`) and never sent. A failed attempt may have
+    /// been committed, so before trying again the ticket is read: a note that appeared is taken
+    /// as delivered instead of being appended twice.
     async fn add_note(&self, native_id: &str, visibility: Visibility, text: &str) -> Result<Option<Value>, SupplierError> {
         let Some(entry) = mapping::note_entry(&self.inst, visibility, text) else {
             tracing::info!(ticket = %native_id, "internal note withheld: this TMF621 supplier declares no private-note type");
             return Ok(None);
         };
-        let notes = match self.inst.note_patch {
-            TmfNotePatch::Append => vec![entry],
-            TmfNotePatch::Full => {
-                let current = self.get_ticket(native_id).await?;
-                let mut notes = current.get("note").and_then(Value::as_array).cloned().unwrap_or_default();
-                notes.push(entry);
-                notes
-            }
-        };
-        self.patch(native_id, &json!({ "note": notes })).await.map(Some)
+        let copies = |t: &Value| t.get("note").and_then(Value::as_array).map(|n| n.iter().filter(|x| x.get("text").and_then(Value::as_str) == Some(text)).count()).unwrap_or(0);
+        let first = self.get_ticket(native_id).await?;
+        let before = copies(&first);
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let path = format!("/troubleTicket/{}", encode(native_id));
+        let answer = self
+            .http
+            .retrying("TMF621 add note", || {
+                let (first, entry, path, attempts) = (&first, &entry, &path, &attempts);
+                async move {
+                    let current = if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+                        let now = self.get_ticket(native_id).await?;
+                        if copies(&now) > before {
+                            return Ok(now);
+                        }
+                        now
+                    } else {
+                        first.clone()
+                    };
+                    let notes = match self.inst.note_patch {
+                        TmfNotePatch::Append => vec![entry.clone()],
+                        TmfNotePatch::Full => {
+                            let mut notes = current.get("note").and_then(Value::as_array).cloned().unwrap_or_default();
+                            notes.push(entry.clone());
+                            notes
+                        }
+                    };
+                    self.send_once("TMF621 add note", Method::PATCH, path, &json!({ "note": notes })).await
+                }
+            })
+            .await?;
+        if answer.get("id").is_some() {
+            Ok(Some(answer))
+        } else {
+            self.get_ticket(native_id).await.map(Some)
+        }
     }
 
     /// Tickets with `lastUpdate` after `since`, by `lastUpdate`. Foreign tickets are returned too

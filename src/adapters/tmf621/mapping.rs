@@ -217,7 +217,7 @@ impl Instance {
     }
 
     /// Level (1-based) of a label in `labels`: by label (any case), then `N` or `N - Label`.
-    fn level_of(labels: &[String], raw: &str) -> Option<u8> {
+    pub fn level_of(labels: &[String], raw: &str) -> Option<u8> {
         let key = squash(raw);
         if key.is_empty() {
             return None;
@@ -243,7 +243,8 @@ impl Instance {
         }
     }
 
-    fn severity_level(&self, raw: &str) -> Option<u8> {
+    /// The impact (or, for ServiceNow, the priority) a `severity` value stands for.
+    pub fn severity_level(&self, raw: &str) -> Option<u8> {
         Self::level_of(&self.severity_labels, raw).or_else(|| {
             if self.severity_is_priority {
                 return None;
@@ -390,8 +391,10 @@ struct Reference {
 }
 
 impl Reference {
+    /// The name where there is one: the hub writes its values as both id and name, and a
+    /// supplier's id may be an internal key (a ServiceNow sys_id) the hub never wrote.
     fn value(&self) -> Option<String> {
-        non_empty(Some(self.id.clone())).or_else(|| non_empty(Some(self.name.clone())))
+        non_empty(Some(self.name.clone())).or_else(|| non_empty(Some(self.id.clone())))
     }
     fn is(&self, roles: &[String]) -> bool {
         roles.iter().any(|r| squash(r) == self.role) || (self.role.is_empty() && roles.iter().any(|r| squash(r) == self.referred))
@@ -419,6 +422,12 @@ fn references(rec: &Map<String, Value>, key: &str, inner: &str) -> Vec<Reference
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The value of the first reference with a value, trying the roles in the profile's order
+/// (ServiceNow lists empty slots with `"id":""`).
+fn first_by_role(refs: &[Reference], roles: &[String]) -> Option<String> {
+    roles.iter().find_map(|role| refs.iter().filter(|r| r.is(std::slice::from_ref(role))).find_map(Reference::value))
 }
 
 fn characteristics(rec: &Map<String, Value>) -> Vec<(String, String)> {
@@ -490,7 +499,7 @@ pub fn parse_ticket(inst: &Instance, payload: &Value) -> Result<TmfTicket, MapEr
     fields.insert(F_SEVERITY.to_string(), inst.normalise_severity(&s(F_SEVERITY)));
     fields.insert(F_PRIORITY.to_string(), inst.normalise_priority(&s(F_PRIORITY)));
     let entities = references(rec, "relatedEntity", "entity");
-    let ci = entities.iter().find(|e| e.is(&p.roles.ci)).and_then(Reference::value).unwrap_or_default();
+    let ci = first_by_role(&entities, &p.roles.ci).unwrap_or_default();
     fields.insert(F_CI.to_string(), ci);
     // Only characteristics the ticket has: a v4 ticket without them reads the same every time.
     let c = &p.characteristics;
@@ -501,7 +510,7 @@ pub fn parse_ticket(inst: &Instance, payload: &Value) -> Result<TmfTicket, MapEr
         }
     }
     let parties = references(rec, "relatedParty", "partyOrPartyRole");
-    let caller = parties.iter().find(|r| r.is(&p.roles.caller)).and_then(|r| non_empty(Some(r.name.clone())).or_else(|| r.value()));
+    let caller = first_by_role(&parties, &p.roles.caller);
     let assigned = parties.iter().any(|r| r.is(&p.roles.assignee) && r.value().is_some());
     let last_update = time_of(rec, "lastUpdate");
     Ok(TmfTicket {
@@ -876,6 +885,10 @@ pub fn canonical_document(inst: &Instance, payload: &Value) -> Result<Value, Map
     });
     if let Some(r) = &c.refused {
         leg["refused"] = json!(r);
+    }
+    if !t.complete {
+        // An event's partial ticket: the hub reads the whole ticket before applying anything.
+        leg["partial"] = json!(true);
     }
     let mut doc = json!({
         "title": c.title,

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod mapping;
+pub mod subscription;
 
 use super::{Canonical, MapError, Mapping, NativeNote, NativeRecord};
 use crate::config::Tmf621Settings;

@@ -170,7 +170,12 @@ pub async fn create(req: HttpRequest, p: Auth, state: web::Data<AppState>, body:
     let doc = parse_body(&bytes)?;
     let request = render::read_create(&doc, &p.source())?;
     let new = request.new;
-    validation::validate(Doc::Create, &serde_json::to_value(&new).unwrap_or(Value::Null)).map_err(|v| {
+    // The same checks as `POST /api/v1/incidents` (lengths, ranges); absent members, not nulls.
+    let mut as_create = serde_json::to_value(&new).unwrap_or(Value::Null);
+    if let Some(o) = as_create.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+    }
+    validation::validate(Doc::Create, &as_create).map_err(|v| {
         let detail = v.iter().map(|x| format!("{}: {}", if x.pointer.is_empty() { "/" } else { &x.pointer }, x.message)).collect::<Vec<_>>().join("; ");
         TmfError::new(StatusCode::BAD_REQUEST, "24", "Invalid body field", detail)
     })?;

@@ -254,7 +254,9 @@ impl TmfHub {
     async fn open(&self, title: &str) -> (String, String) {
         let doc = self.hub.raise(&email_incident(title)).await;
         let r = doc["ref"].as_str().unwrap().to_string();
-        let doc = self.hub.wait_incident(&r, "the TMF leg to open", |d| d["legs"][0]["state"] == "open").await;
+        // The supplier's create event may open the leg before the create answer does; the
+        // dispatcher's own opening (which assigns the incident) follows.
+        let doc = self.hub.wait_incident(&r, "the TMF leg to open", |d| d["legs"][0]["state"] == "open" && d["status"] == "assigned").await;
         (r, doc["legs"][0]["native_id"].as_str().unwrap().to_string())
     }
 

@@ -236,6 +236,38 @@ pub struct Tmf621Settings {
     pub subscribe: bool,
 }
 
+impl Tmf621Settings {
+    /// Vocabularies must cover every canonical level, and mapped statuses must be canonical.
+    fn check(&self) -> Result<(), String> {
+        // ServiceNow's severity is its priority (5 levels); otherwise it is the impact (3).
+        let levels = if self.flavour == TmfFlavour::Servicenow { 5 } else { 3 };
+        if let Some(l) = &self.severity {
+            if l.len() != levels {
+                return Err(format!("tmf621.severity needs {levels} labels, one per level from 1, got {}", l.len()));
+            }
+        }
+        if let Some(l) = &self.priority {
+            if l.len() != 5 {
+                return Err(format!("tmf621.priority needs 5 labels (priority 1..5), got {}", l.len()));
+            }
+        }
+        if let Some((k, v)) = self.severity_aliases.iter().find(|(_, v)| !(1..=3).contains(*v)) {
+            return Err(format!("tmf621.severity_aliases.{k} = {v} is not an impact 1..3"));
+        }
+        for (native, target) in &self.status_map {
+            if target != "refused" && target.parse::<crate::domain::Status>().is_err() {
+                return Err(format!("tmf621.status_map maps `{native}` to `{target}`, which is neither a canonical status nor `refused`"));
+            }
+        }
+        if let Some(u) = &self.token_url {
+            if !(u.starts_with('/') || url::Url::parse(u).is_ok()) {
+                return Err(format!("tmf621.token_url `{u}` is neither a URL nor a path"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Tmf621Settings {
     fn default() -> Self {
         Tmf621Settings {
@@ -476,6 +508,9 @@ impl Settings {
             if s.system != QUEUE_SYSTEM && url::Url::parse(&s.base_url).is_err() {
                 return Err(ConfigError::Invalid(format!("supplier `{}` needs a base_url such as https://example.service-now.com", s.id)));
             }
+            if s.system == "tmf621" {
+                s.tmf621.check().map_err(|e| ConfigError::Invalid(format!("supplier `{}`: {e}", s.id)))?;
+            }
             if !s.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                 return Err(ConfigError::Invalid(format!("supplier id `{}` may only use letters, digits, - and _", s.id)));
             }
@@ -531,6 +566,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("unknown supplier `nobody`"), "{err}");
+    }
+
+    #[test]
+    fn tmf621_settings_default_and_are_checked() {
+        let base = "[[suppliers]]\nid = \"t\"\nname = \"T\"\nsystem = \"tmf621\"\nbase_url = \"http://127.0.0.1:1\"\n";
+        let s = Settings::from_toml(base).unwrap();
+        let t = &s.suppliers[0].tmf621;
+        assert_eq!((t.version, t.flavour, t.auth, t.subscribe), (TmfVersion::V4, TmfFlavour::Standard, TmfAuth::Basic, true));
+        let s = Settings::from_toml(&format!("{base}[suppliers.tmf621]\nversion = \"v5\"\nflavour = \"servicenow\"\nauth = \"oauth2\"\nstatus_map = {{ \"Awaiting Info\" = \"on_hold\" }}\n")).unwrap();
+        let t = &s.suppliers[0].tmf621;
+        assert_eq!((t.version, t.flavour, t.auth), (TmfVersion::V5, TmfFlavour::Servicenow, TmfAuth::Oauth2));
+        assert_eq!(t.status_map.get("Awaiting Info").map(String::as_str), Some("on_hold"), "keys keep their case");
+        let err = Settings::from_toml(&format!("{base}[suppliers.tmf621]\nseverity = [\"Bad\", \"Worse\"]\n")).unwrap_err();
+        assert!(err.to_string().contains("needs 3 labels"), "{err}");
+        let err = Settings::from_toml(&format!("{base}[suppliers.tmf621]\nstatus_map = {{ Open = \"busy\" }}\n")).unwrap_err();
+        assert!(err.to_string().contains("neither a canonical status"), "{err}");
     }
 
     #[test]

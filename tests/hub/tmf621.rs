@@ -609,5 +609,7 @@ async fn tmf_api_create_read_patch_and_subscribe_to_status_changes() {
     let del = hub.http.delete(hub.url(&format!("{API}/hub/{sub_id}"))).bearer_auth(&sd).send().await.unwrap();
     assert_eq!(del.status(), StatusCode::NO_CONTENT);
     tmf_error(hub.get_as(&format!("{API}/hub/{sub_id}"), &sd).await, StatusCode::NOT_FOUND, "60").await;
+    let api: Value = hub.http.get(hub.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(api["paths"][format!("{API}/troubleTicket")]["post"].is_object() && api["paths"][format!("{API}/hub")]["post"].is_object());
     hub.finish().await;
 }

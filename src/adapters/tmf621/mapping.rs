@@ -464,6 +464,15 @@ fn correlation(rec: &Map<String, Value>) -> Option<String> {
         .find_map(hub_ref)
 }
 
+/// The last entry of the status history: v4 `statusChange[]` or v5 `statusChangeHistory[]`,
+/// whose members are spelt `changeDate`/`changeReason` or `statusChangeDate`/`statusChangeReason`.
+fn last_change(rec: &Map<String, Value>) -> Option<(Option<DateTime<Utc>>, Option<String>)> {
+    let last = rec.get("statusChangeHistory").or_else(|| rec.get("statusChange")).and_then(Value::as_array)?.last()?.as_object()?;
+    let date = ["changeDate", "statusChangeDate"].iter().find_map(|k| time_of(last, k));
+    let reason = ["changeReason", "statusChangeReason"].iter().find_map(|k| text(last.get(*k)));
+    Some((date, reason))
+}
+
 /// A trouble ticket reduced to what the hub needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TmfTicket {
@@ -493,7 +502,9 @@ pub fn parse_ticket(inst: &Instance, payload: &Value) -> Result<TmfTicket, MapEr
     let mut fields = BTreeMap::new();
     let s = |k: &str| text(rec.get(k)).unwrap_or_default();
     fields.insert(F_STATUS.to_string(), status_raw.as_deref().map(|s| inst.normalise_status(s)).unwrap_or_default());
-    fields.insert(F_REASON.to_string(), s(F_REASON));
+    // A server that leaves the top-level reason out still has it in its history.
+    let reason = if rec.contains_key(F_REASON) { s(F_REASON) } else { last_change(rec).and_then(|(_, r)| r).unwrap_or_default() };
+    fields.insert(F_REASON.to_string(), reason);
     fields.insert(F_NAME.to_string(), s(F_NAME));
     fields.insert(F_DESCRIPTION.to_string(), s(F_DESCRIPTION));
     fields.insert(F_SEVERITY.to_string(), inst.normalise_severity(&s(F_SEVERITY)));
@@ -524,7 +535,7 @@ pub fn parse_ticket(inst: &Instance, payload: &Value) -> Result<TmfTicket, MapEr
         created: time_of(rec, "creationDate"),
         last_update,
         resolution_date: time_of(rec, "resolutionDate"),
-        status_change_date: time_of(rec, "statusChangeDate"),
+        status_change_date: time_of(rec, "statusChangeDate").or_else(|| last_change(rec).and_then(|(d, _)| d)),
         event,
         id,
     })
@@ -693,7 +704,9 @@ pub fn from_canonical(inst: &Instance, incident: &Incident) -> BTreeMap<String, 
         _ => {}
     }
     m.insert(F_NAME.into(), incident.title.clone());
-    m.insert(F_DESCRIPTION.into(), incident.description.clone());
+    // TMF621 requires a description; an incident raised without one is described by its title.
+    let description = if incident.description.trim().is_empty() { incident.title.clone() } else { incident.description.clone() };
+    m.insert(F_DESCRIPTION.into(), description);
     if inst.severity_is_priority {
         m.insert(F_SEVERITY.into(), incident.priority.to_string());
     } else if let Some(l) = inst.severity_labels.get(usize::from(incident.impact.get()) - 1) {
@@ -1032,6 +1045,32 @@ mod tests {
         assert_eq!(c.status, None);
         assert_eq!(c.refused.as_deref(), Some("Wrong supplier"));
         assert!(c.unmapped.is_empty());
+    }
+
+    #[test]
+    fn the_status_history_stands_in_for_missing_top_level_attributes() {
+        let i = Instance::default();
+        let v5 = json!({"id": "1", "status": "pending", "lastUpdate": "2024-05-14T06:52:10Z",
+            "statusChangeHistory": [{"status": "acknowledged", "statusChangeDate": "2024-05-14T06:00:00Z"},
+                                    {"status": "pending", "statusChangeDate": "2024-05-14T06:52:10Z", "statusChangeReason": "Awaiting evidence"}]});
+        let t = parse_ticket(&i, &v5).unwrap();
+        assert_eq!(to_canonical(&i, &t.fields, false).hold_reason, Some(HoldReason::AwaitingEvidence));
+        assert_eq!(t.status_change_date, parse_time("2024-05-14T06:52:10Z").map(|(d, _)| d));
+        let v4 = json!({"id": "1", "status": "held", "statusChangeReason": null, "statusChange": [{"status": "held", "changeDate": "2024-05-14T06:52:10Z", "changeReason": "Awaiting change"}]});
+        let t = parse_ticket(&i, &v4).unwrap();
+        assert_eq!(t.fields[F_REASON], "", "an explicit null is the server's word");
+        assert!(t.status_change_date.is_some());
+    }
+
+    #[test]
+    fn an_incident_without_description_is_described_by_its_title() {
+        let doc = json!({"ref": "INC-000001", "title": "Printer offline", "description": "", "status": "new", "hold_reason": null,
+            "impact": 3, "urgency": 3, "priority": 5, "priority_source": "derived", "category": null, "service": null, "ci": "prn-1",
+            "caller": "c", "assigned_supplier": null, "resolution": null, "notes": [], "opened_at": "2024-05-14T06:52:10.000Z",
+            "updated_at": "2024-05-14T06:52:10.000Z", "resolved_at": null, "closed_at": null, "version": 1, "legs": []});
+        let body = native_document(&Instance::default(), &doc).unwrap();
+        assert_eq!(body["description"], "Printer offline");
+        assert_eq!((body["severity"].as_str(), body["status"].as_str()), (Some("Minor"), Some("acknowledged")));
     }
 
     #[test]

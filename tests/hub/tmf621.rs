@@ -613,3 +613,64 @@ async fn tmf_api_create_read_patch_and_subscribe_to_status_changes() {
     assert!(api["paths"][format!("{API}/troubleTicket")]["post"].is_object() && api["paths"][format!("{API}/hub")]["post"].is_object());
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn tmf_api_an_unreachable_subscriber_gets_a_dead_letter_of_its_own_replayed_to_it_alone() {
+    let hub = TestHub::spawn().await;
+    let sd = hub.keys.service_desk.clone();
+    // A port nobody listens on (yet).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let down = format!("http://127.0.0.1:{port}/down");
+    let (up, got) = listener();
+    for callback in [&down, &up] {
+        let resp = hub.post(&format!("{API}/hub"), &sd, &json!({"callback": callback, "query": "eventType=TroubleTicketCreateEvent"})).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    let doc = hub.raise(&network_incident("Notify me")).await;
+    let r = doc["ref"].as_str().unwrap().to_string();
+    wait_for("the reachable subscriber's create event", || got.lock().unwrap().iter().find(|(_, e)| e["event"]["troubleTicket"]["id"] == r.as_str()).cloned()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let dead = loop {
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter for the unreachable subscriber");
+        let list: Value = hub.get_as("/api/v1/admin/dead-letters", &hub.keys.admin).await.json().await.unwrap();
+        if let Some(d) = list["items"].as_array().and_then(|i| i.iter().find(|d| d["routing_key"] == "tmf621.notify").cloned()) {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(dead["incident_ref"], r.as_str());
+    assert!(dead["reason"].as_str().unwrap().contains(&down), "{dead}");
+
+    // The subscriber comes back; the replay reaches it, and only it.
+    let (back_got, back_port) = {
+        let got: Received = Arc::default();
+        let g = got.clone();
+        let server = HttpServer::new(move || {
+            let g = g.clone();
+            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                let g = g.clone();
+                async move {
+                    g.lock().unwrap().push((req.path().to_string(), serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                    HttpResponse::NoContent().finish()
+                }
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", port))
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        (got, port)
+    };
+    assert_eq!(back_port, port);
+    let before = got.lock().unwrap().len();
+    let replay = hub.post(&format!("/api/v1/admin/dead-letters/{}/replay", dead["id"]), &hub.keys.admin, &json!({})).await;
+    assert_eq!(replay.status(), StatusCode::ACCEPTED);
+    let (path, event) = wait_for("the replayed event", || back_got.lock().unwrap().first().cloned()).await;
+    assert_eq!(path, "/down/listener/troubleTicketCreateEvent");
+    assert_eq!(event["event"]["troubleTicket"]["id"], r.as_str());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(got.lock().unwrap().len(), before, "the subscriber that had the event did not get it again");
+    hub.finish().await;
+}

@@ -147,7 +147,7 @@ async fn load(state: &AppState, reference: String) -> Result<(i64, Incident, Opt
     if reference.parse::<TicketRef>().is_err() {
         return Err(TmfError::not_found(format!("TroubleTicket {reference} not found")));
     }
-    Ok(state
+    state
         .store
         .run(move |c| {
             let (id, inc) = tmf_store::find(c, &reference)?;
@@ -159,7 +159,7 @@ async fn load(state: &AppState, reference: String) -> Result<(i64, Incident, Opt
         .map_err(|e| match e {
             StoreError::NotFound(what) => TmfError::not_found(format!("{what} not found")),
             other => other.into(),
-        })?)
+        })
 }
 
 /// `POST /tmf-api/troubleTicket/v4/troubleTicket`

@@ -1346,9 +1346,12 @@ mod tests {
         json!({"@type": "TroubleTicket", "name": "Link down", "description": "No traffic", "severity": "Major", "ticketType": "incident", "externalId": reference})
     }
 
+    /// What a listener received: path, Authorization header, body.
+    type Received = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
+
     /// A listener that records what it receives.
-    fn receiver() -> (String, Arc<Mutex<Vec<(String, Option<String>, Value)>>>) {
-        let store: Arc<Mutex<Vec<(String, Option<String>, Value)>>> = Arc::default();
+    fn receiver() -> (String, Received) {
+        let store: Received = Arc::default();
         let s = store.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -1372,7 +1375,7 @@ mod tests {
         (format!("http://127.0.0.1:{port}/hooks"), store)
     }
 
-    async fn wait_for(store: &Arc<Mutex<Vec<(String, Option<String>, Value)>>>, n: usize) -> Vec<(String, Option<String>, Value)> {
+    async fn wait_for(store: &Received, n: usize) -> Vec<(String, Option<String>, Value)> {
         for _ in 0..100 {
             if store.lock().unwrap().len() >= n {
                 break;

@@ -344,7 +344,7 @@ pub fn event_for(cloud_event_type: &str, data: &Value) -> Option<(&'static str, 
 pub fn query_wants(query: &str, kind: &str) -> bool {
     let wanted: Vec<String> = url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
         .filter(|(k, _)| k == "eventType")
-        .flat_map(|(_, v)| v.split(',').map(|s| tmf::canonical_event_type(s)).collect::<Vec<_>>())
+        .flat_map(|(_, v)| v.split(',').map(tmf::canonical_event_type).collect::<Vec<_>>())
         .collect();
     wanted.is_empty() || wanted.iter().any(|w| w == kind)
 }

@@ -39,14 +39,15 @@ pub enum Command {
     /// the native payload it makes of a canonical incident).
     Map {
         /// Supplier system of the payload.
-        #[arg(long, value_parser = ["servicenow"])]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::adapters::SYSTEMS.iter().copied()))]
         system: String,
+        /// Map as this configured supplier instance does (its overrides, and for TMF621 its
+        /// version, flavour and vocabularies); needs the configuration file.
+        #[arg(long)]
+        supplier: Option<String>,
         /// Canonical -> native instead of native -> canonical.
         #[arg(long)]
         reverse: bool,
-        /// A configured supplier instance whose overrides (custom states...) apply.
-        #[arg(long)]
-        supplier: Option<String>,
         /// JSON file to read (`-` for standard input).
         file: PathBuf,
     },
@@ -68,10 +69,11 @@ pub enum KeysCommand {
 
 pub fn map_payload(system: &str, reverse: bool, text: &str) -> Result<serde_json::Value, String> {
     let mapping = crate::adapters::mapping_for(system).ok_or_else(|| format!("unsupported system `{system}`; supported: {}", crate::adapters::SYSTEMS.join(", ")))?;
-    map_with(mapping.as_ref(), reverse, text)
+    map_payload_with(mapping.as_ref(), reverse, text)
 }
 
-fn map_with(mapping: &dyn crate::adapters::Mapping, reverse: bool, text: &str) -> Result<serde_json::Value, String> {
+/// [`map_payload`] with a given mapping (a configured instance's).
+pub fn map_payload_with(mapping: &dyn crate::adapters::Mapping, reverse: bool, text: &str) -> Result<serde_json::Value, String> {
     let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("the file is not valid JSON: {e}"))?;
     if reverse {
         mapping.native_document(&doc).map_err(|e| e.to_string())
@@ -116,7 +118,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             println!("{key}");
             Ok(())
         }
-        Command::Map { system, reverse, supplier, file } => {
+        Command::Map { system, supplier, reverse, file } => {
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read standard input: {e}"))?
             } else {
@@ -128,10 +130,10 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
                     let instance = settings.supplier(&id).ok_or_else(|| format!("supplier `{id}` is not in the configuration"))?;
                     if instance.system != system {
-                        return Err(format!("supplier `{id}` runs {}, not {system}", instance.system));
+                        return Err(format!("supplier `{id}` is a {} instance, not {system}", instance.system));
                     }
-                    let mapping = crate::adapters::mapping_for_instance(instance).ok_or_else(|| format!("unsupported system `{system}`"))?;
-                    map_with(mapping.as_ref(), reverse, &text)?
+                    let mapping = crate::adapters::mapping_for_supplier(instance).ok_or_else(|| format!("unsupported system `{system}`"))?;
+                    map_payload_with(mapping.as_ref(), reverse, &text)?
                 }
             };
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());

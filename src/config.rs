@@ -163,7 +163,8 @@ pub enum WebhookAuth {
 pub struct SupplierSettings {
     pub id: String,
     pub name: String,
-    /// `servicenow`, or `queue` for a hub-internal queue (the integrator's) with no external system.
+    /// `servicenow`, `tmf621`, or `queue` for a hub-internal queue (the integrator's) with no
+    /// external system.
     pub system: String,
     #[serde(default)]
     pub base_url: String,
@@ -194,6 +195,10 @@ pub struct SupplierSettings {
     /// This instance's own values on top of its system's mapping profile.
     #[serde(default)]
     pub overrides: ProfileOverrides,
+    /// TMF621 instances only (`system = "tmf621"`): API version, flavour, auth and vocabularies.
+    /// Every member has a default, so a plain TMF621 v4 supplier needs no `[suppliers.tmf621]`.
+    #[serde(default)]
+    pub tmf621: Tmf621Settings,
 }
 
 /// An instance's customisations of its system's profile: native value -> canonical value.
@@ -208,6 +213,161 @@ pub struct ProfileOverrides {
     /// Native resolution / close codes -> canonical resolution codes.
     #[serde(default)]
     pub resolutions: std::collections::BTreeMap<String, String>,
+}
+
+
+/// Which TMF621 release a supplier speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TmfVersion {
+    /// R19 "4.0.0": `externalId`, `statusChange[]`, flat `relatedParty`, `timeOcurred` (sic).
+    #[default]
+    V4,
+    /// 5.0.0: `externalIdentifier[]`, `statusChangeHistory`, nested `partyOrPartyRole`, `@type`
+    /// mandatory, `troubleTicketCharacteristic`.
+    V5,
+}
+
+/// Known real-world dialects of TMF621.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TmfFlavour {
+    /// The specification as written.
+    #[default]
+    Standard,
+    /// ServiceNow's "Trouble Ticket Open API": statuses `New`/`Open` outside the enum, non-ISO
+    /// dates, `severity` = ServiceNow priority (`"2 - High"`, written `1`..`5`), roles in
+    /// `@referredType`, `note[].@type` `comments`/`work_notes`.
+    Servicenow,
+}
+
+/// How the hub authenticates to a TMF621 supplier (the specification leaves it open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TmfAuth {
+    /// `username` / `password`.
+    #[default]
+    Basic,
+    /// A static bearer token, held in `password`.
+    Bearer,
+    /// OAuth2 client credentials at `token_url`: `username` = client id, `password` = secret.
+    Oauth2,
+}
+
+/// How a note is added with a merge-patch (whose arrays replace, by RFC 7386).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TmfNotePatch {
+    /// Send the whole `note[]` with the new entry appended (spec-conformant merge-patch).
+    Full,
+    /// Send only the new entry; the server appends it (ServiceNow).
+    Append,
+}
+
+/// Settings of a TMF621 supplier instance. `None` means "the flavour's default".
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tmf621Settings {
+    #[serde(default)]
+    pub version: TmfVersion,
+    #[serde(default)]
+    pub flavour: TmfFlavour,
+    /// API root before `/troubleTicket` and `/hub`; default `/tmf-api/troubleTicket/v4` (or
+    /// `/v5`), or `/api/sn_ind_tsm_sdwan/ticket` for the ServiceNow flavour.
+    #[serde(default)]
+    pub base_path: Option<String>,
+    #[serde(default)]
+    pub auth: TmfAuth,
+    /// OAuth2 token endpoint (absolute URL, or a path on `base_url`), for `auth = "oauth2"`.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// `severity` labels for canonical impact 1, 2, 3 (default Critical, Major, Minor).
+    #[serde(default)]
+    pub severity: Option<Vec<String>>,
+    /// Further `severity` values the supplier may send, with the impact (1..3) each means.
+    #[serde(default)]
+    pub severity_aliases: std::collections::BTreeMap<String, u8>,
+    /// `priority` labels for canonical priority 1..5 (default Critical, High, Medium, Low,
+    /// Planning).
+    #[serde(default)]
+    pub priority: Option<Vec<String>>,
+    /// Native status -> canonical status (or `refused`), over the profile's table; matched
+    /// without regard to case. For instance-specific states such as `"Awaiting Info"`.
+    #[serde(default)]
+    pub status_map: std::collections::BTreeMap<String, String>,
+    /// Carry impact, urgency, category and resolution code in `troubleTicketCharacteristic`
+    /// (default: on for v5, off for v4, whose resource has no such attribute).
+    #[serde(default)]
+    pub characteristics: Option<bool>,
+    /// The `note[].@type` this instance treats as private (ServiceNow: `work_notes`). Without
+    /// one, internal hub notes are never sent to the supplier.
+    #[serde(default)]
+    pub private_note_type: Option<String>,
+    /// The `note[].@type` written for public notes (ServiceNow: `comments`).
+    #[serde(default)]
+    pub public_note_type: Option<String>,
+    #[serde(default)]
+    pub note_patch: Option<TmfNotePatch>,
+    /// `ticketType` of created tickets (default `incident`; ServiceNow `Incident`).
+    #[serde(default)]
+    pub ticket_type: Option<String>,
+    /// Register at the supplier's `/hub` for event notifications on start (callback
+    /// `<public_url>/webhooks/<id>`); the reconciliation sweep runs either way.
+    #[serde(default = "defaults::yes")]
+    pub subscribe: bool,
+}
+
+impl Tmf621Settings {
+    /// Vocabularies must cover every canonical level, and mapped statuses must be canonical.
+    fn check(&self) -> Result<(), String> {
+        // ServiceNow's severity is its priority (5 levels); otherwise it is the impact (3).
+        let levels = if self.flavour == TmfFlavour::Servicenow { 5 } else { 3 };
+        if let Some(l) = &self.severity {
+            if l.len() != levels {
+                return Err(format!("tmf621.severity needs {levels} labels, one per level from 1, got {}", l.len()));
+            }
+        }
+        if let Some(l) = &self.priority {
+            if l.len() != 5 {
+                return Err(format!("tmf621.priority needs 5 labels (priority 1..5), got {}", l.len()));
+            }
+        }
+        if let Some((k, v)) = self.severity_aliases.iter().find(|(_, v)| !(1..=3).contains(*v)) {
+            return Err(format!("tmf621.severity_aliases.{k} = {v} is not an impact 1..3"));
+        }
+        for (native, target) in &self.status_map {
+            if target != "refused" && target.parse::<crate::domain::Status>().is_err() {
+                return Err(format!("tmf621.status_map maps `{native}` to `{target}`, which is neither a canonical status nor `refused`"));
+            }
+        }
+        if let Some(u) = &self.token_url {
+            if !(u.starts_with('/') || url::Url::parse(u).is_ok()) {
+                return Err(format!("tmf621.token_url `{u}` is neither a URL nor a path"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Tmf621Settings {
+    fn default() -> Self {
+        Tmf621Settings {
+            version: TmfVersion::default(),
+            flavour: TmfFlavour::default(),
+            base_path: None,
+            auth: TmfAuth::default(),
+            token_url: None,
+            severity: None,
+            severity_aliases: Default::default(),
+            priority: None,
+            status_map: Default::default(),
+            characteristics: None,
+            private_note_type: None,
+            public_note_type: None,
+            note_patch: None,
+            ticket_type: None,
+            subscribe: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -323,6 +483,9 @@ pub struct ContractDef {
 }
 
 mod defaults {
+    pub fn yes() -> bool {
+        true
+    }
     pub fn time_zone() -> String {
         "Europe/London".into()
     }
@@ -431,6 +594,9 @@ impl Settings {
             if s.system != QUEUE_SYSTEM && url::Url::parse(&s.base_url).is_err() {
                 return Err(ConfigError::Invalid(format!("supplier `{}` needs a base_url such as https://example.service-now.com", s.id)));
             }
+            if s.system == "tmf621" {
+                s.tmf621.check().map_err(|e| ConfigError::Invalid(format!("supplier `{}`: {e}", s.id)))?;
+            }
             if !s.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                 return Err(ConfigError::Invalid(format!("supplier id `{}` may only use letters, digits, - and _", s.id)));
             }
@@ -491,6 +657,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("unknown supplier `nobody`"), "{err}");
+    }
+
+    #[test]
+    fn tmf621_settings_default_and_are_checked() {
+        let base = "[[suppliers]]\nid = \"t\"\nname = \"T\"\nsystem = \"tmf621\"\nbase_url = \"http://127.0.0.1:1\"\n";
+        let s = Settings::from_toml(base).unwrap();
+        let t = &s.suppliers[0].tmf621;
+        assert_eq!((t.version, t.flavour, t.auth, t.subscribe), (TmfVersion::V4, TmfFlavour::Standard, TmfAuth::Basic, true));
+        let s = Settings::from_toml(&format!("{base}[suppliers.tmf621]\nversion = \"v5\"\nflavour = \"servicenow\"\nauth = \"oauth2\"\nstatus_map = {{ \"Awaiting Info\" = \"on_hold\" }}\n")).unwrap();
+        let t = &s.suppliers[0].tmf621;
+        assert_eq!((t.version, t.flavour, t.auth), (TmfVersion::V5, TmfFlavour::Servicenow, TmfAuth::Oauth2));
+        assert_eq!(t.status_map.get("Awaiting Info").map(String::as_str), Some("on_hold"), "keys keep their case");
+        let err = Settings::from_toml(&format!("{base}[suppliers.tmf621]\nseverity = [\"Bad\", \"Worse\"]\n")).unwrap_err();
+        assert!(err.to_string().contains("needs 3 labels"), "{err}");
+        let err = Settings::from_toml(&format!("{base}[suppliers.tmf621]\nstatus_map = {{ Open = \"busy\" }}\n")).unwrap_err();
+        assert!(err.to_string().contains("neither a canonical status"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Wiring: prepares the database, registers suppliers and routing rules, and runs the API, the
-//! broker session (relay and dispatch consumers) and the reconciliation sweeps side by side.
+//! broker session (relay, dispatch consumers, TMF621 event notifications), the reconciliation
+//! sweeps and the TMF621 suppliers' event subscriptions side by side.
 
 use crate::api::{self, AppState};
 use crate::bus::{Bus, ConsumerSpec, Topology};
@@ -78,16 +79,35 @@ impl Application {
         let engine = Arc::new(Engine::new(&settings, store.clone(), bus.outbox_signal.clone())?);
         let (shutdown, shutdown_rx) = watch::channel(false);
 
-        let consumers: Vec<ConsumerSpec> = external
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let port = local.port();
+        // Where suppliers and subscribers reach this hub: the configured public URL, else the
+        // address it listens on.
+        let public_base = settings.public_url.clone().map(|u| u.trim_end_matches('/').to_string()).unwrap_or_else(|| {
+            let host = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
+            format!("http://{host}:{port}")
+        });
+
+        let mut consumers: Vec<ConsumerSpec> = external
             .iter()
             .map(|s| ConsumerSpec { queue: topology.dispatch_queue(s), supplier: Some(s.clone()), prefetch: 16, handler: engine.dispatch_handler(s) })
             .collect();
+        consumers.push(ConsumerSpec {
+            queue: topology.tmf621_notify_queue(),
+            supplier: None,
+            prefetch: 4,
+            handler: api::tmf621::notify::handler(store.clone(), public_base.clone()),
+        });
         let mut workers = vec![tokio::spawn(bus.clone().run(consumers, shutdown_rx.clone()))];
         for s in settings.suppliers.iter().filter(|s| s.is_external() && s.poll_interval_secs > 0) {
             workers.push(tokio::spawn(engine.as_ref().clone().run_poller(s.id.clone(), shutdown_rx.clone())));
         }
+        for s in settings.suppliers.iter().filter(|s| s.system == "tmf621" && s.tmf621.subscribe) {
+            let password = s.resolve(&s.password).map_err(|e| e.to_string())?.unwrap_or_else(|| secrecy::SecretString::from(String::new()));
+            let callback = format!("{public_base}/webhooks/{}", s.id);
+            workers.push(tokio::spawn(crate::adapters::tmf621::subscription::keep_subscribed(store.clone(), s.clone(), password, callback, shutdown_rx.clone())));
+        }
 
-        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let state = web::Data::new(AppState {
             settings: Arc::new(settings.clone()),
             store: store.clone(),

@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod servicenow;
+pub mod tmf621;
 
 use crate::domain::*;
 use async_trait::async_trait;
@@ -165,13 +166,11 @@ pub trait Client: Send + Sync {
     async fn download_attachment(&self, _file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
         Err(SupplierError::Rejected { status: 0, message: "this supplier system gives no attachments through the hub".into() })
     }
-}
 
-/// The mapping of one configured supplier instance (its system's profile with its overrides).
-pub fn mapping_for_instance(settings: &crate::config::SupplierSettings) -> Option<Arc<dyn Mapping>> {
-    match settings.system.as_str() {
-        "servicenow" => Some(Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone()))),
-        other => mapping_for(other),
+    /// The ticket as it is now, for systems whose notifications may carry only part of it
+    /// (`None`: the system's notifications are always whole, or it cannot be read by id).
+    async fn fetch(&self, _native_id: &str) -> Result<Option<Value>, SupplierError> {
+        Ok(None)
     }
 }
 
@@ -179,18 +178,34 @@ pub fn mapping_for_instance(settings: &crate::config::SupplierSettings) -> Optio
 pub fn mapping_for(system: &str) -> Option<Arc<dyn Mapping>> {
     match system {
         "servicenow" => Some(Arc::new(servicenow::ServiceNow::default())),
+        // The default instance (v4, standard); `mapping_for_supplier` applies an instance's settings.
+        "tmf621" => Some(Arc::new(tmf621::Tmf621::default())),
         _ => None,
     }
 }
 
+/// The mapping of one configured supplier instance: its system's profile with the instance's
+/// own settings (overrides, version, flavour, vocabularies).
+pub fn mapping_for_supplier(settings: &crate::config::SupplierSettings) -> Option<Arc<dyn Mapping>> {
+    match settings.system.as_str() {
+        "servicenow" => Some(Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone()))),
+        "tmf621" => Some(Arc::new(tmf621::Tmf621::new(&settings.tmf621))),
+        other => mapping_for(other),
+    }
+}
+
 /// The systems `mapping_for` knows.
-pub const SYSTEMS: &[&str] = &["servicenow"];
+pub const SYSTEMS: &[&str] = &["servicenow", "tmf621"];
 
 /// Builds the mapping and the API client of one configured supplier instance.
 pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::SecretString) -> Result<(Arc<dyn Mapping>, Arc<dyn Client>), String> {
     let http = http::SupplierHttp::new(Duration::from_secs(settings.timeout_secs), settings.rate_per_sec, settings.max_attempts)?;
     match settings.system.as_str() {
         "servicenow" => Ok((Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone())), Arc::new(servicenow::ServiceNowClient::new(http, &settings.base_url, &settings.username, password)))),
+        "tmf621" => Ok((
+            Arc::new(tmf621::Tmf621::new(&settings.tmf621)),
+            Arc::new(tmf621::Tmf621Client::new(http, &settings.base_url, &settings.tmf621, &settings.username, password)),
+        )),
         other => Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
     }
 }

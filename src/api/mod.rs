@@ -1,5 +1,5 @@
 //! The HTTP API (actix-web): incidents for the service desk, webhooks for suppliers, admin and
-//! health endpoints. Bodies are read with a size limit, parsed, checked against the schema and
+//! health endpoints, and the hub as a TMF621 Trouble Ticket API. Bodies are read with a size limit, parsed, checked against the schema and
 //! turned into domain types before anything else sees them.
 
 pub mod admin;
@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod incidents;
 pub mod openapi;
+pub mod tmf621;
 pub mod webhooks;
 
 use crate::config::Settings;
@@ -92,6 +93,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/admin/suppliers/{id}/reconcile").route(web::post().to(admin::reconcile))),
         )
         .service(web::resource("/webhooks/{supplier}").route(web::post().to(webhooks::receive)))
+        .service(web::resource("/webhooks/{supplier}/listener/{event}").route(web::post().to(webhooks::listener)))
+        .configure(tmf621::configure)
         .default_service(web::to(|req: HttpRequest| async move {
             Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!("no endpoint {} {}", req.method(), req.path())))
         }));

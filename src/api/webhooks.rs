@@ -5,7 +5,13 @@
 //! `{"record": ..., "journal": [sys_journal_field rows]}`. Every delivery is authenticated:
 //! HMAC-SHA256 over `<timestamp>.<raw body>` within a tolerance window, or basic auth where the
 //! supplier can do no better; Jira's `X-Hub-Signature` for Jira suppliers. A delivery id
-//! (`X-Siam-Delivery`, `X-Atlassian-Webhook-Identifier`) makes retries idempotent.
+//! (`X-Siam-Delivery`, `X-Atlassian-Webhook-Identifier`, a TMF event's `eventId`) makes retries
+//! idempotent.
+//!
+//! TMF621 suppliers send event notifications (`TroubleTicketCreateEvent`,
+//! `...StatusChangeEvent`, `...AttributeValueChangeEvent` and their aliases) either here or, as
+//! TMF listeners, to `/webhooks/{supplier}/listener/{eventType}`; the Mapping reads the
+//! `event.troubleTicket`, and a partial one is completed by reading the ticket.
 
 use super::error::ApiError;
 use super::{correlation_id, parse_json, read_body, AppState};
@@ -81,22 +87,57 @@ fn hmac_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 pub async fn receive(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
-    let supplier = path.into_inner();
-    let link = state.engine.supplier(&supplier).map_err(|_| ApiError::not_found(format!("no supplier `{supplier}` is configured")))?;
+    let applied = deliver(&req, &state, &path.into_inner(), body).await?;
+    Ok(HttpResponse::Ok().json(applied))
+}
+
+/// `POST /webhooks/{supplier}/listener/{eventType}`: a TMF event notification, sent by a TMF621
+/// supplier to `{callback}/listener/{eventName}` for the subscription the hub registered with
+/// callback `/webhooks/{supplier}`. Same authentication as any webhook of that supplier; a TMF
+/// listener answers 204.
+pub async fn listener(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let (supplier, _event) = path.into_inner();
+    deliver(&req, &state, &supplier, body).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn deliver(req: &HttpRequest, state: &AppState, supplier: &str, body: web::Payload) -> Result<crate::sync::inbound::Applied, ApiError> {
+    let link = state.engine.supplier(supplier).map_err(|_| ApiError::not_found(format!("no supplier `{supplier}` is configured")))?;
     let bytes = read_body(body, state.settings.max_body_bytes).await?;
-    verify(&link, &req, &bytes, chrono::Utc::now().timestamp())?;
+    verify(&link, req, &bytes, chrono::Utc::now().timestamp())?;
     let doc = parse_json(&bytes)?;
-    let rec = link.mapping.parse_record(&doc).map_err(|e| {
+    // A deleted supplier ticket carries no state to apply; the leg keeps what it last knew.
+    if let Some(kind) = doc.get("eventType").and_then(|v| v.as_str()).filter(|k| k.ends_with("DeleteEvent")) {
+        tracing::warn!(%supplier, event = %kind, "supplier reports a deleted ticket; nothing applied");
+        return Ok(Default::default());
+    }
+    let unreadable = |e: crate::adapters::MapError| {
         ApiError::unprocessable("unreadable-record", "Not a supplier ticket record", format!("not a {} ticket record: {e}", link.mapping.system()))
-    })?;
-    let notes = link.mapping.parse_notes(&doc);
-    // A delivery id stable across the supplier's retries makes a repeat a no-op.
-    let delivery = ["x-siam-delivery", "x-atlassian-webhook-identifier"].iter().find_map(|h| header(&req, h)).map(str::to_string);
-    let applied = state.engine.apply(&supplier, rec, notes, correlation_id(&req), delivery).await.map_err(|e| match e {
+    };
+    let mut rec = link.mapping.parse_record(&doc).map_err(unreadable)?;
+    let mut notes = link.mapping.parse_notes(&doc);
+    if rec.revision.is_none() {
+        // A notification carrying only part of the ticket (a TMF event): read the whole ticket,
+        // so a missing attribute is never taken for a cleared one.
+        let fetched = link.client.fetch(&rec.native_id).await.map_err(|e| {
+            ApiError::new(StatusCode::BAD_GATEWAY, "supplier-unavailable", "The supplier ticket could not be read", e.to_string())
+        })?;
+        if let Some(full) = fetched {
+            rec = link.mapping.parse_record(&full).map_err(unreadable)?;
+            notes = link.mapping.parse_notes(&full);
+        }
+    }
+    // A delivery id stable across the supplier's retries makes a repeat a no-op (a TMF event's
+    // `eventId` is one).
+    let delivery = ["x-siam-delivery", "x-atlassian-webhook-identifier"]
+        .iter()
+        .find_map(|h| header(req, h))
+        .map(str::to_string)
+        .or_else(|| doc.get("eventId").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string()))));
+    state.engine.apply(supplier, rec, notes, correlation_id(req), delivery).await.map_err(|e| match e {
         crate::sync::SyncError::Store(s) => ApiError::from(s),
         other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unapplicable", "The delivery could not be applied", other.to_string()),
-    })?;
-    Ok(HttpResponse::Ok().json(applied))
+    })
 }
 
 #[cfg(test)]

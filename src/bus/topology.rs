@@ -7,6 +7,8 @@
 //!   `dispatch.<supplier>`, with `x-delivery-limit` and dead-lettering to `<prefix>.dlx`.
 //! - `<prefix>.dlx` -> `<prefix>.dead`: what the broker gave up on, recorded by the hub in its
 //!   dead-letter list.
+//! - `<prefix>.tmf621.notify`: quorum queue bound to `incident.#` (and `tmf621.notify`, for
+//!   replayed notifications), feeding the event notifications of the hub's TMF621 API.
 
 use crate::config::BrokerSettings;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -45,6 +47,9 @@ impl Topology {
     pub fn dispatch_queue(&self, supplier: &str) -> String {
         format!("{}.dispatch.{supplier}", self.prefix)
     }
+    pub fn tmf621_notify_queue(&self) -> String {
+        format!("{}.tmf621.notify", self.prefix)
+    }
 
     fn quorum_args(&self, dead_letter: bool) -> FieldTable {
         let mut args = FieldTable::default();
@@ -67,6 +72,11 @@ impl Topology {
         let q = QueueDeclareOptions { durable: true, ..Default::default() };
         ch.queue_declare(&self.dead_queue(), q, self.quorum_args(false)).await.map_err(e)?;
         ch.queue_bind(&self.dead_queue(), &self.dlx(), "", QueueBindOptions::default(), FieldTable::default()).await.map_err(e)?;
+        let notify = self.tmf621_notify_queue();
+        ch.queue_declare(&notify, q, self.quorum_args(true)).await.map_err(e)?;
+        for key in ["incident.#", "tmf621.notify"] {
+            ch.queue_bind(&notify, &self.exchange(), key, QueueBindOptions::default(), FieldTable::default()).await.map_err(e)?;
+        }
         for s in &self.suppliers {
             let name = self.dispatch_queue(s);
             ch.queue_declare(&name, q, self.quorum_args(true)).await.map_err(e)?;

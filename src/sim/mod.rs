@@ -2,3 +2,4 @@
 //! failures), for the test suite and the demo. No real supplier is reachable from a test.
 
 pub mod servicenow;
+pub mod tmf621;

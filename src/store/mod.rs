@@ -12,6 +12,7 @@ pub mod models;
 pub mod outbox;
 pub mod record;
 pub mod schema;
+pub mod tmf621;
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;

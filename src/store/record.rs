@@ -581,7 +581,11 @@ pub fn handed_back_by(conn: &mut PgConnection, incident_id: i64) -> StoreResult<
 pub fn end_leg(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, supplier: &str, state: LegState, reason: &str) -> StoreResult<bool> {
     let Some(leg) = active_leg(conn, row.id, supplier)? else { return Ok(false) };
     let closed_at = (state == LegState::HandedBack).then(Utc::now);
-    diesel::update(legs::table.find(leg.id)).set((legs::state.eq(state.as_str()), legs::closed_at.eq(closed_at))).execute(conn)?;
+    // The supplier's reason stays on the leg, where whoever reads the record sees it.
+    let note = (state == LegState::HandedBack).then(|| format!("handed back: {reason}")).or(leg.last_error.clone());
+    diesel::update(legs::table.find(leg.id))
+        .set((legs::state.eq(state.as_str()), legs::closed_at.eq(closed_at), legs::last_error.eq(note)))
+        .execute(conn)?;
     let kind = if state == LegState::HandedBack { EventType::LegHandedBack } else { EventType::LegWithdrawn };
     record_event(conn, ctx, row, NewEvent::new(kind, &ctx.source, json!({ "supplier": supplier, "reason": reason })))?;
     if state == LegState::Withdrawn {

@@ -1,5 +1,5 @@
-//! Integration tests: the hub on the real PostgreSQL and RabbitMQ, with the ServiceNow
-//! simulator standing in for the supplier. One binary keeps link time down.
+//! Integration tests: the hub on the real PostgreSQL and RabbitMQ, with the ServiceNow and
+//! TMF621 simulators standing in for the suppliers. One binary keeps link time down.
 
 mod api;
 mod attachments;
@@ -10,3 +10,4 @@ mod handoff;
 mod helpers;
 mod resilience;
 mod sync;
+mod tmf621;

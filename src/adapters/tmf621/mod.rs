@@ -1,0 +1,59 @@
+//! TMF621 Trouble Ticket (v4 and v5, and ServiceNow's flavour of it): reading every ticket and
+//! event shape in use, the mapping to and from the canonical model, and the API client
+//! (create, merge-patch, notes, paging sweep, event subscription at the supplier's `/hub`).
+
+pub mod client;
+pub mod mapping;
+pub mod subscription;
+
+use super::{Canonical, MapError, Mapping, NativeNote, NativeRecord};
+use crate::config::Tmf621Settings;
+use crate::domain::Incident;
+pub use client::Tmf621Client;
+pub use mapping::Instance;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The TMF621 mapping of one supplier instance (its version, flavour and vocabularies).
+#[derive(Debug, Clone, Default)]
+pub struct Tmf621 {
+    pub instance: Instance,
+}
+
+impl Tmf621 {
+    pub fn new(settings: &Tmf621Settings) -> Self {
+        Tmf621 { instance: Instance::new(settings) }
+    }
+}
+
+impl Mapping for Tmf621 {
+    fn system(&self) -> &'static str {
+        "tmf621"
+    }
+
+    /// A TroubleTicket resource, `{"troubleTicket": ...}`, or an event notification whose
+    /// `event.troubleTicket` may be partial (then it carries no revision).
+    fn parse_record(&self, payload: &Value) -> Result<NativeRecord, MapError> {
+        mapping::parse_ticket(&self.instance, payload).map(NativeRecord::from)
+    }
+
+    fn parse_notes(&self, payload: &Value) -> Vec<NativeNote> {
+        mapping::parse_notes(&self.instance, payload)
+    }
+
+    fn to_canonical(&self, fields: &BTreeMap<String, String>, assigned: bool) -> Canonical {
+        mapping::to_canonical(&self.instance, fields, assigned)
+    }
+
+    fn from_canonical(&self, incident: &Incident) -> BTreeMap<String, String> {
+        mapping::from_canonical(&self.instance, incident)
+    }
+
+    fn canonical_document(&self, payload: &Value) -> Result<Value, MapError> {
+        mapping::canonical_document(&self.instance, payload)
+    }
+
+    fn native_document(&self, canonical: &Value) -> Result<Value, MapError> {
+        mapping::native_document(&self.instance, canonical)
+    }
+}

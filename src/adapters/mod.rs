@@ -6,6 +6,7 @@
 //! (the supplier's API), so adding a system means adding a module, not touching the sync.
 
 pub mod http;
+pub mod jira;
 pub mod servicenow;
 
 use crate::domain::*;
@@ -114,18 +115,26 @@ pub trait Client: Send + Sync {
 pub fn mapping_for(system: &str) -> Option<Arc<dyn Mapping>> {
     match system {
         "servicenow" => Some(Arc::new(servicenow::ServiceNow)),
+        // The reference site of the profile; configured instances add their own ids in `connect`.
+        "jira" => Some(Arc::new(jira::Jira::default())),
         _ => None,
     }
 }
 
 /// The systems `mapping_for` knows.
-pub const SYSTEMS: &[&str] = &["servicenow"];
+pub const SYSTEMS: &[&str] = &["servicenow", "jira"];
 
 /// Builds the mapping and the API client of one configured supplier instance.
 pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::SecretString) -> Result<(Arc<dyn Mapping>, Arc<dyn Client>), String> {
     let http = http::SupplierHttp::new(Duration::from_secs(settings.timeout_secs), settings.rate_per_sec, settings.max_attempts)?;
     match settings.system.as_str() {
         "servicenow" => Ok((Arc::new(servicenow::ServiceNow), Arc::new(servicenow::ServiceNowClient::new(http, &settings.base_url, &settings.username, password)))),
+        "jira" => {
+            let config = Arc::new(jira::JiraConfig::from_settings(&settings.jira).map_err(|e| format!("supplier `{}`: {e}", settings.id))?);
+            let client = jira::JiraClient::new(http, &settings.base_url, &settings.username, password, config.clone(), &settings.jira)
+                .map_err(|e| format!("supplier `{}`: {e}", settings.id))?;
+            Ok((Arc::new(jira::Jira { config }), Arc::new(client)))
+        }
         other => Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
     }
 }

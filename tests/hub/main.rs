@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod delivery;
 mod golden;
+mod golden_jira;
 mod helpers;
 mod resilience;
 mod sync;

@@ -544,8 +544,9 @@ pub fn parse_record(cfg: &JiraConfig, payload: &Value) -> Result<JiraRecord, Map
         fields: synced,
         has_state,
         assigned: get("assignee").is_some_and(|a| a.is_object()),
-        status_id,
-        priority_level,
+        // A summary's status and priority are not the state: not read.
+        status_id: status_id.filter(|_| has_state),
+        priority_level: priority_level.filter(|_| has_state),
         reporter: get("reporter").and_then(user_name),
         revision: updated.map(|t| t.timestamp_millis()),
         updated,

@@ -7,5 +7,6 @@ mod delivery;
 mod golden;
 mod golden_jira;
 mod helpers;
+mod jira;
 mod resilience;
 mod sync;

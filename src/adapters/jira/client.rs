@@ -15,6 +15,7 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Jira's own ceiling on a search page is higher; 100 keeps answers small.
@@ -58,36 +59,35 @@ impl JiraClient {
         })
     }
 
-    /// One request with retries; 204 answers `Value::Null`.
-    async fn call(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
+    /// One request, one attempt; 204 answers `Value::Null`.
+    async fn send_once(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
         let url = format!("{}{}", self.base, path);
-        self.http
-            .retrying(what, || {
-                let mut req = self
-                    .http
-                    .client
-                    .request(method.clone(), &url)
-                    .basic_auth(&self.user, Some(self.token.expose_secret()))
-                    .header("Accept", "application/json")
-                    .query(query);
-                if let Some(b) = body {
-                    req = req.json(b);
-                }
-                async move {
-                    let resp = req.send().await.map_err(|e| transport_error(what, e))?;
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    let text = resp.text().await.map_err(|e| transport_error(what, e))?;
-                    if !status.is_success() {
-                        return Err(status_error(what, status, &headers, &error_detail(&text)));
-                    }
-                    if status == reqwest::StatusCode::NO_CONTENT || text.trim().is_empty() {
-                        return Ok(Value::Null);
-                    }
-                    serde_json::from_str(&text).map_err(|e| SupplierError::Protocol(format!("{what}: unreadable JSON from Jira: {e}")))
-                }
-            })
-            .await
+        let mut req = self
+            .http
+            .client
+            .request(method, &url)
+            .basic_auth(&self.user, Some(self.token.expose_secret()))
+            .header("Accept", "application/json")
+            .query(query);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| transport_error(what, e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.map_err(|e| transport_error(what, e))?;
+        if !status.is_success() {
+            return Err(status_error(what, status, &headers, &error_detail(&text)));
+        }
+        if status == reqwest::StatusCode::NO_CONTENT || text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|e| SupplierError::Protocol(format!("{what}: unreadable JSON from Jira: {e}")))
+    }
+
+    /// A request whose repetition is harmless (reads, edits), with retries.
+    async fn call(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
+        self.http.retrying(what, || self.send_once(what, method.clone(), path, query, body)).await
     }
 
     fn read_fields(&self, comments: bool) -> Vec<String> {
@@ -142,40 +142,55 @@ impl JiraClient {
         floored.format("%Y-%m-%d %H:%M").to_string()
     }
 
-    async fn transitions(&self, id: &str) -> Result<Vec<Value>, SupplierError> {
-        let path = format!("/rest/api/3/issue/{}/transitions", segment(id));
-        let r = self.call("Jira list transitions", Method::GET, &path, &[], None).await?;
-        Ok(r.get("transitions").and_then(Value::as_array).cloned().unwrap_or_default())
-    }
-
     /// Moves the issue to `target` (a status id) unless it already is in a status meaning the
-    /// same. Returns whether the resolution was set on the way.
+    /// same. Returns whether the resolution was set on the way. Each attempt starts from the
+    /// issue as it is, so a retry after a lost answer finds the move made instead of trying a
+    /// transition that is no longer available.
     async fn transition_to(&self, id: &str, target: &str, resolution: Option<&str>) -> Result<bool, SupplierError> {
         let cfg = &self.cfg;
-        let wanted_resolution = resolution.unwrap_or("");
-        let Some(wanted) = cfg.statuses.get(target).and_then(|r| cfg.read_status(target, &r.category, wanted_resolution)) else {
+        let Some(wanted) = cfg.statuses.get(target).and_then(|r| cfg.read_status(target, &r.category, resolution.unwrap_or(""))) else {
             return Err(SupplierError::Rejected { status: 422, message: format!("status {target} has no rule in the Jira profile") });
         };
-        let current = mapping::parse_record(cfg, &self.get_issue(id).await?).map_err(|e| SupplierError::Protocol(e.to_string()))?;
+        self.http.retrying("Jira transition issue", || self.try_transition(id, target, resolution, wanted)).await
+    }
+
+    async fn try_transition(&self, id: &str, target: &str, resolution: Option<&str>, wanted: (Status, Option<crate::domain::HoldReason>)) -> Result<bool, SupplierError> {
+        let cfg = &self.cfg;
+        let wanted_resolution = resolution.unwrap_or("");
+        let same = |m: (Status, Option<crate::domain::HoldReason>)| m.0 == wanted.0 && (wanted.0 != Status::OnHold || m.1 == wanted.1);
+        let issue_path = format!("/rest/api/3/issue/{}", segment(id));
+        let issue = self.send_once("Jira read issue", Method::GET, &issue_path, &[("fields", self.read_fields(false).join(","))], None).await?;
+        let current = mapping::parse_record(cfg, &issue).map_err(|e| SupplierError::Protocol(e.to_string()))?;
         let now = mapping::to_canonical(cfg, &current.fields, false);
         let now_resolution = current.fields.get(field::RESOLUTION).cloned().unwrap_or_default();
-        if current.status_id.as_deref() == Some(target) || (now.status == Some(wanted.0) && (wanted.0 != Status::OnHold || now.hold_reason == wanted.1)) {
+        if now.status.is_none() && now.unmapped.contains_key(field::STATUS) {
+            // The issue sits in a status this site's profile does not map: the hub cannot tell
+            // how it relates to the wanted one (it may be a finer step of the same), so it does
+            // not move the ticket out of it. The leg shows the unmapped status; a rule for it
+            // lets the next change through.
+            tracing::warn!(issue = %id, status = ?current.status_id, wanted = %target, "Jira issue in an unmapped status: not transitioned");
+            return Ok(true);
+        }
+        if current.status_id.as_deref() == Some(target) || now.status.is_some_and(|s| same((s, now.hold_reason))) {
             // Already there (maybe through another status meaning the same): only a changed
             // resolution remains to be written, by the caller.
             return Ok(resolution.is_none_or(|r| r == now_resolution));
         }
-        let available = self.transitions(id).await?;
+        let path = format!("/rest/api/3/issue/{}/transitions", segment(id));
+        let listed = self.send_once("Jira list transitions", Method::GET, &path, &[], None).await?;
+        let available = listed.get("transitions").and_then(Value::as_array).cloned().unwrap_or_default();
         let to = |t: &Value| -> (String, String) {
             (
                 t.pointer("/to/id").and_then(Value::as_str).unwrap_or("").to_string(),
                 t.pointer("/to/statusCategory/key").and_then(Value::as_str).unwrap_or("").to_string(),
             )
         };
-        // Transition ids are per workflow: look the transition up by the status it reaches.
+        // Transition ids are per workflow: look the transition up by the status it reaches, or
+        // else by a status the profile reads as the same canonical status.
         let chosen = available.iter().find(|t| to(t).0 == target).or_else(|| {
             available.iter().find(|t| {
                 let (sid, cat) = to(t);
-                cfg.read_status(&sid, &cat, wanted_resolution).is_some_and(|m| m.0 == wanted.0 && (wanted.0 != Status::OnHold || m.1 == wanted.1))
+                cfg.read_status(&sid, &cat, wanted_resolution).is_some_and(same)
             })
         });
         let Some(chosen) = chosen else {
@@ -198,26 +213,76 @@ impl JiraClient {
         if set_resolution {
             body["fields"] = json!({ "resolution": { "name": resolution } });
         }
-        let path = format!("/rest/api/3/issue/{}/transitions", segment(id));
-        self.call("Jira transition issue", Method::POST, &path, &[], Some(&body)).await?;
+        self.send_once("Jira transition issue", Method::POST, &path, &[], Some(&body)).await?;
         Ok(set_resolution || resolution.is_none())
     }
 
-    /// Internal notes go through the JSM request API with `public: false`: on an issue outside a
-    /// service project it fails instead of posting a comment every Jira user sees.
-    async fn add_internal_comment(&self, id: &str, text: &str) -> Result<(), SupplierError> {
-        let path = format!("/rest/servicedeskapi/request/{}/comment", segment(id));
-        let body = json!({ "body": text_to_wiki(text), "public": false });
-        let r = self.call("Jira add internal comment", Method::POST, &path, &[], Some(&body)).await?;
-        if r.get("public").and_then(Value::as_bool) != Some(false) {
-            return Err(SupplierError::Protocol(format!("Jira issue {id}: the internal note was not confirmed internal (answer: {})", r.get("public").unwrap_or(&Value::Null))));
-        }
-        Ok(())
+    /// The id of the issue the hub raised for `reference` (its `siam-INC-…` label).
+    async fn lookup_id(&self, reference: &str) -> Result<Option<String>, SupplierError> {
+        let jql = format!("{} AND labels = {} ORDER BY created ASC", self.scope(), Self::quote(&self.cfg.reference_label(reference)));
+        let (issues, _, _) = self.search(&jql, None, 1).await?;
+        Ok(issues.first().and_then(|i| i.get("id")).and_then(Value::as_str).map(str::to_string))
     }
 
-    async fn add_public_comment(&self, id: &str, text: &str) -> Result<(), SupplierError> {
-        let path = format!("/rest/api/3/issue/{}/comment", segment(id));
-        self.call("Jira add comment", Method::POST, &path, &[], Some(&json!({ "body": text_to_adf(text) }))).await?;
+    /// One create attempt. A create is not repeatable: after a failed attempt (whose answer may
+    /// have been lost after Jira made the issue) the next one first looks the reference up.
+    async fn try_create(&self, incident: &Incident, first: &AtomicBool) -> Result<String, SupplierError> {
+        if !first.swap(false, Ordering::SeqCst) {
+            if let Some(id) = self.lookup_id(incident.reference.as_str()).await? {
+                tracing::info!(reference = %incident.reference, issue = %id, "adopting the Jira issue an attempt whose answer was lost created");
+                return Ok(id);
+            }
+        }
+        let cfg = &self.cfg;
+        let id = match self.settings.create_via {
+            JiraCreate::Issue => {
+                let body = json!({ "fields": mapping::create_fields(cfg, incident, &self.settings.issue_type) });
+                let r = self.send_once("Jira create issue", Method::POST, "/rest/api/3/issue", &[], Some(&body)).await?;
+                r.get("id").and_then(Value::as_str).map(str::to_string)
+            }
+            JiraCreate::Request => {
+                let mut values = mapping::create_fields(cfg, incident, "");
+                values.remove("project");
+                let body = json!({
+                    "serviceDeskId": self.settings.service_desk_id,
+                    "requestTypeId": self.settings.request_type_id,
+                    "isAdfRequest": true,
+                    "requestFieldValues": values,
+                });
+                let r = self.send_once("JSM create request", Method::POST, "/rest/servicedeskapi/request", &[], Some(&body)).await?;
+                r.get("issueId").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string())))
+            }
+        };
+        id.ok_or_else(|| SupplierError::Protocol("Jira answered the create without an issue id".into()))
+    }
+
+    /// One attempt at adding a note. After a failed attempt the next one first looks for the
+    /// note among the issue's recent comments (same visibility and text), so a lost answer
+    /// does not post it twice.
+    async fn try_add_note(&self, id: &str, visibility: Visibility, text: &str, first: &AtomicBool, since: DateTime<Utc>) -> Result<(), SupplierError> {
+        if !first.swap(false, Ordering::SeqCst) {
+            let held = mapping::parse_comments(&self.notes(id).await?);
+            if held.iter().any(|n| n.visibility == visibility && n.text.trim() == text.trim() && n.created_at.is_none_or(|t| t >= since)) {
+                return Ok(());
+            }
+        }
+        match visibility {
+            // Internal notes go through the JSM request API with `public: false`: on an issue
+            // outside a service project it fails instead of posting a comment every Jira user
+            // sees.
+            Visibility::Internal => {
+                let path = format!("/rest/servicedeskapi/request/{}/comment", segment(id));
+                let body = json!({ "body": text_to_wiki(text), "public": false });
+                let r = self.send_once("Jira add internal comment", Method::POST, &path, &[], Some(&body)).await?;
+                if r.get("public").and_then(Value::as_bool) != Some(false) {
+                    return Err(SupplierError::Protocol(format!("Jira issue {id}: the internal note was not confirmed internal (answer: {})", r.get("public").unwrap_or(&Value::Null))));
+                }
+            }
+            Visibility::Public => {
+                let path = format!("/rest/api/3/issue/{}/comment", segment(id));
+                self.send_once("Jira add comment", Method::POST, &path, &[], Some(&json!({ "body": text_to_adf(text) }))).await?;
+            }
+        }
         Ok(())
     }
 }
@@ -231,36 +296,15 @@ fn segment(s: &str) -> String {
 impl Client for JiraClient {
     /// Looks the `siam-INC-…` label up (labels match exactly in JQL; text fields do not).
     async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
-        let jql = format!("{} AND labels = {} ORDER BY created ASC", self.scope(), Self::quote(&self.cfg.reference_label(reference)));
-        let (issues, _, _) = self.search(&jql, None, 1).await?;
-        match issues.first().and_then(|i| i.get("id")).and_then(Value::as_str) {
-            Some(id) => self.get_issue(id).await.map(Some),
+        match self.lookup_id(reference).await? {
+            Some(id) => self.get_issue(&id).await.map(Some),
             None => Ok(None),
         }
     }
 
     async fn create(&self, incident: &Incident) -> Result<Value, SupplierError> {
-        let cfg = &self.cfg;
-        let id = match self.settings.create_via {
-            JiraCreate::Issue => {
-                let body = json!({ "fields": mapping::create_fields(cfg, incident, &self.settings.issue_type) });
-                let r = self.call("Jira create issue", Method::POST, "/rest/api/3/issue", &[], Some(&body)).await?;
-                r.get("id").and_then(Value::as_str).map(str::to_string)
-            }
-            JiraCreate::Request => {
-                let mut values = mapping::create_fields(cfg, incident, "");
-                values.remove("project");
-                let body = json!({
-                    "serviceDeskId": self.settings.service_desk_id,
-                    "requestTypeId": self.settings.request_type_id,
-                    "isAdfRequest": true,
-                    "requestFieldValues": values,
-                });
-                let r = self.call("JSM create request", Method::POST, "/rest/servicedeskapi/request", &[], Some(&body)).await?;
-                r.get("issueId").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string())))
-            }
-        };
-        let id = id.ok_or_else(|| SupplierError::Protocol("Jira answered the create without an issue id".into()))?;
+        let first = AtomicBool::new(true);
+        let id = self.http.retrying("Jira create issue", || self.try_create(incident, &first)).await?;
         // The create answer holds only ids: read the issue for its state and revision.
         self.get_issue(&id).await
     }
@@ -291,10 +335,10 @@ impl Client for JiraClient {
     }
 
     async fn add_note(&self, native_id: &str, visibility: Visibility, text: &str) -> Result<Option<Value>, SupplierError> {
-        match visibility {
-            Visibility::Internal => self.add_internal_comment(native_id, text).await?,
-            Visibility::Public => self.add_public_comment(native_id, text).await?,
-        }
+        // Comments from before this call cannot be this note (ten minutes absorb clock skew).
+        let since = Utc::now() - chrono::Duration::minutes(10);
+        let first = AtomicBool::new(true);
+        self.http.retrying("Jira add comment", || self.try_add_note(native_id, visibility, text, &first, since)).await?;
         self.get_issue(native_id).await.map(Some)
     }
 

@@ -552,4 +552,28 @@ mod tests {
         let err = s.suppliers[0].resolve(&s.suppliers[0].password).unwrap_err();
         assert!(err.to_string().contains("SIAM_TEST_SURELY_UNSET_VAR"));
     }
+
+    #[test]
+    fn jira_suppliers_take_a_jira_sub_table_checked_at_load() {
+        let base = "[[suppliers]]\nid = \"j\"\nname = \"J\"\nsystem = \"jira\"\nbase_url = \"https://acme.atlassian.net\"\n";
+        let s = Settings::from_toml(&format!(
+            "{base}[suppliers.jira]\nproject_key = \"APPS\"\ntime_zone = \"Europe/London\"\nurgency_field = \"\"\n[suppliers.jira.statuses]\n\"10402\" = {{ category = \"indeterminate\", canonical = \"on_hold\", hold_reason = \"awaiting_supplier\" }}\n\"10403\" = {{ category = \"indeterminate\" }}\n[suppliers.jira.status_targets]\n\"on_hold:awaiting_supplier\" = \"10402\"\n"
+        ))
+        .unwrap();
+        let j = &s.suppliers[0].jira;
+        assert_eq!(j.project_key, "APPS");
+        assert_eq!(j.issue_type, "Incident");
+        assert_eq!(j.urgency_field.as_deref(), Some(""));
+        assert_eq!(j.statuses["10403"].canonical, None);
+        for (extra, wanted) in [
+            ("", "project_key"),
+            ("[suppliers.jira]\nproject_key = \"A\"\ntime_zone = \"Mars/Olympus\"\n", "time_zone"),
+            ("[suppliers.jira]\nproject_key = \"A\"\ncreate_via = \"request\"\n", "request_type_id"),
+            ("[suppliers.jira]\nproject_key = \"A\"\n[suppliers.jira.statuses]\n\"1\" = { category = \"done\", canonical = \"finished\" }\n", "finished"),
+            ("[suppliers.jira]\nproject_key = \"A\"\n[suppliers.jira.status_targets]\n\"on_hold:napping\" = \"1\"\n", "on_hold:napping"),
+        ] {
+            let err = Settings::from_toml(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{wanted}: {err}");
+        }
+    }
 }

@@ -1405,10 +1405,13 @@ struct Clause {
     values: Vec<String>,
 }
 
+/// ORDER BY fields, each with `true` for descending.
+type Order = Vec<(String, bool)>;
+
 #[derive(Debug, Clone)]
 struct Jql {
     clauses: Vec<Clause>,
-    order: Vec<(String, bool)>,
+    order: Order,
 }
 
 const JQL_FIELDS: &[&str] = &["project", "labels", "updated", "created", "key", "issue", "id", "status", "cf[10100]", REFERENCE_FIELD];
@@ -1593,8 +1596,9 @@ impl State {
         key
     }
 
-    /// Runs a search: the issue indexes in order, from after the cursor's position.
-    fn search(&self, jql: &str, after: Option<&[i64]>) -> Result<(Vec<usize>, Vec<(String, bool)>), String> {
+    /// Runs a search: the issue indexes in order, from after the cursor's position, and the
+    /// order used.
+    fn search(&self, jql: &str, after: Option<&[i64]>) -> Result<(Vec<usize>, Order), String> {
         let q = Jql::parse(jql)?;
         let mut hits = Vec::new();
         for (i, issue) in self.issues.iter().enumerate() {
@@ -2120,7 +2124,7 @@ mod tests {
         assert!(v3["fields"]["reporter"].get("emailAddress").is_none(), "privacy hides the e-mail");
         let created = v3["fields"]["created"].as_str().expect("created");
         assert!(created.ends_with("-0800") || created.ends_with("-0700"), "{created}");
-        let (_, _, v2) = api.call("GET", &format!("/rest/api/2/issue/OPS-1?fields=description,summary"), None).await;
+        let (_, _, v2) = api.call("GET", "/rest/api/2/issue/OPS-1?fields=description,summary", None).await;
         assert_eq!(v2["fields"]["description"], "Users on \\*floor 3\\*\n\nsee C:\\\\logs");
         assert_eq!(v2["fields"].as_object().expect("fields").len(), 2, "only the asked fields");
         assert_eq!(wiki_to_text(v2["fields"]["description"].as_str().unwrap()), "Users on *floor 3*\n\nsee C:\\logs");

@@ -378,7 +378,7 @@ pub fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
             DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
         }
         // JSM dates: {iso8601, jira, friendly, epochMillis}; the epoch is unambiguous.
-        Value::Object(o) => o.get("epochMillis").and_then(|e| parse_time(e)).or_else(|| o.get("iso8601").and_then(parse_time)).or_else(|| o.get("jira").and_then(parse_time)),
+        Value::Object(o) => o.get("epochMillis").and_then(parse_time).or_else(|| o.get("iso8601").and_then(parse_time)).or_else(|| o.get("jira").and_then(parse_time)),
         _ => None,
     }
 }

@@ -142,8 +142,10 @@ pub enum JiraCreate {
     /// the create body (label and reference field), so a retried create finds the first one.
     #[default]
     Issue,
-    /// `POST /rest/servicedeskapi/request` with `service_desk_id` and `request_type_id`; the
-    /// reference field and labels must be on the request type's form.
+    /// `POST /rest/servicedeskapi/request` with `service_desk_id` and `request_type_id`: every
+    /// field the hub writes (summary, description, priority, labels, the reference, impact and
+    /// urgency fields) must be on the request type's form, the labels above all, since a
+    /// retried create finds the first one by its label.
     Request,
 }
 

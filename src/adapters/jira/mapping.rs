@@ -1015,6 +1015,37 @@ mod tests {
         assert_eq!(parse_comments(&weird)[0].visibility, Visibility::Internal);
     }
 
+    /// Random JSON built from the names Jira payloads use: parsing may refuse it, never panic.
+    #[test]
+    fn random_payloads_never_panic() {
+        use rand::{Rng, SeedableRng};
+        const KEYS: &[&str] = &["id", "key", "fields", "status", "statusCategory", "updated", "created", "description", "summary", "priority", "name",
+            "resolution", "comment", "comments", "body", "jsdPublic", "public", "issue", "webhookEvent", "issueId", "requestFieldValues", "fieldId",
+            "value", "currentStatus", "epochMillis", "type", "content", "text", "labels", "customfield_10004", "customfield_10100", "changelog", "items", "self"];
+        fn gen(rng: &mut rand::rngs::StdRng, depth: u32) -> Value {
+            match rng.gen_range(0..if depth > 3 { 5 } else { 8 }) {
+                0 => Value::Null,
+                1 => json!(rng.gen_bool(0.5)),
+                2 => json!(rng.gen_range(-5i64..20_000_000_000_000)),
+                3 => json!(["10011", "done", "indeterminate", "2024-05-14T02:47:31.556-0700", "doc", "INC-000001", "siam-INC-000001", "jira:issue_updated", "comment_created", "*x*", "{code}"][rng.gen_range(0..11)]),
+                4 => json!(""),
+                5 | 6 => Value::Object((0..rng.gen_range(0..6)).map(|_| (KEYS[rng.gen_range(0..KEYS.len())].to_string(), gen(rng, depth + 1))).collect()),
+                _ => Value::Array((0..rng.gen_range(0..4)).map(|_| gen(rng, depth + 1)).collect()),
+            }
+        }
+        let c = cfg();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..5000 {
+            let v = gen(&mut rng, 0);
+            if let Ok(r) = parse_record(&c, &v) {
+                let _ = to_canonical(&c, &r.fields, r.assigned);
+            }
+            let _ = parse_comments(&v);
+            let _ = canonical_document(&c, &v);
+            let _ = native_document(&c, &v);
+        }
+    }
+
     #[test]
     fn comment_visibility_fails_closed() {
         let p = json!({"comments": [

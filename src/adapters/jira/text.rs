@@ -195,9 +195,8 @@ fn block_prefix_len(line: &str) -> Option<usize> {
 /// list markers reduced, `*strong*`-style emphasis unwrapped, links as `text (url)`, mentions
 /// as `@id`, backslash escapes resolved (`\\` reads as one backslash, as the hub writes it).
 pub fn wiki_to_text(wiki: &str) -> String {
-    let wiki = wiki.replace("\r\n", "\n");
     let mut out = String::new();
-    let mut rest = wiki.as_str();
+    let mut rest = wiki;
     loop {
         match find_verbatim_block(rest) {
             Some((start, tag, body_start)) => {
@@ -476,6 +475,7 @@ mod tests {
         "h1. not a heading\nbq. not a quote\n* not a list\n# nor this\n----",
         "C:\\temp\\logs and a \\\\ share \\n",
         "emoji 🚀 and ümlauts",
+        "windows\r\nline ends\r\n\r\nkept",
     ];
 
     /// What the simulator (and Jira) does with ADF on the way to a v2 / webhook body.
@@ -502,6 +502,24 @@ mod tests {
             assert_eq!(adf_to_text(&adf), *s, "text -> ADF -> text");
             assert_eq!(wiki_to_text(&adf_to_wiki_like_jira(&adf)), *s, "text -> ADF -> wiki -> text");
             assert_eq!(wiki_to_text(&text_to_wiki(s)), *s, "text -> wiki -> text");
+        }
+    }
+
+    #[test]
+    fn random_text_survives_every_trip_and_random_wiki_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let alphabet: Vec<char> = "ab1 .:/\\*_+-^~?{}[]|!#h\n\r\tqü🚀".chars().collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..3000 {
+            let len = rng.gen_range(0..40);
+            let s: String = (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();
+            let adf = text_to_adf(&s);
+            assert_eq!(adf_to_text(&adf), s, "ADF trip of {s:?}");
+            assert_eq!(wiki_to_text(&adf_to_wiki_like_jira(&adf)), s, "webhook trip of {s:?}");
+            assert_eq!(wiki_to_text(&text_to_wiki(&s)), s, "wiki trip of {s:?}");
+            // Any string is some wiki: reading it must not panic.
+            let _ = wiki_to_text(&s);
+            let _ = wiki_to_text(&format!("{{code}}{s}"));
         }
     }
 

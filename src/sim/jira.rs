@@ -130,6 +130,8 @@ pub struct LoggedRequest {
     pub user: Option<String>,
     /// The JSON body sent, if any.
     pub body: Option<Value>,
+    /// When the request arrived (the site's clock, before any injected delay).
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1684,6 +1686,7 @@ async fn rest_api(req: HttpRequest, body: web::Bytes, sim: web::Data<JiraSim>) -
         let mut st = sim.lock();
         (st.faults.pop_front(), st.latency, st.now())
     };
+    let arrived = Utc::now();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -1712,6 +1715,7 @@ async fn rest_api(req: HttpRequest, body: web::Bytes, sim: web::Data<JiraSim>) -
         status: resp.status().as_u16(),
         user,
         body: serde_json::from_slice(&body).ok(),
+        at: arrived,
     });
     resp
 }

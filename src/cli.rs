@@ -1,6 +1,7 @@
 //! The `siam-hub` command line.
 
 use crate::config::{SecretRef, Settings};
+use crate::sim::jira::{JiraSim, SimConfig as JiraSimConfig, WebhookTarget as JiraWebhookTarget};
 use crate::sim::servicenow::{DisplayMode, ServiceNowSim, SimConfig, WebhookTarget};
 use crate::startup::Application;
 use crate::store::{self, Store};
@@ -22,11 +23,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the hub: API, broker relay and dispatch, reconciliation sweeps.
     Serve,
-    /// Run the hub with a bundled ServiceNow simulator and a sample configuration.
+    /// Run the hub with bundled ServiceNow and Jira simulators and a sample configuration.
     Demo {
         /// Port of the ServiceNow simulator.
         #[arg(long, default_value_t = 8091)]
         sim_port: u16,
+        /// Port of the Jira Service Management simulator.
+        #[arg(long, default_value_t = 8092)]
+        jira_sim_port: u16,
     },
     /// Create the database if needed and run pending migrations.
     Migrate,
@@ -82,7 +86,8 @@ pub fn map_payload_with(mapping: &dyn crate::adapters::Mapping, reverse: bool, t
     }
 }
 
-/// The sample estate of the demo: one ServiceNow supplier (the simulator) and the integrator queue.
+/// The sample estate of the demo: a ServiceNow and a Jira supplier (the simulators) and the
+/// integrator queue.
 pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 
 pub async fn run(cli: Cli) -> Result<(), String> {
@@ -93,7 +98,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             tracing::info!(listen = %settings.listen, "SIAM Hub serving");
             app.run_until_stopped().await
         }
-        Command::Demo { sim_port } => demo(cli.config, sim_port).await,
+        Command::Demo { sim_port, jira_sim_port } => demo(cli.config, sim_port, jira_sim_port).await,
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
             let url = settings.database_url.clone();
@@ -142,7 +147,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-async fn demo(config: Option<PathBuf>, sim_port: u16) -> Result<(), String> {
+async fn demo(config: Option<PathBuf>, sim_port: u16, jira_sim_port: u16) -> Result<(), String> {
     let mut settings = match config {
         Some(path) => Settings::load(Some(&path)).map_err(|e| e.to_string())?,
         None => {
@@ -166,8 +171,24 @@ async fn demo(config: Option<PathBuf>, sim_port: u16) -> Result<(), String> {
         s.password = Some(SecretRef::Value(SecretString::from("demo-password".to_string())));
         s.webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.clone())));
     }
+    let jira_listener = std::net::TcpListener::bind(("127.0.0.1", jira_sim_port))
+        .map_err(|e| format!("cannot start the Jira simulator on port {jira_sim_port}: {e} (use --jira-sim-port)"))?;
+    let jira = JiraSim::new(JiraSimConfig::default());
+    jira.start(jira_listener).map_err(|e| e.to_string())?;
+    let jira_url = jira.base_url().unwrap_or_default();
+    let jira_login = JiraSimConfig::default();
+    for s in settings.suppliers.iter_mut().filter(|s| s.system == "jira") {
+        s.base_url = jira_url.clone();
+        s.username = jira_login.email.clone();
+        s.password = Some(SecretRef::Value(SecretString::from(jira_login.api_token.clone())));
+        s.webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.clone())));
+        s.webhook_auth = crate::config::WebhookAuth::HubSignature;
+    }
     let app = Application::build(settings.clone()).await?;
     let hub_url = format!("http://127.0.0.1:{}", app.port());
+    if let Some(s) = settings.suppliers.iter().find(|s| s.system == "jira") {
+        jira.set_webhook(Some(JiraWebhookTarget { url: format!("{hub_url}/webhooks/{}", s.id), secret: Some(webhook_secret.clone()) }));
+    }
     if let Some(s) = settings.suppliers.iter().find(|s| s.system == "servicenow") {
         sim.set_webhook(Some(WebhookTarget { url: format!("{hub_url}/webhooks/{}", s.id), secret: webhook_secret, display_value: DisplayMode::Raw }));
     }
@@ -180,6 +201,7 @@ async fn demo(config: Option<PathBuf>, sim_port: u16) -> Result<(), String> {
     println!("SIAM Hub demo");
     println!("  hub:                   {hub_url}   (API docs: {hub_url}/openapi.json)");
     println!("  ServiceNow simulator:  {sim_url}   (tickets: {sim_url}/sim/incidents)");
+    println!("  Jira simulator:        {jira_url}   (issues: {jira_url}/sim/issues; work one with POST /sim/issues/OPS-1/transition {{\"transition\":\"Start work\"}})");
     for (role, key) in &keys {
         println!("  {role:<13} API key:  {key}");
     }

@@ -199,6 +199,9 @@ pub struct SupplierSettings {
     /// Every member has a default, so a plain TMF621 v4 supplier needs no `[suppliers.tmf621]`.
     #[serde(default)]
     pub tmf621: Tmf621Settings,
+    /// Jira Cloud / JSM specifics (`[suppliers.jira]`), read only for `system = "jira"`.
+    #[serde(default)]
+    pub jira: JiraSettings,
 }
 
 /// An instance's customisations of its system's profile: native value -> canonical value.
@@ -368,6 +371,89 @@ impl Default for Tmf621Settings {
             subscribe: true,
         }
     }
+}
+
+/// How the hub raises a Jira ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JiraCreate {
+    /// `POST /rest/api/3/issue` in `project_key` with `issue_type`: the hub reference travels in
+    /// the create body (label and reference field), so a retried create finds the first one.
+    #[default]
+    Issue,
+    /// `POST /rest/servicedeskapi/request` with `service_desk_id` and `request_type_id`: every
+    /// field the hub writes (summary, description, priority, labels, the reference, impact and
+    /// urgency fields) must be on the request type's form, the labels above all, since a
+    /// retried create finds the first one by its label.
+    Request,
+}
+
+/// Jira Cloud / Jira Service Management settings of one supplier instance. Every id here is per
+/// site (custom field ids, status ids, request types): the defaults are those of the reference
+/// site described in `adapters/jira/profile.json` (and played by the simulator).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JiraSettings {
+    /// Project the hub raises issues in (its key, e.g. `OPS`).
+    pub project_key: String,
+    /// Issue type name used by `create_via = "issue"`.
+    pub issue_type: String,
+    pub create_via: JiraCreate,
+    pub service_desk_id: Option<String>,
+    pub request_type_id: Option<String>,
+    /// Custom field ids (`customfield_NNNNN`) overriding the profile's; `""` means the site has
+    /// no such field. `reference_field` is a text field shown to agents holding the hub reference
+    /// (lookups use the `siam-INC-…` label, matched exactly by JQL); `impact_field` and
+    /// `urgency_field` are the JSM Impact and Urgency select lists.
+    pub reference_field: Option<String>,
+    pub impact_field: Option<String>,
+    pub urgency_field: Option<String>,
+    /// Time zone of the integration user (IANA name): JQL dates are read in it, to the minute.
+    pub time_zone: String,
+    /// Status rules by status id, added to (or replacing) the profile's: what this site's
+    /// statuses mean.
+    pub statuses: std::collections::BTreeMap<String, JiraStatusRule>,
+    /// Target status id per canonical status (`on_hold` per hold reason as `on_hold:<reason>`),
+    /// overriding the profile's.
+    pub status_targets: std::collections::BTreeMap<String, String>,
+    /// Resolution names (this site's) to canonical resolution codes, added to the profile's.
+    pub resolutions: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for JiraSettings {
+    fn default() -> Self {
+        JiraSettings {
+            project_key: String::new(),
+            issue_type: "Incident".into(),
+            create_via: JiraCreate::Issue,
+            service_desk_id: None,
+            request_type_id: None,
+            reference_field: None,
+            impact_field: None,
+            urgency_field: None,
+            time_zone: "UTC".into(),
+            statuses: Default::default(),
+            status_targets: Default::default(),
+            resolutions: Default::default(),
+        }
+    }
+}
+
+/// What one Jira status id means. `canonical = None` declares a status the hub must not map
+/// (it is kept on the leg, unmapped).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraStatusRule {
+    /// `new`, `indeterminate` or `done`: a record whose status carries another category than
+    /// the rule says is a different status (ids are per site) and stays unmapped.
+    pub category: String,
+    #[serde(default)]
+    pub canonical: Option<String>,
+    #[serde(default)]
+    pub hold_reason: Option<String>,
+    /// The status name on the reference site; documentation only, never used to map.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -597,6 +683,9 @@ impl Settings {
             if s.system == "tmf621" {
                 s.tmf621.check().map_err(|e| ConfigError::Invalid(format!("supplier `{}`: {e}", s.id)))?;
             }
+            if s.system == "jira" {
+                s.jira.validate().map_err(|e| ConfigError::Invalid(format!("supplier `{}`: {e}", s.id)))?;
+            }
             if !s.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                 return Err(ConfigError::Invalid(format!("supplier id `{}` may only use letters, digits, - and _", s.id)));
             }
@@ -622,6 +711,52 @@ impl Settings {
 
     pub fn supplier(&self, id: &str) -> Option<&SupplierSettings> {
         self.suppliers.iter().find(|s| s.id == id)
+    }
+}
+
+impl JiraSettings {
+    /// Checks what can be checked without the site: a create route, a time zone, canonical
+    /// values in the status rules and targets.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.create_via {
+            JiraCreate::Issue if self.project_key.trim().is_empty() => {
+                return Err("[suppliers.jira] needs project_key (the project the hub raises issues in)".into())
+            }
+            JiraCreate::Request if self.service_desk_id.is_none() || self.request_type_id.is_none() => {
+                return Err("[suppliers.jira] create_via = \"request\" needs service_desk_id and request_type_id".into())
+            }
+            _ => {}
+        }
+        self.time_zone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("[suppliers.jira] time_zone `{}` is not an IANA time zone such as Europe/London", self.time_zone))?;
+        for (id, rule) in &self.statuses {
+            if !matches!(rule.category.as_str(), "new" | "indeterminate" | "done" | "undefined") {
+                return Err(format!("status {id}: category `{}` is not new, indeterminate, done or undefined", rule.category));
+            }
+            if let Some(c) = &rule.canonical {
+                c.parse::<crate::domain::Status>().map_err(|e| format!("status {id}: {e}"))?;
+            }
+            if let Some(h) = &rule.hold_reason {
+                h.parse::<crate::domain::HoldReason>().map_err(|e| format!("status {id}: {e}"))?;
+            }
+        }
+        for key in self.status_targets.keys() {
+            let ok = match key.split_once(':') {
+                Some(("on_hold", reason)) => reason.parse::<crate::domain::HoldReason>().is_ok(),
+                Some(_) => false,
+                None => key.parse::<crate::domain::Status>().is_ok(),
+            };
+            if !ok {
+                return Err(format!("status_targets key `{key}` is not a canonical status or on_hold:<hold reason>"));
+            }
+        }
+        for code in self.resolutions.values() {
+            if !["fixed", "workaround", "not_reproducible", "not_fixed", "resolved_by_caller", "duplicate", "other"].contains(&code.as_str()) {
+                return Err(format!("resolution code `{code}` is not a canonical resolution code"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -690,5 +825,29 @@ mod tests {
         .unwrap();
         let err = s.suppliers[0].resolve(&s.suppliers[0].password).unwrap_err();
         assert!(err.to_string().contains("SIAM_TEST_SURELY_UNSET_VAR"));
+    }
+
+    #[test]
+    fn jira_suppliers_take_a_jira_sub_table_checked_at_load() {
+        let base = "[[suppliers]]\nid = \"j\"\nname = \"J\"\nsystem = \"jira\"\nbase_url = \"https://acme.atlassian.net\"\n";
+        let s = Settings::from_toml(&format!(
+            "{base}[suppliers.jira]\nproject_key = \"APPS\"\ntime_zone = \"Europe/London\"\nurgency_field = \"\"\n[suppliers.jira.statuses]\n\"10402\" = {{ category = \"indeterminate\", canonical = \"on_hold\", hold_reason = \"awaiting_supplier\" }}\n\"10403\" = {{ category = \"indeterminate\" }}\n[suppliers.jira.status_targets]\n\"on_hold:awaiting_supplier\" = \"10402\"\n"
+        ))
+        .unwrap();
+        let j = &s.suppliers[0].jira;
+        assert_eq!(j.project_key, "APPS");
+        assert_eq!(j.issue_type, "Incident");
+        assert_eq!(j.urgency_field.as_deref(), Some(""));
+        assert_eq!(j.statuses["10403"].canonical, None);
+        for (extra, wanted) in [
+            ("", "project_key"),
+            ("[suppliers.jira]\nproject_key = \"A\"\ntime_zone = \"Mars/Olympus\"\n", "time_zone"),
+            ("[suppliers.jira]\nproject_key = \"A\"\ncreate_via = \"request\"\n", "request_type_id"),
+            ("[suppliers.jira]\nproject_key = \"A\"\n[suppliers.jira.statuses]\n\"1\" = { category = \"done\", canonical = \"finished\" }\n", "finished"),
+            ("[suppliers.jira]\nproject_key = \"A\"\n[suppliers.jira.status_targets]\n\"on_hold:napping\" = \"1\"\n", "on_hold:napping"),
+        ] {
+            let err = Settings::from_toml(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{wanted}: {err}");
+        }
     }
 }

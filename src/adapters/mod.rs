@@ -6,6 +6,7 @@
 //! (the supplier's API), so adding a system means adding a module, not touching the sync.
 
 pub mod http;
+pub mod jira;
 pub mod servicenow;
 pub mod tmf621;
 
@@ -180,6 +181,8 @@ pub fn mapping_for(system: &str) -> Option<Arc<dyn Mapping>> {
         "servicenow" => Some(Arc::new(servicenow::ServiceNow::default())),
         // The default instance (v4, standard); `mapping_for_supplier` applies an instance's settings.
         "tmf621" => Some(Arc::new(tmf621::Tmf621::default())),
+        // The reference site of the profile; configured instances add their own ids in `connect`.
+        "jira" => Some(Arc::new(jira::Jira::default())),
         _ => None,
     }
 }
@@ -195,7 +198,7 @@ pub fn mapping_for_supplier(settings: &crate::config::SupplierSettings) -> Optio
 }
 
 /// The systems `mapping_for` knows.
-pub const SYSTEMS: &[&str] = &["servicenow", "tmf621"];
+pub const SYSTEMS: &[&str] = &["servicenow", "jira", "tmf621"];
 
 /// Builds the mapping and the API client of one configured supplier instance.
 pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::SecretString) -> Result<(Arc<dyn Mapping>, Arc<dyn Client>), String> {
@@ -206,6 +209,12 @@ pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::Se
             Arc::new(tmf621::Tmf621::new(&settings.tmf621)),
             Arc::new(tmf621::Tmf621Client::new(http, &settings.base_url, &settings.tmf621, &settings.username, password)),
         )),
+        "jira" => {
+            let config = Arc::new(jira::JiraConfig::from_settings(&settings.jira).map_err(|e| format!("supplier `{}`: {e}", settings.id))?);
+            let client = jira::JiraClient::new(http, &settings.base_url, &settings.username, password, config.clone(), &settings.jira)
+                .map_err(|e| format!("supplier `{}`: {e}", settings.id))?;
+            Ok((Arc::new(jira::Jira { config }), Arc::new(client)))
+        }
         other => Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
     }
 }

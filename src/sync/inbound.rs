@@ -395,7 +395,7 @@ impl Engine {
                 // the supplier already has).
                 if pull && !applied.stale && !applied.unknown_ticket && !applied.handed_back {
                     if let Some(r) = &applied.reference {
-                        record::enqueue_dispatch(conn, &ctx, r, &supplier_id, "supplier changed")?;
+                        record::enqueue_dispatch(conn, &ctx, r, &supplier_id, crate::sync::outbound::PULL_FILES)?;
                     }
                 }
                 Ok(applied)

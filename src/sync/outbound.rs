@@ -66,7 +66,22 @@ fn baseline_map(v: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// Dispatch reason of a supplier's own change: only fetch its new files. Nothing is pushed back
+/// to a supplier because of a change it made itself.
+pub const PULL_FILES: &str = "supplier changed";
+
 impl Engine {
+    /// Fetches the files a supplier attached to its ticket.
+    async fn pull_files(&self, supplier: &str, reference: &str, correlation_id: &str) -> Result<(), SyncError> {
+        let link = self.supplier(supplier)?;
+        let (r, s) = (reference.to_string(), supplier.to_string());
+        let Some(snap) = self.store.run(move |c| snapshot(c, &r, &s)).await? else { return Ok(()) };
+        let (Some(native_id), true) = (snap.leg.native_id.clone(), snap.leg.state()?.is_active()) else { return Ok(()) };
+        let leg = super::attachments::LegRef { supplier, leg_id: snap.leg.id, incident_id: snap.row.id, native_id: &native_id, correlation_id };
+        self.pull_attachments(&link, &leg).await?;
+        Ok(())
+    }
+
     /// Brings `supplier`'s ticket for `reference` in line with the record.
     pub async fn sync_leg(&self, supplier: &str, reference: &str, correlation_id: &str) -> Result<(), SyncError> {
         let link = self.supplier(supplier)?;
@@ -323,7 +338,11 @@ impl Engine {
         let correlation = msg.payload.get("correlationid").and_then(|v| v.as_str()).unwrap_or(&msg.message_id).to_string();
         let span = tracing::info_span!("dispatch", %supplier, %reference, correlation_id = %correlation);
         let _enter = span.enter();
-        let result = self.sync_leg(supplier, &reference, &correlation).await;
+        let result = if msg.payload.pointer("/data/reason").and_then(|v| v.as_str()) == Some(PULL_FILES) {
+            self.pull_files(supplier, &reference, &correlation).await
+        } else {
+            self.sync_leg(supplier, &reference, &correlation).await
+        };
         let failure = match result {
             Ok(()) => None,
             Err(SyncError::Store(e)) => return Outcome::Retry(e.to_string()),

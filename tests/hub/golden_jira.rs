@@ -1,0 +1,208 @@
+//! Golden fixtures of the Jira mapping (`adapters/jira/fixtures/`).
+//!
+//! * `<case>.native.json` -> `<case>.canonical.json`: what `siam-hub map --system jira` prints
+//!   for REST v3 (ADF) and v2 (wiki) issues, webhook bodies (issue updated with a changelog,
+//!   issue commented, comment created internal and public), a JSM `CustomerRequest`, unknown
+//!   statuses, a status id that means something else on another site, `null` vs missing fields
+//!   and non-UTC offsets (-0700/-0800, +0100, +0700).
+//! * `<case>.canonical-in.json` -> `<case>.native-out.json`: what `--reverse` prints (the create
+//!   body and the transition the hub would make).
+//!
+//! The expected documents were written from `reference/suppliers/jira.md` and the profile, not
+//! copied from the program's output.
+
+use serde_json::{json, Value};
+use siam_hub::cli::map_payload;
+use siam_hub::validation::{validate, Doc};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SYSTEM: &str = "jira";
+const MIN_NATIVE_FIXTURES: usize = 11;
+const MIN_REVERSE_FIXTURES: usize = 5;
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters").join(SYSTEM).join("fixtures")
+}
+
+fn cases(suffix: &str) -> Vec<(String, PathBuf)> {
+    let dir = fixtures_dir();
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let mut found: Vec<(String, PathBuf)> = entries
+        .map(|e| e.expect("readable directory entry").path())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_string();
+            Some((name.strip_suffix(suffix)?.to_string(), p))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn read_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&read_text(path)).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
+}
+
+fn mismatch(case: &str, what: &str, expected: &Value, actual: &Value) -> Option<String> {
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    (expected != actual).then(|| format!("{case}: {what} differs\n--- expected ---\n{}\n--- actual ---\n{}", pretty(expected), pretty(actual)))
+}
+
+fn sibling(input: &Path, case: &str, suffix: &str) -> PathBuf {
+    input.with_file_name(format!("{case}{suffix}"))
+}
+
+#[test]
+fn jira_native_fixtures_map_to_their_canonical_documents() {
+    let natives = cases(".native.json");
+    assert!(natives.len() >= MIN_NATIVE_FIXTURES, "expected at least {MIN_NATIVE_FIXTURES} native fixtures, found {}", natives.len());
+    let mut failures = Vec::new();
+    for (case, path) in &natives {
+        let expected = read_json(&sibling(path, case, ".canonical.json"));
+        match map_payload(SYSTEM, false, &read_text(path)) {
+            Ok(actual) => failures.extend(mismatch(case, "canonical document", &expected, &actual)),
+            Err(e) => failures.push(format!("{case}: mapping failed: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} fixtures differ:\n\n{}", failures.len(), natives.len(), failures.join("\n\n"));
+}
+
+#[test]
+fn jira_canonical_fixtures_are_valid_and_map_to_their_native_bodies() {
+    let inputs = cases(".canonical-in.json");
+    assert!(inputs.len() >= MIN_REVERSE_FIXTURES, "expected at least {MIN_REVERSE_FIXTURES} reverse fixtures, found {}", inputs.len());
+    let mut failures = Vec::new();
+    for (case, path) in &inputs {
+        let doc = read_json(path);
+        if let Err(v) = validate(Doc::Incident, &doc) {
+            failures.push(format!("{case}: the canonical input is not a valid incident: {v:?}"));
+            continue;
+        }
+        let expected = read_json(&sibling(path, case, ".native-out.json"));
+        match map_payload(SYSTEM, true, &read_text(path)) {
+            Ok(actual) => failures.extend(mismatch(case, "native body", &expected, &actual)),
+            Err(e) => failures.push(format!("{case}: reverse mapping failed: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// What Jira can hold of the synced fields: a one-line summary, the hold reasons the site has
+/// statuses for (awaiting the caller; every other reason is `Pending`), the resolutions it has
+/// names for. Category and CI have no Jira field and stay at the hub.
+fn holdable(doc: &Value) -> Value {
+    let hold = match doc["hold_reason"].as_str() {
+        None => Value::Null,
+        Some("awaiting_caller") => json!("awaiting_caller"),
+        Some(_) => json!("other"),
+    };
+    let code = match doc["status"].as_str() {
+        Some("resolved" | "closed") => match doc["resolution"]["code"].as_str() {
+            Some(c @ ("fixed" | "not_fixed" | "not_reproducible" | "duplicate")) => json!(c),
+            Some(_) => json!("fixed"),
+            None => Value::Null,
+        },
+        _ => Value::Null,
+    };
+    json!({
+        "title": doc["title"].as_str().map(|t| t.split('\n').collect::<Vec<_>>().join(" ")),
+        "description": doc["description"],
+        "status": doc["status"],
+        "hold_reason": hold,
+        "impact": doc["impact"],
+        "urgency": doc["urgency"],
+        "resolution_code": code,
+    })
+}
+
+fn synced(doc: &Value) -> Value {
+    json!({
+        "title": doc["title"],
+        "description": doc["description"],
+        "status": doc["status"],
+        "hold_reason": doc["hold_reason"],
+        "impact": doc["impact"],
+        "urgency": doc["urgency"],
+        "resolution_code": doc["resolution"]["code"],
+    })
+}
+
+/// The issue Jira would hold after the create and the transition, read back through REST v3.
+fn issue_from(native: &Value, n: usize) -> Value {
+    let mut fields = native["fields"].as_object().cloned().expect("fields");
+    let to = native.pointer("/transition/to").cloned().unwrap_or(json!({"id": "10010", "statusCategory": "new"}));
+    fields.insert("status".into(), json!({"id": to["id"], "name": "(any name)", "statusCategory": {"key": to["statusCategory"]}}));
+    fields.insert("resolution".into(), native.pointer("/transition/fields/resolution").cloned().unwrap_or(Value::Null));
+    fields.entry("description").or_insert(Value::Null);
+    fields.insert("created".into(), json!("2024-09-02T10:30:00.000+0300"));
+    fields.insert("updated".into(), json!("2024-09-02T10:31:00.000+0300"));
+    json!({"id": format!("{}", 30_000 + n), "key": format!("OPS-{}", 900 + n), "fields": fields})
+}
+
+#[test]
+fn jira_round_trip_keeps_what_jira_can_hold() {
+    let inputs = cases(".canonical-in.json");
+    assert!(inputs.len() >= MIN_REVERSE_FIXTURES);
+    let mut failures = Vec::new();
+    for (n, (case, path)) in inputs.iter().enumerate() {
+        let canonical = read_json(path);
+        let native = map_payload(SYSTEM, true, &read_text(path)).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let back = map_payload(SYSTEM, false, &issue_from(&native, n).to_string()).unwrap_or_else(|e| panic!("{case}: {e}"));
+        failures.extend(mismatch(case, "synced fields after canonical -> native -> canonical", &holdable(&canonical), &synced(&back)));
+        if back["correlation_ref"] != canonical["ref"] {
+            failures.push(format!("{case}: the hub reference did not survive: {}", back["correlation_ref"]));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn run_map(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_siam-hub"))
+        .arg("map")
+        .args(["--system", SYSTEM])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SIAM_CONFIG")
+        .output()
+        .expect("the siam-hub binary runs")
+}
+
+#[test]
+fn jira_binary_maps_both_directions() {
+    let mut failures = Vec::new();
+    for (case, path) in cases(".native.json") {
+        let out = run_map(&[path.to_str().expect("UTF-8 path")]);
+        if !out.status.success() {
+            failures.push(format!("{case}: exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
+            continue;
+        }
+        let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{case}: stdout is not JSON: {e}"));
+        failures.extend(mismatch(&case, "`siam-hub map --system jira` output", &read_json(&sibling(&path, &case, ".canonical.json")), &actual));
+    }
+    for (case, path) in cases(".canonical-in.json") {
+        let out = run_map(&["--reverse", path.to_str().expect("UTF-8 path")]);
+        assert!(out.status.success(), "{case}: {}", String::from_utf8_lossy(&out.stderr));
+        let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{case}: stdout is not JSON: {e}"));
+        failures.extend(mismatch(&case, "`--reverse` output", &read_json(&sibling(&path, &case, ".native-out.json")), &actual));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn jira_binary_refuses_what_is_not_a_jira_issue_in_one_line() {
+    let path = std::env::temp_dir().join(format!("siam-hub-jira-not-an-issue-{}.json", std::process::id()));
+    std::fs::write(&path, r#"{"webhookEvent": "jira:issue_deleted", "issue": {"id": "1", "fields": {}}}"#).expect("temp file");
+    let out = run_map(&[path.to_str().expect("UTF-8 path")]);
+    let _ = std::fs::remove_file(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error:") && stderr.contains("issue_deleted"), "{stderr}");
+    let unknown = Command::new(env!("CARGO_BIN_EXE_siam-hub")).args(["map", "--system", "remedyish", "-"]).output().expect("runs");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("jira"), "the possible values come from adapters::SYSTEMS");
+}

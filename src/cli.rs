@@ -39,7 +39,7 @@ pub enum Command {
     /// the native payload it makes of a canonical incident).
     Map {
         /// Supplier system of the payload.
-        #[arg(long, value_parser = ["servicenow"])]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::adapters::SYSTEMS.iter().copied()))]
         system: String,
         /// Canonical -> native instead of native -> canonical.
         #[arg(long)]

@@ -6,6 +6,7 @@
 //! (the supplier's API), so adding a system means adding a module, not touching the sync.
 
 pub mod http;
+pub mod remedy;
 pub mod servicenow;
 
 use crate::domain::*;
@@ -85,6 +86,14 @@ pub trait Mapping: Send + Sync {
     fn to_canonical(&self, fields: &BTreeMap<String, String>, assigned: bool) -> Canonical;
     /// The native values the hub wants the supplier ticket to hold.
     fn from_canonical(&self, incident: &Incident) -> BTreeMap<String, String>;
+    /// What to push given what the supplier holds (`baseline`, in native values). Systems whose
+    /// reading is many-to-one (Remedy's four impact levels, its many status reasons per hold
+    /// reason) keep a native value that already means what the hub wants instead of rewriting
+    /// it to their own spelling; the default is [`Mapping::from_canonical`].
+    fn desired(&self, incident: &Incident, baseline: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let _ = baseline;
+        self.from_canonical(incident)
+    }
     /// What `siam-hub map` prints for a native payload.
     fn canonical_document(&self, payload: &Value) -> Result<Value, MapError>;
     /// What `siam-hub map --reverse` prints for a canonical incident.
@@ -114,18 +123,24 @@ pub trait Client: Send + Sync {
 pub fn mapping_for(system: &str) -> Option<Arc<dyn Mapping>> {
     match system {
         "servicenow" => Some(Arc::new(servicenow::ServiceNow)),
+        "remedy" => Some(Arc::new(remedy::Remedy::default())),
         _ => None,
     }
 }
 
 /// The systems `mapping_for` knows.
-pub const SYSTEMS: &[&str] = &["servicenow"];
+pub const SYSTEMS: &[&str] = &["servicenow", "remedy"];
 
 /// Builds the mapping and the API client of one configured supplier instance.
 pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::SecretString) -> Result<(Arc<dyn Mapping>, Arc<dyn Client>), String> {
     let http = http::SupplierHttp::new(Duration::from_secs(settings.timeout_secs), settings.rate_per_sec, settings.max_attempts)?;
     match settings.system.as_str() {
         "servicenow" => Ok((Arc::new(servicenow::ServiceNow), Arc::new(servicenow::ServiceNowClient::new(http, &settings.base_url, &settings.username, password)))),
+        "remedy" => {
+            let mapping = Arc::new(remedy::Remedy::for_instance(&settings.remedy).map_err(|e| format!("supplier `{}`: {e}", settings.id))?);
+            let client = remedy::RemedyClient::new(http, &settings.base_url, &settings.username, password, settings.remedy.clone(), mapping.profile.clone());
+            Ok((mapping, Arc::new(client)))
+        }
         other => Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
     }
 }

@@ -88,7 +88,7 @@ impl Engine {
         let (r, s) = (reference.to_string(), supplier.to_string());
         let Some(snap) = self.store.run(move |c| snapshot(c, &r, &s)).await? else { return Ok(()) };
         let baseline = baseline_map(&snap.leg.baseline);
-        let diff: BTreeMap<String, String> = link.mapping.from_canonical(&snap.incident).into_iter().filter(|(k, v)| baseline.get(k) != Some(v)).collect();
+        let diff: BTreeMap<String, String> = link.mapping.desired(&snap.incident, &baseline).into_iter().filter(|(k, v)| baseline.get(k) != Some(v)).collect();
         if !diff.is_empty() {
             let answer = link.client.update(&sys_id, &diff).await?;
             self.absorb(supplier, snap.leg.id, Some(diff), None, Some(&answer), correlation_id).await?;

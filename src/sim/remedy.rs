@@ -1717,3 +1717,417 @@ async fn deliver(http: &reqwest::Client, d: &Delivery) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    const USER: &str = "hub.integration";
+    const PASSWORD: &str = "s3cret";
+
+    fn config() -> SimConfig {
+        SimConfig { user: USER.into(), password: PASSWORD.into(), ..SimConfig::default() }
+    }
+
+    /// A started simulator and a logged-in client; answers come back parsed.
+    struct Api {
+        sim: RemedySim,
+        base: String,
+        http: reqwest::Client,
+        token: String,
+    }
+
+    impl Api {
+        async fn start(config: SimConfig) -> Api {
+            let sim = RemedySim::new(config);
+            sim.start(TcpListener::bind("127.0.0.1:0").expect("bind")).expect("start");
+            let base = sim.base_url().expect("base url");
+            let http = reqwest::Client::new();
+            let mut api = Api { sim, base, http, token: String::new() };
+            api.token = api.login(USER, PASSWORD).await.expect("login");
+            api
+        }
+
+        async fn login(&self, user: &str, password: &str) -> Result<String, (u16, Value)> {
+            let resp = self.http.post(format!("{}/api/jwt/login", self.base)).form(&[("username", user), ("password", password)]).send().await.expect("request");
+            let status = resp.status().as_u16();
+            let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let text = resp.text().await.expect("body");
+            if status == 200 {
+                assert_eq!(ct, "text/plain", "the token is plain text");
+                Ok(text)
+            } else {
+                Err((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+            }
+        }
+
+        async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, reqwest::header::HeaderMap, Value) {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let mut req = self.http.request(method, format!("{}{path}", self.base)).header("Authorization", format!("AR-JWT {}", self.token));
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let resp = req.send().await.expect("request");
+            let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+            let text = resp.text().await.expect("body");
+            (status, headers, serde_json::from_str(&text).unwrap_or(if text.is_empty() { Value::Null } else { Value::String(text) }))
+        }
+
+        async fn create(&self, values: Value) -> Value {
+            let (status, _, body) = self.call("POST", "/api/arsys/v1/entry/HPD:IncidentInterface_Create?fields=values(Incident_Entry_ID,Incident%20Number)", Some(json!({ "values": values }))).await;
+            assert_eq!(status, 201, "{body}");
+            body["values"].clone()
+        }
+    }
+
+    fn create_values() -> Value {
+        json!({
+            "z1D_Action": "CREATE", "Login_ID": "Mary", "Description": "Printer jammed",
+            "Detailed_Decription": "Tray 2 jams on every job", "Impact": "3-Moderate/Limited",
+            "Urgency": "2-High", "Status": "Assigned", "Reported Source": "Web",
+            "Service_Type": "User Service Restoration", "Vendor Ticket Number": "INC-000001",
+        })
+    }
+
+    #[actix_web::test]
+    async fn login_issues_plain_text_tokens_and_refuses_bad_credentials() {
+        let api = Api::start(config()).await;
+        assert_eq!(api.token.split('.').count(), 3, "a JWT: {}", api.token);
+        let (status, body) = api.login(USER, "guess").await.unwrap_err();
+        assert_eq!(status, 401);
+        assert_eq!(body[0]["messageNumber"], 623);
+        let (status, _, body) = api.call("GET", "/api/arsys/v1/entry/HPD:IncidentInterface", None).await;
+        assert_eq!((status, body["entries"].clone()), (200, json!([])));
+        // Basic auth and unknown tokens get the AR authentication error.
+        let resp = api.http.get(format!("{}/api/arsys/v1/entry/HPD:IncidentInterface", api.base)).basic_auth(USER, Some(PASSWORD)).send().await.expect("request");
+        assert_eq!(resp.status(), 401);
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body[0]["messageType"], "ERROR");
+        assert_eq!(body[0]["messageText"], "Authentication failed");
+        let (status, _, _) = api.call("POST", "/api/jwt/logout", None).await;
+        assert_eq!(status, 204);
+        let (status, _, _) = api.call("GET", "/api/arsys/v1/entry/HPD:IncidentInterface", None).await;
+        assert_eq!(status, 401, "a logged-out token is dead");
+    }
+
+    #[actix_web::test]
+    async fn tokens_expire_by_lifetime_on_demand_and_by_fault() {
+        let api = Api::start(SimConfig { token_ttl: Duration::from_millis(300), ..config() }).await;
+        let path = "/api/arsys/v1/entry/HPD:IncidentInterface";
+        assert_eq!(api.call("GET", path, None).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (status, _, body) = api.call("GET", path, None).await;
+        assert_eq!((status, body[0]["messageNumber"].clone()), (401, json!(623)));
+
+        api.sim.set_token_ttl(Duration::from_secs(3600));
+        let mut api = api;
+        api.token = api.login(USER, PASSWORD).await.expect("login");
+        assert_eq!(api.call("GET", path, None).await.0, 200);
+        api.sim.expire_tokens();
+        assert_eq!(api.call("GET", path, None).await.0, 401);
+        api.token = api.login(USER, PASSWORD).await.expect("login");
+        api.sim.push_fault(Fault::TokenExpired);
+        assert_eq!(api.call("GET", path, None).await.0, 401);
+        assert_eq!(api.call("GET", path, None).await.0, 401, "the expired token stays expired");
+    }
+
+    #[actix_web::test]
+    async fn create_uses_create_names_and_reads_come_back_in_read_names() {
+        let api = Api::start(config()).await;
+        let (status, headers, body) = api.call("POST", "/api/arsys/v1/entry/HPD:IncidentInterface_Create", Some(json!({ "values": create_values() }))).await;
+        assert_eq!(status, 201);
+        assert_eq!(body, Value::Null, "no body without ?fields");
+        let location = headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert!(location.contains("/api/arsys/v1/entry/HPD:IncidentInterface_Create/0000000000001"), "{location}");
+
+        let created = api.create(create_values()).await;
+        let entry = created["Incident_Entry_ID"].as_str().expect("entry id").to_string();
+        let number = created["Incident Number"].as_str().expect("number").to_string();
+        assert_ne!(entry, number, "Entry ID and Incident Number are different INC numbers");
+        assert!(entry.starts_with("INC") && number.starts_with("INC"));
+
+        let (status, _, read) = api.call("GET", &format!("/api/arsys/v1/entry/HPD:IncidentInterface/{entry}%7C{entry}"), None).await;
+        assert_eq!(status, 200);
+        let v = &read["values"];
+        assert_eq!(v["Request ID"], format!("{entry}|{entry}"));
+        assert_eq!(v["Detailed Decription"], "Tray 2 jams on every job");
+        assert!(v.get("Detailed_Decription").is_none());
+        assert_eq!(v["Service Type"], "User Service Restoration");
+        assert_eq!((v["First Name"].as_str(), v["Last Name"].as_str()), (Some("Mary"), Some("Mann")));
+        assert_eq!((v["Priority"].as_str(), v["Priority Weight"].as_i64()), (Some("High"), Some(18)));
+        assert_eq!(v["Assigned Group"], "Service Desk", "assignment routing filled the group");
+        assert_eq!(v["Status_Reason"], Value::Null);
+        let lmd = v["Last Modified Date"].as_str().expect("date");
+        assert!(lmd.ends_with(".000+0000") && lmd.len() == 28, "{lmd}");
+        assert_eq!(read["_links"]["self"][0]["href"].as_str().map(|h| h.ends_with(&entry)), Some(true));
+
+        // The base form has no composite Request ID; an unknown id is AR error 302.
+        let (_, _, base) = api.call("GET", &format!("/api/arsys/v1/entry/HPD:Help%20Desk/{entry}"), None).await;
+        assert!(base["values"].get("Request ID").is_none());
+        assert_eq!(base["values"]["Incident Number"], number);
+        let (status, _, err) = api.call("GET", "/api/arsys/v1/entry/HPD:IncidentInterface/INC000000000999", None).await;
+        assert_eq!(status, 404);
+        assert_eq!(err, json!([{"messageType": "ERROR", "messageText": "Entry does not exist in database", "messageAppendedText": "HPD:IncidentInterface : INC000000000999", "messageNumber": 302}]));
+        let (status, _, err) = api.call("GET", "/api/arsys/v1/entry/HPD:Nothing", None).await;
+        assert_eq!((status, err[0]["messageNumber"].clone()), (404, json!(303)));
+    }
+
+    #[actix_web::test]
+    async fn create_traps_action_names_labels_and_required_fields() {
+        let api = Api::start(config()).await;
+        let mut no_action = create_values();
+        no_action.as_object_mut().map(|o| o.remove("z1D_Action"));
+        let created = api.create(no_action).await;
+        assert_eq!(created["Incident Number"], Value::Null);
+        assert!(api.sim.incidents().is_empty(), "without z1D_Action no incident is made");
+
+        let post = |values: Value| api.call("POST", "/api/arsys/v1/entry/HPD:IncidentInterface_Create", Some(json!({ "values": values })));
+        let mut read_name = create_values();
+        read_name["Detailed Decription"] = json!("the read name");
+        let (status, _, err) = post(read_name).await;
+        assert_eq!((status, err[0]["messageText"].as_str()), (400, Some("Field does not exist on current form")));
+        let mut bad_label = create_values();
+        bad_label["Impact"] = json!("2");
+        let (status, _, err) = post(bad_label).await;
+        assert_eq!((status, err[0]["messageNumber"].clone()), (400, json!(306)));
+        let mut pending = create_values();
+        pending["Status"] = json!("Pending");
+        let (status, _, err) = post(pending).await;
+        assert_eq!((status, err[0]["messageNumber"].clone(), err[0]["messageAppendedText"].clone()), (400, json!(326), json!("Status_Reason")));
+        let mut long = create_values();
+        long["Description"] = json!("x".repeat(101));
+        assert_eq!(post(long).await.0, 400);
+        let mut stranger = create_values();
+        stranger["Login_ID"] = json!("nobody");
+        let (status, _, err) = post(stranger).await;
+        assert_eq!((status, err[0]["messageNumber"].clone()), (400, json!(SIM_WORKFLOW)));
+        assert!(api.sim.incidents().is_empty());
+    }
+
+    #[actix_web::test]
+    async fn put_changes_only_what_it_names_and_enforces_reasons() {
+        let api = Api::start(config()).await;
+        let entry = api.create(create_values()).await["Incident_Entry_ID"].as_str().unwrap_or("").to_string();
+        let path = format!("/api/arsys/v1/entry/HPD:IncidentInterface/{entry}%7C{entry}");
+        let before = api.sim.incidents()[0].clone();
+        let (status, _, err) = api.call("PUT", &path, Some(json!({"values": {"Status": "Pending"}}))).await;
+        assert_eq!((status, err[0]["messageNumber"].clone()), (400, json!(326)));
+        let (status, _, body) = api.call("PUT", &path, Some(json!({"values": {"Status": "Pending", "Status_Reason": "Client Hold"}}))).await;
+        assert_eq!((status, body), (204, Value::Null));
+        let after = api.sim.incidents()[0].clone();
+        assert_eq!(after["Description"], before["Description"]);
+        assert_eq!(after["Status_Reason"], "Client Hold");
+        assert!(after["Status-History"]["Pending"]["timestamp"].is_string());
+        // A new status without a reason clears the old one; Resolved needs its own.
+        api.call("PUT", &path, Some(json!({"values": {"Status": "In Progress"}}))).await;
+        assert_eq!(api.sim.incidents()[0]["Status_Reason"], Value::Null);
+        assert_eq!(api.call("PUT", &path, Some(json!({"values": {"Status": "Resolved"}}))).await.0, 400);
+        api.call("PUT", &path, Some(json!({"values": {"Status": "Resolved", "Status_Reason": "No Further Action Required", "Resolution": "Cleared the tray"}}))).await;
+        let resolved = api.sim.incidents()[0].clone();
+        assert!(resolved["Last Resolved Date"].is_string());
+        // Writing the computed priority changes nothing; unknown fields are refused.
+        api.call("PUT", &path, Some(json!({"values": {"Priority": "Low", "Impact": "1-Extensive/Widespread", "Urgency": "1-Critical"}}))).await;
+        let now = api.sim.incidents()[0].clone();
+        assert_eq!((now["Priority"].as_str(), now["Priority Weight"].as_i64()), (Some("Critical"), Some(29)));
+        let (status, _, _) = api.call("PUT", &path, Some(json!({"values": {"u_custom": 1}}))).await;
+        assert_eq!(status, 400);
+        // A save that changes nothing keeps the modification date.
+        let lmd = now["Last Modified Date"].clone();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(api.call("PUT", &path, Some(json!({"values": {"Impact": "1-Extensive/Widespread"}}))).await.0, 204);
+        assert_eq!(api.sim.incidents()[0]["Last Modified Date"], lmd);
+    }
+
+    #[test]
+    fn default_weights_give_the_reference_matrix() {
+        let expect = [
+            ("1-Extensive/Widespread", ["Critical", "Critical", "High", "Low"]),
+            ("2-Significant/Large", ["Critical", "High", "Medium", "Low"]),
+            ("3-Moderate/Limited", ["High", "High", "Medium", "Low"]),
+            ("4-Minor/Localized", ["High", "Medium", "Medium", "Low"]),
+        ];
+        for (impact, row) in expect {
+            for ((urgency, _), want) in URGENCIES.iter().zip(row) {
+                assert_eq!(priority_for(impact, urgency).map(|p| p.0), Some(want), "{impact} x {urgency}");
+            }
+        }
+        assert_eq!(priority_for("2-Significant/Large", "1-Critical"), Some(("Critical", 25)));
+        assert_eq!(priority_for("4-Minor/Localized", "3-Medium"), Some(("Medium", 10)));
+    }
+
+    #[test]
+    fn qualifications_parse_and_match() {
+        let row: Row = [
+            ("Status", json!("Assigned")),
+            ("Vendor Ticket Number", json!("INC-000042")),
+            ("Last Modified Date", json!("2024-05-01T10:00:05.000+0000")),
+            ("Priority Weight", json!(18)),
+            ("Resolution", Value::Null),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let m = |q: &str| parse_qualification(q).map(|x| x.matches(&row));
+        assert_eq!(m("'Status' = \"Assigned\""), Ok(true));
+        assert_eq!(m("'Last Modified Date' >= \"2024-05-01T10:00:05Z\" AND 'Vendor Ticket Number' LIKE \"INC-%\""), Ok(true));
+        assert_eq!(m("'Last Modified Date' > \"2024-05-01T10:00:05.000+0000\""), Ok(false));
+        assert_eq!(m("('Status' = \"New\" OR 'Status' = \"Assigned\") AND NOT 'Priority Weight' < 10"), Ok(true));
+        assert_eq!(m("'Resolution' = $NULL$ AND 'Status' != $NULL$"), Ok(true));
+        assert_eq!(m("'Vendor Ticket Number' LIKE \"CHG-%\""), Ok(false));
+        assert_eq!(m("'Status' = \"say \"\"hi\"\"\""), Ok(false));
+        for bad in ["'Status' = ", "'Status' \"x\"", "('Status' = \"x\"", "'Status = \"x\"", "'Status' = \"x\" junk"] {
+            assert!(parse_qualification(bad).is_err(), "{bad}");
+        }
+        assert!(like("abc", "a_c") && like("abc", "%") && !like("abc", "b%"));
+    }
+
+    #[actix_web::test]
+    async fn queries_page_with_next_links_and_refuse_unknown_fields() {
+        let api = Api::start(config()).await;
+        for i in 0..5 {
+            let mut v = create_values();
+            v["Vendor Ticket Number"] = json!(format!("INC-00000{i}"));
+            v["Description"] = json!(format!("item {i}"));
+            api.create(v).await;
+        }
+        let q = "/api/arsys/v1/entry/HPD:IncidentInterface?q=%27Vendor%20Ticket%20Number%27%20LIKE%20%22INC-%25%22&fields=values(Incident%20Number,Description)&sort=Incident%20Number.desc&limit=2&offset=2";
+        let (status, _, page) = api.call("GET", q, None).await;
+        assert_eq!(status, 200, "{page}");
+        let titles: Vec<&str> = page["entries"].as_array().expect("entries").iter().filter_map(|e| e["values"]["Description"].as_str()).collect();
+        assert_eq!(titles, ["item 2", "item 1"]);
+        assert_eq!(page["entries"][0]["values"].as_object().map(|o| o.len()), Some(2), "only the fields asked for");
+        let next = page["_links"]["next"][0]["href"].as_str().expect("a next link");
+        assert!(next.contains("offset=4"), "{next}");
+        let (_, _, last) = api.call("GET", next.trim_start_matches(&api.base), None).await;
+        assert_eq!(last["entries"].as_array().map(Vec::len), Some(1));
+        assert!(last["_links"].get("next").is_none());
+        let (status, _, err) = api.call("GET", "/api/arsys/v1/entry/HPD:IncidentInterface?q=%27Nope%27%20%3D%20%221%22", None).await;
+        assert_eq!((status, err[0]["messageText"].as_str()), (400, Some("Field does not exist on current form")));
+        let (status, _, _) = api.call("GET", "/api/arsys/v1/entry/HPD:IncidentInterface?q=%27Status%27%20%3D", None).await;
+        assert_eq!(status, 400);
+    }
+
+    #[actix_web::test]
+    async fn work_logs_are_separate_records_public_by_default() {
+        let api = Api::start(config()).await;
+        let created = api.create(create_values()).await;
+        let number = created["Incident Number"].as_str().unwrap_or("").to_string();
+        let lmd = api.sim.incidents()[0]["Last Modified Date"].clone();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (status, headers, body) = api.call("POST", "/api/arsys/v1/entry/HPD:WorkLog", Some(json!({"values": {"Incident Number": number, "Detailed Description": "forgot the view access"}}))).await;
+        assert_eq!((status, body), (201, Value::Null));
+        assert!(headers.get("location").and_then(|l| l.to_str().ok()).is_some_and(|l| l.contains("/HPD:WorkLog/WLG")));
+        let (status, _, body) = api
+            .call("POST", "/api/arsys/v1/entry/HPD:WorkLog?fields=values(Work%20Log%20ID,View%20Access)", Some(json!({"values": {"Incident Number": number, "Description": "internal", "Detailed Description": "internal", "View Access": "Internal"}})))
+            .await;
+        assert_eq!(status, 201);
+        assert_eq!(body["values"]["View Access"], "Internal");
+        api.sim.agent_work_log(&number, "Public", "Called the customer").expect("agent work log");
+        let logs = api.sim.worklogs(&number);
+        let access: Vec<&str> = logs.iter().filter_map(|l| l["View Access"].as_str()).collect();
+        assert_eq!(access, ["Public", "Internal", "Public"]);
+        assert_eq!(logs[2]["Work Log Submitter"], DEFAULT_AGENT);
+        assert_eq!(api.sim.incidents()[0]["Last Modified Date"], lmd, "a work log does not modify its incident");
+        let q = format!("/api/arsys/v1/entry/HPD:WorkLog?q=%27Incident%20Number%27%20%3D%20%22{number}%22");
+        let (_, _, listed) = api.call("GET", &q, None).await;
+        assert_eq!(listed["entries"].as_array().map(Vec::len), Some(3));
+        let (status, _, err) = api.call("POST", "/api/arsys/v1/entry/HPD:WorkLog", Some(json!({"values": {"Incident Number": "INC999", "Description": "x"}}))).await;
+        assert_eq!((status, err[0]["messageNumber"].clone()), (400, json!(SIM_WORKFLOW)));
+    }
+
+    #[actix_web::test]
+    async fn faults_throttle_fail_and_lose_answers_after_commit() {
+        let api = Api::start(config()).await;
+        api.sim.push_fault(Fault::RateLimited { retry_after_secs: 3 });
+        let (status, headers, _) = api.call("GET", "/api/arsys/v1/entry/HPD:IncidentInterface", None).await;
+        assert_eq!(status, 429);
+        assert_eq!(headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("3"));
+        api.sim.push_fault(Fault::ServerError);
+        let (status, _, err) = api.call("GET", "/api/arsys/v1/entry/HPD:IncidentInterface", None).await;
+        assert_eq!((status, err[0]["messageNumber"].clone()), (500, json!(AR_NO_SERVER)));
+        api.sim.push_fault_for(FaultTarget { method: Some("POST".into()), form: Some(CREATE_FORM.into()) }, Fault::LoseResponseAfterCommit);
+        assert_eq!(api.call("GET", "/api/arsys/v1/entry/HPD:IncidentInterface", None).await.0, 200, "the targeted fault waits for its request");
+        let (status, _, _) = api.call("POST", "/api/arsys/v1/entry/HPD:IncidentInterface_Create", Some(json!({ "values": create_values() }))).await;
+        assert_eq!(status, 504);
+        assert_eq!(api.sim.incidents_by_vendor_ticket("INC-000001").len(), 1, "the create was committed");
+
+        let queued = api.http.post(format!("{}/sim/faults", api.base)).json(&json!({"kind": "timeout", "delay_ms": 2000})).send().await.expect("request");
+        assert_eq!(queued.status(), 200);
+        let impatient = api.http.get(format!("{}/api/arsys/v1/entry/HPD:IncidentInterface", api.base)).header("Authorization", format!("AR-JWT {}", api.token)).timeout(Duration::from_millis(300)).send().await;
+        assert!(impatient.is_err_and(|e| e.is_timeout()));
+        let statuses: Vec<u16> = api.sim.request_log().iter().map(|r| r.status).collect();
+        assert_eq!(&statuses[..5], [200, 429, 500, 200, 504], "{statuses:?}");
+    }
+
+    type Received = Arc<Mutex<Vec<(reqwest::header::HeaderMap, String)>>>;
+
+    fn receiver() -> (String, Received) {
+        let store: Received = Arc::default();
+        let data = web::Data::new(store.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = HttpServer::new(move || {
+            App::new().app_data(data.clone()).default_service(web::to(|req: HttpRequest, body: web::Bytes, store: web::Data<Received>| async move {
+                let mut headers = reqwest::header::HeaderMap::new();
+                for (k, v) in req.headers() {
+                    if let (Ok(k), Ok(v)) = (reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()), reqwest::header::HeaderValue::from_bytes(v.as_bytes())) {
+                        headers.insert(k, v);
+                    }
+                }
+                store.lock().expect("lock").push((headers, String::from_utf8_lossy(&body).into_owned()));
+                HttpResponse::Ok().finish()
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+        tokio::spawn(server);
+        (format!("http://127.0.0.1:{port}/webhooks/bmc"), store)
+    }
+
+    async fn wait_for(store: &Received, n: usize) -> Vec<(reqwest::header::HeaderMap, String)> {
+        for _ in 0..100 {
+            if store.lock().expect("lock").len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        store.lock().expect("lock").clone()
+    }
+
+    #[actix_web::test]
+    async fn agent_changes_notify_with_basic_auth_and_duplicates_keep_their_id() {
+        let (url, store) = receiver();
+        let api = Api::start(SimConfig { webhook: Some(WebhookTarget { url, username: "bmc".into(), password: "whsec".into() }), ..config() }).await;
+        let number = api.create(create_values()).await["Incident Number"].as_str().unwrap_or("").to_string();
+        let got = wait_for(&store, 1).await;
+        let auth = got[0].0.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(auth, format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("bmc:whsec")));
+        let first: Value = serde_json::from_str(&got[0].1).expect("json");
+        assert_eq!((first["event"].as_str(), first["entry"]["values"]["Incident Number"].as_str()), (Some("create"), Some(number.as_str())));
+
+        api.sim.set_webhook_behaviour(WebhookBehaviour { duplicate: true, drop_next: 0 });
+        let after = api.sim.agent_update(&number, json!({"Status": "In Progress"})).expect("agent");
+        assert_eq!(after["Last Modified By"], DEFAULT_AGENT);
+        api.sim.agent_work_log(&number, "Internal", "checking the fuser").expect("work log");
+        let got = wait_for(&store, 5).await;
+        assert_eq!(got.len(), 5);
+        let id = |i: usize| got[i].0.get("x-siam-delivery").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert_eq!(id(1), id(2));
+        assert_ne!(id(2), id(3));
+        let log: Value = serde_json::from_str(&got[3].1).expect("json");
+        assert_eq!(log["event"], "worklog");
+        assert_eq!(log["worklogs"][0]["values"]["View Access"], "Internal");
+
+        let agent = api.http.post(format!("{}/sim/incidents/{number}/agent?user=Mary", api.base)).json(&json!({"values": {"Status": "Pending", "Status_Reason": "Client Hold"}, "work_log": {"text": "Waiting for you", "view_access": "Public"}})).send().await.expect("request");
+        assert_eq!(agent.status(), 200);
+        let shown: Value = agent.json().await.expect("json");
+        assert_eq!(shown["values"]["Status"], "Pending");
+        assert_eq!(shown["values"]["Last Modified By"], "Mary");
+        assert!(api.sim.agent_update(&number, json!({"Status": "Bogus"})).is_err());
+        assert!(api.sim.agent_update("INC404", json!({})).is_err());
+    }
+}

@@ -482,6 +482,43 @@ mod tests {
     }
 
     #[test]
+    fn remedy_settings_default_and_read_overrides_with_their_case() {
+        let s = Settings::from_toml(
+            r#"
+            [[suppliers]]
+            id = "plain"
+            name = "Plain"
+            system = "remedy"
+            base_url = "https://calbro-restapi.onbmc.com"
+
+            [[suppliers]]
+            id = "custom"
+            name = "Custom"
+            system = "remedy"
+            base_url = "https://calbro-restapi.onbmc.com"
+
+            [suppliers.remedy]
+            support_group = "Application Support"
+            service_type = "Infrastructure Restoration"
+
+            [suppliers.remedy.profile.status.to_canonical]
+            "Waiting Approval" = "on_hold"
+            "#,
+        )
+        .unwrap();
+        let plain = &s.suppliers[0].remedy;
+        assert_eq!((plain.service_type.as_str(), plain.reported_source.as_str(), plain.vendor_name.as_str()), ("User Service Restoration", "External Escalation", "SIAM Hub"));
+        assert!(plain.support_group.is_none() && plain.profile.is_none());
+        let custom = &s.suppliers[1].remedy;
+        assert_eq!(custom.support_group.as_deref(), Some("Application Support"));
+        assert_eq!(custom.service_type, "Infrastructure Restoration");
+        let over = custom.profile.as_ref().unwrap();
+        assert_eq!(over["status"]["to_canonical"]["Waiting Approval"], "on_hold", "{over}");
+        let mapping = crate::adapters::remedy::Remedy::for_instance(custom).unwrap();
+        assert_eq!(mapping.profile.status.to_canonical["Waiting Approval"], "on_hold");
+    }
+
+    #[test]
     fn secrets_resolve_from_environment_and_name_the_missing_variable() {
         let s = Settings::from_toml(
             r#"

@@ -507,8 +507,10 @@ pub fn parse_worklogs(p: &Profile, payload: &Value) -> Vec<WorkLog> {
             let visibility = if view_access.trim().eq_ignore_ascii_case(&p.worklog.public) { Visibility::Public } else { Visibility::Internal };
             let summary = get("Description");
             let details = get("Detailed Description");
-            // The summary line is often the start of the details (the hub writes it so); when it
-            // says something of its own, both are kept.
+            // The summary line is often the start of the details (the hub writes it so), or a
+            // placeholder such as "." where the form wants one; when it says something of its
+            // own, both are kept.
+            let summary = if summary.chars().any(char::is_alphanumeric) { summary } else { String::new() };
             let text = match (summary.trim(), details.trim()) {
                 ("", _) => details.clone(),
                 (s, "") => s.to_string(),
@@ -748,14 +750,17 @@ pub fn canonical_document(p: &Profile, payload: &Value) -> Result<Value, MapErro
     let logs = parse_worklogs(p, payload);
     let only_logs = !logs.is_empty() && payload.get("entry").is_none() && incident_values(payload).map(|(v, _)| v.contains_key("Work Log ID")).unwrap_or(true);
     let ts = |t: &Option<DateTime<Utc>>| t.as_ref().map(time::rfc3339);
-    let notes: Vec<Value> = logs
-        .iter()
-        .map(|w| json!({"native_id": w.id, "visibility": w.visibility, "author": w.author, "text": w.text, "created_at": ts(&w.created_at)}))
-        .collect();
+    let note = |w: &WorkLog| json!({"native_id": w.id, "visibility": w.visibility, "author": w.author, "text": w.text, "created_at": ts(&w.created_at)});
     if only_logs {
-        return Ok(json!({ "notes": notes }));
+        return Ok(json!({ "notes": logs.iter().map(note).collect::<Vec<_>>() }));
     }
     let rec = parse_entry(p, payload, false)?;
+    // Work logs filed under another incident number are not this incident's notes.
+    let notes: Vec<Value> = logs
+        .iter()
+        .filter(|w| rec.incident_number.as_deref().is_none_or(|n| w.incident_number.is_empty() || w.incident_number == n))
+        .map(note)
+        .collect();
     let c = to_canonical(p, &rec.fields, rec.assigned);
     let closed = matches!(c.status, Some(Status::Closed) | Some(Status::Cancelled));
     let mut native = Map::new();
@@ -852,6 +857,39 @@ mod tests {
         let c = to_canonical(&p, &fields(&[(IMPACT, "5-Galactic")]), false);
         assert_eq!(c.unmapped.get(IMPACT).map(String::as_str), Some("5-Galactic"));
         assert_eq!(c.impact, None);
+    }
+
+    fn incident(status: Status, hold: Option<HoldReason>, impact: u8, urgency: u8) -> Incident {
+        serde_json::from_value(json!({
+            "ref": "INC-000001", "title": "t", "description": "d", "status": status, "hold_reason": hold,
+            "impact": impact, "urgency": urgency, "priority": 3, "priority_source": "derived", "category": null,
+            "service": null, "ci": null, "caller": "c", "assigned_supplier": null, "resolution": null, "notes": [],
+            "opened_at": "2024-05-15T07:45:00.000Z", "updated_at": "2024-05-15T07:45:00.000Z", "resolved_at": null,
+            "closed_at": null, "version": 1, "legs": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn desired_keeps_native_values_that_mean_what_the_hub_wants() {
+        let p = p();
+        let inc = incident(Status::OnHold, Some(HoldReason::AwaitingCaller), 3, 1);
+        let held = fields(&[(STATUS, "Pending"), (STATUS_REASON, "Client Hold"), (IMPACT, "4-Minor/Localized"), (URGENCY, "2-High"), (SUMMARY, "old")]);
+        let want = desired(&p, &inc, &held);
+        assert_eq!(want[STATUS_REASON], "Client Hold", "a reason meaning awaiting_caller stays");
+        assert_eq!(want[URGENCY], "2-High", "2-High already reads as urgency 1");
+        assert_eq!(want[IMPACT], "4-Minor/Localized");
+        assert_eq!(want[SUMMARY], "t", "other fields still follow the hub");
+        // A value meaning something else is replaced by the profile's spelling.
+        let inc = incident(Status::OnHold, Some(HoldReason::AwaitingSupplier), 1, 2);
+        let want = desired(&p, &inc, &held);
+        assert_eq!((want[STATUS_REASON].as_str(), want[IMPACT].as_str(), want[URGENCY].as_str()), ("Third Party Vendor Action Reqd", "1-Extensive/Widespread", "3-Medium"));
+        // Leaving hold clears the reason.
+        let want = desired(&p, &incident(Status::InProgress, None, 1, 2), &held);
+        assert_eq!((want[STATUS].as_str(), want[STATUS_REASON].as_str()), ("In Progress", ""));
+        // New with a group already reads as assigned: the hub does not push Assigned over it.
+        let want = desired(&p, &incident(Status::Assigned, None, 1, 2), &fields(&[(STATUS, "New")]));
+        assert_eq!(want[STATUS], "New");
     }
 
     #[test]

@@ -637,6 +637,10 @@ pub fn from_canonical(p: &Profile, incident: &Incident) -> BTreeMap<String, Stri
 /// of native values that already reads as the wanted canonical values is left as it is. So an
 /// agent's `4-Minor/Localized` (canonical 3) or `Client Hold` (awaiting the caller) is never
 /// rewritten to the profile's own spelling of the same thing.
+///
+/// A status the profile cannot read (an instance's own) is not fought over either: the hub does
+/// not know what it means, so it is left in place (and reported on the leg) unless the hub has
+/// to tell the supplier the incident is resolved, closed or cancelled.
 pub fn desired(p: &Profile, incident: &Incident, held: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut want = from_canonical(p, incident);
     if held.is_empty() {
@@ -645,6 +649,15 @@ pub fn desired(p: &Profile, incident: &Incident, held: &BTreeMap<String, String>
     // A ticket with an open leg is routed to the supplier, hence at least assigned.
     let reading = |m: &BTreeMap<String, String>| to_canonical(p, m, true);
     let target = reading(&want);
+    let held_reading = reading(held);
+    if held_reading.unmapped.contains_key(STATUS) && !matches!(incident.status, Status::Resolved | Status::Closed | Status::Cancelled) {
+        for f in [STATUS, STATUS_REASON] {
+            match held.get(f) {
+                Some(v) => want.insert(f.to_string(), v.clone()),
+                None => want.remove(f),
+            };
+        }
+    }
     for group in [&[STATUS, STATUS_REASON][..], &[IMPACT], &[URGENCY]] {
         let mut trial = want.clone();
         for f in group {
@@ -890,6 +903,12 @@ mod tests {
         // New with a group already reads as assigned: the hub does not push Assigned over it.
         let want = desired(&p, &incident(Status::Assigned, None, 1, 2), &fields(&[(STATUS, "New")]));
         assert_eq!(want[STATUS], "New");
+        // An instance's own status stays until the hub has a resolution to tell.
+        let custom = fields(&[(STATUS, "Waiting Approval"), (STATUS_REASON, "Board")]);
+        let want = desired(&p, &incident(Status::InProgress, None, 1, 2), &custom);
+        assert_eq!((want[STATUS].as_str(), want[STATUS_REASON].as_str()), ("Waiting Approval", "Board"));
+        let want = desired(&p, &incident(Status::Cancelled, None, 1, 2), &custom);
+        assert_eq!(want[STATUS], "Cancelled");
     }
 
     #[test]

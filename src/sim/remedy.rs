@@ -1141,7 +1141,11 @@ enum Qual {
 struct Parser {
     toks: Vec<Tok>,
     at: usize,
+    /// Open parentheses and NOTs, bounded so a hostile qualification cannot exhaust the stack.
+    depth: usize,
 }
+
+const MAX_DEPTH: usize = 64;
 
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
@@ -1169,6 +1173,15 @@ impl Parser {
         Ok(left)
     }
     fn unary(&mut self) -> Result<Qual, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err("the qualification nests too deeply".into());
+        }
+        let q = self.unary_inner();
+        self.depth -= 1;
+        q
+    }
+    fn unary_inner(&mut self) -> Result<Qual, String> {
         match self.peek() {
             Some(Tok::Not) => {
                 self.at += 1;
@@ -1209,7 +1222,7 @@ fn parse_qualification(q: &str) -> Result<Qual, String> {
     if q.trim().is_empty() {
         return Ok(Qual::All);
     }
-    let mut p = Parser { toks: lex(q)?, at: 0 };
+    let mut p = Parser { toks: lex(q)?, at: 0, depth: 0 };
     let e = p.expr()?;
     if p.at != p.toks.len() {
         return Err("unexpected text after the qualification".into());
@@ -1254,19 +1267,29 @@ impl Qual {
     }
 }
 
+/// AR's `LIKE`: `%` any run of characters, `_` one character. Iterative (greedy with one
+/// backtrack point), so a long value or pattern cannot exhaust the stack.
 fn like(value: &str, pattern: &str) -> bool {
-    fn go(v: &[char], p: &[char]) -> bool {
-        match (p.first(), v.first()) {
-            (None, _) => v.is_empty(),
-            (Some('%'), _) => go(v, &p[1..]) || (!v.is_empty() && go(&v[1..], p)),
-            (Some('_'), Some(_)) => go(&v[1..], &p[1..]),
-            (Some(c), Some(d)) if c == d => go(&v[1..], &p[1..]),
-            _ => false,
-        }
-    }
     let v: Vec<char> = value.chars().collect();
     let p: Vec<char> = pattern.chars().collect();
-    go(&v, &p)
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while i < v.len() {
+        if j < p.len() && (p[j] == '_' || p[j] == v[i]) && p[j] != '%' {
+            i += 1;
+            j += 1;
+        } else if j < p.len() && p[j] == '%' {
+            star = Some((j, i));
+            j += 1;
+        } else if let Some((sj, si)) = star {
+            j = sj + 1;
+            i = si + 1;
+            star = Some((sj, si + 1));
+        } else {
+            return false;
+        }
+    }
+    p[j..].iter().all(|c| *c == '%')
 }
 
 fn compare(x: &Value, op: &str, y: &Value, dates: bool) -> bool {
@@ -1980,6 +2003,9 @@ mod tests {
             assert!(parse_qualification(bad).is_err(), "{bad}");
         }
         assert!(like("abc", "a_c") && like("abc", "%") && !like("abc", "b%"));
+        assert!(like("INC-000042", "INC-%") && like("abcabd", "%abd") && like("", "%") && !like("ab", "a") && like("a%b", "a%b"));
+        assert!(!like(&"a".repeat(20_000), &format!("{}b", "%a".repeat(50))));
+        assert!(parse_qualification(&format!("{}'Status' = \"x\"{}", "(".repeat(10_000), ")".repeat(10_000))).is_err());
     }
 
     #[actix_web::test]

@@ -122,6 +122,19 @@ impl RemedyHub {
         v["items"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The broker dead-letters after the leg is marked failed: wait for the list to show it.
+    async fn wait_dead_letters(&self, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let items = self.dead_letters().await;
+            if items.len() >= n {
+                return items;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {n} dead letters: {items:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn finish(self) {
         self.hub.finish().await;
     }
@@ -425,7 +438,7 @@ async fn remedy_a_refused_create_is_not_retried_and_is_explained() {
     let error = doc["legs"][0]["last_error"].as_str().unwrap();
     assert!(error.contains("nobody.known") && error.contains("400"), "{error}");
     assert_eq!(rh.requests("POST", CREATE_PATH), [400], "a refusal is not retried");
-    let dead = rh.dead_letters().await;
+    let dead = rh.wait_dead_letters(1).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["supplier_id"], REMEDY);
     assert!(rh.sim.incidents().is_empty());
@@ -444,7 +457,7 @@ async fn remedy_exhausted_retries_are_dead_lettered_and_replayable() {
     let r = doc["ref"].as_str().unwrap().to_string();
     let doc = rh.hub.wait_incident(&r, "the leg to fail", |d| d["legs"][0]["state"] == "failed").await;
     assert!(doc["legs"][0]["last_error"].as_str().unwrap().contains("ERROR 90"), "{}", doc["legs"][0]);
-    let dead = rh.dead_letters().await;
+    let dead = rh.wait_dead_letters(1).await;
     assert_eq!(dead.len(), 1);
     assert!(dead[0]["reason"].as_str().unwrap().contains("retries exhausted"), "{}", dead[0]);
     assert!(rh.sim.incidents().is_empty());

@@ -163,7 +163,7 @@ pub enum WebhookAuth {
 pub struct SupplierSettings {
     pub id: String,
     pub name: String,
-    /// `servicenow`, `tmf621`, or `queue` for a hub-internal queue (the integrator's) with no
+    /// `servicenow`, `jira`, `remedy`, `tmf621`, or `queue` for a hub-internal queue (the integrator's) with no
     /// external system.
     pub system: String,
     #[serde(default)]
@@ -202,6 +202,9 @@ pub struct SupplierSettings {
     /// Jira Cloud / JSM specifics (`[suppliers.jira]`), read only for `system = "jira"`.
     #[serde(default)]
     pub jira: JiraSettings,
+    /// BMC Helix / Remedy specifics (`[suppliers.remedy]`); ignored by other systems.
+    #[serde(default)]
+    pub remedy: RemedySettings,
 }
 
 /// An instance's customisations of its system's profile: native value -> canonical value.
@@ -456,6 +459,71 @@ pub struct JiraStatusRule {
     pub name: Option<String>,
 }
 
+/// What a Remedy instance needs beyond URL and credentials. Every field is optional: the
+/// defaults suit an instance whose assignment rules route the hub's incidents and whose
+/// integration user is also a person (CTM:People) the incidents can be raised for.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RemedySettings {
+    /// `authString` sent at login, for servers that need an authentication string.
+    #[serde(default)]
+    pub auth_string: Option<String>,
+    /// The customer the incidents are raised for (`Login_ID` on the create form, which must
+    /// resolve to one CTM:People record). Defaults to the integration user's login.
+    #[serde(default)]
+    pub customer_login_id: Option<String>,
+    /// The customer by name (`First_Name`/`Last_Name`), used when `customer_login_id` is not set
+    /// and both are given.
+    #[serde(default)]
+    pub customer_first_name: Option<String>,
+    #[serde(default)]
+    pub customer_last_name: Option<String>,
+    /// The customer company (`Company`).
+    #[serde(default)]
+    pub company: Option<String>,
+    /// The support group the hub's incidents are assigned to (`Assigned Support Company`,
+    /// `Assigned Support Organization`, `Assigned Group`, exactly as in the foundation data).
+    /// Without them the instance's assignment rules decide.
+    #[serde(default)]
+    pub support_company: Option<String>,
+    #[serde(default)]
+    pub support_organization: Option<String>,
+    #[serde(default)]
+    pub support_group: Option<String>,
+    /// `Service_Type` of created incidents.
+    #[serde(default = "defaults::remedy_service_type")]
+    pub service_type: String,
+    /// `Reported Source` of created incidents.
+    #[serde(default = "defaults::remedy_reported_source")]
+    pub reported_source: String,
+    /// `Vendor Name` written beside the hub reference (`Vendor Ticket Number`).
+    #[serde(default = "defaults::remedy_vendor_name")]
+    pub vendor_name: String,
+    /// Per-instance changes to `adapters/remedy/profile.json`, merged over it key by key: custom
+    /// statuses (`status.to_canonical`), status reasons, impact and urgency labels... Checked
+    /// when the hub starts.
+    #[serde(default)]
+    pub profile: Option<serde_json::Value>,
+}
+
+impl Default for RemedySettings {
+    fn default() -> Self {
+        RemedySettings {
+            auth_string: None,
+            customer_login_id: None,
+            customer_first_name: None,
+            customer_last_name: None,
+            company: None,
+            support_company: None,
+            support_organization: None,
+            support_group: None,
+            service_type: defaults::remedy_service_type(),
+            reported_source: defaults::remedy_reported_source(),
+            vendor_name: defaults::remedy_vendor_name(),
+            profile: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct RoutingRule {
     pub service: Option<String>,
@@ -625,6 +693,15 @@ mod defaults {
     }
     pub fn default_queue() -> String {
         "integrator".into()
+    }
+    pub fn remedy_service_type() -> String {
+        "User Service Restoration".into()
+    }
+    pub fn remedy_reported_source() -> String {
+        "External Escalation".into()
+    }
+    pub fn remedy_vendor_name() -> String {
+        "SIAM Hub".into()
     }
 }
 
@@ -808,6 +885,43 @@ mod tests {
         assert!(err.to_string().contains("needs 3 labels"), "{err}");
         let err = Settings::from_toml(&format!("{base}[suppliers.tmf621]\nstatus_map = {{ Open = \"busy\" }}\n")).unwrap_err();
         assert!(err.to_string().contains("neither a canonical status"), "{err}");
+    }
+
+    #[test]
+    fn remedy_settings_default_and_read_overrides_with_their_case() {
+        let s = Settings::from_toml(
+            r#"
+            [[suppliers]]
+            id = "plain"
+            name = "Plain"
+            system = "remedy"
+            base_url = "https://calbro-restapi.onbmc.com"
+
+            [[suppliers]]
+            id = "custom"
+            name = "Custom"
+            system = "remedy"
+            base_url = "https://calbro-restapi.onbmc.com"
+
+            [suppliers.remedy]
+            support_group = "Application Support"
+            service_type = "Infrastructure Restoration"
+
+            [suppliers.remedy.profile.status.to_canonical]
+            "Waiting Approval" = "on_hold"
+            "#,
+        )
+        .unwrap();
+        let plain = &s.suppliers[0].remedy;
+        assert_eq!((plain.service_type.as_str(), plain.reported_source.as_str(), plain.vendor_name.as_str()), ("User Service Restoration", "External Escalation", "SIAM Hub"));
+        assert!(plain.support_group.is_none() && plain.profile.is_none());
+        let custom = &s.suppliers[1].remedy;
+        assert_eq!(custom.support_group.as_deref(), Some("Application Support"));
+        assert_eq!(custom.service_type, "Infrastructure Restoration");
+        let over = custom.profile.as_ref().unwrap();
+        assert_eq!(over["status"]["to_canonical"]["Waiting Approval"], "on_hold", "{over}");
+        let mapping = crate::adapters::remedy::Remedy::for_instance(custom).unwrap();
+        assert_eq!(mapping.profile.status.to_canonical["Waiting Approval"], "on_hold");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod jira;
+pub mod remedy;
 pub mod servicenow;
 pub mod tmf621;
 
@@ -128,6 +129,14 @@ pub trait Mapping: Send + Sync {
     fn to_canonical(&self, fields: &BTreeMap<String, String>, assigned: bool) -> Canonical;
     /// The native values the hub wants the supplier ticket to hold.
     fn from_canonical(&self, incident: &Incident) -> BTreeMap<String, String>;
+    /// What to push given what the supplier holds (`baseline`, in native values). Systems whose
+    /// reading is many-to-one (Remedy's four impact levels, its many status reasons per hold
+    /// reason) keep a native value that already means what the hub wants instead of rewriting
+    /// it to their own spelling; the default is [`Mapping::from_canonical`].
+    fn desired(&self, incident: &Incident, baseline: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let _ = baseline;
+        self.from_canonical(incident)
+    }
     /// What `siam-hub map` prints for a native payload.
     fn canonical_document(&self, payload: &Value) -> Result<Value, MapError>;
     /// What `siam-hub map --reverse` prints for a canonical incident.
@@ -183,6 +192,7 @@ pub fn mapping_for(system: &str) -> Option<Arc<dyn Mapping>> {
         "tmf621" => Some(Arc::new(tmf621::Tmf621::default())),
         // The reference site of the profile; configured instances add their own ids in `connect`.
         "jira" => Some(Arc::new(jira::Jira::default())),
+        "remedy" => Some(Arc::new(remedy::Remedy::default())),
         _ => None,
     }
 }
@@ -198,7 +208,7 @@ pub fn mapping_for_supplier(settings: &crate::config::SupplierSettings) -> Optio
 }
 
 /// The systems `mapping_for` knows.
-pub const SYSTEMS: &[&str] = &["servicenow", "jira", "tmf621"];
+pub const SYSTEMS: &[&str] = &["servicenow", "jira", "remedy", "tmf621"];
 
 /// Builds the mapping and the API client of one configured supplier instance.
 pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::SecretString) -> Result<(Arc<dyn Mapping>, Arc<dyn Client>), String> {
@@ -214,6 +224,11 @@ pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::Se
             let client = jira::JiraClient::new(http, &settings.base_url, &settings.username, password, config.clone(), &settings.jira)
                 .map_err(|e| format!("supplier `{}`: {e}", settings.id))?;
             Ok((Arc::new(jira::Jira { config }), Arc::new(client)))
+        }
+        "remedy" => {
+            let mapping = Arc::new(remedy::Remedy::for_instance(&settings.remedy).map_err(|e| format!("supplier `{}`: {e}", settings.id))?);
+            let client = remedy::RemedyClient::new(http, &settings.base_url, &settings.username, password, settings.remedy.clone(), mapping.profile.clone());
+            Ok((mapping, Arc::new(client)))
         }
         other => Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
     }

@@ -2,7 +2,10 @@
 //!
 //! ServiceNow has no standard webhook; the hub takes what a business rule or flow can send: the
 //! Table API record (raw, `display_value=true` or `all`), bare or as `{"result": ...}` or
-//! `{"record": ..., "journal": [sys_journal_field rows]}`. Every delivery is authenticated:
+//! `{"record": ..., "journal": [sys_journal_field rows]}`. Remedy has none either: a filter that
+//! calls a REST endpoint can send the `HPD:IncidentInterface` entry, bare or as
+//! `{"entry": {"values": ...}, "worklogs": [HPD:WorkLog entries]}`, with basic auth (the sweep
+//! stays Remedy's main path). Every delivery is authenticated:
 //! HMAC-SHA256 over `<timestamp>.<raw body>` within a tolerance window, or basic auth where the
 //! supplier can do no better; Jira's `X-Hub-Signature` for Jira suppliers. A delivery id
 //! (`X-Siam-Delivery`, `X-Atlassian-Webhook-Identifier`, a TMF event's `eventId`) makes retries

@@ -2,5 +2,6 @@
 //! failures), for the test suite and the demo. No real supplier is reachable from a test.
 
 pub mod jira;
+pub mod remedy;
 pub mod servicenow;
 pub mod tmf621;

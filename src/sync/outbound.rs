@@ -115,7 +115,7 @@ impl Engine {
                 wanted.resolution = theirs.resolution;
             }
         }
-        let diff: BTreeMap<String, String> = link.mapping.from_canonical(&wanted).into_iter().filter(|(k, v)| baseline.get(k) != Some(v)).collect();
+        let diff: BTreeMap<String, String> = link.mapping.desired(&wanted, &baseline).into_iter().filter(|(k, v)| baseline.get(k) != Some(v)).collect();
         if !diff.is_empty() {
             let answer = link.client.update(&sys_id, &diff).await?;
             self.absorb(supplier, snap.leg.id, Some(diff), None, Some(&answer), correlation_id).await?;

@@ -15,6 +15,7 @@ const PAGE: usize = 100;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SweepReport {
     pub read: usize,
+    /// Tickets whose supplier state changed the record.
     pub applied: usize,
     pub notes_added: usize,
     pub attachments_added: usize,
@@ -62,7 +63,11 @@ impl Engine {
                     })
                     .await?;
                 let Some(revision) = known else { continue };
-                if matches!((rec.revision, revision), (Some(new), Some(old)) if new <= old) {
+                // Only an older revision is skipped: a revision that is a modification time (Remedy's
+                // whole-second `Last Modified Date`) can be shared by two versions, and a supplier
+                // whose notes are separate records (Remedy's work logs) can gain a note without a
+                // new revision. Re-reading an unchanged ticket changes nothing.
+                if matches!((rec.revision, revision), (Some(new), Some(old)) if new < old) {
                     continue;
                 }
                 let notes = link.mapping.parse_notes(&link.client.notes(&rec.native_id).await?);
@@ -83,7 +88,7 @@ impl Engine {
                         report.attachments_added += self.pull_attachments(&link, &leg).await?;
                     }
                 }
-                if !applied.unknown_ticket && !applied.stale {
+                if !applied.unknown_ticket && !applied.stale && !applied.changed.is_empty() {
                     report.applied += 1;
                 }
                 report.notes_added += applied.notes_added;

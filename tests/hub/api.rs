@@ -122,8 +122,11 @@ async fn bad_input_gets_a_precise_problem_and_changes_nothing() {
     problem(hub.get_as("/api/v1/nowhere", &sd).await, StatusCode::NOT_FOUND).await;
     assert_eq!(count(&hub).await, 0, "no bad request may leave anything behind");
 
-    // A change needs the version it was based on.
-    let doc = hub.raise(&network_incident("Versioned")).await;
+    // A change needs the version it was based on. The incident stays in the integrator's queue,
+    // so no supplier dispatch moves its version while the refusals are checked.
+    let mut versioned = network_incident("Versioned");
+    versioned["service"] = json!("payroll");
+    let doc = hub.raise(&versioned).await;
     let r = doc["ref"].as_str().unwrap();
     let resp = hub.http.patch(hub.url(&format!("/api/v1/incidents/{r}"))).bearer_auth(&sd).json(&json!({"urgency": 1})).send().await.unwrap();
     problem(resp, StatusCode::PRECONDITION_REQUIRED).await;

@@ -1,5 +1,5 @@
-//! Integration tests: the hub on the real PostgreSQL and RabbitMQ, with the ServiceNow and
-//! TMF621 simulators standing in for the suppliers. One binary keeps link time down.
+//! Integration tests: the hub on the real PostgreSQL and RabbitMQ, with the supplier simulators
+//! (ServiceNow, Jira, Remedy, TMF621) standing in for the suppliers. One binary keeps link time down.
 
 mod api;
 mod attachments;
@@ -8,8 +8,10 @@ mod delivery;
 mod golden;
 mod handoff;
 mod golden_jira;
+mod golden_remedy;
 mod helpers;
 mod jira;
+mod remedy;
 mod resilience;
 mod sync;
 mod tmf621;

@@ -6,6 +6,22 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use siam_hub::sim::servicenow::Fault;
 
+/// Polls `f` (up to 15 s) until it yields a value.
+async fn wait_for_async<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for the dead letter");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_retried_honouring_retry_after() {
     let hub = TestHub::spawn().await;
@@ -72,7 +88,12 @@ async fn exhausted_retries_land_in_the_dead_letter_list_and_can_be_replayed() {
     let doc = hub.wait_incident(r, "the leg to fail", |d| d["legs"][0]["state"] == "failed").await;
     assert!(doc["legs"][0]["last_error"].as_str().unwrap().contains("500"), "{}", doc["legs"][0]);
 
-    let list: Value = hub.get_as("/api/v1/admin/dead-letters", &hub.keys.admin).await.json().await.unwrap();
+    // The broker dead-letters the message after the leg is marked failed.
+    let list: Value = wait_for_async(|| async {
+        let list: Value = hub.get_as("/api/v1/admin/dead-letters", &hub.keys.admin).await.json().await.unwrap();
+        (!list["items"].as_array().unwrap().is_empty()).then_some(list)
+    })
+    .await;
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["incident_ref"], r);

@@ -1,0 +1,492 @@
+//! The AR System REST client for Remedy incidents.
+//!
+//! Authentication is a JWT from `POST /api/jwt/login` (form-encoded credentials, a plain-text
+//! token in answer) sent as `Authorization: AR-JWT <token>`. The token is cached and shared by
+//! every call of this supplier instance; when Remedy answers 401 (AR error 623, the token
+//! expired or was invalidated), the client logs in again and repeats the request once, inside
+//! the same attempt, so an expiry never costs a retry or surfaces as a failure.
+//!
+//! Every call goes through [`SupplierHttp`] (rate governor, backoff honouring `Retry-After`).
+//! Creates are not blindly repeated: a retried create first looks its hub reference up in
+//! `Vendor Ticket Number`, so an answer lost after Remedy committed never makes a second
+//! incident; a retried work log likewise adopts the identical one an earlier attempt made.
+
+use super::mapping::{self, create_body, parse_entry, parse_errors, percent_encode, update_body, worklog_body, Profile};
+use crate::adapters::http::{status_error, transport_error, SupplierHttp};
+use crate::adapters::{Client, SupplierError};
+use crate::config::RemedySettings;
+use crate::domain::{Incident, Visibility};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Incident fields read on every incident call: the synced ones, identity and change tracking.
+const READ_FIELDS: &[&str] = &[
+    "Entry ID",
+    "Request ID",
+    "Incident Number",
+    "Vendor Ticket Number",
+    "Status",
+    "Status_Reason",
+    "Impact",
+    "Urgency",
+    "Priority",
+    "Priority Weight",
+    "Description",
+    "Detailed Decription",
+    "Resolution",
+    "Categorization Tier 1",
+    "HPD_CI",
+    "Assignee",
+    "Assigned Group",
+    "Customer Login ID",
+    "First Name",
+    "Last Name",
+    "Service Type",
+    "InstanceId",
+    "Submit Date",
+    "Last Modified Date",
+    "Last Resolved Date",
+    "Closed Date",
+];
+
+const WORKLOG_FIELDS: &[&str] = &[
+    "Work Log ID",
+    "Incident Number",
+    "Incident Entry ID",
+    "Work Log Type",
+    "Description",
+    "Detailed Description",
+    "View Access",
+    "Secure Work Log",
+    "Work Log Submitter",
+    "Submitter",
+    "Submit Date",
+    "Work Log Submit Date",
+];
+
+/// Result pages of one query the client follows through `_links.next` before giving up.
+const MAX_PAGES: usize = 50;
+const PAGE_SIZE: usize = 200;
+/// Incident numbers per `OR` qualification when fetching incidents that gained work logs.
+const NUMBERS_PER_QUERY: usize = 25;
+
+fn values_param(fields: &[&str]) -> String {
+    format!("values({})", fields.join(","))
+}
+
+/// A qualification string literal: AR doubles an embedded quote.
+fn ar_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// An answer the client accepted (2xx).
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self, what: &str) -> Result<Value, SupplierError> {
+        if self.body.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&self.body).map_err(|e| SupplierError::Protocol(format!("{what}: unreadable JSON from Remedy: {e}")))
+    }
+}
+
+/// AR's error list as one line; other bodies shortened.
+fn error_detail(body: &str) -> String {
+    let parsed = serde_json::from_str::<Value>(body).ok().map(|v| parse_errors(&v)).unwrap_or_default();
+    if parsed.is_empty() {
+        return body.chars().take(200).collect();
+    }
+    parsed
+        .iter()
+        .map(|m| {
+            let mut s = format!("{} {}: {}", m.kind, m.number.map(|n| n.to_string()).unwrap_or_default(), m.text);
+            if !m.appended.is_empty() {
+                s.push_str(&format!(" ({})", m.appended));
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Sorts a failed answer. AR also answers 500 for workflow refusals (numbers of 10000 and up)
+/// and data errors, which no retry will cure; everything else follows the shared rules.
+fn classify(what: &str, status: StatusCode, headers: &HeaderMap, body: &str) -> SupplierError {
+    let detail = error_detail(body);
+    if status.is_server_error() {
+        let msgs = serde_json::from_str::<Value>(body).ok().map(|v| parse_errors(&v)).unwrap_or_default();
+        let definitive = !msgs.is_empty()
+            && msgs.iter().filter(|m| m.kind.eq_ignore_ascii_case("ERROR")).all(|m| matches!(m.number, Some(302 | 303 | 306 | 307 | 326) | Some(10000..)))
+            && msgs.iter().any(|m| m.kind.eq_ignore_ascii_case("ERROR"));
+        if definitive {
+            return SupplierError::Rejected { status: status.as_u16(), message: format!("{what} answered {status}: {detail}") };
+        }
+    }
+    status_error(what, status, headers, &detail)
+}
+
+/// How a create attempt ended.
+enum Created {
+    /// Remedy made the incident: its `HPD:Help Desk` entry id, when the answer gave it.
+    New(Option<String>),
+    /// An earlier attempt had made it after all.
+    Existing(Value),
+}
+
+#[derive(Clone)]
+pub struct RemedyClient {
+    http: SupplierHttp,
+    base: String,
+    user: String,
+    password: SecretString,
+    settings: RemedySettings,
+    profile: Arc<Profile>,
+    /// The current JWT; the lock also makes concurrent callers wait for one login.
+    token: Arc<tokio::sync::Mutex<Option<String>>>,
+    /// Entry id -> Incident Number, learnt from every incident read (work logs name the number).
+    numbers: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl RemedyClient {
+    pub fn new(http: SupplierHttp, base_url: &str, user: &str, password: SecretString, settings: RemedySettings, profile: Arc<Profile>) -> Self {
+        RemedyClient {
+            http,
+            base: base_url.trim_end_matches('/').to_string(),
+            user: user.to_string(),
+            password,
+            settings,
+            profile,
+            token: Arc::default(),
+            numbers: Arc::default(),
+        }
+    }
+
+    fn form_url(&self, form: &str) -> String {
+        format!("{}/api/arsys/v1/entry/{}", self.base, percent_encode(form))
+    }
+
+    /// The interface entry of a Help Desk entry id, by its composite `Request ID` (`X|X`).
+    fn incident_url(&self, entry_id: &str) -> String {
+        format!("{}/{}", self.form_url(&self.profile.forms.incident), percent_encode(&format!("{entry_id}|{entry_id}")))
+    }
+
+    /// `POST /api/jwt/login`: the answer is the bare token as text, not JSON.
+    async fn login(&self) -> Result<String, SupplierError> {
+        let what = "Remedy login";
+        let mut form = vec![("username", self.user.clone()), ("password", self.password.expose_secret().to_string())];
+        if let Some(a) = self.settings.auth_string.as_ref().filter(|a| !a.is_empty()) {
+            form.push(("authString", a.clone()));
+        }
+        let resp = self.http.client.post(format!("{}/api/jwt/login", self.base)).form(&form).send().await.map_err(|e| transport_error(what, e))?;
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = resp.text().await.map_err(|e| transport_error(what, e))?;
+        if !status.is_success() {
+            return Err(classify(what, status, &headers, &body));
+        }
+        let token = body.trim();
+        if token.is_empty() || token.contains(char::is_whitespace) || token.starts_with(['<', '{', '[']) {
+            return Err(SupplierError::Protocol(format!("{what}: expected a bare token, got {:?}", body.chars().take(80).collect::<String>())));
+        }
+        tracing::debug!(user = %self.user, "logged in to Remedy");
+        Ok(token.to_string())
+    }
+
+    async fn current_token(&self) -> Result<String, SupplierError> {
+        let mut slot = self.token.lock().await;
+        if let Some(t) = slot.as_ref() {
+            return Ok(t.clone());
+        }
+        let t = self.login().await?;
+        *slot = Some(t.clone());
+        Ok(t)
+    }
+
+    /// Replaces `stale` with a fresh token, unless another call already did.
+    async fn renew(&self, stale: &str) -> Result<String, SupplierError> {
+        let mut slot = self.token.lock().await;
+        if let Some(t) = slot.as_ref().filter(|t| t.as_str() != stale) {
+            return Ok(t.clone());
+        }
+        *slot = None;
+        let t = self.login().await?;
+        *slot = Some(t.clone());
+        Ok(t)
+    }
+
+    async fn send_once(&self, what: &str, token: &str, method: &Method, url: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<(StatusCode, HeaderMap, String), SupplierError> {
+        let mut req = self
+            .http
+            .client
+            .request(method.clone(), url)
+            .header("Authorization", format!("AR-JWT {token}"))
+            .header("Accept", "application/json")
+            .query(query);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| transport_error(what, e))?;
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let text = resp.text().await.map_err(|e| transport_error(what, e))?;
+        Ok((status, headers, text))
+    }
+
+    /// One attempt: the request with the cached token, and once more with a fresh one if Remedy
+    /// says the token is no good (401, AR error 623).
+    async fn attempt(&self, what: &str, method: &Method, url: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Answer, SupplierError> {
+        let token = self.current_token().await?;
+        let (mut status, mut headers, mut text) = self.send_once(what, &token, method, url, query, body).await?;
+        if status == StatusCode::UNAUTHORIZED {
+            tracing::info!(call = what, detail = %error_detail(&text), "Remedy refused the token; logging in again");
+            let fresh = self.renew(&token).await?;
+            (status, headers, text) = self.send_once(what, &fresh, method, url, query, body).await?;
+        }
+        if !status.is_success() {
+            return Err(classify(what, status, &headers, &text));
+        }
+        Ok(Answer { status, headers, body: text })
+    }
+
+    /// A call with retries.
+    async fn call(&self, what: &str, method: Method, url: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Answer, SupplierError> {
+        self.http.retrying(what, || self.attempt(what, &method, url, query, body)).await
+    }
+
+    /// Notes the entry id -> Incident Number pair of an incident entry.
+    fn remember(&self, entry: &Value) {
+        if let Ok(rec) = parse_entry(&self.profile, entry, true) {
+            if let (Some(id), Some(number)) = (rec.entry_id, rec.incident_number) {
+                if let Ok(mut m) = self.numbers.lock() {
+                    m.insert(id, number);
+                }
+            }
+        }
+    }
+
+    async fn get_incident(&self, entry_id: &str) -> Result<Value, SupplierError> {
+        let url = self.incident_url(entry_id);
+        let entry = self.call("Remedy read incident", Method::GET, &url, &[("fields", values_param(READ_FIELDS))], None).await?.json("Remedy read incident")?;
+        if !entry.is_object() {
+            return Err(SupplierError::Protocol("Remedy read incident: the answer is not an entry".into()));
+        }
+        self.remember(&entry);
+        Ok(entry)
+    }
+
+    /// One page of a query: its entries and whether Remedy says there is more.
+    async fn query_page(&self, what: &str, form: &str, q: &str, fields: &[&str], sort: &str, offset: usize, limit: usize) -> Result<(Vec<Value>, bool), SupplierError> {
+        let query = [
+            ("q", q.to_string()),
+            ("fields", values_param(fields)),
+            ("sort", sort.to_string()),
+            ("offset", offset.to_string()),
+            ("limit", limit.to_string()),
+        ];
+        let v = self.call(what, Method::GET, &self.form_url(form), &query, None).await?.json(what)?;
+        let entries = v.get("entries").and_then(Value::as_array).cloned().unwrap_or_default();
+        let more = v.pointer("/_links/next").is_some_and(|n| n.as_array().is_some_and(|a| !a.is_empty()));
+        Ok((entries, more))
+    }
+
+    /// Every entry a query matches, page by page while Remedy offers a `next` link.
+    async fn query_all(&self, what: &str, form: &str, q: &str, fields: &[&str], sort: &str) -> Result<Vec<Value>, SupplierError> {
+        let mut all = Vec::new();
+        for page in 0..MAX_PAGES {
+            let (entries, more) = self.query_page(what, form, q, fields, sort, page * PAGE_SIZE, PAGE_SIZE).await?;
+            let n = entries.len();
+            all.extend(entries);
+            if !more || n == 0 {
+                return Ok(all);
+            }
+        }
+        tracing::warn!(call = what, pages = MAX_PAGES, "Remedy query still had more pages; the rest waits for the next sweep");
+        Ok(all)
+    }
+
+    async fn lookup(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
+        let q = format!("'{}' = {}", mapping::VENDOR_TICKET, ar_quote(reference));
+        let (entries, _) = self.query_page("Remedy lookup by Vendor Ticket Number", &self.profile.forms.incident, &q, READ_FIELDS, "Submit Date.asc", 0, 1).await?;
+        let found = entries.into_iter().next();
+        if let Some(e) = &found {
+            self.remember(e);
+        }
+        Ok(found)
+    }
+
+    /// The Incident Number of an entry id (work logs are filed by number).
+    async fn incident_number(&self, entry_id: &str) -> Result<String, SupplierError> {
+        if let Some(n) = self.numbers.lock().ok().and_then(|m| m.get(entry_id).cloned()) {
+            return Ok(n);
+        }
+        let entry = self.get_incident(entry_id).await?;
+        parse_entry(&self.profile, &entry, true)
+            .ok()
+            .and_then(|r| r.incident_number)
+            .ok_or_else(|| SupplierError::Protocol(format!("Remedy incident {entry_id} has no Incident Number")))
+    }
+
+    async fn worklogs(&self, number: &str) -> Result<Vec<Value>, SupplierError> {
+        let q = format!("'Incident Number' = {}", ar_quote(number));
+        self.query_all("Remedy work logs", &self.profile.forms.worklog, &q, WORKLOG_FIELDS, "Submit Date.asc").await
+    }
+
+    /// One create attempt; on a repeat attempt, first adopt what an earlier one made.
+    async fn create_attempt(&self, incident: &Incident, body: &Value, tries: &AtomicU32) -> Result<Created, SupplierError> {
+        if tries.fetch_add(1, Ordering::SeqCst) > 0 {
+            if let Some(found) = self.lookup(incident.reference.as_str()).await? {
+                tracing::info!(reference = %incident.reference, "an earlier create attempt reached Remedy; adopting its incident");
+                return Ok(Created::Existing(found));
+            }
+        }
+        let what = "Remedy create incident";
+        let url = self.form_url(&self.profile.forms.create);
+        let answer = self.attempt(what, &Method::POST, &url, &[("fields", "values(Incident_Entry_ID,Incident Number)".into())], Some(body)).await?;
+        let v = answer.json(what).unwrap_or(Value::Null);
+        let id = v.pointer("/values/Incident_Entry_ID").map(|x| mapping::text_of(Some(x))).filter(|s| !s.trim().is_empty());
+        if id.is_none() {
+            let location = answer.headers.get("location").and_then(|l| l.to_str().ok()).unwrap_or("");
+            tracing::warn!(status = %answer.status, %location, "Remedy created an entry but named no incident entry id");
+        }
+        Ok(Created::New(id))
+    }
+
+    async fn worklog_attempt(&self, number: &str, visibility: Visibility, text: &str, tries: &AtomicU32) -> Result<Option<Value>, SupplierError> {
+        if tries.fetch_add(1, Ordering::SeqCst) > 0 {
+            let access = match visibility {
+                Visibility::Internal => &self.profile.worklog.internal,
+                Visibility::Public => &self.profile.worklog.public,
+            };
+            let held = self.worklogs(number).await?;
+            let same = held.into_iter().find(|e| {
+                let v = e.get("values").unwrap_or(e);
+                mapping::text_of(v.get("Detailed Description")).trim() == text.trim()
+                    && mapping::text_of(v.get("View Access")) == *access
+                    && [v.get("Work Log Submitter"), v.get("Submitter")].iter().any(|s| mapping::text_of(*s) == self.user)
+            });
+            if let Some(found) = same {
+                tracing::info!(incident = %number, "an earlier work log attempt reached Remedy; adopting it");
+                return Ok(Some(found));
+            }
+        }
+        let what = "Remedy add work log";
+        let url = self.form_url(&self.profile.forms.worklog);
+        let body = worklog_body(&self.profile, number, visibility, text);
+        let answer = self.attempt(what, &Method::POST, &url, &[("fields", values_param(WORKLOG_FIELDS))], Some(&body)).await?;
+        Ok(answer.json(what).ok().filter(|v| v.get("values").is_some()))
+    }
+}
+
+#[async_trait]
+impl Client for RemedyClient {
+    /// Looks the hub reference up in `Vendor Ticket Number`.
+    async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
+        self.lookup(reference).await
+    }
+
+    /// Creates through `HPD:IncidentInterface_Create`, then reads the incident back from the
+    /// interface (the create form answers with its own ids and names only).
+    async fn create(&self, incident: &Incident) -> Result<Value, SupplierError> {
+        let body = create_body(&self.profile, &self.settings, Some(&self.user), incident);
+        let tries = AtomicU32::new(0);
+        let created = self.http.retrying("Remedy create incident", || self.create_attempt(incident, &body, &tries)).await?;
+        match created {
+            Created::Existing(entry) => Ok(entry),
+            Created::New(Some(id)) => self.get_incident(&id).await,
+            Created::New(None) => self.lookup(incident.reference.as_str()).await?.ok_or_else(|| {
+                SupplierError::Protocol("Remedy accepted the create but no incident carries the hub reference (was z1D_Action CREATE honoured?)".into())
+            }),
+        }
+    }
+
+    /// `PUT` of the changed fields (Remedy answers 204 with no body), then a read of the result.
+    async fn update(&self, native_id: &str, changes: &BTreeMap<String, String>) -> Result<Value, SupplierError> {
+        let url = self.incident_url(native_id);
+        self.call("Remedy update incident", Method::PUT, &url, &[], Some(&update_body(changes))).await?;
+        self.get_incident(native_id).await
+    }
+
+    /// A `HPD:WorkLog` record whose `View Access` follows the note: Internal stays Internal.
+    /// Answers with the incident and the new work log, so the echo is linked at once.
+    async fn add_note(&self, native_id: &str, visibility: Visibility, text: &str) -> Result<Option<Value>, SupplierError> {
+        let number = self.incident_number(native_id).await?;
+        let tries = AtomicU32::new(0);
+        let created = self.http.retrying("Remedy add work log", || self.worklog_attempt(&number, visibility, text, &tries)).await?;
+        let entry = self.get_incident(native_id).await?;
+        Ok(Some(json!({ "entry": entry, "worklogs": created.into_iter().collect::<Vec<_>>() })))
+    }
+
+    /// Hub incidents (`Vendor Ticket Number` like `INC-%`) modified at or after `since`, oldest
+    /// first; on the first page also those that gained a work log since, which need not have
+    /// touched their incident's `Last Modified Date`.
+    async fn updated_since(&self, since: DateTime<Utc>, offset: usize, limit: usize) -> Result<Vec<Value>, SupplierError> {
+        let hub_tickets = format!("'{}' LIKE \"INC-%\"", mapping::VENDOR_TICKET);
+        let from = ar_quote(&since.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        let q = format!("'Last Modified Date' >= {from} AND {hub_tickets}");
+        let (mut page, _) = self.query_page("Remedy poll", &self.profile.forms.incident, &q, READ_FIELDS, "Last Modified Date.asc", offset, limit).await?;
+        if offset == 0 {
+            let logs = self.query_all("Remedy poll work logs", &self.profile.forms.worklog, &format!("'Submit Date' >= {from}"), &["Work Log ID", "Incident Number"], "Submit Date.asc").await?;
+            let listed: Vec<String> = page.iter().filter_map(|e| parse_entry(&self.profile, e, false).ok()?.incident_number).collect();
+            let mut wanted: Vec<String> = Vec::new();
+            for l in &logs {
+                let n = mapping::text_of(l.get("values").unwrap_or(l).get("Incident Number"));
+                if !n.is_empty() && !listed.contains(&n) && !wanted.contains(&n) {
+                    wanted.push(n);
+                }
+            }
+            for chunk in wanted.chunks(NUMBERS_PER_QUERY) {
+                let any = chunk.iter().map(|n| format!("'Incident Number' = {}", ar_quote(n))).collect::<Vec<_>>().join(" OR ");
+                let q = format!("({any}) AND {hub_tickets}");
+                page.extend(self.query_all("Remedy poll incidents with new work logs", &self.profile.forms.incident, &q, READ_FIELDS, "Last Modified Date.asc").await?);
+            }
+        }
+        for e in &page {
+            self.remember(e);
+        }
+        Ok(page)
+    }
+
+    /// The incident's work logs, oldest first, as a `HPD:WorkLog` query answer.
+    async fn notes(&self, native_id: &str) -> Result<Value, SupplierError> {
+        let number = self.incident_number(native_id).await?;
+        Ok(json!({ "entries": self.worklogs(&number).await? }))
+    }
+
+    /// The interface entry's REST address (Remedy's mid-tier address is not known to the hub).
+    fn ticket_url(&self, native_id: &str) -> String {
+        self.incident_url(native_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_as_one_line_and_workflow_refusals_are_not_retried() {
+        let body = r#"[{"messageType":"ERROR","messageText":"Entry does not exist in database","messageAppendedText":"HPD:IncidentInterface : INC000000000999","messageNumber":302}]"#;
+        assert_eq!(error_detail(body), "ERROR 302: Entry does not exist in database (HPD:IncidentInterface : INC000000000999)");
+        let h = HeaderMap::new();
+        assert!(!classify("x", StatusCode::INTERNAL_SERVER_ERROR, &h, r#"[{"messageType":"ERROR","messageText":"Assigned Group is invalid","messageNumber":1291053}]"#).is_transient());
+        assert!(classify("x", StatusCode::INTERNAL_SERVER_ERROR, &h, r#"[{"messageType":"ERROR","messageText":"Cannot establish a network connection","messageNumber":90}]"#).is_transient());
+        assert!(classify("x", StatusCode::SERVICE_UNAVAILABLE, &h, "<html>gateway</html>").is_transient());
+        assert!(!classify("x", StatusCode::BAD_REQUEST, &h, body).is_transient());
+        assert_eq!(error_detail("plain"), "plain");
+    }
+
+    #[test]
+    fn qualification_literals_double_embedded_quotes() {
+        assert_eq!(ar_quote("INC-000001"), "\"INC-000001\"");
+        assert_eq!(ar_quote("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod delivery;
 mod golden;
+mod golden_change;
 mod handoff;
 mod helpers;
 mod resilience;

@@ -61,6 +61,7 @@ struct HoldReason {
 #[derive(Debug, Deserialize)]
 struct Entities {
     ci_types: Vec<String>,
+    ci_type_prefixes: Vec<String>,
     service_write_type: String,
     ci_write_type: String,
 }
@@ -224,7 +225,9 @@ impl ChangeMapping for Tmf655Change {
                 let id = entity.get("id").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
                 let kind = entity.get("@referredType").and_then(Value::as_str).map(loose).unwrap_or_default();
                 let is_service = kind.contains("service");
-                let is_ci = p.entities.ci_types.iter().any(|t| *t == kind) || (kind.is_empty() && untyped_is_ci);
+                let is_ci = p.entities.ci_types.iter().any(|t| *t == kind)
+                    || p.entities.ci_type_prefixes.iter().any(|t| kind.starts_with(t.as_str()))
+                    || (kind.is_empty() && untyped_is_ci);
                 match id {
                     Some(id) if is_service => Reading::affected(&mut r.change.services, id),
                     Some(id) if is_ci => Reading::affected(&mut r.change.cis, id),
@@ -279,13 +282,15 @@ impl ChangeMapping for Tmf655Change {
             }
         };
         put("requestType", c.change_type.and_then(|t| p.request_type.write(t, kept(leg, "requestType"))));
+        // The partner's own spelling is kept while it still says the same (`held` for a hold,
+        // `Pending Approval` for authorize).
+        let native_status = leg.and_then(|l| l.native_status.as_deref()).and_then(|n| p.status.read(n).map(|r| (n, r)));
         let status = if c.on_hold {
-            Some(p.status.on_hold.clone())
+            native_status.filter(|(_, r)| r.on_hold).map(|(n, _)| n.to_string()).or_else(|| Some(p.status.on_hold.clone()))
         } else {
             c.status.and_then(|s| {
-                // The partner's own spelling is kept while it still names this stage.
-                let same = leg.and_then(|l| l.native_status.as_deref()).filter(|n| p.status.read(n).is_some_and(|r| r.status == Some(s) && !r.on_hold));
-                same.map(str::to_string).or_else(|| p.status.from_canonical.get(s.as_str()).cloned())
+                let same = native_status.filter(|(_, r)| r.status == Some(s) && !r.on_hold).map(|(n, _)| n.to_string());
+                same.or_else(|| p.status.from_canonical.get(s.as_str()).cloned())
             })
         };
         put("status", status);

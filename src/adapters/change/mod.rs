@@ -133,6 +133,14 @@ pub(crate) struct Reading {
 pub(crate) const TITLE_MAX: usize = 160;
 pub(crate) const TEXT_MAX: usize = 32000;
 pub(crate) const HOLD_REASON_MAX: usize = 4000;
+pub(crate) const REF_MAX: usize = 200;
+
+/// Which list of affected things an id goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Affected {
+    Service,
+    Ci,
+}
 
 impl Reading {
     pub fn new(system: &str, native_id: String) -> Self {
@@ -197,9 +205,18 @@ impl Reading {
         t
     }
 
-    /// Adds an affected service or CI once, in the order the supplier lists them.
-    pub fn affected(list: &mut Vec<String>, id: &str) {
+    /// Adds an affected service (or CI) once, in the order the supplier lists them. An id longer
+    /// than the canonical model holds is kept unmapped rather than cut: a cut id names nothing.
+    pub fn affected(&mut self, kind: Affected, field: &str, id: &str) {
         let id = id.trim();
+        if id.chars().count() > REF_MAX {
+            self.unmapped(field, id);
+            return;
+        }
+        let list = match kind {
+            Affected::Service => &mut self.change.services,
+            Affected::Ci => &mut self.change.cis,
+        };
         if !id.is_empty() && !list.iter().any(|x| x == id) {
             list.push(id.to_string());
         }
@@ -265,6 +282,47 @@ mod tests {
         }
         let e = canonical_document("jira", &json!({})).unwrap_err();
         assert!(e.0.contains("no change mapping"), "{e}");
+    }
+
+    /// Every field the mappings read, set to every odd value in turn: the result is a valid
+    /// canonical change (what cannot be read is kept unmapped), never an invalid one or a panic.
+    #[test]
+    fn odd_values_in_any_field_still_give_a_valid_change() {
+        let long = "x".repeat(40_000);
+        let odd = [json!(null), json!(""), json!(" "), json!(5), json!(-1.5), json!(true), json!([]), json!([1, {"a": 2}]), json!({}), json!({"value": 3}), json!(long), json!("Ω\u{0}\n\r")];
+        let systems: [(&str, Value, &[&str]); 3] = [
+            (
+                "servicenow",
+                json!({"sys_id": "0123456789abcdef0123456789abcdef"}),
+                &["number", "state", "approval", "type", "on_hold", "on_hold_reason", "risk", "impact", "urgency", "priority", "start_date", "end_date", "work_start", "work_end", "opened_at", "sys_updated_on", "closed_at", "close_code", "close_notes", "business_service", "cmdb_ci", "correlation_id", "short_description", "description", "sys_class_name"],
+            ),
+            (
+                "remedy",
+                json!({"Request ID": "CRQ000000000001"}),
+                &["Infrastructure Change ID", "Change Request Status", "Status", "Status Reason", "Change Timing", "Change Type", "Risk Level", "Impact", "Urgency", "Priority", "Scheduled Start Date", "Scheduled End Date", "Actual Start Date", "Actual End Date", "ServiceCI", "Submit Date", "Last Modified Date", "Vendor Ticket Number", "Status-History", "Description", "Detailed Description"],
+            ),
+            (
+                "tmf655",
+                json!({"id": "cr-1"}),
+                &["status", "requestType", "priority", "impact", "risk", "plannedStartTime", "plannedEndTime", "actualStartTime", "actualEndTime", "requestDate", "completionDate", "lastUpdate", "lastUpdateDate", "resolution", "impactEntity", "targetEntity", "changeRequestCharacteristic", "externalId", "name", "description"],
+            ),
+        ];
+        for (system, base, fields) in systems {
+            for field in fields {
+                for value in &odd {
+                    let mut payload = base.clone();
+                    payload[*field] = value.clone();
+                    if let Err(e) = canonical_document(system, &payload) {
+                        panic!("{system} `{field}` = {}: {e}", value.to_string().chars().take(60).collect::<String>());
+                    }
+                }
+            }
+        }
+        // Related fields together: a hold with an oversized reason, an outcome at the wrong stage.
+        let sn = json!({"sys_id": "0123456789abcdef0123456789abcdef", "on_hold": "true", "on_hold_reason": long, "state": "-1", "close_code": "successful"});
+        assert!(canonical_document("servicenow", &sn).is_ok());
+        let tmf = json!({"id": "cr-1", "status": "held", "changeRequestCharacteristic": [{"name": "holdReason", "value": long}], "impactEntity": [{"id": long, "@referredType": "Service"}]});
+        assert!(canonical_document("tmf655", &tmf).is_ok());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! from the status; `Pending` is the hold flag. Readings that are many-to-one (`Expedited` timing,
 //! `2-Significant/Large` impact) keep the native value on the leg.
 
-use super::{kept, leg_of, parse_iso, ChangeMapping, CodeMap, Reading, HOLD_REASON_MAX, TEXT_MAX, TITLE_MAX};
+use super::{kept, leg_of, parse_iso, Affected, ChangeMapping, CodeMap, Reading, HOLD_REASON_MAX, TEXT_MAX, TITLE_MAX};
 use crate::adapters::MapError;
 use crate::domain::change::{Approval, Change, ChangeRef, ChangeStatus, ChangeType, Outcome, Risk};
 use crate::domain::{Impact, Priority, Urgency};
@@ -242,8 +242,8 @@ impl ChangeMapping for RemedyChange {
             r.change.closed_at = r.instant("Status-History.Closed", closed, parse_iso);
         }
 
-        if let Some((_, service)) = v.text(&mut r, &f.service) {
-            Reading::affected(&mut r.change.services, &service);
+        if let Some((name, service)) = v.text(&mut r, &f.service) {
+            r.affected(Affected::Service, name, &service);
         }
         if let Some((name, correlation)) = v.text(&mut r, &f.correlation) {
             match correlation.trim().parse::<ChangeRef>() {

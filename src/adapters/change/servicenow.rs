@@ -9,7 +9,7 @@
 //!
 //! The field-reading helpers are the incident mapping's, so both read every shape alike.
 
-use super::{kept, leg_of, ChangeMapping, CodeMap, Reading, HOLD_REASON_MAX, TEXT_MAX, TITLE_MAX};
+use super::{kept, leg_of, Affected, ChangeMapping, CodeMap, Reading, HOLD_REASON_MAX, TEXT_MAX, TITLE_MAX};
 use crate::adapters::servicenow::mapping::{field, non_empty, parse_sn_time, sn_time, text, Shape};
 use crate::adapters::MapError;
 use crate::domain::change::{Approval, Change, ChangeRef, ChangeStatus, ChangeType, Outcome, Risk};
@@ -31,7 +31,7 @@ struct Rejected {
 }
 
 #[derive(Debug, Deserialize)]
-struct Affected {
+struct AffectedFields {
     service: String,
     ci: String,
 }
@@ -51,7 +51,7 @@ struct Profile {
     close_code: CodeMap<Outcome>,
     on_hold: CodeMap<bool>,
     correlation_display: String,
-    affected: Affected,
+    affected: AffectedFields,
 }
 
 fn profile() -> &'static Profile {
@@ -197,8 +197,8 @@ impl ChangeMapping for ServiceNowChange {
         let notes = n.text("close_notes");
         r.change.outcome_notes = non_empty(r.fit("close_notes", &notes, TEXT_MAX));
 
-        Reading::affected(&mut r.change.services, &n.reference(&p.affected.service));
-        Reading::affected(&mut r.change.cis, &n.reference(&p.affected.ci));
+        r.affected(Affected::Service, &p.affected.service, &n.reference(&p.affected.service));
+        r.affected(Affected::Ci, &p.affected.ci, &n.reference(&p.affected.ci));
 
         let correlation = n.text("correlation_id");
         match correlation.trim().parse::<ChangeRef>() {

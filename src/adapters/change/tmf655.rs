@@ -7,7 +7,7 @@
 //! and the hold reason as `changeRequestCharacteristic`, the title as the first line of
 //! `description`. A resource arrives bare, as a list answer of one, or inside a change event.
 
-use super::{iso, kept, leg_of, loose, parse_iso, ChangeMapping, CodeMap, Reading, HOLD_REASON_MAX, TEXT_MAX, TITLE_MAX};
+use super::{iso, kept, leg_of, loose, parse_iso, Affected, ChangeMapping, CodeMap, Reading, HOLD_REASON_MAX, TEXT_MAX, TITLE_MAX};
 use crate::adapters::MapError;
 use crate::domain::change::{Approval, Change, ChangeRef, ChangeStatus, ChangeType, Outcome, Risk};
 use crate::domain::{Impact, Priority, Urgency};
@@ -228,10 +228,11 @@ impl ChangeMapping for Tmf655Change {
                 let is_ci = p.entities.ci_types.iter().any(|t| *t == kind)
                     || p.entities.ci_type_prefixes.iter().any(|t| kind.starts_with(t.as_str()))
                     || (kind.is_empty() && untyped_is_ci);
+                let field = format!("{array}[{i}]");
                 match id {
-                    Some(id) if is_service => Reading::affected(&mut r.change.services, id),
-                    Some(id) if is_ci => Reading::affected(&mut r.change.cis, id),
-                    _ => r.unmapped(&format!("{array}[{i}]"), entity.clone()),
+                    Some(id) if is_service => r.affected(Affected::Service, &field, id),
+                    Some(id) if is_ci => r.affected(Affected::Ci, &field, id),
+                    _ => r.unmapped(&field, entity.clone()),
                 }
             }
         }

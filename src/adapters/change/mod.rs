@@ -31,9 +31,9 @@ use std::fmt::Display;
 pub trait ChangeMapping: Send + Sync {
     fn system(&self) -> &'static str;
     /// Reads a change from any payload shape the system produces.
-    fn to_change(&self, payload: &Value) -> Result<Change, MapError>;
+    fn read(&self, payload: &Value) -> Result<Change, MapError>;
     /// The body that creates the change at the supplier (its create form or endpoint).
-    fn from_change(&self, change: &Change) -> Value;
+    fn create_body(&self, change: &Change) -> Value;
 }
 
 /// The systems whose changes the hub maps.
@@ -62,7 +62,7 @@ fn violations(v: &[validation::Violation]) -> String {
 /// What `siam-hub map --kind change` prints for a native payload: the canonical change, checked
 /// against its schema so nothing invalid ever leaves the hub.
 pub fn canonical_document(system: &str, payload: &Value) -> Result<Value, MapError> {
-    let change = mapping(system)?.to_change(payload)?;
+    let change = mapping(system)?.read(payload)?;
     let doc = serde_json::to_value(&change).map_err(|e| MapError(format!("cannot render the canonical change: {e}")))?;
     validation::validate(Doc::Change, &doc).map_err(|v| MapError(format!("the mapped change breaks schemas/change.v1.json: {}", violations(&v))))?;
     Ok(doc)
@@ -74,7 +74,7 @@ pub fn native_document(system: &str, canonical: &Value) -> Result<Value, MapErro
     validation::validate(Doc::Change, canonical).map_err(|v| MapError(format!("not a canonical change: {}", violations(&v))))?;
     let change: Change = serde_json::from_value(canonical.clone()).map_err(|e| MapError(format!("not a canonical change: {e}")))?;
     change.check().map_err(|e| MapError(format!("not a coherent change: {e}")))?;
-    Ok(mapping.from_change(&change))
+    Ok(mapping.create_body(&change))
 }
 
 /// A code table of a profile: native value -> canonical value, canonical -> the native value the

@@ -181,7 +181,7 @@ impl ChangeMapping for RemedyChange {
         SYSTEM
     }
 
-    fn to_change(&self, payload: &Value) -> Result<Change, MapError> {
+    fn read(&self, payload: &Value) -> Result<Change, MapError> {
         let p = profile();
         let f = &p.fields;
         let v = Values(values(payload)?);
@@ -263,7 +263,7 @@ impl ChangeMapping for RemedyChange {
     }
 
     /// The `CHG:ChangeInterface_Create` body, in create names.
-    fn from_change(&self, c: &Change) -> Value {
+    fn create_body(&self, c: &Change) -> Value {
         let p = profile();
         let cr = &p.create;
         let leg = leg_of(c, SYSTEM);
@@ -315,7 +315,7 @@ mod tests {
         if let (Some(v), Some(f)) = (values.as_object_mut(), fields.as_object()) {
             v.extend(f.clone());
         }
-        RemedyChange.to_change(&json!({ "values": values })).expect("maps")
+        RemedyChange.read(&json!({ "values": values })).expect("maps")
     }
 
     #[test]
@@ -356,14 +356,14 @@ mod tests {
             let c = read(json!({"Change Timing": class}));
             assert_eq!(c.change_type, Some(t), "{class}");
             assert_eq!(c.legs[0].native.get("Change Timing"), Some(&json!(class)));
-            assert_eq!(RemedyChange.from_change(&c)["values"]["Change Timing"], class, "{class} is written back");
+            assert_eq!(RemedyChange.create_body(&c)["values"]["Change Timing"], class, "{class} is written back");
         }
         let c = read(json!({"Change Timing": "Normal"}));
         assert!(!c.legs[0].native.contains_key("Change Timing"));
         // A kept value that no longer means the canonical type is not written back.
         let mut c = read(json!({"Change Timing": "Expedited"}));
         c.change_type = Some(ChangeType::Emergency);
-        assert_eq!(RemedyChange.from_change(&c)["values"]["Change Timing"], "Emergency");
+        assert_eq!(RemedyChange.create_body(&c)["values"]["Change Timing"], "Emergency");
     }
 
     #[test]
@@ -373,7 +373,7 @@ mod tests {
         assert_eq!(c.status, None);
         assert_eq!(c.hold_reason.as_deref(), Some("Vendor Purchase"));
         assert!(c.legs[0].unmapped.is_empty());
-        let body = RemedyChange.from_change(&c);
+        let body = RemedyChange.create_body(&c);
         assert_eq!(body["values"]["Status"], "Pending");
         assert_eq!(body["values"]["Status Reason"], "Vendor Purchase");
     }
@@ -382,7 +382,7 @@ mod tests {
     fn create_and_read_names_read_alike() {
         let read_names = read(json!({"Change Request Status": "Scheduled", "Infrastructure Change ID": "CRQ000000000201"}));
         let create_names = RemedyChange
-            .to_change(&json!({"values": {"Status": "Scheduled", "Change_Entry_ID": "CRQ000000000201", "Infrastructure Change Id": "CRQ000000000201"}}))
+            .read(&json!({"values": {"Status": "Scheduled", "Change_Entry_ID": "CRQ000000000201", "Infrastructure Change Id": "CRQ000000000201"}}))
             .unwrap();
         assert_eq!(read_names.status, create_names.status);
         assert_eq!(read_names.legs[0].native_number, create_names.legs[0].native_number);
@@ -392,13 +392,13 @@ mod tests {
     #[test]
     fn error_arrays_and_odd_payloads_are_clear_errors() {
         let e = RemedyChange
-            .to_change(&json!([{"messageType": "ERROR", "messageText": "Entry does not exist in database", "messageAppendedText": "CHG:ChangeInterface : CRQ000000000999", "messageNumber": 302}]))
+            .read(&json!([{"messageType": "ERROR", "messageText": "Entry does not exist in database", "messageAppendedText": "CHG:ChangeInterface : CRQ000000000999", "messageNumber": 302}]))
             .unwrap_err();
         assert_eq!(e.0, "Remedy answered ERROR 302: Entry does not exist in database (CHG:ChangeInterface : CRQ000000000999)");
-        assert!(RemedyChange.to_change(&json!({"values": {"Description": "no id"}})).is_err());
-        assert!(RemedyChange.to_change(&json!({"entries": []})).is_err());
-        assert!(RemedyChange.to_change(&json!({"values": 3})).is_err());
-        assert!(RemedyChange.to_change(&json!(null)).is_err());
+        assert!(RemedyChange.read(&json!({"values": {"Description": "no id"}})).is_err());
+        assert!(RemedyChange.read(&json!({"entries": []})).is_err());
+        assert!(RemedyChange.read(&json!({"values": 3})).is_err());
+        assert!(RemedyChange.read(&json!(null)).is_err());
         let c = read(json!({"Impact": {"odd": true}, "Scheduled Start Date": 1716242400, "Priority": 7}));
         assert_eq!(c.impact, None);
         assert_eq!(c.legs[0].unmapped.get("Impact"), Some(&json!({"odd": true})));

@@ -150,7 +150,7 @@ impl ChangeMapping for ServiceNowChange {
         SYSTEM
     }
 
-    fn to_change(&self, payload: &Value) -> Result<Change, MapError> {
+    fn read(&self, payload: &Value) -> Result<Change, MapError> {
         let p = profile();
         let rec = record(payload)?;
         let n = Record { rec, shape: detect_shape(rec) };
@@ -216,7 +216,7 @@ impl ChangeMapping for ServiceNowChange {
     }
 
     /// The Table API body (raw values) that creates the change_request.
-    fn from_change(&self, c: &Change) -> Value {
+    fn create_body(&self, c: &Change) -> Value {
         let p = profile();
         let leg = leg_of(c, SYSTEM);
         let mut b = Map::new();
@@ -269,7 +269,7 @@ mod tests {
     }
 
     fn read(fields: Value) -> Change {
-        ServiceNowChange.to_change(&raw(fields)).expect("maps")
+        ServiceNowChange.read(&raw(fields)).expect("maps")
     }
 
     #[test]
@@ -313,7 +313,7 @@ mod tests {
         let c = read(json!({"state": "-5", "approval": "rejected"}));
         assert_eq!(c.status, Some(ChangeStatus::Rejected));
         assert_eq!(c.approval, Some(Approval::Rejected));
-        let body = ServiceNowChange.from_change(&c);
+        let body = ServiceNowChange.create_body(&c);
         assert_eq!(body["state"], "-5");
         assert_eq!(body["approval"], "rejected");
     }
@@ -343,11 +343,11 @@ mod tests {
 
     #[test]
     fn bad_payloads_are_errors_not_panics() {
-        assert!(ServiceNowChange.to_change(&json!("text")).is_err());
-        assert!(ServiceNowChange.to_change(&json!({"state": "-2"})).is_err());
-        assert!(ServiceNowChange.to_change(&json!({"result": []})).is_err());
-        assert!(ServiceNowChange.to_change(&json!({"result": [raw(json!({})), raw(json!({}))]})).is_err());
-        assert!(ServiceNowChange.to_change(&json!({"result": [raw(json!({}))]})).is_ok());
+        assert!(ServiceNowChange.read(&json!("text")).is_err());
+        assert!(ServiceNowChange.read(&json!({"state": "-2"})).is_err());
+        assert!(ServiceNowChange.read(&json!({"result": []})).is_err());
+        assert!(ServiceNowChange.read(&json!({"result": [raw(json!({})), raw(json!({}))]})).is_err());
+        assert!(ServiceNowChange.read(&json!({"result": [raw(json!({}))]})).is_ok());
         // Odd value types are read as text or ignored, never a crash.
         let c = read(json!({"state": -2, "risk": 3, "on_hold": true, "start_date": ["x"], "impact": {"foo": 1}}));
         assert_eq!(c.status, Some(ChangeStatus::Scheduled));

@@ -138,7 +138,7 @@ impl ChangeMapping for Tmf655Change {
         SYSTEM
     }
 
-    fn to_change(&self, payload: &Value) -> Result<Change, MapError> {
+    fn read(&self, payload: &Value) -> Result<Change, MapError> {
         let p = profile();
         let obj = resource(payload)?;
         let id = match obj.get("id") {
@@ -225,7 +225,7 @@ impl ChangeMapping for Tmf655Change {
                 let id = entity.get("id").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
                 let kind = entity.get("@referredType").and_then(Value::as_str).map(loose).unwrap_or_default();
                 let is_service = kind.contains("service");
-                let is_ci = p.entities.ci_types.iter().any(|t| *t == kind)
+                let is_ci = p.entities.ci_types.contains(&kind)
                     || p.entities.ci_type_prefixes.iter().any(|t| kind.starts_with(t.as_str()))
                     || (kind.is_empty() && untyped_is_ci);
                 let field = format!("{array}[{i}]");
@@ -265,7 +265,7 @@ impl ChangeMapping for Tmf655Change {
     }
 
     /// The `POST /changeRequest` body.
-    fn from_change(&self, c: &Change) -> Value {
+    fn create_body(&self, c: &Change) -> Value {
         let p = profile();
         let leg = leg_of(c, SYSTEM);
         let mut b = Map::new();
@@ -348,7 +348,7 @@ mod tests {
         if let (Some(r), Some(f)) = (res.as_object_mut(), fields.as_object()) {
             r.extend(f.clone());
         }
-        Tmf655Change.to_change(&res).expect("maps")
+        Tmf655Change.read(&res).expect("maps")
     }
 
     #[test]
@@ -386,7 +386,7 @@ mod tests {
         let c = read(json!({"description": "Replace PSU in rack B4\r\n\r\nBoth supplies fail their self-test.\nVendor ticket 88121."}));
         assert_eq!(c.title, "Replace PSU in rack B4");
         assert_eq!(c.description, "Both supplies fail their self-test.\nVendor ticket 88121.");
-        let body = Tmf655Change.from_change(&c);
+        let body = Tmf655Change.create_body(&c);
         assert_eq!(body["description"], "Replace PSU in rack B4\n\nBoth supplies fail their self-test.\nVendor ticket 88121.");
         let c = read(json!({"name": "Replace PSU", "description": "Line one\nLine two"}));
         assert_eq!((c.title.as_str(), c.description.as_str()), ("Replace PSU", "Line one\nLine two"));
@@ -410,10 +410,10 @@ mod tests {
         assert_eq!(c.planned_start, None);
         assert_eq!(c.legs[0].unmapped.get("plannedStartTime"), Some(&json!("2024-06-01 22:00:00")));
         assert_eq!(c.planned_end.map(|t| iso(&t)).as_deref(), Some("2024-06-01T23:00:00.000Z"));
-        let e = Tmf655Change.to_change(&json!({"code": "60", "reason": "Resource not found", "message": "ChangeRequest 42 not found", "status": "404"})).unwrap_err();
+        let e = Tmf655Change.read(&json!({"code": "60", "reason": "Resource not found", "message": "ChangeRequest 42 not found", "status": "404"})).unwrap_err();
         assert_eq!(e.0, "the TMF API answered error 60: Resource not found ChangeRequest 42 not found");
-        assert!(Tmf655Change.to_change(&json!({"description": "no id"})).is_err());
-        assert!(Tmf655Change.to_change(&json!([])).is_err());
-        assert!(Tmf655Change.to_change(&json!(7)).is_err());
+        assert!(Tmf655Change.read(&json!({"description": "no id"})).is_err());
+        assert!(Tmf655Change.read(&json!([])).is_err());
+        assert!(Tmf655Change.read(&json!(7)).is_err());
     }
 }

@@ -40,13 +40,16 @@ pub enum Command {
         command: KeysCommand,
     },
     /// Print the canonical JSON the hub makes of a native supplier payload (or, with --reverse,
-    /// the native payload it makes of a canonical incident).
+    /// the native payload it makes of a canonical incident or change).
     Map {
-        /// Supplier system of the payload.
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::adapters::SYSTEMS.iter().copied()))]
+        /// Supplier system of the payload (tmf655 maps changes only).
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(map_systems()))]
         system: String,
+        /// What the payload is.
+        #[arg(long, value_enum, default_value_t = Kind::Incident)]
+        kind: Kind,
         /// Map as this configured supplier instance does (its overrides, and for TMF621 its
-        /// version, flavour and vocabularies); needs the configuration file.
+        /// version, flavour and vocabularies); needs the configuration file. Incidents only.
         #[arg(long)]
         supplier: Option<String>,
         /// Canonical -> native instead of native -> canonical.
@@ -69,6 +72,57 @@ pub enum KeysCommand {
         #[arg(long)]
         label: Option<String>,
     },
+}
+
+/// What `siam-hub map` translates: the canonical incident of `schemas/incident.v1.json` or the
+/// canonical change of `schemas/change.v1.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Incident,
+    Change,
+}
+
+/// Every system `map` knows, for incidents or for changes.
+fn map_systems() -> Vec<&'static str> {
+    let mut all = crate::adapters::SYSTEMS.to_vec();
+    for s in crate::adapters::change::SYSTEMS {
+        if !all.contains(s) {
+            all.push(s);
+        }
+    }
+    all
+}
+
+/// Checks that `system` has a mapping for `kind`, before any file is read.
+pub fn check_map_target(kind: Kind, system: &str) -> Result<(), String> {
+    use crate::adapters::{change, mapping_for, SYSTEMS};
+    match kind {
+        Kind::Incident if mapping_for(system).is_none() => {
+            if change::mapping_for(system).is_some() {
+                Err(format!("system `{system}` maps changes only: add --kind change (incident systems: {})", SYSTEMS.join(", ")))
+            } else {
+                Err(format!("unsupported system `{system}`; supported: {}", SYSTEMS.join(", ")))
+            }
+        }
+        Kind::Change if change::mapping_for(system).is_none() => {
+            Err(format!("system `{system}` has no change mapping: --kind change takes {}", change::SYSTEMS.join(", ")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `siam-hub map` for either kind: the canonical document of a native payload, or with
+/// `reverse` the native body of a canonical document.
+pub fn map_document(kind: Kind, system: &str, reverse: bool, text: &str) -> Result<serde_json::Value, String> {
+    check_map_target(kind, system)?;
+    match kind {
+        Kind::Incident => map_payload(system, reverse, text),
+        Kind::Change => {
+            let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("the file is not valid JSON: {e}"))?;
+            let mapped = if reverse { crate::adapters::change::native_document(system, &doc) } else { crate::adapters::change::canonical_document(system, &doc) };
+            mapped.map_err(|e| e.to_string())
+        }
+    }
 }
 
 pub fn map_payload(system: &str, reverse: bool, text: &str) -> Result<serde_json::Value, String> {
@@ -123,14 +177,16 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             println!("{key}");
             Ok(())
         }
-        Command::Map { system, supplier, reverse, file } => {
+        Command::Map { system, kind, supplier, reverse, file } => {
+            check_map_target(kind, &system)?;
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read standard input: {e}"))?
             } else {
                 std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?
             };
             let out = match supplier {
-                None => map_payload(&system, reverse, &text)?,
+                None => map_document(kind, &system, reverse, &text)?,
+                Some(_) if kind == Kind::Change => return Err("--supplier applies to incidents only".into()),
                 Some(id) => {
                     let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
                     let instance = settings.supplier(&id).ok_or_else(|| format!("supplier `{id}` is not in the configuration"))?;

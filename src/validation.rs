@@ -5,6 +5,7 @@ use serde_json::Value;
 use std::sync::OnceLock;
 
 pub const INCIDENT_SCHEMA: &str = include_str!("../schemas/incident.v1.json");
+pub const CHANGE_SCHEMA: &str = include_str!("../schemas/change.v1.json");
 
 /// One violation: where in the document, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -13,7 +14,7 @@ pub struct Violation {
     pub message: String,
 }
 
-/// Which document of `incident.v1.json` to check.
+/// Which document to check: one of `incident.v1.json`, or the change of `change.v1.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Doc {
     /// The canonical incident itself.
@@ -28,10 +29,16 @@ pub enum Doc {
     Route,
     /// `POST /api/v1/incidents/{ref}/handback` body (`$defs/handback`).
     Handback,
+    /// The canonical change (`change.v1.json`).
+    Change,
 }
 
 fn compile(def: Option<&str>) -> jsonschema::Validator {
     let root: Value = serde_json::from_str(INCIDENT_SCHEMA).expect("schemas/incident.v1.json is valid JSON");
+    compile_root(root, def)
+}
+
+fn compile_root(root: Value, def: Option<&str>) -> jsonschema::Validator {
     let schema = match def {
         None => root,
         Some(name) => {
@@ -41,13 +48,22 @@ fn compile(def: Option<&str>) -> jsonschema::Validator {
             s
         }
     };
-    jsonschema::validator_for(&schema).expect("schemas/incident.v1.json compiles")
+    jsonschema::validator_for(&schema).expect("the schemas in schemas/ compile (checked by tests)")
 }
 
 fn validator(doc: Doc) -> &'static jsonschema::Validator {
-    static V: OnceLock<[jsonschema::Validator; 6]> = OnceLock::new();
+    static V: OnceLock<[jsonschema::Validator; 7]> = OnceLock::new();
     let all = V.get_or_init(|| {
-        [compile(None), compile(Some("create")), compile(Some("patch")), compile(Some("note_create")), compile(Some("route")), compile(Some("handback"))]
+        let change: Value = serde_json::from_str(CHANGE_SCHEMA).expect("schemas/change.v1.json is valid JSON");
+        [
+            compile(None),
+            compile(Some("create")),
+            compile(Some("patch")),
+            compile(Some("note_create")),
+            compile(Some("route")),
+            compile(Some("handback")),
+            compile_root(change, None),
+        ]
     });
     &all[doc as usize]
 }

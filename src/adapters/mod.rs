@@ -5,6 +5,7 @@
 //! The sync stages see a system only through [`Mapping`] (pure translation) and [`Client`]
 //! (the supplier's API), so adding a system means adding a module, not touching the sync.
 
+pub mod change;
 pub mod http;
 pub mod jira;
 pub mod remedy;

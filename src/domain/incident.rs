@@ -36,6 +36,8 @@ macro_rules! vocabulary {
         }
     };
 }
+// The change model declares its vocabularies the same way.
+pub(crate) use vocabulary;
 
 /// A value outside a closed vocabulary (for example a status read back from the database that
 /// this build does not know).
@@ -151,6 +153,7 @@ macro_rules! scale {
         }
     };
 }
+pub(crate) use scale;
 
 scale!(
     /// How widely the service is affected: 1 = high, 3 = low.

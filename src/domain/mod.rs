@@ -4,6 +4,7 @@
 //! adapters, database rows) so the rest of the hub never handles an unchecked impact, status or
 //! reference.
 
+pub mod change;
 pub mod event;
 pub mod incident;
 pub mod priority;

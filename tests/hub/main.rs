@@ -6,6 +6,7 @@ mod attachments;
 mod cli;
 mod delivery;
 mod golden;
+mod golden_change;
 mod handoff;
 mod golden_jira;
 mod golden_remedy;

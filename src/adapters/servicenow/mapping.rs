@@ -65,9 +65,9 @@ pub enum Shape {
 
 /// One field as read: its stored value and its label, where the shape gives them.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Field {
-    value: Option<String>,
-    display: Option<String>,
+pub(crate) struct Field {
+    pub(crate) value: Option<String>,
+    pub(crate) display: Option<String>,
 }
 
 /// A ServiceNow incident reduced to what the hub needs, whatever shape it came in.
@@ -103,7 +103,7 @@ pub struct JournalEntry {
     pub created_on: Option<DateTime<Utc>>,
 }
 
-fn field(v: Option<&Value>) -> Field {
+pub(crate) fn field(v: Option<&Value>) -> Field {
     match v {
         None | Some(Value::Null) => Field::default(),
         Some(Value::String(s)) => Field { value: Some(s.clone()), display: None },
@@ -154,7 +154,7 @@ fn choice(f: &Field, shape: Shape, labels: &HashMap<String, String>) -> String {
 /// A reference field: its stored value (the sys_id, parsed from the link when the shape gives
 /// no value), so the same ticket reads the same in every shape; the label only when there is
 /// nothing else.
-fn text(f: &Field) -> String {
+pub(crate) fn text(f: &Field) -> String {
     f.value.clone().or_else(|| f.display.clone()).unwrap_or_default()
 }
 
@@ -175,7 +175,7 @@ fn time(f: &Field, shape: Shape) -> Option<DateTime<Utc>> {
     }
 }
 
-fn non_empty(s: String) -> Option<String> {
+pub(crate) fn non_empty(s: String) -> Option<String> {
     (!s.trim().is_empty()).then_some(s)
 }
 

@@ -2,6 +2,8 @@
 
 use crate::config::{SecretRef, Settings};
 use crate::sim::jira::{JiraSim, SimConfig as JiraSimConfig, WebhookTarget as JiraWebhookTarget};
+use crate::sim::remedy::{RemedySim, SimConfig as RemedySimConfig, WebhookTarget as RemedyWebhookTarget};
+use crate::sim::tmf621::{SimConfig as TmfSimConfig, Tmf621Sim};
 use crate::sim::servicenow::{DisplayMode, ServiceNowSim, SimConfig, WebhookTarget};
 use crate::startup::Application;
 use crate::store::{self, Store};
@@ -31,6 +33,12 @@ pub enum Command {
         /// Port of the Jira Service Management simulator.
         #[arg(long, default_value_t = 8092)]
         jira_sim_port: u16,
+        /// Port of the BMC Helix / Remedy simulator.
+        #[arg(long, default_value_t = 8093)]
+        remedy_sim_port: u16,
+        /// Port of the TMF621 simulator.
+        #[arg(long, default_value_t = 8094)]
+        tmf_sim_port: u16,
     },
     /// Create the database if needed and run pending migrations.
     Migrate,
@@ -152,7 +160,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             tracing::info!(listen = %settings.listen, "SIAM Hub serving");
             app.run_until_stopped().await
         }
-        Command::Demo { sim_port, jira_sim_port } => demo(cli.config, sim_port, jira_sim_port).await,
+        Command::Demo { sim_port, jira_sim_port, remedy_sim_port, tmf_sim_port } => demo(cli.config, [sim_port, jira_sim_port, remedy_sim_port, tmf_sim_port]).await,
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
             let url = settings.database_url.clone();
@@ -203,7 +211,13 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-async fn demo(config: Option<PathBuf>, sim_port: u16, jira_sim_port: u16) -> Result<(), String> {
+fn bind(port: u16, what: &str, flag: &str) -> Result<std::net::TcpListener, String> {
+    std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("cannot start the {what} simulator on port {port}: {e} (use {flag})"))
+}
+
+/// The hub with a simulator of every supported supplier system, side by side.
+async fn demo(config: Option<PathBuf>, ports: [u16; 4]) -> Result<(), String> {
+    let [sim_port, jira_sim_port, remedy_sim_port, tmf_sim_port] = ports;
     let mut settings = match config {
         Some(path) => Settings::load(Some(&path)).map_err(|e| e.to_string())?,
         None => {
@@ -216,7 +230,7 @@ async fn demo(config: Option<PathBuf>, sim_port: u16, jira_sim_port: u16) -> Res
             s
         }
     };
-    let sim_listener = std::net::TcpListener::bind(("127.0.0.1", sim_port)).map_err(|e| format!("cannot start the ServiceNow simulator on port {sim_port}: {e} (use --sim-port)"))?;
+    let sim_listener = bind(sim_port, "ServiceNow", "--sim-port")?;
     let webhook_secret: String = uuid::Uuid::new_v4().simple().to_string();
     let sim = ServiceNowSim::new(SimConfig { user: "hub.integration".into(), password: "demo-password".into(), ..SimConfig::default() });
     sim.start(sim_listener).map_err(|e| e.to_string())?;
@@ -227,8 +241,7 @@ async fn demo(config: Option<PathBuf>, sim_port: u16, jira_sim_port: u16) -> Res
         s.password = Some(SecretRef::Value(SecretString::from("demo-password".to_string())));
         s.webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.clone())));
     }
-    let jira_listener = std::net::TcpListener::bind(("127.0.0.1", jira_sim_port))
-        .map_err(|e| format!("cannot start the Jira simulator on port {jira_sim_port}: {e} (use --jira-sim-port)"))?;
+    let jira_listener = bind(jira_sim_port, "Jira", "--jira-sim-port")?;
     let jira = JiraSim::new(JiraSimConfig::default());
     jira.start(jira_listener).map_err(|e| e.to_string())?;
     let jira_url = jira.base_url().unwrap_or_default();
@@ -240,8 +253,29 @@ async fn demo(config: Option<PathBuf>, sim_port: u16, jira_sim_port: u16) -> Res
         s.webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.clone())));
         s.webhook_auth = crate::config::WebhookAuth::HubSignature;
     }
+    let remedy = RemedySim::new(RemedySimConfig { password: "demo-password".into(), ..RemedySimConfig::default() });
+    remedy.start(bind(remedy_sim_port, "Remedy", "--remedy-sim-port")?).map_err(|e| e.to_string())?;
+    let remedy_url = remedy.base_url().unwrap_or_default();
+    let tmf_supplier = settings.suppliers.iter().find(|s| s.system == "tmf621").map(|s| s.id.clone()).unwrap_or_default();
+    let tmf = Tmf621Sim::new(TmfSimConfig {
+        password: "demo-password".into(),
+        listener_auth: Some((tmf_supplier, webhook_secret.clone())),
+        ..TmfSimConfig::default()
+    });
+    tmf.start(bind(tmf_sim_port, "TMF621", "--tmf-sim-port")?).map_err(|e| e.to_string())?;
+    let tmf_url = tmf.base_url().unwrap_or_default();
+    for s in settings.suppliers.iter_mut().filter(|s| s.system == "remedy" || s.system == "tmf621") {
+        s.base_url = if s.system == "remedy" { remedy_url.clone() } else { tmf_url.clone() };
+        s.username = "hub.integration".into();
+        s.password = Some(SecretRef::Value(SecretString::from("demo-password".to_string())));
+        s.webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.clone())));
+        s.webhook_auth = crate::config::WebhookAuth::Basic;
+    }
     let app = Application::build(settings.clone()).await?;
     let hub_url = format!("http://127.0.0.1:{}", app.port());
+    if let Some(s) = settings.suppliers.iter().find(|s| s.system == "remedy") {
+        remedy.set_webhook(Some(RemedyWebhookTarget { url: format!("{hub_url}/webhooks/{}", s.id), username: s.id.clone(), password: webhook_secret.clone() }));
+    }
     if let Some(s) = settings.suppliers.iter().find(|s| s.system == "jira") {
         jira.set_webhook(Some(JiraWebhookTarget { url: format!("{hub_url}/webhooks/{}", s.id), secret: Some(webhook_secret.clone()) }));
     }
@@ -258,6 +292,9 @@ async fn demo(config: Option<PathBuf>, sim_port: u16, jira_sim_port: u16) -> Res
     println!("  hub:                   {hub_url}   (API docs: {hub_url}/openapi.json)");
     println!("  ServiceNow simulator:  {sim_url}   (tickets: {sim_url}/sim/incidents)");
     println!("  Jira simulator:        {jira_url}   (issues: {jira_url}/sim/issues; work one with POST /sim/issues/OPS-1/transition {{\"transition\":\"Start work\"}})");
+    println!("  Remedy simulator:      {remedy_url}   (incidents: {remedy_url}/sim/incidents)");
+    println!("  TMF621 simulator:      {tmf_url}   (trouble tickets: {tmf_url}/sim/tickets)");
+    println!("  routing: network -> ServiceNow, email -> Jira, payroll -> Remedy, hosting -> TMF621, anything else -> the integrator queue");
     for (role, key) in &keys {
         println!("  {role:<13} API key:  {key}");
     }

@@ -5,6 +5,7 @@ mod api;
 mod attachments;
 mod cli;
 mod delivery;
+mod estate;
 mod golden;
 mod golden_change;
 mod handoff;

@@ -8,6 +8,7 @@
 //! The expected documents were written from the ServiceNow reference and the mapping profile,
 //! not copied from the program's output.
 
+use crate::fixtures::{mismatch, read_json, read_text, sibling};
 use serde_json::{json, Value};
 use siam_hub::cli::map_payload;
 use siam_hub::validation::{validate, Doc};
@@ -38,27 +39,6 @@ fn cases(suffix: &str) -> Vec<(String, PathBuf)> {
     found
 }
 
-fn read_text(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&read_text(path)).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
-}
-
-fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default()
-}
-
-/// `None` when equal, else a report with both documents in full.
-fn mismatch(case: &str, what: &str, expected: &Value, actual: &Value) -> Option<String> {
-    (expected != actual).then(|| format!("{case}: {what} differs\n--- expected ---\n{}\n--- actual ---\n{}", pretty(expected), pretty(actual)))
-}
-
-fn expected_path(input: &Path, case: &str, suffix: &str) -> PathBuf {
-    input.with_file_name(format!("{case}{suffix}"))
-}
-
 #[test]
 fn golden_native_fixtures_map_to_their_canonical_documents() {
     let natives = cases(".native.json");
@@ -70,7 +50,7 @@ fn golden_native_fixtures_map_to_their_canonical_documents() {
     );
     let mut failures = Vec::new();
     for (case, path) in &natives {
-        let expected = read_json(&expected_path(path, case, ".canonical.json"));
+        let expected = read_json(&sibling(path, case, ".canonical.json"));
         match map_payload(SYSTEM, false, &read_text(path)) {
             Ok(actual) => failures.extend(mismatch(case, "canonical document", &expected, &actual)),
             Err(e) => failures.push(format!("{case}: mapping failed: {e}")),
@@ -90,7 +70,7 @@ fn golden_canonical_fixtures_are_valid_and_map_to_their_native_bodies() {
             failures.push(format!("{case}: the canonical input is not a valid incident: {violations:?}"));
             continue;
         }
-        let expected = read_json(&expected_path(path, case, ".native-out.json"));
+        let expected = read_json(&sibling(path, case, ".native-out.json"));
         match map_payload(SYSTEM, true, &read_text(path)) {
             Ok(actual) => failures.extend(mismatch(case, "native body", &expected, &actual)),
             Err(e) => failures.push(format!("{case}: reverse mapping failed: {e}")),
@@ -156,7 +136,7 @@ fn golden_binary_prints_the_canonical_document() {
             failures.push(format!("{case}: exit {:?}, stderr: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
             continue;
         }
-        let expected = read_json(&expected_path(path, case, ".canonical.json"));
+        let expected = read_json(&sibling(path, case, ".canonical.json"));
         match serde_json::from_str::<Value>(&stdout) {
             Ok(actual) => failures.extend(mismatch(case, "`siam-hub map` output", &expected, &actual)),
             Err(e) => failures.push(format!("{case}: stdout is not JSON ({e}):\n{stdout}")),
@@ -171,7 +151,7 @@ fn golden_binary_reverse_prints_the_native_body() {
         let out = run_map(&["--reverse", path.to_str().expect("UTF-8 fixture path")]);
         assert!(out.status.success(), "{case}: exit {:?}, stderr: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
         let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{case}: stdout is not JSON: {e}"));
-        let expected = read_json(&expected_path(&path, &case, ".native-out.json"));
+        let expected = read_json(&sibling(&path, &case, ".native-out.json"));
         if let Some(report) = mismatch(&case, "`siam-hub map --reverse` output", &expected, &actual) {
             panic!("{report}");
         }

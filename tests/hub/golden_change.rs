@@ -15,6 +15,7 @@
 //! The expected documents were written from `reference/suppliers/` and the profiles, not copied
 //! from the program's output.
 
+use crate::fixtures::{mismatch, read_json, read_text, sibling};
 use serde_json::{json, Value};
 use siam_hub::cli::{check_map_target, map_document, Kind};
 use siam_hub::validation::{validate, Doc};
@@ -52,26 +53,6 @@ fn cases(system: &System, suffix: &str) -> Vec<(String, PathBuf)> {
         .collect();
     found.sort();
     found
-}
-
-fn read_text(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&read_text(path)).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
-}
-
-fn sibling(input: &Path, case: &str, suffix: &str) -> PathBuf {
-    input.with_file_name(format!("{case}{suffix}"))
-}
-
-fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default()
-}
-
-fn mismatch(case: &str, what: &str, expected: &Value, actual: &Value) -> Option<String> {
-    (expected != actual).then(|| format!("{case}: {what} differs\n--- expected ---\n{}\n--- actual ---\n{}", pretty(expected), pretty(actual)))
 }
 
 fn invalid(case: &str, what: &str, doc: &Value) -> Option<String> {

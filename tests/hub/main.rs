@@ -6,6 +6,7 @@ mod attachments;
 mod cli;
 mod delivery;
 mod estate;
+mod fixtures;
 mod golden;
 mod golden_change;
 mod handoff;

@@ -1,10 +1,13 @@
 //! Wiring: prepares the database, registers suppliers and routing rules, and runs the API, the
-//! broker session (relay and dispatch consumers) and the reconciliation sweeps side by side.
+//! broker session (relay and dispatch consumers), the reconciliation sweeps and the SLA monitor
+//! side by side.
 
 use crate::api::{self, AppState};
 use crate::bus::{Bus, ConsumerSpec, Topology};
 use crate::config::{Settings, QUEUE_SYSTEM};
 use crate::routing::Router;
+use crate::sla::clock::Contracts;
+use crate::sla::monitor::Monitor;
 use crate::store::schema::{routing_rules, suppliers};
 use crate::store::{self, Store, StoreResult};
 use crate::sync::Engine;
@@ -76,6 +79,7 @@ impl Application {
         let topology = Topology::new(&settings.broker, external.clone());
         let bus = Bus::new(&settings.amqp_url, topology.clone(), store.clone());
         let engine = Arc::new(Engine::new(&settings, store.clone(), bus.outbox_signal.clone())?);
+        let contracts = Arc::new(Contracts::from_settings(&settings.sla).map_err(|e| format!("configuration: SLA: {e}"))?);
         let (shutdown, shutdown_rx) = watch::channel(false);
 
         let consumers: Vec<ConsumerSpec> = external
@@ -86,6 +90,13 @@ impl Application {
         for s in settings.suppliers.iter().filter(|s| s.is_external() && s.poll_interval_secs > 0) {
             workers.push(tokio::spawn(engine.as_ref().clone().run_poller(s.id.clone(), shutdown_rx.clone())));
         }
+        let monitor = Monitor {
+            store: store.clone(),
+            contracts: contracts.clone(),
+            settings: settings.sla_monitor.clone(),
+            outbox_signal: bus.outbox_signal.clone(),
+        };
+        workers.push(tokio::spawn(monitor.run(shutdown_rx.clone())));
 
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let state = web::Data::new(AppState {
@@ -94,6 +105,7 @@ impl Application {
             engine: engine.clone(),
             router: Router::new(&settings),
             broker_connected: bus.watch_connected(),
+            contracts,
         });
         let server = HttpServer::new(move || {
             App::new()

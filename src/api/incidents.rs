@@ -20,12 +20,12 @@ fn etag(version: i32) -> (header::HeaderName, String) {
     (header::ETAG, format!("\"{version}\""))
 }
 
-fn parse_ref(raw: &str) -> Result<TicketRef, ApiError> {
+pub(crate) fn parse_ref(raw: &str) -> Result<TicketRef, ApiError> {
     raw.parse::<TicketRef>().map_err(ApiError::not_found)
 }
 
 /// A supplier key sees only tickets in which its supplier holds a leg.
-fn visible(p: &Principal, incident: &Incident) -> Result<(), ApiError> {
+pub(crate) fn visible(p: &Principal, incident: &Incident) -> Result<(), ApiError> {
     match (&p.role, &p.supplier) {
         (Role::Supplier, Some(s)) if !incident.legs.iter().any(|l| &l.supplier == s) => {
             Err(ApiError::not_found(format!("incident {} does not exist", incident.reference)))

@@ -1,13 +1,16 @@
-//! The HTTP API (actix-web): incidents for the service desk, webhooks for suppliers, admin and
-//! health endpoints. Bodies are read with a size limit, parsed, checked against the schema and
-//! turned into domain types before anything else sees them.
+//! The HTTP API (actix-web): incidents for the service desk, webhooks for suppliers, SLA
+//! reports and the managers' dashboard, admin and health endpoints. Bodies are read with a size
+//! limit, parsed, checked against the schema and turned into domain types before anything else
+//! sees them.
 
 pub mod admin;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod incidents;
 pub mod openapi;
+pub mod sla;
 pub mod webhooks;
 
 use crate::config::Settings;
@@ -28,6 +31,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub router: Router,
     pub broker_connected: watch::Receiver<bool>,
+    /// The SLA calendars and contracts, checked at start.
+    pub contracts: Arc<crate::sla::clock::Contracts>,
 }
 
 /// The correlation id of a request: the caller's `X-Correlation-Id`, or a new one.
@@ -82,11 +87,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/incidents/{ref}/notes").route(web::post().to(incidents::add_note)))
                 .service(web::resource("/incidents/{ref}/history").route(web::get().to(incidents::history)))
+                .service(web::resource("/incidents/{ref}/sla").route(web::get().to(sla::incident_clocks)))
+                .service(web::resource("/reports/sla").route(web::get().to(sla::report)))
                 .service(web::resource("/admin/dead-letters").route(web::get().to(admin::dead_letters)))
                 .service(web::resource("/admin/dead-letters/{id}/replay").route(web::post().to(admin::replay)))
                 .service(web::resource("/admin/suppliers/{id}/reconcile").route(web::post().to(admin::reconcile))),
         )
         .service(web::resource("/webhooks/{supplier}").route(web::post().to(webhooks::receive)))
+        .configure(dashboard::configure)
         .default_service(web::to(|req: HttpRequest| async move {
             Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!("no endpoint {} {}", req.method(), req.path())))
         }));

@@ -23,6 +23,12 @@ pub enum EventType {
     LegFailed,
     #[serde(rename = "mapping.unmapped_value")]
     UnmappedValue,
+    /// An SLA clock crossed a warning threshold (a percentage of its target).
+    #[serde(rename = "sla.warning")]
+    SlaWarning,
+    /// An SLA clock exceeded its target.
+    #[serde(rename = "sla.breached")]
+    SlaBreached,
 }
 
 impl EventType {
@@ -37,6 +43,8 @@ impl EventType {
             EventType::LegUpdated => "leg.updated",
             EventType::LegFailed => "leg.failed",
             EventType::UnmappedValue => "mapping.unmapped_value",
+            EventType::SlaWarning => "sla.warning",
+            EventType::SlaBreached => "sla.breached",
         }
     }
 }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use calendar::Calendar;
-pub use clock::{clocks, timeline};
+pub use clock::{clocks, ticket_events, timeline, Contracts, SlaEvent, TicketEvent};
 
 /// Which promise a clock measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -28,6 +28,9 @@ pub enum Metric {
     Resolution,
 }
 
+/// What a clock is doing as of `now`. A clock that has not stopped reports its motion
+/// (`Running`, `Paused`, `Idle`) even when it is already past its target: the verdict so far is
+/// [`Clock::breached`]. A stopped clock reports its verdict (`Met` or `Breached`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClockState {
@@ -58,6 +61,14 @@ pub struct Holding {
     pub to: Option<DateTime<Utc>>,
 }
 
+/// A period in which a clock counted time (business time within it is what `elapsed_secs` sums).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Run {
+    pub from: DateTime<Utc>,
+    /// `None` while the clock is still running at `now`.
+    pub to: Option<DateTime<Utc>>,
+}
+
 /// One clock of one ticket under one contract.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Clock {
@@ -66,6 +77,9 @@ pub struct Clock {
     /// The supplier of a supplier contract; `None` end to end.
     pub supplier: Option<String>,
     pub metric: Metric,
+    /// 0 for the ticket's first clock of this metric; `n` for the resolution clock a `restart`
+    /// contract starts at the ticket's `n`-th reopen (see [`Clock::key`]).
+    pub cycle: u32,
     /// The priority whose target applies.
     pub priority: u8,
     /// Target in business seconds.
@@ -80,8 +94,11 @@ pub struct Clock {
     pub breach_at: Option<DateTime<Utc>>,
     pub breached: bool,
     pub pauses: Vec<Pause>,
-    /// Supplier clocks: when that supplier held the ticket.
+    /// Supplier clocks: when that supplier held the ticket. End-to-end clocks: every holder.
+    /// Holdings that ended before the clock started are left out.
     pub holdings: Vec<Holding>,
+    /// When the clock counted time, in order; together with the calendar they give `elapsed_secs`.
+    pub runs: Vec<Run>,
 }
 
 impl Clock {
@@ -93,8 +110,13 @@ impl Clock {
         self.elapsed_secs as f64 * 100.0 / self.target_secs as f64
     }
 
-    /// A stable key of this clock within its ticket (for once-only warnings).
+    /// A stable key of this clock within its ticket (for once-only warnings):
+    /// `contract:supplier:metric` (`-` for no supplier), with `:<cycle>` appended for the
+    /// resolution clock a `restart` contract starts at the ticket's n-th reopen, e.g.
+    /// `e2e:-:resolution` then `e2e:-:resolution:1`.
     pub fn key(&self) -> String {
-        format!("{}:{}:{:?}", self.contract, self.supplier.as_deref().unwrap_or("-"), self.metric).to_lowercase()
+        let base = format!("{}:{}:{:?}", self.contract, self.supplier.as_deref().unwrap_or("-"), self.metric);
+        let key = if self.cycle == 0 { base } else { format!("{base}:{}", self.cycle) };
+        key.to_lowercase()
     }
 }

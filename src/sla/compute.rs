@@ -4,7 +4,7 @@
 //! the next one. The monitor stores what this computes; reports recomputed from the log use the
 //! very same function, which is what makes the two agree.
 
-use super::clock::{Contracts, TicketEvent};
+use super::clock::Contracts;
 use super::{Calendar, Clock, ClockState, Metric};
 use crate::config::ContractDef;
 use crate::domain::EventType;
@@ -15,9 +15,9 @@ use chrono::{DateTime, Duration, Utc};
 /// A clock with the key it is stored and alerted under.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyedClock {
-    /// [`Clock::key`], with `#2`, `#3`... for a second or later clock of the same key (a
-    /// resolution clock restarted by a reopen): unique within the ticket and stable, since the
-    /// engine returns clocks in the order of the log.
+    /// [`Clock::key`] (which tells restarted clocks apart by their cycle); should the engine
+    /// ever return two clocks under one key, the later get `#2`, `#3`..., in the engine's
+    /// (log) order, so stored keys stay unique and stable.
     pub key: String,
     pub clock: Clock,
 }
@@ -27,11 +27,6 @@ pub struct KeyedClock {
 pub struct Computed {
     pub ticket: TicketRow,
     pub clocks: Vec<KeyedClock>,
-}
-
-/// The engine's view of a stored event.
-pub fn ticket_event(e: &EventRow) -> TicketEvent {
-    TicketEvent { id: e.event_id, kind: e.kind.clone(), source: e.source.clone(), data: e.data.clone(), at: e.occurred_at }
 }
 
 /// Statuses after which the ticket takes no more work unless reopened.
@@ -79,8 +74,7 @@ pub fn compute(row: &IncidentRow, events: &[EventRow], contracts: &Contracts, no
     let clocks = if contracts.contracts.is_empty() {
         Vec::new()
     } else {
-        let log: Vec<TicketEvent> = events.iter().map(ticket_event).collect();
-        keyed(super::clocks(&row.reference, &log, contracts, now))
+        keyed(super::clocks(&row.reference, &super::ticket_events(events), contracts, now))
     };
     Computed { ticket, clocks }
 }
@@ -128,9 +122,10 @@ pub fn reached(elapsed: i64, target: i64, threshold: i16) -> bool {
     target <= 0 || i128::from(elapsed) * 100 >= i128::from(target) * i128::from(threshold)
 }
 
-/// A clock counting time now (neither stopped, paused nor idle).
+/// A clock counting time now: not stopped and running (the engine reports a clock's motion
+/// until it stops, even past its target).
 pub fn advancing(stopped_at: Option<DateTime<Utc>>, state: &str) -> bool {
-    stopped_at.is_none() && matches!(state, "running" | "breached")
+    stopped_at.is_none() && state == "running"
 }
 
 pub fn state_name(s: ClockState) -> &'static str {
@@ -256,6 +251,7 @@ mod tests {
             contract: "E2E".into(),
             supplier: None,
             metric,
+            cycle: 0,
             priority: 2,
             target_secs: 60,
             elapsed_secs: 0,
@@ -266,6 +262,7 @@ mod tests {
             breached: false,
             pauses: vec![],
             holdings: vec![],
+            runs: vec![],
         };
         let keys: Vec<String> = keyed(vec![clock(Metric::Response), clock(Metric::Resolution), clock(Metric::Resolution)]).into_iter().map(|k| k.key).collect();
         assert_eq!(keys, ["e2e:-:response", "e2e:-:resolution", "e2e:-:resolution#2"]);

@@ -411,7 +411,7 @@ pub fn live_clocks(conn: &mut PgConnection, scope: &Scope, limit: i64) -> StoreR
     let f = Filter { from, to, now: Utc::now(), scope: scope.clone(), priority: None };
     let sql = format!(
         "SELECT c.* FROM sla_clocks c JOIN sla_tickets s ON s.incident_id = c.incident_id
-         WHERE {} AND s.open AND c.stopped_at IS NULL AND c.state IN ('running', 'paused', 'breached')
+         WHERE {} AND s.open AND c.stopped_at IS NULL AND c.state IN ('running', 'paused')
          ORDER BY c.breach_at NULLS LAST, c.ref LIMIT $6",
         f.conditions()
     );

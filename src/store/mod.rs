@@ -11,6 +11,7 @@ pub mod models;
 pub mod outbox;
 pub mod record;
 pub mod schema;
+pub mod seed;
 pub mod sla;
 
 use diesel::pg::PgConnection;

@@ -190,10 +190,8 @@ fn epoch_day(d: chrono::NaiveDate) -> i64 {
 /// `["08:00", "12:00", "13:00", "17:00"]` -> two intervals (a lunch break); pairs must be in
 /// order and must not overlap; `"24:00"` may end a day.
 fn parse_intervals(id: &str, day: &str, times: &[String]) -> Result<Vec<(i64, i64)>, String> {
-    if times.len() % 2 != 0 {
-        return Err(format!(
-            "calendar `{id}`: hours for `{day}` must be start/end pairs such as [\"08:00\", \"18:00\"], got {times:?}"
-        ));
+    if !times.len().is_multiple_of(2) {
+        return Err(format!("calendar `{id}`: hours for `{day}` must be start/end pairs such as [\"08:00\", \"18:00\"], got {times:?}"));
     }
     let mut out: Vec<(i64, i64)> = Vec::new();
     for pair in times.chunks(2) {
@@ -240,16 +238,18 @@ mod tests {
             id: id.into(),
             time_zone: tz.into(),
             always: false,
-            hours: hours
-                .iter()
-                .map(|(d, t)| (d.to_string(), t.iter().map(|s| s.to_string()).collect()))
-                .collect::<BTreeMap<_, _>>(),
+            hours: hours.iter().map(|(d, t)| (d.to_string(), t.iter().map(|s| s.to_string()).collect())).collect::<BTreeMap<_, _>>(),
             holidays: holidays.iter().map(|d| d.parse::<NaiveDate>().unwrap()).collect(),
         }
     }
 
-    const WEEKDAY_9_17: &[(&str, &[&str])] =
-        &[("mon", &["09:00", "17:00"]), ("tue", &["09:00", "17:00"]), ("wed", &["09:00", "17:00"]), ("thu", &["09:00", "17:00"]), ("fri", &["09:00", "17:00"])];
+    const WEEKDAY_9_17: &[(&str, &[&str])] = &[
+        ("mon", &["09:00", "17:00"]),
+        ("tue", &["09:00", "17:00"]),
+        ("wed", &["09:00", "17:00"]),
+        ("thu", &["09:00", "17:00"]),
+        ("fri", &["09:00", "17:00"]),
+    ];
 
     /// Mon-Fri 09:00-17:00 in London, with the 2026 Christmas bank holidays.
     fn office() -> Calendar {
@@ -427,7 +427,8 @@ mod tests {
 
     /// Random instants, biased towards the DST change days of 2026 and 2027.
     fn random_instant(rng: &mut impl Rng) -> i64 {
-        let anchors = ["2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z", "2026-11-01T06:00:00Z", "2026-03-08T07:00:00Z", "2026-12-24T12:00:00Z"];
+        let anchors =
+            ["2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z", "2026-11-01T06:00:00Z", "2026-03-08T07:00:00Z", "2026-12-24T12:00:00Z"];
         if rng.gen_bool(0.5) {
             utc(anchors[rng.gen_range(0..anchors.len())]).timestamp() + rng.gen_range(-3 * DAY..3 * DAY)
         } else {

@@ -95,7 +95,7 @@ pub struct Clock {
     pub breached: bool,
     pub pauses: Vec<Pause>,
     /// Supplier clocks: when that supplier held the ticket. End-to-end clocks: every holder.
-    /// Holdings that ended before the clock started are left out.
+    /// Holdings that ended before the clock started, and instant-long ones, are left out.
     pub holdings: Vec<Holding>,
     /// When the clock counted time, in order; together with the calendar they give `elapsed_secs`.
     pub runs: Vec<Run>,

@@ -98,11 +98,9 @@ pub fn contract<'a>(contracts: &'a Contracts, id: &str) -> Option<&'a ContractDe
     contracts.contracts.iter().find(|c| c.id == id)
 }
 
-/// The calendar a clock of `contract` at `priority` counts business time on.
+/// The calendar a clock of `contract_id` at `priority` counts business time on.
 pub fn calendar_of<'a>(contracts: &'a Contracts, contract_id: &str, priority: i16) -> Option<&'a Calendar> {
-    let def = contract(contracts, contract_id)?;
-    let id = def.targets.get(&priority.to_string()).and_then(|t| t.calendar.clone()).unwrap_or_else(|| def.calendar.clone());
-    contracts.calendars.get(&id)
+    contracts.calendar_for(contract(contracts, contract_id)?, u8::try_from(priority).ok()?)
 }
 
 /// Warning thresholds of a contract (percent of the target, ascending, each once), without the

@@ -268,6 +268,11 @@ pub struct TicketAgg {
 /// bucket takes everything older.
 pub const BACKLOG_BOUNDS_SECS: [i64; 5] = [4 * 3600, 24 * 3600, 3 * 86400, 7 * 86400, 30 * 86400];
 
+/// The columns of a [`ClockRow`] in raw SQL (the table's `ref` column is the row's `reference`).
+const CLOCK_COLUMNS: &str = "c.incident_id, c.clock_key, c.ref AS reference, c.opened_at, c.contract, c.supplier, c.metric, c.priority, \
+     c.target_secs, c.elapsed_secs, c.state, c.started_at, c.stopped_at, c.breach_at, c.breached, c.pauses, c.holdings, \
+     c.next_alert_at, c.computed_at";
+
 /// A clock that is breached as of `$3` (now): breached when computed, or running past its
 /// breach time since. The same rule as the clock engine applied at `now`.
 const BREACHED: &str = "(c.breached OR (c.stopped_at IS NULL AND c.state = 'running' AND c.breach_at <= $3))";
@@ -356,8 +361,8 @@ pub fn ticket_aggregates(conn: &mut PgConnection, f: &Filter) -> StoreResult<Vec
 /// Breached clocks (most recent breach first), at most `limit`, and how many there are.
 pub fn breaches(conn: &mut PgConnection, f: &Filter, limit: i64) -> StoreResult<(Vec<ClockRow>, i64)> {
     let sql = format!(
-        "SELECT c.* FROM sla_clocks c WHERE {} AND {BREACHED}
-         ORDER BY c.breach_at DESC NULLS LAST, c.ref, c.clock_key LIMIT $6",
+        "SELECT {CLOCK_COLUMNS} FROM sla_clocks c WHERE {} AND {BREACHED}
+         ORDER BY c.breach_at DESC NULLS LAST, c.ref COLLATE \"C\", c.clock_key COLLATE \"C\" LIMIT $6",
         f.conditions()
     );
     let rows: Vec<ClockRow> = bind_filter!(diesel::sql_query(sql).into_boxed(), f).bind::<BigInt, _>(limit).load(conn)?;
@@ -410,7 +415,7 @@ pub fn live_clocks(conn: &mut PgConnection, scope: &Scope, limit: i64) -> StoreR
     let (from, to) = (DateTime::<Utc>::UNIX_EPOCH, DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(365 * 1000));
     let f = Filter { from, to, now: Utc::now(), scope: scope.clone(), priority: None };
     let sql = format!(
-        "SELECT c.* FROM sla_clocks c JOIN sla_tickets s ON s.incident_id = c.incident_id
+        "SELECT {CLOCK_COLUMNS} FROM sla_clocks c JOIN sla_tickets s ON s.incident_id = c.incident_id
          WHERE {} AND s.open AND c.stopped_at IS NULL AND c.state IN ('running', 'paused')
          ORDER BY c.breach_at NULLS LAST, c.ref LIMIT $6",
         f.conditions()

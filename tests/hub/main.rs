@@ -7,4 +7,5 @@ mod delivery;
 mod golden;
 mod helpers;
 mod resilience;
+mod sla;
 mod sync;

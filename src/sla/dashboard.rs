@@ -55,6 +55,7 @@ pub struct AtRisk {
     pub priority: i16,
     pub state: String,
     pub used_percent: f64,
+    pub elapsed_secs: i64,
     pub target_secs: i64,
     pub breach_at: Option<DateTime<Utc>>,
 }
@@ -67,7 +68,10 @@ pub struct Overview {
     pub lines: Vec<ContractLine>,
     pub breaches: Vec<Breach>,
     pub breaches_total: i64,
+    /// The most urgent clocks at risk (at most [`LIST_LIMIT`]).
     pub at_risk: Vec<AtRisk>,
+    /// How many tickets have a clock at risk (all of them, not only those listed).
+    pub at_risk_tickets: usize,
     pub at_risk_percent: f64,
     pub pending_tickets: i64,
     pub generated_at: DateTime<Utc>,
@@ -135,6 +139,7 @@ pub fn overview(
                 priority: row.priority,
                 state: row.state,
                 used_percent: used,
+                elapsed_secs: elapsed,
                 target_secs: row.target_secs,
                 breach_at: row.breach_at,
             })
@@ -142,6 +147,7 @@ pub fn overview(
         .collect();
     // Past target first, then the most used.
     at_risk.sort_by(|a, b| b.used_percent.total_cmp(&a.used_percent).then_with(|| a.reference.cmp(&b.reference)));
+    let at_risk_tickets = at_risk.iter().map(|a| a.reference.as_str()).collect::<std::collections::HashSet<_>>().len();
     at_risk.truncate(LIST_LIMIT);
 
     Ok(Overview {
@@ -151,6 +157,7 @@ pub fn overview(
         breaches,
         breaches_total,
         at_risk,
+        at_risk_tickets,
         at_risk_percent: reporting.at_risk_percent,
         pending_tickets: db::pending(conn)?,
         generated_at: now,

@@ -3,6 +3,7 @@
 
 mod api;
 mod cli;
+mod dashboard;
 mod delivery;
 mod golden;
 mod helpers;

@@ -52,7 +52,7 @@ pub fn compliance_bars(lines: &[ContractLine]) -> String {
         let y = 30.0 + row * i as f64;
         let _ = write!(s, r#"<g class="contract-bars" data-contract="{}">"#, esc(&l.contract));
         let _ = write!(s, r#"<text x="0" y="{}" font-size="13" font-weight="600" fill="{INK}">{}</text>"#, y + 14.0, esc(&label_of(l)));
-        let _ = write!(s, r#"<text x="0" y="{}" font-size="11" fill="{INK}">{} tickets · target {}%</text>"#, y + 32.0, l.tickets, l.target);
+        let _ = write!(s, r#"<text x="0" y="{}" font-size="11" fill="{INK}">{} ticket{} · target {}%</text>"#, y + 32.0, l.tickets, if l.tickets == 1 { "" } else { "s" }, l.target);
         for (j, (name, c)) in [("response", &l.response), ("resolution", &l.resolution)].into_iter().enumerate() {
             let by = y + 2.0 + 22.0 * j as f64;
             let _ = write!(s, r#"<text x="{}" y="{}" font-size="11" text-anchor="end" fill="{INK}">{name}</text>"#, left - 6.0, by + 13.0);
@@ -62,7 +62,7 @@ pub fn compliance_bars(lines: &[ContractLine]) -> String {
                     let _ = write!(
                         s,
                         r#"<rect x="{left}" y="{by}" width="{:.1}" height="18" fill="{colour}" rx="2"><title>{name}: {} met, {} breached</title></rect><text x="{:.1}" y="{}" font-size="12" fill="{INK}" data-metric="{name}">{:.1}%</text>"#,
-                        width * p / 100.0,
+                        (width * p / 100.0).max(2.0),
                         c.met,
                         c.breached,
                         left + width * p / 100.0 + 6.0,

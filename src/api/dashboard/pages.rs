@@ -133,6 +133,25 @@ fn percent_cell(p: Option<f64>, target: f64, field: &str) -> String {
     }
 }
 
+/// How a clock stands, in a manager's words.
+fn clock_state(state: &str) -> &'static str {
+    match state {
+        "running" => "open, counting",
+        "paused" => "open, paused",
+        "idle" => "with another holder",
+        _ => "stopped",
+    }
+}
+
+/// Share of the target used; past the target, by how much.
+fn used_cell(elapsed: i64, target: i64) -> String {
+    if target > 0 && elapsed <= target {
+        meter(elapsed as f64 * 100.0 / target as f64)
+    } else {
+        format!(r#"<span class="meter"><i style="width:100%;background:{}"></i></span><span class="bad">over by {}</span>"#, charts::BAD, fmt_duration(elapsed - target))
+    }
+}
+
 fn meter(p: f64) -> String {
     let colour = if p >= 100.0 { charts::BAD } else if p >= 90.0 { "#e69f00" } else { "#0072b2" };
     format!(r#"<span class="meter"><i style="width:{:.0}%;background:{colour}"></i></span>{p:.0}%"#, p.clamp(0.0, 100.0))
@@ -165,11 +184,11 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
     let mut body = String::from("<main>");
     let _ = write!(
         body,
-        r#"<section class="cards" id="summary"><div class="card"><div class="l">Tickets opened</div><div class="v" id="tickets-opened">{tickets}</div></div><div class="card"><div class="l">Response met</div><div class="v" id="response-met">{}</div></div><div class="card"><div class="l">Resolution met</div><div class="v" id="resolution-met">{}</div></div><div class="card"><div class="l">Breaches</div><div class="v bad" id="breach-count">{}</div></div><div class="card"><div class="l">At risk now</div><div class="v" id="at-risk-count">{}</div></div></section>"#,
+        r#"<section class="cards" id="summary"><div class="card"><div class="l">Tickets opened</div><div class="v" id="tickets-opened">{tickets}</div></div><div class="card"><div class="l">Response met</div><div class="v" id="response-met">{}</div></div><div class="card"><div class="l">Resolution met</div><div class="v" id="resolution-met">{}</div></div><div class="card"><div class="l">Breaches</div><div class="v bad" id="breach-count">{}</div></div><div class="card"><div class="l">Tickets at risk now</div><div class="v" id="at-risk-count">{}</div></div></section>"#,
         pct(rm, rb),
         pct(sm, sb),
         o.breaches_total,
-        o.at_risk.len()
+        o.at_risk_tickets
     );
 
     let _ = write!(body, r#"<section id="compliance"><h2>Compliance in {} against target</h2>{}"#, esc(&o.period.label), charts::compliance_bars(&o.lines));
@@ -203,7 +222,7 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
     if o.breaches.is_empty() {
         body.push_str(r#"<p class="muted">No clock breached its target.</p>"#);
     } else {
-        body.push_str(r#"<table id="breach-table"><thead><tr><th>Ticket</th><th>Contract</th><th>Supplier</th><th>Metric</th><th class="num">P</th><th class="num">Target</th><th class="num">Used</th><th>Breached at</th><th>State</th></tr></thead><tbody>"#);
+        body.push_str(r#"<table id="breach-table"><thead><tr><th>Ticket</th><th>Contract</th><th>Supplier</th><th>Metric</th><th class="num">P</th><th class="num">Target</th><th class="num">Used</th><th>Breached at</th><th>Clock</th></tr></thead><tbody>"#);
         for b in &o.breaches {
             let _ = write!(
                 body,
@@ -215,7 +234,7 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
                 fmt_duration(b.target_secs),
                 fmt_duration(b.elapsed_secs),
                 opt_time(b.breach_at, tz),
-                esc(&b.state),
+                clock_state(&b.state),
                 r = esc(&b.reference),
             );
         }
@@ -227,7 +246,7 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
     if o.at_risk.is_empty() {
         body.push_str(r#"<p class="muted">No open ticket is at risk.</p>"#);
     } else {
-        body.push_str(r#"<table id="at-risk-table"><thead><tr><th>Ticket</th><th>Contract</th><th>Supplier</th><th>Metric</th><th class="num">P</th><th>Used</th><th>Target</th><th>Breach at</th><th>State</th></tr></thead><tbody>"#);
+        body.push_str(r#"<table id="at-risk-table"><thead><tr><th>Ticket</th><th>Contract</th><th>Supplier</th><th>Metric</th><th class="num">P</th><th>Used</th><th>Target</th><th>Breach at</th><th>Clock</th></tr></thead><tbody>"#);
         for a in &o.at_risk {
             let _ = write!(
                 body,
@@ -236,10 +255,10 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
                 esc(a.supplier.as_deref().unwrap_or("end to end")),
                 esc(&a.metric),
                 a.priority,
-                meter(a.used_percent),
+                used_cell(a.elapsed_secs, a.target_secs),
                 fmt_duration(a.target_secs),
                 opt_time(a.breach_at, tz),
-                esc(&a.state),
+                clock_state(&a.state),
                 r = esc(&a.reference),
             );
         }
@@ -316,7 +335,7 @@ pub fn timeline(t: &TicketSla, viewer: &Viewer, tz: &str) -> String {
                 metric_name(c.metric),
                 c.priority,
                 fmt_duration(c.target_secs),
-                meter(c.used_percent()),
+                used_cell(c.elapsed_secs, c.target_secs),
                 fmt_duration(c.elapsed_secs),
                 if c.breached { "bad" } else { "" },
                 crate::sla::compute::state_name(c.state),
@@ -359,14 +378,21 @@ pub fn timeline(t: &TicketSla, viewer: &Viewer, tz: &str) -> String {
         body.push_str(r#"<p class="muted">No supplier clock records a holding.</p>"#);
     } else {
         body.push_str(r#"<table id="holding-table"><thead><tr><th>Supplier</th><th>From</th><th>To</th><th class="num">For</th></tr></thead><tbody>"#);
+        // A holding still open on a resolved ticket ends, for this table, at the resolution.
+        let finished = i.resolved_at.or(i.closed_at);
         for h in holdings {
+            let (to, end) = match (h.to, finished) {
+                (Some(to), _) => (local_time(&to, tz), to),
+                (None, Some(done)) => (format!("resolved {}", local_time(&done, tz)), done),
+                (None, None) => ("still holds it".to_string(), t.now),
+            };
             let _ = write!(
                 body,
                 r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td></tr>"#,
                 esc(&h.supplier),
                 esc(&local_time(&h.from, tz)),
-                opt_time(h.to, tz),
-                fmt_duration((h.to.unwrap_or(t.now) - h.from).num_seconds())
+                esc(&to),
+                fmt_duration((end - h.from).num_seconds())
             );
         }
         body.push_str("</tbody></table>");

@@ -192,6 +192,7 @@ pub fn clock_row(ticket: &TicketRow, k: &KeyedClock, contracts: &Contracts, now:
         contract: c.contract.clone(),
         supplier: c.supplier.clone(),
         metric: metric_name(c.metric).into(),
+        cycle: i32::try_from(c.cycle).unwrap_or(i32::MAX),
         priority: i16::from(c.priority),
         target_secs: c.target_secs,
         elapsed_secs: c.elapsed_secs,

@@ -90,10 +90,24 @@ pub fn overview(
     scope: &Scope,
     now: DateTime<Utc>,
 ) -> StoreResult<Overview> {
-    let first = period.months_before(TREND_MONTHS - 1).unwrap_or_else(|_| period.clone());
-    let months: Vec<String> = (0..TREND_MONTHS).rev().filter_map(|n| period.months_before(n).ok().map(|p| p.label)).collect();
-    let trend_filter = Filter { from: first.from, to: period.to, now, scope: scope.clone(), priority: None };
-    let rows: Vec<MonthAgg> = db::monthly(conn, &trend_filter, &period.time_zone)?;
+    db::snapshot(conn, |conn| gather(conn, contracts, reporting, period, scope, now))
+}
+
+fn gather(
+    conn: &mut PgConnection,
+    contracts: &Contracts,
+    reporting: &ReportingSettings,
+    period: &Period,
+    scope: &Scope,
+    now: DateTime<Utc>,
+) -> StoreResult<Overview> {
+    let trend: Vec<Period> = (0..TREND_MONTHS).rev().filter_map(|n| period.months_before(n).ok()).collect();
+    let months: Vec<String> = trend.iter().map(|p| p.label.clone()).collect();
+    let mut bounds: Vec<DateTime<Utc>> = trend.iter().map(|p| p.from).collect();
+    bounds.push(period.to);
+    let trend_filter = Filter { from: period.from, to: period.to, now, scope: scope.clone(), priority: None };
+    let rows: Vec<MonthAgg> = db::monthly(conn, &trend_filter, &bounds)?;
+    let chosen = months.len().saturating_sub(1);
 
     let mut lines: BTreeMap<String, ContractLine> = BTreeMap::new();
     for c in contracts.contracts.iter().filter(|c| match scope {
@@ -105,7 +119,8 @@ pub fn overview(
     }
     for r in &rows {
         let l = lines.entry(r.contract.clone()).or_insert_with(|| line(&r.contract, r.supplier.clone(), reporting, months.len()));
-        if r.month == period.label {
+        let Ok(i) = usize::try_from(r.month) else { continue };
+        if i == chosen {
             let c = Compliance { met: r.met, breached: r.breached };
             match r.metric.as_str() {
                 "response" => l.response = c,
@@ -116,14 +131,15 @@ pub fn overview(
             }
         }
         if r.metric == "resolution" {
-            if let Some(i) = months.iter().position(|m| *m == r.month) {
-                l.trend[i] = Compliance { met: r.met, breached: r.breached }.percent();
+            if let Some(slot) = l.trend.get_mut(i) {
+                *slot = Compliance { met: r.met, breached: r.breached }.percent();
             }
         }
     }
 
     let month_filter = Filter { from: period.from, to: period.to, now, scope: scope.clone(), priority: None };
-    let (breach_rows, breaches_total) = db::breaches(conn, &month_filter, LIST_LIMIT as i64)?;
+    let breach_rows = db::breaches(conn, &month_filter, LIST_LIMIT as i64)?;
+    let breaches_total = lines.values().map(|l| l.response.breached + l.resolution.breached).sum();
     let breaches = breach_rows.iter().map(|row| breach_view(row, contracts, now)).collect();
 
     let mut at_risk: Vec<AtRisk> = db::live_clocks(conn, scope, LIVE_SCAN)?

@@ -376,11 +376,14 @@ fn assemble(
 /// The report from the stored clocks, aggregated in SQL.
 pub fn build(conn: &mut PgConnection, contracts: &Contracts, reporting: &ReportingSettings, q: &ReportQuery, now: DateTime<Utc>) -> StoreResult<Report> {
     let f = q.filter(now);
-    let metrics = db::metric_aggregates(conn, &f)?;
-    let tickets = db::ticket_aggregates(conn, &f)?;
-    let (breaches, total) = db::breaches(conn, &f, q.breach_limit)?;
-    let pending = db::pending(conn)?;
-    Ok(assemble(q, contracts, reporting, metrics, tickets, breaches, total, pending, "stored", now))
+    db::snapshot(conn, |conn| {
+        let metrics = db::metric_aggregates(conn, &f)?;
+        let tickets = db::ticket_aggregates(conn, &f)?;
+        let breaches = db::breaches(conn, &f, q.breach_limit)?;
+        let total = metrics.iter().filter(|m| m.priority.is_none()).map(|m| m.breached).sum();
+        let pending = db::pending(conn)?;
+        Ok(assemble(q, contracts, reporting, metrics, tickets, breaches, total, pending, "stored", now))
+    })
 }
 
 /// Whether a clock is breached as of `now` (the rule the SQL aggregates apply).

@@ -205,6 +205,7 @@ diesel::table! {
         contract -> Text,
         supplier -> Nullable<Text>,
         metric -> Text,
+        cycle -> Int4,
         priority -> Int2,
         target_secs -> Int8,
         elapsed_secs -> Int8,

@@ -9,7 +9,7 @@ use super::schema::*;
 use super::StoreResult;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel::PgConnection;
 
 /// One stored clock.
@@ -23,6 +23,7 @@ pub struct ClockRow {
     pub contract: String,
     pub supplier: Option<String>,
     pub metric: String,
+    pub cycle: i32,
     pub priority: i16,
     pub target_secs: i64,
     pub elapsed_secs: i64,
@@ -79,6 +80,15 @@ impl Scope {
             _ => None,
         }
     }
+}
+
+/// Runs the queries of one report in one read-only snapshot, so its figures add up even while
+/// the monitor writes, with enough memory to sort a month of clocks without spilling to disk.
+pub fn snapshot<T>(conn: &mut PgConnection, f: impl FnOnce(&mut PgConnection) -> StoreResult<T>) -> StoreResult<T> {
+    conn.build_transaction().read_only().repeatable_read().run(|c| {
+        diesel::sql_query("SET LOCAL work_mem = '64MB'").execute(c)?;
+        f(c)
+    })
 }
 
 /// Claims up to `limit` tickets marked for recomputation, skipping those another hub has
@@ -269,7 +279,7 @@ pub struct TicketAgg {
 pub const BACKLOG_BOUNDS_SECS: [i64; 5] = [4 * 3600, 24 * 3600, 3 * 86400, 7 * 86400, 30 * 86400];
 
 /// The columns of a [`ClockRow`] in raw SQL (the table's `ref` column is the row's `reference`).
-const CLOCK_COLUMNS: &str = "c.incident_id, c.clock_key, c.ref AS reference, c.opened_at, c.contract, c.supplier, c.metric, c.priority, \
+const CLOCK_COLUMNS: &str = "c.incident_id, c.clock_key, c.ref AS reference, c.opened_at, c.contract, c.supplier, c.metric, c.cycle, c.priority, \
      c.target_secs, c.elapsed_secs, c.state, c.started_at, c.stopped_at, c.breach_at, c.breached, c.pauses, c.holdings, \
      c.next_alert_at, c.computed_at";
 
@@ -358,35 +368,30 @@ pub fn ticket_aggregates(conn: &mut PgConnection, f: &Filter) -> StoreResult<Vec
     Ok(bind_filter!(diesel::sql_query(sql).into_boxed(), f).load(conn)?)
 }
 
-/// Breached clocks (most recent breach first), at most `limit`, and how many there are.
-pub fn breaches(conn: &mut PgConnection, f: &Filter, limit: i64) -> StoreResult<(Vec<ClockRow>, i64)> {
+/// Breached clocks, most recent breach first, at most `limit`. (How many there are in all is
+/// the sum of the `breached` figures of [`metric_aggregates`].)
+pub fn breaches(conn: &mut PgConnection, f: &Filter, limit: i64) -> StoreResult<Vec<ClockRow>> {
     let sql = format!(
         "SELECT {CLOCK_COLUMNS} FROM sla_clocks c WHERE {} AND {BREACHED}
          ORDER BY c.breach_at DESC NULLS LAST, c.ref COLLATE \"C\", c.clock_key COLLATE \"C\" LIMIT $6",
         f.conditions()
     );
-    let rows: Vec<ClockRow> = bind_filter!(diesel::sql_query(sql).into_boxed(), f).bind::<BigInt, _>(limit).load(conn)?;
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let sql = format!("SELECT count(*) AS n FROM sla_clocks c WHERE {} AND {BREACHED}", f.conditions());
-    let total: Count = bind_filter!(diesel::sql_query(sql).into_boxed(), f).get_result(conn)?;
-    Ok((rows, total.n))
+    Ok(bind_filter!(diesel::sql_query(sql).into_boxed(), f).bind::<BigInt, _>(limit).load(conn)?)
 }
 
-/// Met and breached clocks per contract, month (`YYYY-MM` in `time_zone`) and metric.
+/// Met and breached clocks per contract, month and metric.
 #[derive(Debug, Clone, PartialEq, QueryableByName)]
 pub struct MonthAgg {
     #[diesel(sql_type = Text)]
     pub contract: String,
     #[diesel(sql_type = Nullable<Text>)]
     pub supplier: Option<String>,
-    #[diesel(sql_type = Text)]
-    pub month: String,
+    /// Index of the month in the bounds given to [`monthly`] (0 = the first).
+    #[diesel(sql_type = Integer)]
+    pub month: i32,
     #[diesel(sql_type = Text)]
     pub metric: String,
+    /// Tickets (first-cycle clocks) of this metric.
     #[diesel(sql_type = BigInt)]
     pub tickets: i64,
     #[diesel(sql_type = BigInt)]
@@ -395,17 +400,22 @@ pub struct MonthAgg {
     pub breached: i64,
 }
 
-pub fn monthly(conn: &mut PgConnection, f: &Filter, time_zone: &str) -> StoreResult<Vec<MonthAgg>> {
+/// [`MonthAgg`]s of the months whose boundaries are `bounds` (n + 1 instants for n months);
+/// the filter's own period is ignored. Bucketing by bound, not by formatting each timestamp,
+/// keeps this a single hash aggregate over the range.
+pub fn monthly(conn: &mut PgConnection, f: &Filter, bounds: &[DateTime<Utc>]) -> StoreResult<Vec<MonthAgg>> {
+    let (Some(first), Some(last)) = (bounds.first(), bounds.last()) else { return Ok(vec![]) };
+    let f = Filter { from: *first, to: *last, ..f.clone() };
     let sql = format!(
-        "SELECT c.contract, c.supplier, to_char(c.opened_at AT TIME ZONE $6, 'YYYY-MM') AS month, c.metric,
-                count(DISTINCT c.incident_id) AS tickets,
+        "SELECT c.contract, c.supplier, (width_bucket(c.opened_at, $6::timestamptz[]) - 1) AS month, c.metric,
+                count(*) FILTER (WHERE c.cycle = 0) AS tickets,
                 count(*) FILTER (WHERE c.stopped_at IS NOT NULL AND NOT c.breached) AS met,
                 count(*) FILTER (WHERE {BREACHED}) AS breached
          FROM sla_clocks c WHERE {}
-         GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 4",
+         GROUP BY 1, 2, 3, 4",
         f.conditions()
     );
-    Ok(bind_filter!(diesel::sql_query(sql).into_boxed(), f).bind::<Text, _>(time_zone).load(conn)?)
+    Ok(bind_filter!(diesel::sql_query(sql).into_boxed(), f).bind::<Array<Timestamptz>, _>(bounds).load(conn)?)
 }
 
 /// Clocks of open tickets that are still counting or paused, soonest breach first (at most

@@ -239,6 +239,9 @@ async fn demo(config: Option<PathBuf>, sim_port: u16) -> Result<(), String> {
     println!("SIAM Hub demo");
     println!("  hub:                   {hub_url}   (API docs: {hub_url}/openapi.json)");
     println!("  ServiceNow simulator:  {sim_url}   (tickets: {sim_url}/sim/incidents)");
+    if let Some((_, manager)) = keys.iter().find(|(role, _)| *role == "manager") {
+        println!("  SLA dashboard:         {hub_url}/dashboard?key={manager}");
+    }
     for (role, key) in &keys {
         println!("  {role:<13} API key:  {key}");
     }

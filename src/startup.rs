@@ -69,6 +69,7 @@ impl Application {
     }
 
     pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> Result<Application, String> {
+        let contracts = Arc::new(Contracts::from_settings(&settings.sla).map_err(|e| format!("configuration: SLA: {e}"))?);
         let url = settings.database_url.clone();
         tokio::task::spawn_blocking(move || store::prepare_database(&url)).await.map_err(|e| e.to_string())??;
         let store = Store::connect(&settings.database_url, 10).map_err(|e| format!("PostgreSQL: {e}"))?;
@@ -79,7 +80,6 @@ impl Application {
         let topology = Topology::new(&settings.broker, external.clone());
         let bus = Bus::new(&settings.amqp_url, topology.clone(), store.clone());
         let engine = Arc::new(Engine::new(&settings, store.clone(), bus.outbox_signal.clone())?);
-        let contracts = Arc::new(Contracts::from_settings(&settings.sla).map_err(|e| format!("configuration: SLA: {e}"))?);
         let (shutdown, shutdown_rx) = watch::channel(false);
 
         let consumers: Vec<ConsumerSpec> = external

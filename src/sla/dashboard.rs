@@ -90,93 +90,84 @@ pub fn overview(
     scope: &Scope,
     now: DateTime<Utc>,
 ) -> StoreResult<Overview> {
-    db::snapshot(conn, |conn| gather(conn, contracts, reporting, period, scope, now))
-}
+    db::snapshot(conn, |conn| {
+        let trend: Vec<Period> = (0..TREND_MONTHS).rev().filter_map(|n| period.months_before(n).ok()).collect();
+        let months: Vec<String> = trend.iter().map(|p| p.label.clone()).collect();
+        let mut bounds: Vec<DateTime<Utc>> = trend.iter().map(|p| p.from).collect();
+        bounds.push(period.to);
+        let trend_filter = Filter { from: period.from, to: period.to, now, scope: scope.clone(), priority: None };
+        let rows: Vec<MonthAgg> = db::monthly(conn, &trend_filter, &bounds)?;
+        let chosen = months.len().saturating_sub(1);
 
-fn gather(
-    conn: &mut PgConnection,
-    contracts: &Contracts,
-    reporting: &ReportingSettings,
-    period: &Period,
-    scope: &Scope,
-    now: DateTime<Utc>,
-) -> StoreResult<Overview> {
-    let trend: Vec<Period> = (0..TREND_MONTHS).rev().filter_map(|n| period.months_before(n).ok()).collect();
-    let months: Vec<String> = trend.iter().map(|p| p.label.clone()).collect();
-    let mut bounds: Vec<DateTime<Utc>> = trend.iter().map(|p| p.from).collect();
-    bounds.push(period.to);
-    let trend_filter = Filter { from: period.from, to: period.to, now, scope: scope.clone(), priority: None };
-    let rows: Vec<MonthAgg> = db::monthly(conn, &trend_filter, &bounds)?;
-    let chosen = months.len().saturating_sub(1);
-
-    let mut lines: BTreeMap<String, ContractLine> = BTreeMap::new();
-    for c in contracts.contracts.iter().filter(|c| match scope {
-        Scope::All => true,
-        Scope::EndToEnd => c.supplier.is_none(),
-        Scope::Supplier(s) => c.supplier.as_deref() == Some(s),
-    }) {
-        lines.insert(c.id.clone(), line(&c.id, c.supplier.clone(), reporting, months.len()));
-    }
-    for r in &rows {
-        let l = lines.entry(r.contract.clone()).or_insert_with(|| line(&r.contract, r.supplier.clone(), reporting, months.len()));
-        let Ok(i) = usize::try_from(r.month) else { continue };
-        if i == chosen {
-            let c = Compliance { met: r.met, breached: r.breached };
-            match r.metric.as_str() {
-                "response" => l.response = c,
-                _ => {
-                    l.resolution = c;
-                    l.tickets = r.tickets;
+        let mut lines: BTreeMap<String, ContractLine> = BTreeMap::new();
+        for c in contracts.contracts.iter().filter(|c| match scope {
+            Scope::All => true,
+            Scope::EndToEnd => c.supplier.is_none(),
+            Scope::Supplier(s) => c.supplier.as_deref() == Some(s),
+        }) {
+            lines.insert(c.id.clone(), line(&c.id, c.supplier.clone(), reporting, months.len()));
+        }
+        for r in &rows {
+            let l = lines.entry(r.contract.clone()).or_insert_with(|| line(&r.contract, r.supplier.clone(), reporting, months.len()));
+            let Ok(i) = usize::try_from(r.month) else { continue };
+            if i == chosen {
+                let c = Compliance { met: r.met, breached: r.breached };
+                match r.metric.as_str() {
+                    "response" => l.response = c,
+                    _ => {
+                        l.resolution = c;
+                        l.tickets = r.tickets;
+                    }
+                }
+            }
+            if r.metric == "resolution" {
+                if let Some(slot) = l.trend.get_mut(i) {
+                    *slot = Compliance { met: r.met, breached: r.breached }.percent();
                 }
             }
         }
-        if r.metric == "resolution" {
-            if let Some(slot) = l.trend.get_mut(i) {
-                *slot = Compliance { met: r.met, breached: r.breached }.percent();
-            }
-        }
-    }
 
-    let month_filter = Filter { from: period.from, to: period.to, now, scope: scope.clone(), priority: None };
-    let breach_rows = db::breaches(conn, &month_filter, LIST_LIMIT as i64)?;
-    let breaches_total = lines.values().map(|l| l.response.breached + l.resolution.breached).sum();
-    let breaches = breach_rows.iter().map(|row| breach_view(row, contracts, now)).collect();
+        let month_filter = Filter { from: period.from, to: period.to, now, scope: scope.clone(), priority: None };
+        let breach_rows = db::breaches(conn, &month_filter, LIST_LIMIT as i64)?;
+        let breaches_total = lines.values().map(|l| l.response.breached + l.resolution.breached).sum();
+        let breaches = breach_rows.iter().map(|row| breach_view(row, contracts, now)).collect();
 
-    let mut at_risk: Vec<AtRisk> = db::live_clocks(conn, scope, LIVE_SCAN)?
-        .into_iter()
-        .filter_map(|row| {
-            let elapsed = elapsed_now(&row, contracts, now);
-            let used = if row.target_secs > 0 { elapsed as f64 * 100.0 / row.target_secs as f64 } else { 100.0 };
-            (used >= reporting.at_risk_percent || row.breached).then(|| AtRisk {
-                reference: row.reference,
-                contract: row.contract,
-                supplier: row.supplier,
-                metric: row.metric,
-                priority: row.priority,
-                state: row.state,
-                used_percent: used,
-                elapsed_secs: elapsed,
-                target_secs: row.target_secs,
-                breach_at: row.breach_at,
+        let mut at_risk: Vec<AtRisk> = db::live_clocks(conn, scope, LIVE_SCAN)?
+            .into_iter()
+            .filter_map(|row| {
+                let elapsed = elapsed_now(&row, contracts, now);
+                let used = if row.target_secs > 0 { elapsed as f64 * 100.0 / row.target_secs as f64 } else { 100.0 };
+                (used >= reporting.at_risk_percent || row.breached).then_some(AtRisk {
+                    reference: row.reference,
+                    contract: row.contract,
+                    supplier: row.supplier,
+                    metric: row.metric,
+                    priority: row.priority,
+                    state: row.state,
+                    used_percent: used,
+                    elapsed_secs: elapsed,
+                    target_secs: row.target_secs,
+                    breach_at: row.breach_at,
+                })
             })
-        })
-        .collect();
-    // Past target first, then the most used.
-    at_risk.sort_by(|a, b| b.used_percent.total_cmp(&a.used_percent).then_with(|| a.reference.cmp(&b.reference)));
-    let at_risk_tickets = at_risk.iter().map(|a| a.reference.as_str()).collect::<std::collections::HashSet<_>>().len();
-    at_risk.truncate(LIST_LIMIT);
+            .collect();
+        // Past target first, then the most used.
+        at_risk.sort_by(|a, b| b.used_percent.total_cmp(&a.used_percent).then_with(|| a.reference.cmp(&b.reference)));
+        let at_risk_tickets = at_risk.iter().map(|a| a.reference.as_str()).collect::<std::collections::HashSet<_>>().len();
+        at_risk.truncate(LIST_LIMIT);
 
-    Ok(Overview {
-        period: period.clone(),
-        months,
-        lines: lines.into_values().collect(),
-        breaches,
-        breaches_total,
-        at_risk,
-        at_risk_tickets,
-        at_risk_percent: reporting.at_risk_percent,
-        pending_tickets: db::pending(conn)?,
-        generated_at: now,
+        Ok(Overview {
+            period: period.clone(),
+            months,
+            lines: lines.into_values().collect(),
+            breaches,
+            breaches_total,
+            at_risk,
+            at_risk_tickets,
+            at_risk_percent: reporting.at_risk_percent,
+            pending_tickets: db::pending(conn)?,
+            generated_at: now,
+        })
     })
 }
 

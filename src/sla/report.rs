@@ -451,8 +451,10 @@ pub fn recompute(conn: &mut PgConnection, contracts: &Contracts, reporting: &Rep
         })
         .collect();
 
-    // (contract, priority or all) -> distinct (ticket, clock supplier, clock priority)
-    let mut by_ticket: BTreeMap<(String, Option<i16>), BTreeSet<(i64, Option<String>, i16)>> = BTreeMap::new();
+    // (contract, priority or all) -> distinct (ticket, clock supplier, clock priority), as the
+    // SQL's `SELECT DISTINCT` over clocks.
+    type TicketKey = (i64, Option<String>, i16);
+    let mut by_ticket: BTreeMap<(String, Option<i16>), BTreeSet<TicketKey>> = BTreeMap::new();
     for c in &clocks {
         for p in [Some(c.priority), None] {
             by_ticket.entry((c.contract.clone(), p)).or_default().insert((c.incident_id, c.supplier.clone(), c.priority));

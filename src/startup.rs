@@ -75,6 +75,12 @@ impl Application {
         let store = Store::connect(&settings.database_url, 10).map_err(|e| format!("PostgreSQL: {e}"))?;
         let s2 = settings.clone();
         store.run(move |c| register(c, &s2)).await.map_err(|e| e.to_string())?;
+        // Stored clocks computed under other contracts are recomputed under these.
+        let fingerprint = crate::store::record::content_hash(&[&format!("{:?}", settings.sla)]);
+        let marked = store.run(move |c| crate::store::sla::adopt_configuration(c, &fingerprint)).await.map_err(|e| e.to_string())?;
+        if marked > 0 {
+            tracing::info!(tickets = marked, "SLA configuration changed; recomputing every ticket's clocks");
+        }
 
         let external: Vec<String> = settings.suppliers.iter().filter(|s| s.is_external()).map(|s| s.id.clone()).collect();
         let topology = Topology::new(&settings.broker, external.clone());

@@ -24,6 +24,14 @@ CREATE TRIGGER events_mark_sla_dirty AFTER INSERT ON events
 -- Tickets recorded before this migration are computed on the monitor's first rounds.
 INSERT INTO sla_dirty (incident_id) SELECT id FROM incidents;
 
+-- A fingerprint of the SLA configuration the stored clocks were computed under: a hub that
+-- starts with different calendars or contracts marks every ticket for recomputation.
+CREATE TABLE sla_configuration (
+    id          INT PRIMARY KEY CHECK (id = 1),
+    fingerprint TEXT NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
 -- Per-ticket facts the reports group by: who held it, how often it was handed on.
 CREATE TABLE sla_tickets (
     incident_id BIGINT PRIMARY KEY REFERENCES incidents (id),

@@ -181,6 +181,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    sla_configuration (id) {
+        id -> Int4,
+        fingerprint -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     sla_tickets (incident_id) {
         incident_id -> Int8,
         #[sql_name = "ref"]
@@ -241,5 +249,5 @@ diesel::joinable!(sla_tickets -> incidents (incident_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     suppliers, routing_rules, incidents, legs, events, notes, note_deliveries, outbox, inbox,
-    idempotency_keys, dead_letters, api_keys, poll_state, sla_dirty, sla_tickets, sla_clocks, sla_alerts,
+    idempotency_keys, dead_letters, api_keys, poll_state, sla_configuration, sla_dirty, sla_tickets, sla_clocks, sla_alerts,
 );

@@ -144,6 +144,30 @@ pub fn mark_dirty(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<()> {
     Ok(())
 }
 
+/// Records the fingerprint of the SLA configuration in force; when it differs from the one the
+/// stored clocks were computed under, marks every ticket for recomputation (and returns how
+/// many). Hubs starting together serialise on an advisory lock, so one of them does it.
+pub fn adopt_configuration(conn: &mut PgConnection, fingerprint: &str) -> StoreResult<i64> {
+    conn.transaction(|conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(7166190003)").execute(conn)?;
+        let stored: Option<String> = sla_configuration::table.find(1).select(sla_configuration::fingerprint).first(conn).optional()?;
+        if stored.as_deref() == Some(fingerprint) {
+            return Ok(0);
+        }
+        diesel::insert_into(sla_configuration::table)
+            .values((sla_configuration::id.eq(1), sla_configuration::fingerprint.eq(fingerprint)))
+            .on_conflict(sla_configuration::id)
+            .do_update()
+            .set((sla_configuration::fingerprint.eq(fingerprint), sla_configuration::updated_at.eq(diesel::dsl::now)))
+            .execute(conn)?;
+        if stored.is_none() {
+            // The migration already marked every ticket recorded before it.
+            return Ok(0);
+        }
+        Ok(diesel::sql_query("INSERT INTO sla_dirty (incident_id) SELECT id FROM incidents ON CONFLICT DO NOTHING").execute(conn)? as i64)
+    })
+}
+
 /// How many tickets wait for their clocks to be recomputed.
 pub fn pending(conn: &mut PgConnection) -> StoreResult<i64> {
     Ok(sla_dirty::table.count().get_result(conn)?)

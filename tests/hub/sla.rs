@@ -440,3 +440,26 @@ async fn the_cli_prints_the_report_and_explains_mistakes_in_one_line() {
     let _ = std::fs::remove_dir_all(&dir);
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn a_hub_started_with_changed_contracts_recomputes_the_stored_clocks() {
+    let mut hub = TestHub::spawn_with(Options::sla()).await;
+    seed_scenario(&hub).await;
+    hub.sla_settled().await;
+    let month = scenario_month().label;
+    let query = format!("supplier={SUPPLIER}&month={month}&priority=2");
+    let before = report(&hub, &query, &hub.keys.manager).await;
+    assert_eq!(row(&before, "network-ola", json!(2))["response"]["met"], 2);
+
+    // The network OLA's priority 2 response target goes from 10 to 30 minutes: B's 20 minutes
+    // now meet it.
+    let ola = hub.settings.sla.contracts.iter_mut().find(|c| c.id == "network-ola").unwrap();
+    ola.targets.get_mut("2").unwrap().response_mins = 30;
+    hub.restart().await;
+    hub.sla_settled().await;
+    let after = report(&hub, &query, &hub.keys.manager).await;
+    let p2 = row(&after, "network-ola", json!(2));
+    assert_eq!(p2["response"]["met"], 3, "{p2}");
+    assert_eq!(p2["response"]["breached"], 1, "E was never acknowledged");
+    hub.finish().await;
+}

@@ -4,16 +4,21 @@
 
 -- Tickets whose event log changed since the SLA monitor last computed their clocks. The trigger
 -- marks a ticket in the same transaction as its event, whichever code path or hub process
--- wrote it, so no change can slip past the monitor. The monitor's own `sla.*` events do not
--- mark: announcing a warning does not change a clock.
+-- wrote it, so no change can slip past the monitor; each new mark takes a new `seq`, and the
+-- monitor removes a mark only if its `seq` is still the one it read, so an event that arrives
+-- while its ticket is being computed keeps the ticket marked. The monitor's own `sla.*` events
+-- do not mark: announcing a warning does not change a clock.
+CREATE SEQUENCE sla_dirty_seq;
 CREATE TABLE sla_dirty (
     incident_id BIGINT PRIMARY KEY REFERENCES incidents (id),
+    seq         BIGINT NOT NULL DEFAULT nextval('sla_dirty_seq'),
     marked_at   TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
 CREATE FUNCTION sla_mark_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO sla_dirty (incident_id) VALUES (NEW.incident_id) ON CONFLICT DO NOTHING;
+    INSERT INTO sla_dirty (incident_id) VALUES (NEW.incident_id)
+        ON CONFLICT (incident_id) DO UPDATE SET seq = nextval('sla_dirty_seq'), marked_at = now();
     RETURN NULL;
 END
 $$;
@@ -32,9 +37,13 @@ CREATE TABLE sla_configuration (
     updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
+-- The tables below refer to incidents without foreign keys on purpose: a foreign-key check
+-- share-locks the incident row, and the monitor must not wait on a ticket an API request holds
+-- while that request waits on the ticket's dirty mark. Incidents are never deleted.
+
 -- Per-ticket facts the reports group by: who held it, how often it was handed on.
 CREATE TABLE sla_tickets (
-    incident_id BIGINT PRIMARY KEY REFERENCES incidents (id),
+    incident_id BIGINT PRIMARY KEY,
     ref         TEXT NOT NULL,
     opened_at   TIMESTAMPTZ NOT NULL,
     priority    SMALLINT NOT NULL,
@@ -53,7 +62,7 @@ CREATE INDEX sla_tickets_opened_idx ON sla_tickets (opened_at);
 -- One row per clock (ticket x contract x supplier x metric; a clock restarted by a reopen gets
 -- its own row), as the clock engine computed it at `computed_at`.
 CREATE TABLE sla_clocks (
-    incident_id   BIGINT NOT NULL REFERENCES incidents (id),
+    incident_id   BIGINT NOT NULL,
     clock_key     TEXT NOT NULL,
     ref           TEXT NOT NULL,
     -- The ticket's opening time: reports take the tickets opened in their period.
@@ -90,7 +99,7 @@ CREATE INDEX sla_clocks_live_idx ON sla_clocks (breach_at) WHERE stopped_at IS N
 -- Warnings and breaches announced: the primary key makes each threshold of each clock announced
 -- once, by one hub, once ever; the row is written in the transaction that queues the event.
 CREATE TABLE sla_alerts (
-    incident_id BIGINT NOT NULL REFERENCES incidents (id),
+    incident_id BIGINT NOT NULL,
     clock_key   TEXT NOT NULL,
     -- Percent of the target; 100 is the breach.
     threshold   SMALLINT NOT NULL,

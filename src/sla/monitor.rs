@@ -41,19 +41,18 @@ pub struct Batch {
 /// in one transaction.
 pub fn refresh_batch(conn: &mut PgConnection, contracts: &Contracts, cfg: &SlaMonitorSettings, now: DateTime<Utc>) -> StoreResult<Batch> {
     conn.transaction(|conn| {
-        let mut ids = db::claim_dirty(conn, cfg.batch)?;
+        let marks = db::claim_dirty(conn, cfg.batch)?;
         let due = db::due(conn, now, cfg.batch)?;
-        let full = ids.len() as i64 >= cfg.batch || due.len() as i64 >= cfg.batch;
-        ids.extend(due);
+        let full = marks.len() as i64 >= cfg.batch || due.len() as i64 >= cfg.batch;
+        let mut ids = db::lock_for_compute(conn, &due)?;
+        ids.extend(marks.iter().map(|(id, _)| *id));
         ids.sort_unstable();
         ids.dedup();
         if ids.is_empty() {
             return Ok(Batch::default());
         }
-        let ids = db::lock_for_compute(conn, &ids)?;
-        // The marks go before the logs are read: an event committed after this point marks
-        // the ticket again, so it is never left out.
-        db::clear_dirty(conn, &ids)?;
+        // The marks were read before the logs: an event committed from here on has re-marked
+        // its ticket with a new seq, which `clear_dirty` then leaves in place.
         let rows = db::incidents(conn, &ids)?;
         let mut logs: HashMap<i64, Vec<EventRow>> = HashMap::new();
         for e in db::events(conn, &ids)? {
@@ -76,6 +75,7 @@ pub fn refresh_batch(conn: &mut PgConnection, contracts: &Contracts, cfg: &SlaMo
                 alerts += announce(conn, contracts, cfg, row, correlation.as_deref(), k, now)?;
             }
         }
+        db::clear_dirty(conn, &marks)?;
         Ok(Batch { computed: ids.len(), alerts, full })
     })
 }

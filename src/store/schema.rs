@@ -176,6 +176,7 @@ diesel::table! {
 diesel::table! {
     sla_dirty (incident_id) {
         incident_id -> Int8,
+        seq -> Int8,
         marked_at -> Timestamptz,
     }
 }
@@ -244,8 +245,6 @@ diesel::joinable!(events -> incidents (incident_id));
 diesel::joinable!(notes -> incidents (incident_id));
 diesel::joinable!(note_deliveries -> notes (note_id));
 diesel::joinable!(note_deliveries -> legs (leg_id));
-diesel::joinable!(sla_clocks -> incidents (incident_id));
-diesel::joinable!(sla_tickets -> incidents (incident_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     suppliers, routing_rules, incidents, legs, events, notes, note_deliveries, outbox, inbox,

@@ -91,16 +91,27 @@ pub fn snapshot<T>(conn: &mut PgConnection, f: impl FnOnce(&mut PgConnection) ->
     })
 }
 
-/// Claims up to `limit` tickets marked for recomputation, skipping those another hub has
-/// claimed. The marks stay locked until the caller's transaction ends.
-pub fn claim_dirty(conn: &mut PgConnection, limit: i64) -> StoreResult<Vec<i64>> {
-    Ok(sla_dirty::table
-        .select(sla_dirty::incident_id)
-        .order(sla_dirty::incident_id)
-        .limit(limit)
-        .for_update()
-        .skip_locked()
-        .load(conn)?)
+/// A ticket's dirty mark as read: removed later only if still the same.
+pub type Mark = (i64, i64);
+
+/// Takes up to `limit` marked tickets that no other hub is computing: each one taken is locked
+/// (a transaction-long advisory lock) against the other hubs. The marks themselves are only
+/// read, never row-locked, so a request writing an event is never made to wait on the monitor.
+pub fn claim_dirty(conn: &mut PgConnection, limit: i64) -> StoreResult<Vec<Mark>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        incident_id: i64,
+        #[diesel(sql_type = BigInt)]
+        seq: i64,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT incident_id, seq FROM sla_dirty WHERE pg_try_advisory_xact_lock(7166190, hashint8(incident_id))
+         ORDER BY incident_id LIMIT $1",
+    )
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.incident_id, r.seq)).collect())
 }
 
 /// Tickets with a clock due to cross a threshold by `now`.
@@ -114,8 +125,9 @@ pub fn due(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> StoreResu
         .load(conn)?)
 }
 
-/// Takes a transaction-long lock on each ticket that no other hub is computing, and returns
-/// those; the others are left for their owner (their dirty marks stay, so nothing is lost).
+/// Takes the same advisory lock for each ticket no other hub is computing (a lock this
+/// transaction already holds is taken again) and returns those; the others are left to their
+/// owner.
 pub fn lock_for_compute(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<Vec<i64>> {
     #[derive(QueryableByName)]
     struct Id {
@@ -130,17 +142,15 @@ pub fn lock_for_compute(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<Vec
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-pub fn clear_dirty(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<()> {
-    diesel::delete(sla_dirty::table.filter(sla_dirty::incident_id.eq_any(ids))).execute(conn)?;
-    Ok(())
-}
-
-/// Marks tickets for recomputation (e.g. after the contracts changed).
-pub fn mark_dirty(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<()> {
-    let rows: Vec<_> = ids.iter().map(|id| sla_dirty::incident_id.eq(*id)).collect();
-    for chunk in rows.chunks(10_000) {
-        diesel::insert_into(sla_dirty::table).values(chunk).on_conflict_do_nothing().execute(conn)?;
-    }
+/// Removes the marks that are still as read; a ticket marked again meanwhile stays marked.
+/// The caller runs this last in its transaction, so it never waits while holding anything a
+/// writer of the ticket could need.
+pub fn clear_dirty(conn: &mut PgConnection, marks: &[Mark]) -> StoreResult<()> {
+    let (ids, seqs): (Vec<i64>, Vec<i64>) = marks.iter().copied().unzip();
+    diesel::sql_query("DELETE FROM sla_dirty d USING unnest($1::bigint[], $2::bigint[]) AS m(id, seq) WHERE d.incident_id = m.id AND d.seq = m.seq")
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Array<BigInt>, _>(seqs)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -164,7 +174,11 @@ pub fn adopt_configuration(conn: &mut PgConnection, fingerprint: &str) -> StoreR
             // The migration already marked every ticket recorded before it.
             return Ok(0);
         }
-        Ok(diesel::sql_query("INSERT INTO sla_dirty (incident_id) SELECT id FROM incidents ON CONFLICT DO NOTHING").execute(conn)? as i64)
+        Ok(diesel::sql_query(
+            "INSERT INTO sla_dirty (incident_id) SELECT id FROM incidents
+             ON CONFLICT (incident_id) DO UPDATE SET seq = nextval('sla_dirty_seq'), marked_at = now()",
+        )
+        .execute(conn)? as i64)
     })
 }
 

@@ -463,3 +463,38 @@ async fn a_hub_started_with_changed_contracts_recomputes_the_stored_clocks() {
     assert_eq!(p2["response"]["breached"], 1, "E was never acknowledged");
     hub.finish().await;
 }
+
+/// The monitor takes a ticket's dirty mark only if no event re-marked it while the clocks were
+/// being computed; an event in between keeps the ticket marked for the next round.
+#[tokio::test]
+async fn a_ticket_changed_while_its_clocks_are_computed_stays_marked() {
+    use diesel::Connection;
+    // The monitor runs a round at start, then sleeps for the default 30 s: this test plays it.
+    let hub = TestHub::spawn().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let store = hub.app().store.clone();
+    let mut s = Story::raised("raced", Utc::now() - Duration::minutes(5), 3, SUPPLIER);
+    s.after_secs(1);
+    let r = hub.seed(vec![s]).await.remove(0);
+    let left = tokio::task::spawn_blocking(move || {
+        let (mut monitor, mut writer) = (store.conn().unwrap(), store.conn().unwrap());
+        monitor
+            .transaction(|c| {
+                let marks = siam_hub::store::sla::claim_dirty(c, 100)?;
+                assert!(marks.iter().any(|(id, _)| siam_hub::domain::TicketRef::incident(*id).to_string() == r));
+                // Meanwhile a supplier update lands on the same ticket.
+                let row = siam_hub::store::record::find_row(&mut writer, &r)?;
+                let ctx = siam_hub::store::record::Context::supplier(SUPPLIER, "race");
+                let event = siam_hub::domain::NewEvent::new(siam_hub::domain::EventType::NoteAdded, "supplier:sn-network", json!({"note_id": 0}));
+                siam_hub::store::record::record_event(&mut writer, &ctx, &row, event)?;
+                siam_hub::store::sla::clear_dirty(c, &marks)?;
+                Ok::<_, siam_hub::store::StoreError>(())
+            })
+            .unwrap();
+        siam_hub::store::sla::pending(&mut monitor).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(left, 1, "the ticket changed after its log was read, so it stays marked");
+    hub.finish().await;
+}

@@ -133,6 +133,18 @@ fn percent_cell(p: Option<f64>, target: f64, field: &str) -> String {
     }
 }
 
+/// The opening cells of a clock's row in the breach and at-risk lists: the ticket (linked to
+/// its timeline), contract, supplier, metric and priority.
+fn clock_row_start(reference: &str, contract: &str, supplier: Option<&str>, metric: &str, priority: i16) -> String {
+    format!(
+        r#"<tr data-ref="{r}"><td><a href="/dashboard/incidents/{r}">{r}</a></td><td>{}</td><td>{}</td><td>{}</td><td class="num">{priority}</td>"#,
+        esc(contract),
+        esc(supplier.unwrap_or("end to end")),
+        esc(metric),
+        r = esc(reference),
+    )
+}
+
 /// How a clock stands, in a manager's words.
 fn clock_state(state: &str) -> &'static str {
     match state {
@@ -226,16 +238,12 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
         for b in &o.breaches {
             let _ = write!(
                 body,
-                r#"<tr data-ref="{r}"><td><a href="/dashboard/incidents/{r}">{r}</a></td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td><td>{}</td></tr>"#,
-                esc(&b.contract),
-                esc(b.supplier.as_deref().unwrap_or("end to end")),
-                esc(&b.metric),
-                b.priority,
+                r#"{}<td class="num">{}</td><td class="num">{}</td><td>{}</td><td>{}</td></tr>"#,
+                clock_row_start(&b.reference, &b.contract, b.supplier.as_deref(), &b.metric, b.priority),
                 fmt_duration(b.target_secs),
                 fmt_duration(b.elapsed_secs),
                 opt_time(b.breach_at, tz),
                 clock_state(&b.state),
-                r = esc(&b.reference),
             );
         }
         body.push_str("</tbody></table>");
@@ -250,16 +258,12 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
         for a in &o.at_risk {
             let _ = write!(
                 body,
-                r#"<tr data-ref="{r}"><td><a href="/dashboard/incidents/{r}">{r}</a></td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-                esc(&a.contract),
-                esc(a.supplier.as_deref().unwrap_or("end to end")),
-                esc(&a.metric),
-                a.priority,
+                r#"{}<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+                clock_row_start(&a.reference, &a.contract, a.supplier.as_deref(), &a.metric, a.priority),
                 used_cell(a.elapsed_secs, a.target_secs),
                 fmt_duration(a.target_secs),
                 opt_time(a.breach_at, tz),
                 clock_state(&a.state),
-                r = esc(&a.reference),
             );
         }
         body.push_str("</tbody></table>");

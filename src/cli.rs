@@ -4,6 +4,8 @@ use crate::config::{SecretRef, Settings};
 use crate::sim::jira::{JiraSim, SimConfig as JiraSimConfig, WebhookTarget as JiraWebhookTarget};
 use crate::sim::remedy::{RemedySim, SimConfig as RemedySimConfig, WebhookTarget as RemedyWebhookTarget};
 use crate::sim::tmf621::{SimConfig as TmfSimConfig, Tmf621Sim};
+use crate::sla::clock::Contracts;
+use crate::sla::report::{self, Period, ReportQuery};
 use crate::sim::servicenow::{DisplayMode, ServiceNowSim, SimConfig, WebhookTarget};
 use crate::startup::Application;
 use crate::store::{self, Store};
@@ -47,6 +49,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// SLA reports.
+    Sla {
+        #[command(subcommand)]
+        command: SlaCommand,
+    },
     /// Print the canonical JSON the hub makes of a native supplier payload (or, with --reverse,
     /// the native payload it makes of a canonical incident or change).
     Map {
@@ -65,6 +72,40 @@ pub enum Command {
         reverse: bool,
         /// JSON file to read (`-` for standard input).
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlaCommand {
+    /// Print the SLA report of a supplier (or, without --supplier, the end-to-end report) for a
+    /// month or a custom period: tickets opened in it, per priority.
+    Report {
+        /// A supplier id; without it, the end-to-end (customer) contracts.
+        #[arg(long)]
+        supplier: Option<String>,
+        /// The month, e.g. 2026-11 (the current month when no period is given).
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        month: Option<String>,
+        /// Start of a custom period: a date (2026-11-03) or an RFC 3339 time.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// End of a custom period: a date (inclusive) or an RFC 3339 time (exclusive).
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Only this priority (1..5).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+        priority: Option<u8>,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+        format: String,
+        /// With --format csv: the summary table or the list of breaches.
+        #[arg(long, default_value = "summary", value_parser = ["summary", "breaches"])]
+        table: String,
+        /// Most breaches listed.
+        #[arg(long, default_value_t = 100)]
+        breaches: i64,
+        /// Recompute every figure from the event log instead of the stored clocks (an audit).
+        #[arg(long)]
+        recompute: bool,
     },
 }
 
@@ -185,6 +226,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             println!("{key}");
             Ok(())
         }
+        Command::Sla { command } => sla(cli.config, command).await,
         Command::Map { system, kind, supplier, reverse, file } => {
             check_map_target(kind, &system)?;
             let text = if file.as_os_str() == "-" {
@@ -209,6 +251,43 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+async fn sla(config: Option<PathBuf>, command: SlaCommand) -> Result<(), String> {
+    let SlaCommand::Report { supplier, month, from, to, priority, format, table, breaches, recompute } = command;
+    let settings = Settings::load(config.as_deref()).map_err(|e| e.to_string())?;
+    let contracts = Contracts::from_settings(&settings.sla).map_err(|e| format!("configuration: SLA: {e}"))?;
+    if let Some(s) = &supplier {
+        if settings.supplier(s).is_none() && *s != settings.routing.default_queue {
+            return Err(format!("supplier `{s}` is not in the configuration"));
+        }
+    }
+    if !(0..=100_000).contains(&breaches) {
+        return Err("--breaches must be 0..100000".into());
+    }
+    let now = chrono::Utc::now();
+    let period = Period::parse(month.as_deref(), from.as_deref(), to.as_deref(), &settings.reporting.time_zone, now)?;
+    let url = settings.database_url.clone();
+    tokio::task::spawn_blocking(move || store::prepare_database(&url)).await.map_err(|e| e.to_string())??;
+    let db = Store::connect(&settings.database_url, 1)?;
+    let query = ReportQuery { supplier, period, priority, breach_limit: breaches };
+    let reporting = settings.reporting.clone();
+    let r = db
+        .run(move |c| if recompute { report::recompute(c, &contracts, &reporting, &query, now) } else { report::build(c, &contracts, &reporting, &query, now) })
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.pending_tickets > 0 {
+        eprintln!(
+            "note: {} tickets changed since their clocks were stored (no hub running?); --recompute gives figures straight from the event log",
+            r.pending_tickets
+        );
+    }
+    match (format.as_str(), table.as_str()) {
+        ("csv", "breaches") => print!("{}", report::breaches_csv(&r)),
+        ("csv", _) => print!("{}", report::to_csv(&r)),
+        _ => println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
+    }
+    Ok(())
 }
 
 fn bind(port: u16, what: &str, flag: &str) -> Result<std::net::TcpListener, String> {
@@ -295,6 +374,9 @@ async fn demo(config: Option<PathBuf>, ports: [u16; 4]) -> Result<(), String> {
     println!("  Remedy simulator:      {remedy_url}   (incidents: {remedy_url}/sim/incidents)");
     println!("  TMF621 simulator:      {tmf_url}   (trouble tickets: {tmf_url}/sim/tickets)");
     println!("  routing: network -> ServiceNow, email -> Jira, payroll -> Remedy, hosting -> TMF621, anything else -> the integrator queue");
+    if let Some((_, manager)) = keys.iter().find(|(role, _)| *role == "manager") {
+        println!("  SLA dashboard:         {hub_url}/dashboard?key={manager}");
+    }
     for (role, key) in &keys {
         println!("  {role:<13} API key:  {key}");
     }

@@ -50,6 +50,70 @@ pub struct Settings {
     /// How supplier and hub changes are reconciled.
     #[serde(default)]
     pub sync: SyncSettings,
+    /// The SLA monitor: keeps the stored clocks current and announces warnings and breaches.
+    #[serde(default)]
+    pub sla_monitor: SlaMonitorSettings,
+    /// How SLA reports and the dashboard present the figures.
+    #[serde(default)]
+    pub reporting: ReportingSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlaMonitorSettings {
+    /// Seconds between rounds (a round also starts early when a clock is due to cross a threshold).
+    #[serde(default = "defaults::monitor_interval")]
+    pub interval_secs: u64,
+    /// Tickets computed per transaction.
+    #[serde(default = "defaults::monitor_batch")]
+    pub batch: i64,
+    /// A breach first seen longer than this after it happened (history recorded before the SLA
+    /// contracts existed, or every hub stopped for that long) is stored but not announced.
+    #[serde(default = "defaults::announce_within")]
+    pub announce_within_secs: i64,
+}
+
+impl Default for SlaMonitorSettings {
+    fn default() -> Self {
+        SlaMonitorSettings {
+            interval_secs: defaults::monitor_interval(),
+            batch: defaults::monitor_batch(),
+            announce_within_secs: defaults::announce_within(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportingSettings {
+    /// IANA time zone in which report months and days begin and end.
+    #[serde(default = "defaults::time_zone")]
+    pub time_zone: String,
+    /// Percentage of clocks that must be met: the target line on the dashboard's bars.
+    #[serde(default = "defaults::compliance_target")]
+    pub compliance_target: f64,
+    /// Per-contract overrides of `compliance_target`, by contract id.
+    #[serde(default)]
+    pub compliance_targets: std::collections::BTreeMap<String, f64>,
+    /// An open ticket is "at risk" once a running clock has used this share of its target.
+    #[serde(default = "defaults::at_risk_percent")]
+    pub at_risk_percent: f64,
+}
+
+impl Default for ReportingSettings {
+    fn default() -> Self {
+        ReportingSettings {
+            time_zone: defaults::time_zone(),
+            compliance_target: defaults::compliance_target(),
+            compliance_targets: Default::default(),
+            at_risk_percent: defaults::at_risk_percent(),
+        }
+    }
+}
+
+impl ReportingSettings {
+    /// The compliance target of one contract, in percent.
+    pub fn target_for(&self, contract: &str) -> f64 {
+        self.compliance_targets.get(contract).copied().unwrap_or(self.compliance_target)
+    }
 }
 
 /// Who wins when the hub and a supplier both changed a field before they were back in sync.
@@ -643,6 +707,21 @@ mod defaults {
     pub fn time_zone() -> String {
         "Europe/London".into()
     }
+    pub fn monitor_interval() -> u64 {
+        30
+    }
+    pub fn monitor_batch() -> i64 {
+        500
+    }
+    pub fn announce_within() -> i64 {
+        24 * 3600
+    }
+    pub fn compliance_target() -> f64 {
+        95.0
+    }
+    pub fn at_risk_percent() -> f64 {
+        75.0
+    }
     pub fn warn_at() -> Vec<u8> {
         vec![75, 90]
     }
@@ -771,6 +850,16 @@ impl Settings {
             if !SYNCED_FIELDS.contains(&f.as_str()) {
                 return Err(ConfigError::Invalid(format!("sync.conflicts names `{f}`; fields are {}", SYNCED_FIELDS.join(", "))));
             }
+        }
+        if self.reporting.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::Invalid(format!("reporting.time_zone `{}` is not an IANA time zone such as Europe/London", self.reporting.time_zone)));
+        }
+        let percent = |v: f64| (0.0..=100.0).contains(&v);
+        if !percent(self.reporting.compliance_target) || !percent(self.reporting.at_risk_percent) || !self.reporting.compliance_targets.values().all(|v| percent(*v)) {
+            return Err(ConfigError::Invalid("reporting: compliance targets and at_risk_percent are percentages (0 to 100)".into()));
+        }
+        if self.sla_monitor.interval_secs == 0 || self.sla_monitor.batch < 1 {
+            return Err(ConfigError::Invalid("sla_monitor: interval_secs and batch must be at least 1".into()));
         }
         for r in &self.routing.rules {
             if !known(&r.supplier) {

@@ -1,11 +1,13 @@
 //! Wiring: prepares the database, registers suppliers and routing rules, and runs the API, the
 //! broker session (relay, dispatch consumers, TMF621 event notifications), the reconciliation
-//! sweeps and the TMF621 suppliers' event subscriptions side by side.
+//! sweeps, the TMF621 suppliers' event subscriptions and the SLA monitor side by side.
 
 use crate::api::{self, AppState};
 use crate::bus::{Bus, ConsumerSpec, Topology};
 use crate::config::{Settings, QUEUE_SYSTEM};
 use crate::routing::Router;
+use crate::sla::clock::Contracts;
+use crate::sla::monitor::Monitor;
 use crate::store::schema::{routing_rules, suppliers};
 use crate::store::{self, Store, StoreResult};
 use crate::sync::Engine;
@@ -67,11 +69,18 @@ impl Application {
     }
 
     pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> Result<Application, String> {
+        let contracts = Arc::new(Contracts::from_settings(&settings.sla).map_err(|e| format!("configuration: SLA: {e}"))?);
         let url = settings.database_url.clone();
         tokio::task::spawn_blocking(move || store::prepare_database(&url)).await.map_err(|e| e.to_string())??;
         let store = Store::connect(&settings.database_url, 10).map_err(|e| format!("PostgreSQL: {e}"))?;
         let s2 = settings.clone();
         store.run(move |c| register(c, &s2)).await.map_err(|e| e.to_string())?;
+        // Stored clocks computed under other contracts are recomputed under these.
+        let fingerprint = crate::store::record::content_hash(&[&format!("{:?}", settings.sla)]);
+        let marked = store.run(move |c| crate::store::sla::adopt_configuration(c, &fingerprint)).await.map_err(|e| e.to_string())?;
+        if marked > 0 {
+            tracing::info!(tickets = marked, "SLA configuration changed; recomputing every ticket's clocks");
+        }
 
         let external: Vec<String> = settings.suppliers.iter().filter(|s| s.is_external()).map(|s| s.id.clone()).collect();
         let topology = Topology::new(&settings.broker, external.clone());
@@ -107,6 +116,13 @@ impl Application {
             let callback = format!("{public_base}/webhooks/{}", s.id);
             workers.push(tokio::spawn(crate::adapters::tmf621::subscription::keep_subscribed(store.clone(), s.clone(), password, callback, shutdown_rx.clone())));
         }
+        let monitor = Monitor {
+            store: store.clone(),
+            contracts: contracts.clone(),
+            settings: settings.sla_monitor.clone(),
+            outbox_signal: bus.outbox_signal.clone(),
+        };
+        workers.push(tokio::spawn(monitor.run(shutdown_rx.clone())));
 
         let state = web::Data::new(AppState {
             settings: Arc::new(settings.clone()),
@@ -114,6 +130,7 @@ impl Application {
             engine: engine.clone(),
             router: Router::new(&settings),
             broker_connected: bus.watch_connected(),
+            contracts,
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -1,15 +1,18 @@
-//! The HTTP API (actix-web): incidents for the service desk, webhooks for suppliers, admin and
-//! health endpoints, and the hub as a TMF621 Trouble Ticket API. Bodies are read with a size limit, parsed, checked against the schema and
+//! The HTTP API (actix-web): incidents for the service desk, webhooks for suppliers, SLA
+//! reports and the managers' dashboard, admin and health endpoints, and the hub as a TMF621
+//! Trouble Ticket API. Bodies are read with a size limit, parsed, checked against the schema and
 //! turned into domain types before anything else sees them.
 
 pub mod admin;
 pub mod attachments;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod incidents;
 pub mod openapi;
 pub mod tmf621;
+pub mod sla;
 pub mod webhooks;
 
 use crate::config::Settings;
@@ -30,6 +33,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub router: Router,
     pub broker_connected: watch::Receiver<bool>,
+    /// The SLA calendars and contracts, checked at start.
+    pub contracts: Arc<crate::sla::clock::Contracts>,
 }
 
 /// The correlation id of a request: the caller's `X-Correlation-Id`, or a new one.
@@ -88,6 +93,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/incidents/{ref}/attachments/{id}").route(web::get().to(attachments::download)))
                 .service(web::resource("/incidents/{ref}/route").route(web::post().to(incidents::route)))
                 .service(web::resource("/incidents/{ref}/handback").route(web::post().to(incidents::handback)))
+                .service(web::resource("/incidents/{ref}/sla").route(web::get().to(sla::incident_clocks)))
+                .service(web::resource("/reports/sla").route(web::get().to(sla::report)))
                 .service(web::resource("/admin/dead-letters").route(web::get().to(admin::dead_letters)))
                 .service(web::resource("/admin/dead-letters/{id}/replay").route(web::post().to(admin::replay)))
                 .service(web::resource("/admin/suppliers/{id}/reconcile").route(web::post().to(admin::reconcile))),
@@ -95,6 +102,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/webhooks/{supplier}").route(web::post().to(webhooks::receive)))
         .service(web::resource("/webhooks/{supplier}/listener/{event}").route(web::post().to(webhooks::listener)))
         .configure(tmf621::configure)
+        .configure(dashboard::configure)
         .default_service(web::to(|req: HttpRequest| async move {
             Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!("no endpoint {} {}", req.method(), req.path())))
         }));

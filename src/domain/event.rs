@@ -35,6 +35,12 @@ pub enum EventType {
     AttachmentAdded,
     #[serde(rename = "attachment.refused")]
     AttachmentRefused,
+    /// An SLA clock crossed a warning threshold (a percentage of its target).
+    #[serde(rename = "sla.warning")]
+    SlaWarning,
+    /// An SLA clock exceeded its target.
+    #[serde(rename = "sla.breached")]
+    SlaBreached,
 }
 
 impl EventType {
@@ -55,6 +61,8 @@ impl EventType {
             EventType::ConflictResolved => "incident.conflict_resolved",
             EventType::AttachmentAdded => "attachment.added",
             EventType::AttachmentRefused => "attachment.refused",
+            EventType::SlaWarning => "sla.warning",
+            EventType::SlaBreached => "sla.breached",
         }
     }
 }

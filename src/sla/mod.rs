@@ -6,6 +6,11 @@
 
 pub mod calendar;
 pub mod clock;
+pub mod compute;
+pub mod dashboard;
+pub mod monitor;
+pub mod report;
+pub mod ticket;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -13,6 +13,8 @@ pub mod outbox;
 pub mod record;
 pub mod schema;
 pub mod tmf621;
+pub mod seed;
+pub mod sla;
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;

@@ -62,7 +62,12 @@ pub fn content_hash(parts: &[&str]) -> String {
 
 /// Appends an event to the ticket's log and queues it for the bus.
 pub fn record_event(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, event: NewEvent) -> StoreResult<()> {
-    let id = uuid::Uuid::now_v7();
+    append_event(conn, ctx, row, uuid::Uuid::now_v7(), event)
+}
+
+/// [`record_event`] under an id the caller chose (and may already have stored elsewhere in the
+/// same transaction, as the SLA monitor does with its once-only alerts).
+pub fn append_event(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, id: uuid::Uuid, event: NewEvent) -> StoreResult<()> {
     let now = Utc::now();
     diesel::insert_into(events::table)
         .values((

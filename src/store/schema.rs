@@ -173,6 +173,73 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sla_dirty (incident_id) {
+        incident_id -> Int8,
+        seq -> Int8,
+        marked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sla_configuration (id) {
+        id -> Int4,
+        fingerprint -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sla_tickets (incident_id) {
+        incident_id -> Int8,
+        #[sql_name = "ref"]
+        reference -> Text,
+        opened_at -> Timestamptz,
+        priority -> Int2,
+        open -> Bool,
+        holder -> Nullable<Text>,
+        handoffs -> Int4,
+        returns -> Int4,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sla_clocks (incident_id, clock_key) {
+        incident_id -> Int8,
+        clock_key -> Text,
+        #[sql_name = "ref"]
+        reference -> Text,
+        opened_at -> Timestamptz,
+        contract -> Text,
+        supplier -> Nullable<Text>,
+        metric -> Text,
+        cycle -> Int4,
+        priority -> Int2,
+        target_secs -> Int8,
+        elapsed_secs -> Int8,
+        state -> Text,
+        started_at -> Timestamptz,
+        stopped_at -> Nullable<Timestamptz>,
+        breach_at -> Nullable<Timestamptz>,
+        breached -> Bool,
+        pauses -> Jsonb,
+        holdings -> Jsonb,
+        next_alert_at -> Nullable<Timestamptz>,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sla_alerts (incident_id, clock_key, threshold) {
+        incident_id -> Int8,
+        clock_key -> Text,
+        threshold -> Int2,
+        event_id -> Uuid,
+        raised_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(legs -> incidents (incident_id));
 diesel::joinable!(events -> incidents (incident_id));
 diesel::joinable!(notes -> incidents (incident_id));
@@ -182,7 +249,8 @@ diesel::joinable!(note_deliveries -> legs (leg_id));
 diesel::allow_tables_to_appear_in_same_query!(
     suppliers, routing_rules, incidents, legs, events, notes, note_deliveries, outbox, inbox,
     idempotency_keys, dead_letters, api_keys, poll_state, blob_chunks, blobs, attachments,
-    attachment_deliveries, inbound_refusals,
+    attachment_deliveries, inbound_refusals, sla_configuration, sla_dirty, sla_tickets, sla_clocks,
+    sla_alerts,
 );
 
 diesel::table! {

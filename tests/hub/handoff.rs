@@ -168,7 +168,7 @@ async fn a_conflicting_edit_follows_the_field_policy() {
 
 #[tokio::test]
 async fn hub_wins_keeps_the_hub_value_and_pushes_it_again() {
-    let mut hub = TestHub::spawn_with(Options { broker_proxy: true, conflicts_toml: "[sync.conflicts.fields]\ntitle = \"hub_wins\"\n".into(), ..Default::default() }).await;
+    let mut hub = TestHub::spawn_with(Options { broker_proxy: true, extra_toml: "[sync.conflicts.fields]\ntitle = \"hub_wins\"\n".into(), ..Default::default() }).await;
     let _ = &mut hub;
     let doc = hub.raise(&network_incident("Original title")).await;
     let r = doc["ref"].as_str().unwrap().to_string();

@@ -40,8 +40,9 @@ pub struct Options {
     pub webhook_mode: DisplayMode,
     /// Seconds the supplier's clock is ahead of (or, negative, behind) the hub's.
     pub sim_clock_skew_secs: i64,
-    /// Extra TOML appended to the test configuration (e.g. a `[sync.conflicts]` table).
-    pub conflicts_toml: String,
+    /// More configuration (TOML) appended to the test settings, e.g. [`SLA_TOML`] or a
+    /// `[sync.conflicts]` table.
+    pub extra_toml: String,
     /// The ServiceNow supplier's attachment size limit.
     pub supplier_max_attachment_bytes: i64,
 }
@@ -54,17 +55,87 @@ impl Default for Options {
             broker_proxy: false,
             webhook_mode: DisplayMode::Raw,
             sim_clock_skew_secs: 0,
-            conflicts_toml: String::new(),
+            extra_toml: String::new(),
             supplier_max_attachment_bytes: 25 * 1024 * 1024,
         }
     }
 }
+
+impl Options {
+    /// The default options with the SLA contracts of [`SLA_TOML`] and a 1 s SLA monitor.
+    pub fn sla() -> Options {
+        Options { extra_toml: SLA_TOML.to_string(), ..Default::default() }
+    }
+}
+
+/// A second, queue-only supplier so tickets can be handed between suppliers.
+pub const OTHER_SUPPLIER: &str = "hosting";
+
+/// SLA contracts for tests, all on a 24x7 calendar so business time is wall time. Priority 1
+/// has one-minute targets, for live warnings within seconds; the others are what the report
+/// tests drive with seeded timestamps. Reports are in UTC.
+pub const SLA_TOML: &str = r#"
+[[suppliers]]
+id = "hosting"
+name = "Hosting supplier"
+system = "queue"
+
+[sla_monitor]
+interval_secs = 1
+
+[reporting]
+time_zone = "UTC"
+compliance_target = 90.0
+
+[[sla.calendars]]
+id = "always"
+always = true
+
+[[sla.contracts]]
+id = "network-ola"
+kind = "supplier"
+supplier = "sn-network"
+calendar = "always"
+pause_on = ["awaiting_caller"]
+warn_at = [50, 75]
+[sla.contracts.targets]
+"1" = { response_mins = 1, resolution_mins = 1 }
+"2" = { response_mins = 10, resolution_mins = 60 }
+"3" = { response_mins = 30, resolution_mins = 240 }
+"4" = { response_mins = 60, resolution_mins = 480 }
+"5" = { response_mins = 120, resolution_mins = 960 }
+
+[[sla.contracts]]
+id = "hosting-ola"
+kind = "supplier"
+supplier = "hosting"
+calendar = "always"
+warn_at = [50, 75]
+[sla.contracts.targets]
+"2" = { response_mins = 10, resolution_mins = 60 }
+"3" = { response_mins = 30, resolution_mins = 240 }
+
+[[sla.contracts]]
+id = "customer-sla"
+kind = "end_to_end"
+calendar = "always"
+pause_on = ["awaiting_caller"]
+warn_at = [50, 75]
+[sla.contracts.targets]
+"1" = { response_mins = 1, resolution_mins = 1 }
+"2" = { response_mins = 10, resolution_mins = 60 }
+"3" = { response_mins = 30, resolution_mins = 240 }
+"4" = { response_mins = 60, resolution_mins = 480 }
+"5" = { response_mins = 120, resolution_mins = 960 }
+"#;
 
 pub struct TestHub {
     app: Option<Application>,
     pub addr: String,
     pub sim: ServiceNowSim,
     pub settings: Settings,
+    /// The configuration file text of `settings` (without the secrets set in code).
+    pub toml: String,
     pub db_name: String,
     pub keys: Keys,
     pub http: reqwest::Client,
@@ -73,7 +144,8 @@ pub struct TestHub {
     options: Options,
 }
 
-fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook_secret: &str, o: &Options) -> Settings {
+/// The test settings, and the TOML they were read from (for the CLI).
+fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook_secret: &str, o: &Options) -> (Settings, String) {
     let toml = format!(
         r#"
         listen = "127.0.0.1:0"
@@ -115,7 +187,7 @@ fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook
 
         {extra}
         "#,
-        extra = o.conflicts_toml,
+        extra = o.extra_toml,
         att_limit = o.supplier_max_attachment_bytes,
         pg = pg_base(),
         poll = o.poll_interval_secs,
@@ -124,7 +196,7 @@ fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook
     let mut s = Settings::from_toml(&toml).expect("test settings are valid");
     s.suppliers[0].password = Some(SecretRef::Value(SecretString::from(SIM_PASSWORD.to_string())));
     s.suppliers[0].webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.to_string())));
-    s
+    (s, toml)
 }
 
 impl TestHub {
@@ -156,7 +228,7 @@ impl TestHub {
             None => amqp_base(),
         };
         let webhook_secret = format!("whsec-{}", &id[16..]);
-        let mut settings = test_settings(&db_name, &prefix, &sim_url, &amqp, &webhook_secret, &options);
+        let (mut settings, toml) = test_settings(&db_name, &prefix, &sim_url, &amqp, &webhook_secret, &options);
         settings.suppliers.extend(suppliers);
         settings.routing.rules.extend(rules);
         let mut hub = TestHub {
@@ -164,6 +236,7 @@ impl TestHub {
             addr: String::new(),
             sim,
             settings,
+            toml,
             db_name,
             keys: Keys { service_desk: String::new(), admin: String::new(), supplier: String::new(), manager: String::new() },
             http: reqwest::Client::new(),
@@ -415,5 +488,78 @@ impl BrokerProxy {
 
     pub fn reopen(&self) {
         self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl TestHub {
+    /// Waits until the hub reports ready (database and broker; the broker topology declared).
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while self.http.get(self.url("/readyz")).send().await.map(|r| r.status()).ok() != Some(StatusCode::OK) {
+            assert!(tokio::time::Instant::now() < deadline, "the hub never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Writes tickets with chosen event times straight into the record; returns their refs.
+    pub async fn seed(&self, stories: Vec<siam_hub::store::seed::Story>) -> Vec<String> {
+        let refs = self.app().store.run(move |c| siam_hub::store::seed::insert(c, &stories)).await.unwrap();
+        refs.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Waits until the SLA monitor has computed every ticket whose log changed.
+    pub async fn sla_settled(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let pending = self.app().store.run(siam_hub::store::sla::pending).await.unwrap();
+            if pending == 0 {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the SLA monitor left {pending} tickets uncomputed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A temporary queue on the hub's event exchange bound to `pattern` (e.g. `sla.#`).
+    pub async fn subscribe(&self, pattern: &str) -> EventTap {
+        use lapin::options::*;
+        use lapin::types::FieldTable;
+        self.wait_ready().await;
+        let conn = lapin::Connection::connect(
+            &amqp_base(),
+            lapin::ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio),
+        )
+        .await
+        .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let q = ch.queue_declare("", QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+        let exchange = format!("{}.events", self.settings.broker.prefix);
+        ch.queue_bind(q.name().as_str(), &exchange, pattern, QueueBindOptions::default(), FieldTable::default()).await.unwrap();
+        let consumer = ch.basic_consume(q.name().as_str(), "tap", BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+        EventTap { _conn: conn, consumer }
+    }
+}
+
+/// Messages from the hub's event exchange, as a test sees them.
+pub struct EventTap {
+    _conn: lapin::Connection,
+    consumer: lapin::Consumer,
+}
+
+impl EventTap {
+    /// The next message within `wait`, as (routing key, CloudEvent).
+    pub async fn next(&mut self, wait: Duration) -> Option<(String, Value)> {
+        use futures_util::StreamExt;
+        let d = tokio::time::timeout(wait, self.consumer.next()).await.ok()??.ok()?;
+        Some((d.routing_key.as_str().to_string(), serde_json::from_slice(&d.data).unwrap_or(Value::Null)))
+    }
+
+    /// Every message that arrives until `quiet` passes without one.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<(String, Value)> {
+        let mut out = vec![];
+        while let Some(m) = self.next(quiet).await {
+            out.push(m);
+        }
+        out
     }
 }

@@ -4,6 +4,7 @@
 mod api;
 mod attachments;
 mod cli;
+mod dashboard;
 mod delivery;
 mod estate;
 mod fixtures;
@@ -16,5 +17,6 @@ mod helpers;
 mod jira;
 mod remedy;
 mod resilience;
+mod sla;
 mod sync;
 mod tmf621;

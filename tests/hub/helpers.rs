@@ -304,7 +304,7 @@ impl TestHub {
         .await
         {
             if let Ok(ch) = conn.create_channel().await {
-                for q in suppliers.iter().map(|s| format!("{prefix}.dispatch.{s}")).chain([format!("{prefix}.dead")]) {
+                for q in suppliers.iter().map(|s| format!("{prefix}.dispatch.{s}")).chain([format!("{prefix}.dead"), format!("{prefix}.tmf621.notify")]) {
                     let _ = ch.queue_delete(&q, Default::default()).await;
                 }
                 for e in [format!("{prefix}.events"), format!("{prefix}.dlx")] {

@@ -44,3 +44,28 @@ pub async fn reconcile(p: Principal, state: web::Data<AppState>, path: web::Path
     })?;
     Ok(HttpResponse::Ok().json(report))
 }
+
+/// `GET /api/v1/admin/mapping-events`: native values a supplier sent that its mapping profile
+/// does not know, newest first. The values are kept on the legs; this is the list to act on
+/// (extend the profile or the instance's overrides).
+pub async fn mapping_events(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    p.require(&[Role::Admin])?;
+    let rows = state
+        .store
+        .run(|c| crate::store::record::recent_events(c, crate::domain::EventType::UnmappedValue.as_str(), 500))
+        .await?;
+    let items: Vec<_> = rows
+        .into_iter()
+        .map(|(reference, e)| {
+            json!({
+                "ref": reference,
+                "time": crate::domain::time::rfc3339(&e.occurred_at),
+                "supplier": e.data.get("supplier"),
+                "system": e.data.get("system"),
+                "field": e.data.get("field"),
+                "value": e.data.get("value"),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}

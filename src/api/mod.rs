@@ -96,6 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/incidents/{ref}/sla").route(web::get().to(sla::incident_clocks)))
                 .service(web::resource("/reports/sla").route(web::get().to(sla::report)))
                 .service(web::resource("/admin/dead-letters").route(web::get().to(admin::dead_letters)))
+                .service(web::resource("/admin/mapping-events").route(web::get().to(admin::mapping_events)))
                 .service(web::resource("/admin/dead-letters/{id}/replay").route(web::post().to(admin::replay)))
                 .service(web::resource("/admin/suppliers/{id}/reconcile").route(web::post().to(admin::reconcile))),
         )

@@ -655,3 +655,15 @@ pub fn route_to(
     let changes = IncidentChanges { status: Some(Status::New), ..Default::default() };
     apply_changes(conn, ctx, row, &changes, matrix)
 }
+
+/// The most recent events of one type across all tickets, newest first, with each ticket's ref
+/// (for the administrators' lists, such as native values no mapping knows).
+pub fn recent_events(conn: &mut PgConnection, kind: &str, limit: i64) -> StoreResult<Vec<(String, EventRow)>> {
+    Ok(events::table
+        .inner_join(incidents::table)
+        .filter(events::kind.eq(kind))
+        .order(events::id.desc())
+        .limit(limit)
+        .select((incidents::reference, EventRow::as_select()))
+        .load(conn)?)
+}

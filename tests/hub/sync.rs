@@ -177,3 +177,23 @@ async fn webhooks_must_be_signed_fresh_and_well_formed() {
     hub.sim.set_webhook(Some(WebhookTarget { url: hub.url(&format!("/webhooks/{SUPPLIER}")), secret: hub.webhook_secret.clone(), display_value: DisplayMode::Raw }));
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn an_unknown_supplier_value_is_kept_on_the_leg_and_listed_for_administrators() {
+    let hub = TestHub::spawn().await;
+    let (r, sys_id) = open_ticket(&hub, "Custom state").await;
+    hub.sim.agent_update(&sys_id, json!({"state": "2"})).unwrap();
+    hub.wait_incident(&r, "in progress", |d| d["status"] == "in_progress").await;
+    // A customised instance's own state, which the base profile does not know.
+    hub.sim.agent_update(&sys_id, json!({"state": "11", "work_notes": "moved to our vendor queue"})).unwrap();
+    let doc = hub.wait_incident(&r, "the unmapped state on the leg", |d| d["legs"][0]["unmapped"]["state"] == "11").await;
+    assert_eq!(doc["status"], "in_progress", "an unknown state never changes the record");
+    assert_eq!(doc["legs"][0]["native_status"], "11");
+    assert_eq!(doc["notes"][0]["text"], "moved to our vendor queue", "the rest of the update is not dropped");
+
+    let list: Value = hub.get_as("/api/v1/admin/mapping-events", &hub.keys.admin).await.json().await.unwrap();
+    let item = list["items"].as_array().unwrap().iter().find(|i| i["ref"] == r.as_str()).expect("listed");
+    assert_eq!((item["supplier"].as_str(), item["system"].as_str(), item["field"].as_str(), item["value"].as_str()), (Some(SUPPLIER), Some("servicenow"), Some("state"), Some("11")));
+    assert_eq!(hub.get_as("/api/v1/admin/mapping-events", &hub.keys.service_desk).await.status(), StatusCode::FORBIDDEN);
+    hub.finish().await;
+}

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
@@ -382,13 +382,9 @@ impl JiraSim {
 
     /// Starts the HTTP server on `listener` and spawns it on the current tokio runtime.
     pub fn start(&self, listener: std::net::TcpListener) -> std::io::Result<ServerHandle> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| std::io::Error::other(format!("JiraSim::start needs a tokio runtime: {e}")))?;
-        let addr = listener.local_addr()?;
-        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
         let sim = self.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::new(sim.clone()))
+        let running = super::serve("JiraSim", listener, move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(web::Data::new(sim.clone()))
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .route("/sim/issues", web::get().to(sim_issues))
                 .route("/sim/issues/{key}/transition", web::post().to(sim_transition))
@@ -396,18 +392,12 @@ impl JiraSim {
                 .route("/sim/issues/{key}/edit", web::post().to(sim_edit))
                 .route("/sim/faults", web::post().to(sim_faults))
                 .route("/sim/requests", web::get().to(sim_requests))
-                .route("/rest/{tail:.*}", web::route().to(rest_api))
-        })
-        .workers(2)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        runtime.spawn(server);
+                .route("/rest/{tail:.*}", web::route().to(rest_api));
+        })?;
         let mut st = self.lock();
-        st.base_url = Some(format!("http://{host}:{}", addr.port()));
-        st.runtime = Some(runtime);
-        Ok(handle)
+        st.base_url = Some(running.base_url);
+        st.runtime = Some(running.runtime);
+        Ok(running.handle)
     }
 
     pub fn base_url(&self) -> Option<String> {
@@ -2004,6 +1994,7 @@ async fn sim_faults(sim: web::Data<JiraSim>, body: web::Bytes) -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::{App, HttpServer};
     use super::*;
     use reqwest::header::HeaderMap;
     use std::net::TcpListener;

@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -372,13 +372,9 @@ impl RemedySim {
 
     /// Starts the HTTP server on `listener` and spawns it on the current tokio runtime.
     pub fn start(&self, listener: std::net::TcpListener) -> std::io::Result<ServerHandle> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| std::io::Error::other(format!("RemedySim::start needs a tokio runtime: {e}")))?;
-        let addr = listener.local_addr()?;
-        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
         let sim = self.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::new(sim.clone()))
+        let running = super::serve("RemedySim", listener, move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(web::Data::new(sim.clone()))
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .route("/api/jwt/login", web::post().to(login))
                 .route("/api/jwt/logout", web::post().to(logout))
@@ -387,18 +383,12 @@ impl RemedySim {
                 .route("/sim/worklogs", web::get().to(sim_worklogs))
                 .route("/sim/incidents/{number}/agent", web::post().to(sim_agent))
                 .route("/sim/faults", web::post().to(sim_faults))
-                .route("/sim/requests", web::get().to(sim_requests))
-        })
-        .workers(2)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        runtime.spawn(server);
+                .route("/sim/requests", web::get().to(sim_requests));
+        })?;
         let mut st = self.lock();
-        st.base_url = Some(format!("http://{host}:{}", addr.port()));
-        st.runtime = Some(runtime);
-        Ok(handle)
+        st.base_url = Some(running.base_url);
+        st.runtime = Some(running.runtime);
+        Ok(running.handle)
     }
 
     pub fn base_url(&self) -> Option<String> {
@@ -1743,6 +1733,7 @@ async fn deliver(http: &reqwest::Client, d: &Delivery) {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::{App, HttpServer};
     use super::*;
     use std::net::TcpListener;
 

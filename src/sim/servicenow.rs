@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -237,37 +237,21 @@ impl ServiceNowSim {
 
     /// Starts the HTTP server on `listener` and spawns it on the current tokio runtime.
     pub fn start(&self, listener: std::net::TcpListener) -> std::io::Result<ServerHandle> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
-            std::io::Error::other(format!("ServiceNowSim::start needs a tokio runtime: {e}"))
-        })?;
-        let addr = listener.local_addr()?;
-        let host = if addr.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            addr.ip().to_string()
-        };
         let sim = self.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::new(sim.clone()))
+        let running = super::serve("ServiceNowSim", listener, move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(web::Data::new(sim.clone()))
                 // The instance default (com.glide.attachment.max_size) is far above any test file.
                 .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
                 .route("/sim/incidents", web::get().to(sim_incidents))
                 .route("/sim/incidents/{sys_id}/agent", web::post().to(sim_agent))
                 .route("/sim/faults", web::post().to(sim_faults))
                 .route("/sim/requests", web::get().to(sim_requests))
-                .route("/api/now/{rest:.*}", web::route().to(table_api))
-        })
-        .workers(2)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        runtime.spawn(server);
+                .route("/api/now/{rest:.*}", web::route().to(table_api));
+        })?;
         let mut st = self.lock();
-        st.base_url = Some(format!("http://{host}:{}", addr.port()));
-        st.runtime = Some(runtime);
-        Ok(handle)
+        st.base_url = Some(running.base_url);
+        st.runtime = Some(running.runtime);
+        Ok(running.handle)
     }
 
     pub fn base_url(&self) -> Option<String> {
@@ -1659,6 +1643,7 @@ async fn deliver(http: &reqwest::Client, d: &Delivery, skew: i64) {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::{App, HttpServer};
     use super::*;
     use reqwest::header::HeaderMap;
     use std::net::TcpListener;

@@ -26,7 +26,7 @@
 use crate::config::{TmfFlavour, TmfVersion};
 use actix_web::dev::ServerHandle;
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -183,14 +183,10 @@ impl Tmf621Sim {
 
     /// Starts the HTTP server on `listener`, on the current tokio runtime.
     pub fn start(&self, listener: std::net::TcpListener) -> std::io::Result<ServerHandle> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| std::io::Error::other(format!("Tmf621Sim::start needs a tokio runtime: {e}")))?;
-        let addr = listener.local_addr()?;
-        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
         let sim = self.clone();
         let api_route = format!("{}/{{rest:.*}}", self.base_path());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::new(sim.clone()))
+        let running = super::serve("Tmf621Sim", listener, move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(web::Data::new(sim.clone()))
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .route("/oauth/token", web::post().to(token_endpoint))
                 .route("/sim/tickets", web::get().to(sim_tickets))
@@ -198,18 +194,12 @@ impl Tmf621Sim {
                 .route("/sim/subscriptions", web::get().to(sim_subscriptions))
                 .route("/sim/requests", web::get().to(sim_requests))
                 .route("/sim/faults", web::post().to(sim_faults))
-                .route(&api_route, web::route().to(api))
-        })
-        .workers(2)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        runtime.spawn(server);
+                .route(&api_route, web::route().to(api));
+        })?;
         let mut st = self.lock();
-        st.base_url = Some(format!("http://{host}:{}", addr.port()));
-        st.runtime = Some(runtime);
-        Ok(handle)
+        st.base_url = Some(running.base_url);
+        st.runtime = Some(running.runtime);
+        Ok(running.handle)
     }
 
     pub fn base_url(&self) -> Option<String> {
@@ -1299,6 +1289,7 @@ async fn sim_faults(sim: web::Data<Tmf621Sim>, body: web::Bytes) -> HttpResponse
 
 #[cfg(test)]
 mod tests {
+    use actix_web::{App, HttpServer};
     use super::*;
     use std::net::TcpListener;
 

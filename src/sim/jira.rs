@@ -309,6 +309,18 @@ struct Issue {
     created: DateTime<Utc>,
     updated: DateTime<Utc>,
     comments: Vec<Comment>,
+    attachments: Vec<Attachment>,
+}
+
+/// A file attached to an issue.
+#[derive(Clone, Debug)]
+struct Attachment {
+    id: u64,
+    filename: String,
+    mime: String,
+    data: Vec<u8>,
+    author: String,
+    created: DateTime<Utc>,
 }
 
 /// One changelog item as webhooks carry it.
@@ -488,6 +500,20 @@ impl JiraSim {
     /// An agent edits fields, given as REST v2 would take them (`description` as wiki text,
     /// `priority` as `{"name"}` or `{"id"}`, selects as `{"value"}`, `assignee` as
     /// `{"accountId"}` or null).
+    /// An agent attaches a file to the issue in the Jira UI.
+    pub fn agent_attach(&self, id_or_key: &str, filename: &str, mime: &str, data: Vec<u8>) -> Result<Value, SimError> {
+        let mut st = self.lock();
+        let i = st.find(id_or_key).ok_or(SimError::NotFound)?;
+        let a = st.attach(i, filename, mime, data, AGENT_ACCOUNT);
+        Ok(st.render_attachment(&a, 3))
+    }
+
+    /// Files attached to an issue: (file name, content type, bytes), oldest first.
+    pub fn attachments(&self, id_or_key: &str) -> Vec<(String, String, Vec<u8>)> {
+        let st = self.lock();
+        st.find(id_or_key).map(|i| st.issues[i].attachments.iter().map(|a| (a.filename.clone(), a.mime.clone(), a.data.clone())).collect()).unwrap_or_default()
+    }
+
     pub fn agent_edit(&self, id_or_key: &str, fields: Value) -> Result<Value, SimError> {
         let Value::Object(fields) = fields else { return Err(SimError::message("expected a JSON object of fields")) };
         let mut st = self.lock();
@@ -756,6 +782,8 @@ impl State {
             })
         });
         f.insert(REQUEST_TYPE_FIELD.into(), request_type.unwrap_or(Value::Null));
+        let files: Vec<Value> = issue.attachments.iter().map(|a| self.render_attachment(a, v)).collect();
+        f.insert("attachment".into(), json!(files));
         let comments: Vec<Value> = issue.comments.iter().map(|c| self.render_comment(issue, c, v)).collect();
         f.insert("comment".into(), json!({"comments": comments, "self": format!("{base}/rest/api/{v}/issue/{}/comment", issue.id), "maxResults": comments.len(), "total": comments.len(), "startAt": 0}));
         if let Some(only) = only {
@@ -771,6 +799,26 @@ impl State {
             "key": issue.key,
             "fields": f,
         })
+    }
+
+    fn render_attachment(&self, a: &Attachment, v: u8) -> Value {
+        let base = self.base();
+        json!({
+            "self": format!("{base}/rest/api/{v}/attachment/{}", a.id), "id": a.id.to_string(), "filename": a.filename,
+            "author": self.render_user(&a.author, v), "created": self.time(&a.created), "size": a.data.len(), "mimeType": a.mime,
+            "content": format!("{base}/rest/api/{v}/attachment/content/{}", a.id),
+        })
+    }
+
+    /// Attaches a file: the issue's `updated` moves and an issue-updated webhook goes out.
+    fn attach(&mut self, i: usize, filename: &str, mime: &str, data: Vec<u8>, actor: &str) -> Attachment {
+        let id = 10_000 + 1 + self.issues.iter().map(|x| x.attachments.len() as u64).sum::<u64>();
+        let now = self.tick(self.issues[i].updated);
+        let a = Attachment { id, filename: filename.to_string(), mime: if mime.is_empty() { "application/octet-stream".into() } else { mime.to_string() }, data, author: actor.to_string(), created: now };
+        self.issues[i].attachments.push(a.clone());
+        self.issues[i].updated = now;
+        self.issue_event(i, "jira:issue_updated", "issue_updated", actor, &[], None);
+        a
     }
 
     /// The summary of an issue that comment webhooks carry: no description, no `updated`.
@@ -1033,6 +1081,7 @@ impl State {
             created: now,
             updated: now,
             comments: Vec::new(),
+            attachments: Vec::new(),
         };
         for (k, val) in fields {
             if matches!(k.as_str(), "project" | "issuetype") {
@@ -1720,6 +1769,35 @@ fn serve(sim: &JiraSim, req: &HttpRequest, body: &[u8], user: Option<&str>) -> H
     let mut st = sim.lock();
     let actor = st.hub_account(user);
     match segments.as_slice() {
+        ["api", v @ ("2" | "3"), "issue", id, "attachments"] if req.method() == Method::POST => {
+            let v: u8 = if *v == "3" { 3 } else { 2 };
+            // Jira refuses multipart uploads without the XSRF opt-out header.
+            if req.headers().get("x-atlassian-token").and_then(|h| h.to_str().ok()) != Some("no-check") {
+                return jira_error(StatusCode::FORBIDDEN, &["XSRF check failed"], &BTreeMap::new());
+            }
+            let Some(i) = st.find(id) else { return SimError::NotFound.response() };
+            let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or("");
+            let files = match multipart_files(content_type, body) {
+                Ok(f) if !f.is_empty() => f,
+                Ok(_) => return jira_error(StatusCode::BAD_REQUEST, &["No file was sent in the 'file' part"], &BTreeMap::new()),
+                Err(e) => return jira_error(StatusCode::BAD_REQUEST, &[&e], &BTreeMap::new()),
+            };
+            let added: Vec<Value> = files
+                .into_iter()
+                .map(|(name, mime, data)| {
+                    let a = st.attach(i, &name, &mime, data, actor);
+                    st.render_attachment(&a, v)
+                })
+                .collect();
+            json_response(StatusCode::OK, &json!(added))
+        }
+        ["api", "2" | "3", "attachment", "content", id] if req.method() == Method::GET => {
+            let found = st.issues.iter().flat_map(|x| x.attachments.iter()).find(|a| a.id.to_string() == *id).cloned();
+            match found {
+                Some(a) => HttpResponse::Ok().content_type(a.mime).body(a.data),
+                None => SimError::NotFound.response(),
+            }
+        }
         ["api", v @ ("2" | "3"), rest @ ..] => {
             let v: u8 = if *v == "3" { 3 } else { 2 };
             platform(&mut st, req.method(), v, rest, &params, body, actor)
@@ -1731,6 +1809,43 @@ fn serve(sim: &JiraSim, req: &HttpRequest, body: &[u8], user: Option<&str>) -> H
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The `file` parts of a multipart/form-data body: (file name, content type, bytes).
+fn multipart_files(content_type: &str, body: &[u8]) -> Result<Vec<(String, String, Vec<u8>)>, String> {
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"').to_string())
+        .ok_or("the request is not multipart/form-data")?;
+    let delimiter = format!("--{boundary}").into_bytes();
+    let find = |hay: &[u8], needle: &[u8], from: usize| hay.get(from..).and_then(|h| h.windows(needle.len()).position(|w| w == needle)).map(|p| p + from);
+    let mut files = vec![];
+    let mut at = find(body, &delimiter, 0).ok_or("no multipart boundary in the body")?;
+    loop {
+        let start = at + delimiter.len();
+        if body.get(start..start + 2) == Some(b"--") {
+            break;
+        }
+        let Some(next) = find(body, &delimiter, start) else { break };
+        let part = &body[start..next];
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        if let Some(split) = find(part, b"\r\n\r\n", 0) {
+            let head = String::from_utf8_lossy(&part[..split]).to_string();
+            let data = part[split + 4..].to_vec();
+            let disposition = head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-disposition")).unwrap_or("");
+            let attr = |name: &str| {
+                disposition.split(';').find_map(|p| p.trim().strip_prefix(&format!("{name}=")).map(|v| v.trim_matches('"').to_string()))
+            };
+            let mime = head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string())).unwrap_or_default();
+            if attr("name").as_deref() == Some("file") {
+                files.push((attr("filename").unwrap_or_else(|| "file".into()), mime, data));
+            }
+        }
+        at = next;
+    }
+    Ok(files)
 }
 
 fn fields_param(raw: Option<&str>) -> Option<Vec<String>> {

@@ -514,3 +514,39 @@ async fn the_client_pages_the_sweep_through_the_search_cursor() {
     // The JQL minute is the user's (LA): a sweep from the future finds nothing.
     assert!(client.updated_since(chrono::Utc::now() + chrono::Duration::minutes(2), 0, 3).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn files_travel_both_ways_with_jira_once_each() {
+    let h = JiraHub::spawn().await;
+    let (r, id) = h.open("Mailbox export attached").await;
+    let data: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
+    let resp = h
+        .hub
+        .http
+        .post(h.hub.url(&format!("/api/v1/incidents/{r}/attachments?file_name=export.pst")))
+        .bearer_auth(&h.hub.keys.service_desk)
+        .header("content-type", "application/vnd.ms-outlook")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let sent = wait_for("the file at Jira", || h.sim.attachments(&id).first().cloned()).await;
+    assert_eq!((sent.0.as_str(), sent.1.as_str()), ("export.pst", "application/vnd.ms-outlook"));
+    assert!(sent.2 == data, "Jira got different bytes");
+    let doc = h.hub.wait_incident(&r, "the delivery on record", |d| d["attachments"][0]["deliveries"][0]["state"] == "sent").await;
+    assert_eq!(doc["attachments"][0]["deliveries"][0]["supplier"], JIRA);
+
+    // An agent attaches a screenshot in Jira: it reaches the record, and is not sent back.
+    let shot = b"\x89PNG fake screenshot bytes".to_vec();
+    h.sim.agent_attach(&id, "screenshot.png", "image/png", shot.clone()).unwrap();
+    let doc = h.hub.wait_incident(&r, "Jira's file on the record", |d| d["attachments"].as_array().unwrap().len() == 2).await;
+    let theirs = doc["attachments"].as_array().unwrap().iter().find(|a| a["file_name"] == "screenshot.png").unwrap().clone();
+    assert_eq!(theirs["origin"], JIRA);
+    assert_eq!(theirs["deliveries"][0]["state"], "received");
+    let back = h.hub.get_as(&format!("/api/v1/incidents/{r}/attachments/{}", theirs["id"]), &h.hub.keys.service_desk).await;
+    assert!(back.bytes().await.unwrap().as_ref() == shot.as_slice());
+    h.hub.settle(&r).await;
+    assert_eq!(h.sim.attachments(&id).len(), 2, "each file exists once at Jira");
+    h.finish().await;
+}

@@ -6,7 +6,7 @@
 use super::mapping::{self, field, JiraConfig};
 use super::text::{text_to_adf, text_to_wiki};
 use crate::adapters::http::{status_error, transport_error, SupplierHttp};
-use crate::adapters::{Client, SupplierError};
+use crate::adapters::{Client, NativeAttachment, OutgoingFile, SupplierError};
 use crate::config::{JiraCreate, JiraSettings};
 use crate::domain::{Incident, Status, Visibility};
 use async_trait::async_trait;
@@ -407,6 +407,93 @@ impl Client for JiraClient {
 
     fn ticket_url(&self, native_id: &str) -> String {
         format!("{}/secure/ViewIssue.jspa?id={}", self.base, segment(native_id))
+    }
+
+    /// `POST /rest/api/3/issue/{id}/attachments` (multipart, `X-Atlassian-Token: no-check`),
+    /// the content streamed. Before trying again after a failure, looks for the file an earlier
+    /// attempt may have attached (same name and size), so a lost answer never attaches it twice.
+    async fn upload_attachment(&self, native_id: &str, file: &OutgoingFile) -> Result<String, SupplierError> {
+        let what = "Jira attachment upload";
+        let url = format!("{}/rest/api/3/issue/{}/attachments", self.base, segment(native_id));
+        let tried = AtomicBool::new(false);
+        self.http
+            .retrying(what, || async {
+                if tried.swap(true, Ordering::SeqCst) {
+                    let held = self.list_attachments(native_id).await?;
+                    if let Some(f) = held.iter().find(|f| f.file_name == file.file_name && f.size == Some(file.size)) {
+                        return Ok(f.native_id.clone());
+                    }
+                }
+                let length = u64::try_from(file.size).unwrap_or(0);
+                let part = reqwest::multipart::Part::stream_with_length((file.body)(), length)
+                    .file_name(file.file_name.clone())
+                    .mime_str(&file.content_type)
+                    .map_err(|e| SupplierError::Protocol(format!("{what}: content type `{}`: {e}", file.content_type)))?;
+                let resp = self
+                    .http
+                    .client
+                    .post(&url)
+                    .basic_auth(&self.user, Some(self.token.expose_secret()))
+                    .header("Accept", "application/json")
+                    .header("X-Atlassian-Token", "no-check")
+                    .multipart(reqwest::multipart::Form::new().part("file", part))
+                    .send()
+                    .await
+                    .map_err(|e| transport_error(what, e))?;
+                let (status, headers) = (resp.status(), resp.headers().clone());
+                let text = resp.text().await.map_err(|e| transport_error(what, e))?;
+                if !status.is_success() {
+                    return Err(status_error(what, status, &headers, &error_detail(&text)));
+                }
+                let answer: Value = serde_json::from_str(&text).map_err(|e| SupplierError::Protocol(format!("{what}: unreadable JSON from Jira: {e}")))?;
+                answer
+                    .pointer("/0/id")
+                    .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string())))
+                    .ok_or_else(|| SupplierError::Protocol(format!("{what}: no attachment id in the answer")))
+            })
+            .await
+    }
+
+    /// The issue's `attachment` field.
+    async fn list_attachments(&self, native_id: &str) -> Result<Vec<NativeAttachment>, SupplierError> {
+        let path = format!("/rest/api/3/issue/{}", segment(native_id));
+        let issue = self.call("Jira attachment list", Method::GET, &path, &[("fields", "attachment".into())], None).await?;
+        let s = |v: &Value, k: &str| v.get(k).and_then(|x| x.as_str().map(str::to_string).or_else(|| x.as_i64().map(|n| n.to_string()))).unwrap_or_default();
+        Ok(issue
+            .pointer("/fields/attachment")
+            .and_then(|a| a.as_array())
+            .map(|files| {
+                files
+                    .iter()
+                    .filter(|f| !s(f, "id").is_empty())
+                    .map(|f| NativeAttachment {
+                        native_id: s(f, "id"),
+                        file_name: s(f, "filename"),
+                        content_type: s(f, "mimeType"),
+                        size: f.get("size").and_then(|v| v.as_i64()),
+                        sha256: None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// `GET /rest/api/3/attachment/content/{id}`, as a stream.
+    async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
+        let what = "Jira attachment download";
+        let url = format!("{}/rest/api/3/attachment/content/{}", self.base, segment(&file.native_id));
+        self.http
+            .retrying(what, || async {
+                let resp = self.http.client.get(&url).basic_auth(&self.user, Some(self.token.expose_secret())).send().await.map_err(|e| transport_error(what, e))?;
+                if resp.status().is_success() {
+                    Ok(resp)
+                } else {
+                    let (status, headers) = (resp.status(), resp.headers().clone());
+                    let text = resp.text().await.unwrap_or_default();
+                    Err(status_error(what, status, &headers, &error_detail(&text)))
+                }
+            })
+            .await
     }
 }
 

@@ -24,3 +24,60 @@ pub fn mismatch(case: &str, what: &str, expected: &Value, actual: &Value) -> Opt
 pub fn sibling(input: &Path, case: &str, suffix: &str) -> PathBuf {
     input.with_file_name(format!("{case}{suffix}"))
 }
+
+/// `adapters/<system>/fixtures`.
+pub fn fixtures_dir(system: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters").join(system).join("fixtures")
+}
+
+/// The cases of a system whose input file ends with `suffix`, sorted: (case, input path).
+pub fn cases(system: &str, suffix: &str) -> Vec<(String, PathBuf)> {
+    let dir = fixtures_dir(system);
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list the fixtures folder {}: {e}", dir.display()));
+    let mut found: Vec<(String, PathBuf)> = entries
+        .map(|e| e.expect("readable directory entry").path())
+        .filter_map(|p| {
+            let case = p.file_name()?.to_str()?.strip_suffix(suffix)?.to_string();
+            Some((case, p))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Every `<case>.native.json` of `system` (at least `min` of them) maps, through `map(case,
+/// text)`, to its `<case>.canonical.json`.
+pub fn check_native_fixtures(system: &str, min: usize, map: impl Fn(&str, &str) -> Result<Value, String>) {
+    let natives = cases(system, ".native.json");
+    assert!(natives.len() >= min, "expected at least {min} *.native.json fixtures in {}, found {}", fixtures_dir(system).display(), natives.len());
+    let mut failures = Vec::new();
+    for (case, path) in &natives {
+        let expected = read_json(&sibling(path, case, ".canonical.json"));
+        match map(case, &read_text(path)) {
+            Ok(actual) => failures.extend(mismatch(case, "canonical document", &expected, &actual)),
+            Err(e) => failures.push(format!("{case}: mapping failed: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} native fixtures differ:\n\n{}", failures.len(), natives.len(), failures.join("\n\n"));
+}
+
+/// Every `<case>.canonical-in.json` of `system` (at least `min`) is a valid canonical incident
+/// and maps, through `map(case, text)`, to its `<case>.native-out.json`.
+pub fn check_reverse_fixtures(system: &str, min: usize, map: impl Fn(&str, &str) -> Result<Value, String>) {
+    let inputs = cases(system, ".canonical-in.json");
+    assert!(inputs.len() >= min, "expected at least {min} *.canonical-in.json fixtures in {}, found {}", fixtures_dir(system).display(), inputs.len());
+    let mut failures = Vec::new();
+    for (case, path) in &inputs {
+        let doc = read_json(path);
+        if let Err(violations) = siam_hub::validation::validate(siam_hub::validation::Doc::Incident, &doc) {
+            failures.push(format!("{case}: the canonical input is not a valid incident: {violations:?}"));
+            continue;
+        }
+        let expected = read_json(&sibling(path, case, ".native-out.json"));
+        match map(case, &read_text(path)) {
+            Ok(actual) => failures.extend(mismatch(case, "native body", &expected, &actual)),
+            Err(e) => failures.push(format!("{case}: reverse mapping failed: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

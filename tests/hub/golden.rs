@@ -8,75 +8,25 @@
 //! The expected documents were written from the ServiceNow reference and the mapping profile,
 //! not copied from the program's output.
 
-use crate::fixtures::{mismatch, read_json, read_text, sibling};
+use crate::fixtures::{cases, check_native_fixtures, check_reverse_fixtures, mismatch, read_json, read_text, sibling};
 use serde_json::{json, Value};
 use siam_hub::cli::map_payload;
-use siam_hub::validation::{validate, Doc};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SYSTEM: &str = "servicenow";
 const MIN_NATIVE_FIXTURES: usize = 8;
 const MIN_REVERSE_FIXTURES: usize = 2;
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters").join(SYSTEM).join("fixtures")
-}
 
-/// The cases whose input file ends with `suffix`, sorted by name: (case, input path).
-fn cases(suffix: &str) -> Vec<(String, PathBuf)> {
-    let dir = fixtures_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list the fixtures folder {}: {e}", dir.display()));
-    let mut found: Vec<(String, PathBuf)> = entries
-        .map(|e| e.expect("readable directory entry").path())
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.to_string();
-            let case = name.strip_suffix(suffix)?.to_string();
-            Some((case, p))
-        })
-        .collect();
-    found.sort();
-    found
-}
 
 #[test]
 fn golden_native_fixtures_map_to_their_canonical_documents() {
-    let natives = cases(".native.json");
-    assert!(
-        natives.len() >= MIN_NATIVE_FIXTURES,
-        "expected at least {MIN_NATIVE_FIXTURES} *.native.json fixtures in {}, found {}",
-        fixtures_dir().display(),
-        natives.len()
-    );
-    let mut failures = Vec::new();
-    for (case, path) in &natives {
-        let expected = read_json(&sibling(path, case, ".canonical.json"));
-        match map_payload(SYSTEM, false, &read_text(path)) {
-            Ok(actual) => failures.extend(mismatch(case, "canonical document", &expected, &actual)),
-            Err(e) => failures.push(format!("{case}: mapping failed: {e}")),
-        }
-    }
-    assert!(failures.is_empty(), "{} of {} native fixtures differ:\n\n{}", failures.len(), natives.len(), failures.join("\n\n"));
+    check_native_fixtures(SYSTEM, MIN_NATIVE_FIXTURES, |_, text| map_payload(SYSTEM, false, text));
 }
 
 #[test]
 fn golden_canonical_fixtures_are_valid_and_map_to_their_native_bodies() {
-    let inputs = cases(".canonical-in.json");
-    assert!(inputs.len() >= MIN_REVERSE_FIXTURES, "expected at least {MIN_REVERSE_FIXTURES} *.canonical-in.json fixtures, found {}", inputs.len());
-    let mut failures = Vec::new();
-    for (case, path) in &inputs {
-        let doc = read_json(path);
-        if let Err(violations) = validate(Doc::Incident, &doc) {
-            failures.push(format!("{case}: the canonical input is not a valid incident: {violations:?}"));
-            continue;
-        }
-        let expected = read_json(&sibling(path, case, ".native-out.json"));
-        match map_payload(SYSTEM, true, &read_text(path)) {
-            Ok(actual) => failures.extend(mismatch(case, "native body", &expected, &actual)),
-            Err(e) => failures.push(format!("{case}: reverse mapping failed: {e}")),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    check_reverse_fixtures(SYSTEM, MIN_REVERSE_FIXTURES, |_, text| map_payload(SYSTEM, true, text));
 }
 
 /// The synced canonical fields a canonical -> native -> canonical trip must keep.
@@ -96,7 +46,7 @@ fn synced_view(doc: &Value) -> Value {
 
 #[test]
 fn golden_round_trip_keeps_the_synced_fields() {
-    let inputs = cases(".canonical-in.json");
+    let inputs = cases(SYSTEM, ".canonical-in.json");
     assert!(inputs.len() >= MIN_REVERSE_FIXTURES, "expected at least {MIN_REVERSE_FIXTURES} *.canonical-in.json fixtures, found {}", inputs.len());
     let mut failures = Vec::new();
     for (i, (case, path)) in inputs.iter().enumerate() {
@@ -126,7 +76,7 @@ fn run_map(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn golden_binary_prints_the_canonical_document() {
-    let natives = cases(".native.json");
+    let natives = cases(SYSTEM, ".native.json");
     assert!(natives.len() >= MIN_NATIVE_FIXTURES, "expected at least {MIN_NATIVE_FIXTURES} native fixtures, found {}", natives.len());
     let mut failures = Vec::new();
     for (case, path) in &natives {
@@ -147,7 +97,7 @@ fn golden_binary_prints_the_canonical_document() {
 
 #[test]
 fn golden_binary_reverse_prints_the_native_body() {
-    for (case, path) in cases(".canonical-in.json") {
+    for (case, path) in cases(SYSTEM, ".canonical-in.json") {
         let out = run_map(&["--reverse", path.to_str().expect("UTF-8 fixture path")]);
         assert!(out.status.success(), "{case}: exit {:?}, stderr: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
         let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{case}: stdout is not JSON: {e}"));

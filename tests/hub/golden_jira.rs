@@ -11,68 +11,25 @@
 //! The expected documents were written from `reference/suppliers/jira.md` and the profile, not
 //! copied from the program's output.
 
-use crate::fixtures::{mismatch, read_json, read_text, sibling};
+use crate::fixtures::{cases, check_native_fixtures, check_reverse_fixtures, mismatch, read_json, read_text, sibling};
 use serde_json::{json, Value};
 use siam_hub::cli::map_payload;
-use siam_hub::validation::{validate, Doc};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SYSTEM: &str = "jira";
 const MIN_NATIVE_FIXTURES: usize = 11;
 const MIN_REVERSE_FIXTURES: usize = 5;
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters").join(SYSTEM).join("fixtures")
-}
 
-fn cases(suffix: &str) -> Vec<(String, PathBuf)> {
-    let dir = fixtures_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
-    let mut found: Vec<(String, PathBuf)> = entries
-        .map(|e| e.expect("readable directory entry").path())
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.to_string();
-            Some((name.strip_suffix(suffix)?.to_string(), p))
-        })
-        .collect();
-    found.sort();
-    found
-}
 
 #[test]
 fn jira_native_fixtures_map_to_their_canonical_documents() {
-    let natives = cases(".native.json");
-    assert!(natives.len() >= MIN_NATIVE_FIXTURES, "expected at least {MIN_NATIVE_FIXTURES} native fixtures, found {}", natives.len());
-    let mut failures = Vec::new();
-    for (case, path) in &natives {
-        let expected = read_json(&sibling(path, case, ".canonical.json"));
-        match map_payload(SYSTEM, false, &read_text(path)) {
-            Ok(actual) => failures.extend(mismatch(case, "canonical document", &expected, &actual)),
-            Err(e) => failures.push(format!("{case}: mapping failed: {e}")),
-        }
-    }
-    assert!(failures.is_empty(), "{} of {} fixtures differ:\n\n{}", failures.len(), natives.len(), failures.join("\n\n"));
+    check_native_fixtures(SYSTEM, MIN_NATIVE_FIXTURES, |_, text| map_payload(SYSTEM, false, text));
 }
 
 #[test]
 fn jira_canonical_fixtures_are_valid_and_map_to_their_native_bodies() {
-    let inputs = cases(".canonical-in.json");
-    assert!(inputs.len() >= MIN_REVERSE_FIXTURES, "expected at least {MIN_REVERSE_FIXTURES} reverse fixtures, found {}", inputs.len());
-    let mut failures = Vec::new();
-    for (case, path) in &inputs {
-        let doc = read_json(path);
-        if let Err(v) = validate(Doc::Incident, &doc) {
-            failures.push(format!("{case}: the canonical input is not a valid incident: {v:?}"));
-            continue;
-        }
-        let expected = read_json(&sibling(path, case, ".native-out.json"));
-        match map_payload(SYSTEM, true, &read_text(path)) {
-            Ok(actual) => failures.extend(mismatch(case, "native body", &expected, &actual)),
-            Err(e) => failures.push(format!("{case}: reverse mapping failed: {e}")),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    check_reverse_fixtures(SYSTEM, MIN_REVERSE_FIXTURES, |_, text| map_payload(SYSTEM, true, text));
 }
 
 /// What Jira can hold of the synced fields: a one-line summary, the hold reasons the site has
@@ -129,7 +86,7 @@ fn issue_from(native: &Value, n: usize) -> Value {
 
 #[test]
 fn jira_round_trip_keeps_what_jira_can_hold() {
-    let inputs = cases(".canonical-in.json");
+    let inputs = cases(SYSTEM, ".canonical-in.json");
     assert!(inputs.len() >= MIN_REVERSE_FIXTURES);
     let mut failures = Vec::new();
     for (n, (case, path)) in inputs.iter().enumerate() {
@@ -158,7 +115,7 @@ fn run_map(args: &[&str]) -> std::process::Output {
 #[test]
 fn jira_binary_maps_both_directions() {
     let mut failures = Vec::new();
-    for (case, path) in cases(".native.json") {
+    for (case, path) in cases(SYSTEM, ".native.json") {
         let out = run_map(&[path.to_str().expect("UTF-8 path")]);
         if !out.status.success() {
             failures.push(format!("{case}: exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
@@ -167,7 +124,7 @@ fn jira_binary_maps_both_directions() {
         let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{case}: stdout is not JSON: {e}"));
         failures.extend(mismatch(&case, "`siam-hub map --system jira` output", &read_json(&sibling(&path, &case, ".canonical.json")), &actual));
     }
-    for (case, path) in cases(".canonical-in.json") {
+    for (case, path) in cases(SYSTEM, ".canonical-in.json") {
         let out = run_map(&["--reverse", path.to_str().expect("UTF-8 path")]);
         assert!(out.status.success(), "{case}: {}", String::from_utf8_lossy(&out.stderr));
         let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{case}: stdout is not JSON: {e}"));

@@ -11,68 +11,25 @@
 //! The expected documents were written from `reference/suppliers/remedy.md` and the profile,
 //! not copied from the program's output.
 
-use crate::fixtures::{mismatch, read_json, read_text, sibling};
+use crate::fixtures::{cases, check_native_fixtures, check_reverse_fixtures, mismatch, read_json, read_text, sibling};
 use serde_json::{json, Map, Value};
 use siam_hub::cli::map_payload;
-use siam_hub::validation::{validate, Doc};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SYSTEM: &str = "remedy";
 const MIN_NATIVE_FIXTURES: usize = 10;
 const MIN_REVERSE_FIXTURES: usize = 4;
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters").join(SYSTEM).join("fixtures")
-}
 
-fn cases(suffix: &str) -> Vec<(String, PathBuf)> {
-    let dir = fixtures_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
-    let mut found: Vec<(String, PathBuf)> = entries
-        .map(|e| e.expect("readable directory entry").path())
-        .filter_map(|p| {
-            let case = p.file_name()?.to_str()?.strip_suffix(suffix)?.to_string();
-            Some((case, p))
-        })
-        .collect();
-    found.sort();
-    found
-}
 
 #[test]
 fn remedy_golden_native_fixtures_map_to_their_canonical_documents() {
-    let natives = cases(".native.json");
-    assert!(natives.len() >= MIN_NATIVE_FIXTURES, "expected at least {MIN_NATIVE_FIXTURES} native fixtures in {}, found {}", fixtures_dir().display(), natives.len());
-    let mut failures = Vec::new();
-    for (case, path) in &natives {
-        let expected = read_json(&sibling(path, case, ".canonical.json"));
-        match map_payload(SYSTEM, false, &read_text(path)) {
-            Ok(actual) => failures.extend(mismatch(case, "canonical document", &expected, &actual)),
-            Err(e) => failures.push(format!("{case}: mapping failed: {e}")),
-        }
-    }
-    assert!(failures.is_empty(), "{} of {} native fixtures differ:\n\n{}", failures.len(), natives.len(), failures.join("\n\n"));
+    check_native_fixtures(SYSTEM, MIN_NATIVE_FIXTURES, |_, text| map_payload(SYSTEM, false, text));
 }
 
 #[test]
 fn remedy_golden_canonical_fixtures_are_valid_and_map_to_create_bodies() {
-    let inputs = cases(".canonical-in.json");
-    assert!(inputs.len() >= MIN_REVERSE_FIXTURES, "expected at least {MIN_REVERSE_FIXTURES} canonical-in fixtures, found {}", inputs.len());
-    let mut failures = Vec::new();
-    for (case, path) in &inputs {
-        let doc = read_json(path);
-        if let Err(v) = validate(Doc::Incident, &doc) {
-            failures.push(format!("{case}: the canonical input is not a valid incident: {v:?}"));
-            continue;
-        }
-        let expected = read_json(&sibling(path, case, ".native-out.json"));
-        match map_payload(SYSTEM, true, &read_text(path)) {
-            Ok(actual) => failures.extend(mismatch(case, "create body", &expected, &actual)),
-            Err(e) => failures.push(format!("{case}: reverse mapping failed: {e}")),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    check_reverse_fixtures(SYSTEM, MIN_REVERSE_FIXTURES, |_, text| map_payload(SYSTEM, true, text));
 }
 
 /// Create-form names and the read names Remedy stores them under (reference, section 3).
@@ -132,7 +89,7 @@ fn read_view(doc: &Value) -> Value {
 
 #[test]
 fn remedy_golden_round_trip_keeps_what_remedy_can_hold() {
-    let inputs = cases(".canonical-in.json");
+    let inputs = cases(SYSTEM, ".canonical-in.json");
     assert!(inputs.len() >= MIN_REVERSE_FIXTURES);
     let mut failures = Vec::new();
     for (i, (case, path)) in inputs.iter().enumerate() {
@@ -182,7 +139,7 @@ fn run_map(args: &[&str]) -> std::process::Output {
 #[test]
 fn remedy_golden_binary_maps_every_fixture_both_ways() {
     let mut failures = Vec::new();
-    for (case, path) in cases(".native.json") {
+    for (case, path) in cases(SYSTEM, ".native.json") {
         let out = run_map(&[path.to_str().expect("UTF-8 path")]);
         if !out.status.success() {
             failures.push(format!("{case}: exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
@@ -193,7 +150,7 @@ fn remedy_golden_binary_maps_every_fixture_both_ways() {
             Err(e) => failures.push(format!("{case}: stdout is not JSON: {e}")),
         }
     }
-    for (case, path) in cases(".canonical-in.json") {
+    for (case, path) in cases(SYSTEM, ".canonical-in.json") {
         let out = run_map(&["--reverse", path.to_str().expect("UTF-8 path")]);
         if !out.status.success() {
             failures.push(format!("{case}: exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));

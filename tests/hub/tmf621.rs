@@ -8,6 +8,7 @@
 //! case is read as (ServiceNow's flavour, v5). The expected documents were written from
 //! `reference/suppliers/tmf621.md` and `adapters/tmf621/profile.json`, not copied from output.
 
+use crate::fixtures::{cases, check_native_fixtures, check_reverse_fixtures, fixtures_dir, mismatch, read_json};
 use crate::helpers::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use reqwest::StatusCode;
@@ -18,38 +19,14 @@ use siam_hub::cli::map_payload_with;
 use siam_hub::config::{RoutingRule, SecretRef, Settings, SupplierSettings, Tmf621Settings, TmfFlavour, TmfVersion};
 use siam_hub::sim::tmf621::{EventBehaviour, Fault, SimConfig, Tmf621Sim};
 use siam_hub::validation::{validate, Doc};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 // ---- Golden fixtures ---------------------------------------------------------------------------
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters").join("tmf621").join("fixtures")
-}
-
-fn cases(suffix: &str) -> Vec<(String, PathBuf)> {
-    let dir = fixtures_dir();
-    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            let case = p.file_name()?.to_str()?.strip_suffix(suffix)?.to_string();
-            Some((case, p))
-        })
-        .collect();
-    found.sort();
-    found
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
-
 /// The instance settings a case is read with (`<case>.instance.json`, else the defaults).
 fn instance_settings(case: &str) -> Option<Value> {
-    let p = fixtures_dir().join(format!("{case}.instance.json"));
+    let p = fixtures_dir("tmf621").join(format!("{case}.instance.json"));
     p.exists().then(|| read_json(&p))
 }
 
@@ -58,46 +35,14 @@ fn mapping(case: &str) -> Tmf621 {
     Tmf621::new(&settings)
 }
 
-fn mismatch(case: &str, what: &str, expected: &Value, actual: &Value) -> Option<String> {
-    (expected != actual).then(|| {
-        format!("{case}: {what} differs\n--- expected ---\n{}\n--- actual ---\n{}", serde_json::to_string_pretty(expected).unwrap_or_default(), serde_json::to_string_pretty(actual).unwrap_or_default())
-    })
-}
-
 #[test]
 fn tmf621_golden_native_fixtures_map_to_their_canonical_documents() {
-    let natives = cases(".native.json");
-    assert!(natives.len() >= 10, "expected at least 10 TMF621 native fixtures, found {}", natives.len());
-    let mut failures = vec![];
-    for (case, path) in &natives {
-        let expected = read_json(&path.with_file_name(format!("{case}.canonical.json")));
-        let text = std::fs::read_to_string(path).unwrap();
-        match map_payload_with(&mapping(case), false, &text) {
-            Ok(actual) => failures.extend(mismatch(case, "canonical document", &expected, &actual)),
-            Err(e) => failures.push(format!("{case}: {e}")),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    check_native_fixtures("tmf621", 10, |case, text| map_payload_with(&mapping(case), false, text));
 }
 
 #[test]
 fn tmf621_golden_canonical_fixtures_are_valid_and_map_to_their_native_bodies() {
-    let inputs = cases(".canonical-in.json");
-    assert!(inputs.len() >= 3, "expected at least 3 reverse fixtures, found {}", inputs.len());
-    let mut failures = vec![];
-    for (case, path) in &inputs {
-        let doc = read_json(path);
-        if let Err(v) = validate(Doc::Incident, &doc) {
-            failures.push(format!("{case}: not a valid canonical incident: {v:?}"));
-            continue;
-        }
-        let expected = read_json(&path.with_file_name(format!("{case}.native-out.json")));
-        match map_payload_with(&mapping(case), true, &doc.to_string()) {
-            Ok(actual) => failures.extend(mismatch(case, "native body", &expected, &actual)),
-            Err(e) => failures.push(format!("{case}: {e}")),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    check_reverse_fixtures("tmf621", 3, |case, text| map_payload_with(&mapping(case), true, text));
 }
 
 /// The canonical fields an instance can hold: impact only where severity is the impact, urgency,
@@ -121,7 +66,7 @@ fn held(inst: &Instance, doc: &Value) -> Value {
 #[test]
 fn tmf621_golden_round_trips_keep_what_the_instance_can_hold() {
     let mut failures = vec![];
-    for (i, (case, path)) in cases(".canonical-in.json").iter().enumerate() {
+    for (i, (case, path)) in cases("tmf621", ".canonical-in.json").iter().enumerate() {
         let m = mapping(case);
         let canonical = read_json(path);
         let native = map_payload_with(&m, true, &canonical.to_string()).unwrap_or_else(|e| panic!("{case}: {e}"));
@@ -159,7 +104,7 @@ fn run_map(case: &str, args: &[&str]) -> std::process::Output {
 #[test]
 fn tmf621_golden_binary_maps_every_fixture_both_ways() {
     let mut failures = vec![];
-    for (case, path) in cases(".native.json") {
+    for (case, path) in cases("tmf621", ".native.json") {
         let out = run_map(&case, &[path.to_str().unwrap()]);
         if !out.status.success() {
             failures.push(format!("{case}: {}", String::from_utf8_lossy(&out.stderr)));
@@ -168,7 +113,7 @@ fn tmf621_golden_binary_maps_every_fixture_both_ways() {
         let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         failures.extend(mismatch(&case, "`siam-hub map` output", &read_json(&path.with_file_name(format!("{case}.canonical.json"))), &actual));
     }
-    for (case, path) in cases(".canonical-in.json") {
+    for (case, path) in cases("tmf621", ".canonical-in.json") {
         let out = run_map(&case, &["--reverse", path.to_str().unwrap()]);
         let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         failures.extend(mismatch(&case, "`siam-hub map --reverse` output", &read_json(&path.with_file_name(format!("{case}.native-out.json"))), &actual));

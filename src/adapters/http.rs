@@ -75,6 +75,26 @@ impl SupplierHttp {
     }
 }
 
+impl SupplierHttp {
+    /// Opens a download with retries and returns the answer for its body to be streamed;
+    /// `detail` reads the supplier's own error body.
+    pub async fn download(&self, what: &str, request: impl Fn() -> reqwest::RequestBuilder, detail: fn(&str) -> String) -> Result<reqwest::Response, SupplierError> {
+        self.retrying(what, || {
+            let req = request();
+            async move {
+                let resp = req.send().await.map_err(|e| transport_error(what, e))?;
+                if resp.status().is_success() {
+                    return Ok(resp);
+                }
+                let (status, headers) = (resp.status(), resp.headers().clone());
+                let text = resp.text().await.unwrap_or_default();
+                Err(status_error(what, status, &headers, &detail(&text)))
+            }
+        })
+        .await
+    }
+}
+
 /// Reads `Retry-After` as delay-seconds or as an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();

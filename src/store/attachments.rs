@@ -4,7 +4,7 @@
 //! it under its SHA-256, keeping one copy of any content, and attaches it to the incident once.
 
 use super::models::IncidentRow;
-use super::record::{dispatch_to_legs, record_event, Context};
+use super::record::{add_to_record, record_event, Context};
 use super::schema::*;
 use super::StoreResult;
 use crate::domain::*;
@@ -106,22 +106,8 @@ pub fn finish_upload(conn: &mut PgConnection, ctx: &Context, row: &mut IncidentR
             .execute(conn)?;
     }
     if created {
-        row.updated_at = Utc::now();
-        row.version += 1;
-        diesel::update(incidents::table.find(row.id))
-            .set((incidents::updated_at.eq(row.updated_at), incidents::version.eq(row.version)))
-            .execute(conn)?;
-        record_event(
-            conn,
-            ctx,
-            row,
-            NewEvent::new(
-                EventType::AttachmentAdded,
-                &ctx.source,
-                json!({ "attachment_id": att.id, "file_name": att.file_name, "size": att.size, "sha256": att.sha256, "origin": att.origin }),
-            ),
-        )?;
-        dispatch_to_legs(conn, ctx, row, "attachment")?;
+        let data = json!({ "attachment_id": att.id, "file_name": att.file_name, "size": att.size, "sha256": att.sha256, "origin": att.origin });
+        add_to_record(conn, ctx, row, NewEvent::new(EventType::AttachmentAdded, &ctx.source, data), "attachment")?;
     }
     Ok((att, created))
 }

@@ -116,7 +116,7 @@ pub fn enqueue_dispatch(conn: &mut PgConnection, ctx: &Context, reference: &str,
 }
 
 /// Dispatches to every live leg except the one the change came from.
-pub fn dispatch_to_legs(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, reason: &str) -> StoreResult<()> {
+fn dispatch_to_legs(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, reason: &str) -> StoreResult<()> {
     let targets: Vec<String> = legs::table
         .filter(legs::incident_id.eq(row.id))
         .filter(legs::state.eq_any([LegState::Pending.as_str(), LegState::Open.as_str(), LegState::Withdrawn.as_str()]))
@@ -525,23 +525,21 @@ pub fn add_note(conn: &mut PgConnection, ctx: &Context, row: &mut IncidentRow, n
         .get_result(conn)
         .optional()?;
     let Some(inserted) = inserted else { return Ok(None) };
+    let data = json!({ "note_id": inserted.id, "visibility": inserted.visibility, "origin": inserted.origin, "author": inserted.author });
+    add_to_record(conn, ctx, row, NewEvent::new(EventType::NoteAdded, &ctx.source, data), "note")?;
+    Ok(Some(inserted.to_domain()?))
+}
+
+/// Something was added to a locked incident (a note, a file): a new version, its event, and
+/// the other legs told.
+pub fn add_to_record(conn: &mut PgConnection, ctx: &Context, row: &mut IncidentRow, event: NewEvent, reason: &str) -> StoreResult<()> {
     row.updated_at = Utc::now();
     row.version += 1;
     diesel::update(incidents::table.find(row.id))
         .set((incidents::updated_at.eq(row.updated_at), incidents::version.eq(row.version)))
         .execute(conn)?;
-    record_event(
-        conn,
-        ctx,
-        row,
-        NewEvent::new(
-            EventType::NoteAdded,
-            &ctx.source,
-            json!({ "note_id": inserted.id, "visibility": inserted.visibility, "origin": inserted.origin, "author": inserted.author }),
-        ),
-    )?;
-    dispatch_to_legs(conn, ctx, row, "note")?;
-    Ok(Some(inserted.to_domain()?))
+    record_event(conn, ctx, row, event)?;
+    dispatch_to_legs(conn, ctx, row, reason)
 }
 
 /// Adds a note written at the hub, in its own transaction.

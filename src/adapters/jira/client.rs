@@ -480,19 +480,9 @@ impl Client for JiraClient {
 
     /// `GET /rest/api/3/attachment/content/{id}`, as a stream.
     async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
-        let what = "Jira attachment download";
         let url = format!("{}/rest/api/3/attachment/content/{}", self.base, segment(&file.native_id));
         self.http
-            .retrying(what, || async {
-                let resp = self.http.client.get(&url).basic_auth(&self.user, Some(self.token.expose_secret())).send().await.map_err(|e| transport_error(what, e))?;
-                if resp.status().is_success() {
-                    Ok(resp)
-                } else {
-                    let (status, headers) = (resp.status(), resp.headers().clone());
-                    let text = resp.text().await.unwrap_or_default();
-                    Err(status_error(what, status, &headers, &error_detail(&text)))
-                }
-            })
+            .download("Jira attachment download", || self.http.client.get(&url).basic_auth(&self.user, Some(self.token.expose_secret())), error_detail)
             .await
     }
 }

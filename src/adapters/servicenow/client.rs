@@ -283,21 +283,8 @@ impl Client for ServiceNowClient {
     /// `GET /api/now/attachment/{sys_id}/file`, as a stream.
     async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
         let url = format!("{}/api/now/attachment/{}/file", self.base, file.native_id);
-        let what = "ServiceNow attachment download";
         self.http
-            .retrying(what, || {
-                let req = self.http.client.get(&url).basic_auth(&self.user, Some(self.password.expose_secret()));
-                async move {
-                    let resp = req.send().await.map_err(|e| transport_error(what, e))?;
-                    if resp.status().is_success() {
-                        Ok(resp)
-                    } else {
-                        let (status, headers) = (resp.status(), resp.headers().clone());
-                        let text = resp.text().await.unwrap_or_default();
-                        Err(status_error(what, status, &headers, &error_detail(&text)))
-                    }
-                }
-            })
+            .download("ServiceNow attachment download", || self.http.client.get(&url).basic_auth(&self.user, Some(self.password.expose_secret())), error_detail)
             .await
     }
 }

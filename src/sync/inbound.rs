@@ -366,7 +366,9 @@ fn import_journal_entry(
 
 impl Engine {
     /// Applies a record in its own transaction and wakes the relay. With a `delivery` id (a
-    /// webhook's), a delivery already handled is recognised and changes nothing.
+    /// webhook's), a delivery already handled is recognised and changes nothing. `fetch_files`
+    /// asks the dispatcher to fetch the supplier's new files (a notification carries none; the
+    /// sweep fetches them itself).
     pub async fn apply(
         &self,
         supplier: &str,
@@ -374,10 +376,8 @@ impl Engine {
         notes: Vec<NativeNote>,
         correlation_id: String,
         delivery: Option<String>,
+        fetch_files: bool,
     ) -> Result<Applied, SyncError> {
-        // Webhook deliveries (they carry an id) ask the dispatcher to fetch new files; the sweep
-        // fetches them itself.
-        let pull = delivery.is_some();
         let supplier_id = supplier.to_string();
         let mapping = self.supplier(supplier)?.mapping.clone();
         let engine = self.clone();
@@ -393,7 +393,7 @@ impl Engine {
                 let applied = engine.apply_record_tx(conn, &ctx, &supplier_id, mapping.as_ref(), &rec, &notes)?;
                 // A pushed change may come with files: the dispatcher looks (and pushes nothing
                 // the supplier already has).
-                if pull && !applied.stale && !applied.unknown_ticket && !applied.handed_back {
+                if fetch_files && !applied.stale && !applied.unknown_ticket && !applied.handed_back {
                     if let Some(r) = &applied.reference {
                         record::enqueue_dispatch(conn, &ctx, r, &supplier_id, crate::sync::outbound::PULL_FILES)?;
                     }

@@ -73,7 +73,7 @@ impl Engine {
                 let notes = link.mapping.parse_notes(&link.client.notes(&rec.native_id).await?);
                 let native_id = rec.native_id.clone();
                 let correlation = uuid::Uuid::now_v7().to_string();
-                let applied = self.apply(supplier, rec, notes, correlation.clone(), None).await?;
+                let applied = self.apply(supplier, rec, notes, correlation.clone(), None, false).await?;
                 if let Some(reference) = applied.reference.clone().filter(|_| !applied.unknown_ticket) {
                     let (s, r) = (supplier.to_string(), reference);
                     let ids: Option<(i64, i64)> = self

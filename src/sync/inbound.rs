@@ -34,7 +34,8 @@ pub struct Applied {
     pub handed_back: bool,
 }
 
-fn baseline_map(v: &serde_json::Value) -> BTreeMap<String, String> {
+/// A leg's baseline as native field -> value.
+pub(super) fn baseline_map(v: &serde_json::Value) -> BTreeMap<String, String> {
     v.as_object()
         .map(|o| o.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
         .unwrap_or_default()

@@ -5,6 +5,7 @@
 //! and a retried create never makes a second ticket: the hub looks for its reference in the
 //! supplier's `correlation_id` before creating.
 
+use super::inbound::baseline_map;
 use super::{Engine, SyncError};
 use crate::adapters::SupplierError;
 use crate::bus::{Handler, Incoming, Outcome};
@@ -55,16 +56,14 @@ fn snapshot(conn: &mut PgConnection, reference: &str, supplier: &str) -> StoreRe
         .filter(note_deliveries::confirmed.eq(false))
         .select(note_deliveries::note_id)
         .load(conn)?;
-    let pending = unconfirmed.into_iter().map(|n| { let tried = attempted.contains(&n.id); (n, tried) }).collect();
+    let pending = unconfirmed.into_iter().map(|n| {
+        let tried = attempted.contains(&n.id);
+        (n, tried)
+    }).collect();
     let incident = record::document(conn, &row)?;
     Ok(Some(Snapshot { incident, row, leg, notes: pending }))
 }
 
-fn baseline_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|o| o.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
-        .unwrap_or_default()
-}
 
 /// Dispatch reason of a supplier's own change: only fetch its new files. Nothing is pushed back
 /// to a supplier because of a change it made itself.

@@ -21,17 +21,10 @@ async fn upload(hub: &TestHub, r: &str, key: &str, name: &str, data: Vec<u8>) ->
         .unwrap()
 }
 
-async fn open_ticket(hub: &TestHub, title: &str) -> (String, String) {
-    let doc = hub.raise(&network_incident(title)).await;
-    let r = doc["ref"].as_str().unwrap().to_string();
-    let doc = hub.wait_incident(&r, "the leg", |d| d["legs"][0]["state"] == "open").await;
-    (r, doc["legs"][0]["native_id"].as_str().unwrap().to_string())
-}
-
 #[tokio::test]
 async fn a_file_attached_at_the_hub_reaches_the_supplier_once_and_reads_back_identical() {
     let hub = TestHub::spawn().await;
-    let (r, sys_id) = open_ticket(&hub, "Logs attached").await;
+    let (r, sys_id) = hub.open_ticket("Logs attached").await;
     let data = file(600 * 1024 + 17, 7);
     let sha = hex::encode(Sha256::digest(&data));
 
@@ -68,7 +61,7 @@ async fn a_file_attached_at_the_hub_reaches_the_supplier_once_and_reads_back_ide
 #[tokio::test]
 async fn a_file_attached_at_the_supplier_arrives_on_the_record_and_is_not_sent_back() {
     let hub = TestHub::spawn().await;
-    let (r, sys_id) = open_ticket(&hub, "Screenshot from the supplier").await;
+    let (r, sys_id) = hub.open_ticket("Screenshot from the supplier").await;
     let data = file(300_000, 3);
     hub.sim.agent_attach(&sys_id, "screenshot.png", "image/png", data.clone()).unwrap();
     let doc = hub.wait_incident(&r, "the supplier's file", |d| !d["attachments"].as_array().unwrap().is_empty()).await;
@@ -86,7 +79,7 @@ async fn a_file_attached_at_the_supplier_arrives_on_the_record_and_is_not_sent_b
 #[tokio::test]
 async fn files_over_a_limit_are_refused_and_the_refusal_is_on_record() {
     let hub = TestHub::spawn_with(Options { supplier_max_attachment_bytes: 10_000, ..Default::default() }).await;
-    let (r, sys_id) = open_ticket(&hub, "Big files").await;
+    let (r, sys_id) = hub.open_ticket("Big files").await;
 
     let resp = upload(&hub, &r, &hub.keys.service_desk, "core-dump.bin", file(50_000, 1)).await;
     assert_eq!(resp.status(), StatusCode::CREATED, "the hub takes it; this supplier cannot");

@@ -350,6 +350,14 @@ impl TestHub {
         resp.json().await.unwrap()
     }
 
+    /// Raises a network incident and waits until its ServiceNow ticket exists: (ref, sys_id).
+    pub async fn open_ticket(&self, title: &str) -> (String, String) {
+        let doc = self.raise(&network_incident(title)).await;
+        let r = doc["ref"].as_str().unwrap().to_string();
+        let doc = self.wait_incident(&r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
+        (r, doc["legs"][0]["native_id"].as_str().unwrap().to_string())
+    }
+
     pub async fn incident(&self, reference: &str) -> Value {
         let resp = self.get_as(&format!("/api/v1/incidents/{reference}"), &self.keys.service_desk).await;
         assert_eq!(resp.status(), StatusCode::OK);

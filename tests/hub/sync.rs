@@ -6,16 +6,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use siam_hub::sim::servicenow::{sign_webhook, DisplayMode, WebhookBehaviour, WebhookTarget};
 
-async fn open_ticket(hub: &TestHub, title: &str) -> (String, String) {
-    let doc = hub.raise(&network_incident(title)).await;
-    let r = doc["ref"].as_str().unwrap().to_string();
-    let doc = hub.wait_incident(&r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
-    (r, doc["legs"][0]["native_id"].as_str().unwrap().to_string())
-}
-
 async fn supplier_works_the_ticket(mode: DisplayMode) {
     let hub = TestHub::spawn_with(Options { webhook_mode: mode, ..Default::default() }).await;
-    let (r, sys_id) = open_ticket(&hub, "Wi-Fi outage").await;
+    let (r, sys_id) = hub.open_ticket("Wi-Fi outage").await;
 
     hub.sim.agent_update(&sys_id, json!({"state": "2", "work_notes": "Looking at the controller"})).unwrap();
     let doc = hub.wait_incident(&r, "in progress", |d| d["status"] == "in_progress").await;
@@ -64,7 +57,7 @@ async fn supplier_updates_arrive_by_webhook_in_display_all_records() {
 #[tokio::test]
 async fn a_missed_webhook_is_caught_by_the_reconciliation_sweep() {
     let hub = TestHub::spawn().await;
-    let (r, sys_id) = open_ticket(&hub, "Missed").await;
+    let (r, sys_id) = hub.open_ticket("Missed").await;
     hub.sim.set_webhook_behaviour(WebhookBehaviour { drop_next: 1, ..Default::default() });
     hub.sim.agent_update(&sys_id, json!({"state": "2", "urgency": "1", "work_notes": "found it"})).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -88,7 +81,7 @@ async fn a_missed_webhook_is_caught_by_the_reconciliation_sweep() {
 #[tokio::test]
 async fn the_background_poller_catches_up_with_a_supplier_clock_behind_ours() {
     let hub = TestHub::spawn_with(Options { poll_interval_secs: 1, sim_clock_skew_secs: -90, ..Default::default() }).await;
-    let (r, sys_id) = open_ticket(&hub, "Polled").await;
+    let (r, sys_id) = hub.open_ticket("Polled").await;
     hub.sim.set_webhook(None);
     // Let a sweep run first so the watermark is set from the supplier's own (late) clock; the
     // overlap window must still catch a change stamped before the hub's "now".
@@ -103,7 +96,7 @@ async fn the_background_poller_catches_up_with_a_supplier_clock_behind_ours() {
 #[tokio::test]
 async fn duplicate_and_out_of_order_webhooks_end_as_one_in_order_delivery_would() {
     let hub = TestHub::spawn().await;
-    let (r, sys_id) = open_ticket(&hub, "Flapping link").await;
+    let (r, sys_id) = hub.open_ticket("Flapping link").await;
     hub.sim.set_webhook_behaviour(WebhookBehaviour { duplicate: true, reverse_order_of_next: 3, drop_next: 0 });
     hub.sim.agent_update(&sys_id, json!({"state": "2", "work_notes": "step 1"})).unwrap();
     hub.sim.agent_update(&sys_id, json!({"state": "3", "hold_reason": "4", "work_notes": "step 2"})).unwrap();
@@ -129,7 +122,7 @@ async fn duplicate_and_out_of_order_webhooks_end_as_one_in_order_delivery_would(
 #[tokio::test]
 async fn webhooks_must_be_signed_fresh_and_well_formed() {
     let hub = TestHub::spawn().await;
-    let (r, sys_id) = open_ticket(&hub, "Auth").await;
+    let (r, sys_id) = hub.open_ticket("Auth").await;
     let record = hub.sim.incident_by_correlation(&r)[0].clone();
     let mut changed = record.clone();
     changed["state"] = json!("2");
@@ -181,7 +174,7 @@ async fn webhooks_must_be_signed_fresh_and_well_formed() {
 #[tokio::test]
 async fn an_unknown_supplier_value_is_kept_on_the_leg_and_listed_for_administrators() {
     let hub = TestHub::spawn().await;
-    let (r, sys_id) = open_ticket(&hub, "Custom state").await;
+    let (r, sys_id) = hub.open_ticket("Custom state").await;
     hub.sim.agent_update(&sys_id, json!({"state": "2"})).unwrap();
     hub.wait_incident(&r, "in progress", |d| d["status"] == "in_progress").await;
     // A customised instance's own state, which the base profile does not know.

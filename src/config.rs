@@ -324,11 +324,12 @@ pub enum TmfAuth {
     Oauth2,
 }
 
-/// How a note is added with a merge-patch (whose arrays replace, by RFC 7386).
+/// How an entry is added to an array attribute (`note[]`, `attachment[]`) with a merge-patch
+/// (whose arrays replace, by RFC 7386).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TmfNotePatch {
-    /// Send the whole `note[]` with the new entry appended (spec-conformant merge-patch).
+    /// Send the whole array with the new entry appended (spec-conformant merge-patch).
     Full,
     /// Send only the new entry; the server appends it (ServiceNow).
     Append,

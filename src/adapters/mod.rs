@@ -97,7 +97,7 @@ pub struct NativeNote {
 }
 
 /// A file as a supplier system lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NativeAttachment {
     pub native_id: String,
     pub file_name: String,
@@ -105,10 +105,16 @@ pub struct NativeAttachment {
     pub size: Option<i64>,
     /// SHA-256 of the content when the system says it (ServiceNow's `hash`).
     pub sha256: Option<String>,
+    /// Where the content is, when the listing says: a URL, or an RFC 2397 `data:` URL for
+    /// content the listing carries inline (TMF621's attachment values).
+    pub location: Option<String>,
 }
 
-/// Makes the body of one upload attempt (a retry needs a fresh stream).
-pub type BodyFactory = Arc<dyn Fn() -> reqwest::Body + Send + Sync>;
+/// The content of a file, chunk by chunk.
+pub type ContentStream = futures_util::stream::BoxStream<'static, std::io::Result<Vec<u8>>>;
+
+/// Makes the content stream of one upload attempt (a retry needs a fresh stream).
+pub type ContentFactory = Arc<dyn Fn() -> ContentStream + Send + Sync>;
 
 /// A file to send to a supplier.
 #[derive(Clone)]
@@ -116,7 +122,14 @@ pub struct OutgoingFile {
     pub file_name: String,
     pub content_type: String,
     pub size: i64,
-    pub body: BodyFactory,
+    pub content: ContentFactory,
+}
+
+impl OutgoingFile {
+    /// A fresh request body streaming the content.
+    pub fn body(&self) -> reqwest::Body {
+        reqwest::Body::wrap_stream((self.content)())
+    }
 }
 
 /// Translation between one system's payloads and the canonical model. Pure: no I/O.

@@ -1777,15 +1777,18 @@ fn serve(sim: &JiraSim, req: &HttpRequest, body: &[u8], user: Option<&str>) -> H
             }
             let Some(i) = st.find(id) else { return SimError::NotFound.response() };
             let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or("");
-            let files = match multipart_files(content_type, body) {
-                Ok(f) if !f.is_empty() => f,
-                Ok(_) => return jira_error(StatusCode::BAD_REQUEST, &["No file was sent in the 'file' part"], &BTreeMap::new()),
+            let files: Vec<_> = match super::multipart(content_type, body) {
+                Ok(parts) => parts.into_iter().filter(|p| p.name == "file").collect(),
                 Err(e) => return jira_error(StatusCode::BAD_REQUEST, &[&e], &BTreeMap::new()),
+            };
+            let files = match files {
+                f if !f.is_empty() => f,
+                _ => return jira_error(StatusCode::BAD_REQUEST, &["No file was sent in the 'file' part"], &BTreeMap::new()),
             };
             let added: Vec<Value> = files
                 .into_iter()
-                .map(|(name, mime, data)| {
-                    let a = st.attach(i, &name, &mime, data, actor);
+                .map(|p| {
+                    let a = st.attach(i, p.file_name.as_deref().unwrap_or("file"), &p.content_type, p.data, actor);
                     st.render_attachment(&a, v)
                 })
                 .collect();
@@ -1809,43 +1812,6 @@ fn serve(sim: &JiraSim, req: &HttpRequest, body: &[u8], user: Option<&str>) -> H
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-/// The `file` parts of a multipart/form-data body: (file name, content type, bytes).
-fn multipart_files(content_type: &str, body: &[u8]) -> Result<Vec<(String, String, Vec<u8>)>, String> {
-    let boundary = content_type
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))
-        .map(|b| b.trim_matches('"').to_string())
-        .ok_or("the request is not multipart/form-data")?;
-    let delimiter = format!("--{boundary}").into_bytes();
-    let find = |hay: &[u8], needle: &[u8], from: usize| hay.get(from..).and_then(|h| h.windows(needle.len()).position(|w| w == needle)).map(|p| p + from);
-    let mut files = vec![];
-    let mut at = find(body, &delimiter, 0).ok_or("no multipart boundary in the body")?;
-    loop {
-        let start = at + delimiter.len();
-        if body.get(start..start + 2) == Some(b"--") {
-            break;
-        }
-        let Some(next) = find(body, &delimiter, start) else { break };
-        let part = &body[start..next];
-        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
-        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
-        if let Some(split) = find(part, b"\r\n\r\n", 0) {
-            let head = String::from_utf8_lossy(&part[..split]).to_string();
-            let data = part[split + 4..].to_vec();
-            let disposition = head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-disposition")).unwrap_or("");
-            let attr = |name: &str| {
-                disposition.split(';').find_map(|p| p.trim().strip_prefix(&format!("{name}=")).map(|v| v.trim_matches('"').to_string()))
-            };
-            let mime = head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string())).unwrap_or_default();
-            if attr("name").as_deref() == Some("file") {
-                files.push((attr("filename").unwrap_or_else(|| "file".into()), mime, data));
-            }
-        }
-        at = next;
-    }
-    Ok(files)
 }
 
 fn fields_param(raw: Option<&str>) -> Option<Vec<String>> {

@@ -24,7 +24,10 @@
 //!   `Status_Reason` not given with it; Pending and Resolved need a reason; `Priority` and
 //!   `Priority Weight` follow impact and urgency by the default weight table.
 //! - Work logs are separate records whose `View Access` defaults to Public, so a client that
-//!   forgets it publishes its internal notes. A new work log does not touch its incident's
+//!   forgets it publishes its internal notes. Files live in a work log's attachment fields
+//!   (`z2AF Work Log01..03`): uploaded as multipart/form-data with an `entry` JSON part and an
+//!   `attach-<field>` part per file, read back as `{"name", "sizeBytes", "href"}`, downloaded
+//!   from `.../entry/HPD:WorkLog/{id}/attach/{field}`. A new work log does not touch its incident's
 //!   `Last Modified Date` (a poll of incidents alone would miss it).
 //! - Errors are JSON arrays of `{messageType, messageText, messageAppendedText,
 //!   messageNumber}`: 302 entry not found, 303 no such form, 623 authentication failed, 326
@@ -154,7 +157,10 @@ const WORKLOG_FIELDS: &[&str] = &[
 
 const WORKLOG_WRITABLE: &[&str] = &[
     "Incident Number", "Work Log Type", "Description", "Detailed Description", "View Access", "Secure Work Log", "Communication Source", "Communication Type", "Work Log Date",
+    "z2AF Work Log01", "z2AF Work Log02", "z2AF Work Log03",
 ];
+
+const WORKLOG_FILE_FIELDS: &[&str] = &["z2AF Work Log01", "z2AF Work Log02", "z2AF Work Log03"];
 
 const DATE_FIELDS: &[&str] = &[
     "Submit Date", "Reported Date", "Last Modified Date", "Last Resolved Date", "Closed Date", "Responded Date", "Estimated Resolution Date", "Work Log Submit Date", "Work Log Date",
@@ -354,6 +360,7 @@ impl RemedySim {
                 base_url: None,
                 incidents: Vec::new(),
                 worklogs: Vec::new(),
+                files: HashMap::new(),
                 tokens: HashMap::new(),
                 next_incident: 430,
                 next_entry: 527,
@@ -375,7 +382,8 @@ impl RemedySim {
         let sim = self.clone();
         let running = super::serve("RemedySim", listener, move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(web::Data::new(sim.clone()))
-                .app_data(web::PayloadConfig::new(1 << 20))
+                // Work logs carry files: room for a generous attachment.
+                .app_data(web::PayloadConfig::new(64 << 20))
                 .route("/api/jwt/login", web::post().to(login))
                 .route("/api/jwt/logout", web::post().to(logout))
                 .route("/api/arsys/v1/entry/{rest:.*}", web::route().to(entry_api))
@@ -453,8 +461,32 @@ impl RemedySim {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let mut st = self.lock();
-        let row = st.create_worklog(&values, DEFAULT_AGENT)?;
+        let row = st.create_worklog(&values, vec![], DEFAULT_AGENT)?;
         Ok(row_value(&row))
+    }
+
+    /// Attaches a file to an incident as a support agent does: a work log whose first
+    /// attachment field holds it, with `text` as its body (`""`: a work log only naming the file).
+    pub fn agent_attach(&self, incident_number: &str, view_access: &str, text: &str, file_name: &str, data: Vec<u8>) -> Result<Value, SimError> {
+        let values: Map<String, Value> = [
+            ("Incident Number", json!(incident_number)),
+            ("Work Log Type", json!("General Information")),
+            ("Description", json!(if text.is_empty() { file_name.chars().take(100).collect::<String>() } else { text.lines().next().unwrap_or("").chars().take(100).collect() })),
+            ("Detailed Description", json!(text)),
+            ("View Access", json!(view_access)),
+            (WORKLOG_FILE_FIELDS[0], json!(file_name)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut st = self.lock();
+        let row = st.create_worklog(&values, vec![(WORKLOG_FILE_FIELDS[0].to_string(), file_name.to_string(), data)], DEFAULT_AGENT)?;
+        Ok(row_value(&row))
+    }
+
+    /// The content of a work log's attachment field.
+    pub fn file(&self, work_log_id: &str, field: &str) -> Option<Vec<u8>> {
+        self.lock().files.get(&(work_log_id.to_string(), field.to_string())).cloned()
     }
 
     /// Queues a fault for the next AR request (login excepted).
@@ -494,6 +526,8 @@ struct State {
     /// `HPD:Help Desk` rows (with the interface's `Request ID` kept alongside).
     incidents: Vec<Row>,
     worklogs: Vec<Row>,
+    /// (Work Log ID, attachment field) -> content.
+    files: HashMap<(String, String), Vec<u8>>,
     /// token -> (user, expiry).
     tokens: HashMap<String, (String, DateTime<Utc>)>,
     next_incident: u64,
@@ -871,16 +905,28 @@ impl State {
             if let Some(v) = shortcut.get("z1D_Secure_Log") {
                 wl.insert("Secure Work Log".into(), v.clone());
             }
-            self.create_worklog(&wl, user)?;
+            self.create_worklog(&wl, vec![], user)?;
         }
         Ok(rec)
     }
 
-    /// `POST HPD:WorkLog`. The incident is not modified.
-    fn create_worklog(&mut self, values: &Map<String, Value>, user: &str) -> Result<Row, SimError> {
+    /// `POST HPD:WorkLog`, with the files of its `attach-<field>` parts as (field, file name,
+    /// content). The incident is not modified.
+    fn create_worklog(&mut self, values: &Map<String, Value>, files: Vec<(String, String, Vec<u8>)>, user: &str) -> Result<Row, SimError> {
         for k in values.keys() {
             if !WORKLOG_FIELDS.contains(&k.as_str()) {
                 return Err(SimError::no_such_field(WORKLOG, k));
+            }
+        }
+        for (field, _, _) in &files {
+            if !WORKLOG_FILE_FIELDS.contains(&field.as_str()) {
+                return Err(SimError::no_such_field(WORKLOG, &format!("attach-{field}")));
+            }
+        }
+        for field in WORKLOG_FILE_FIELDS {
+            let named = values.get(*field).is_some_and(|v| !normalise(v).is_null());
+            if named && !files.iter().any(|(f, _, _)| f == field) {
+                return Err(SimError::new(400, SIM_BAD_QUALIFICATION, "The attachment field has no attachment part", format!("attach-{field}")));
             }
         }
         let mut rec: Row = WORKLOG_FIELDS.iter().map(|f| (f.to_string(), Value::Null)).collect();
@@ -921,9 +967,16 @@ impl State {
             ("Last Modified By", json!(user)),
             ("Last Modified Date", json!(now)),
             ("Status", json!("Enabled")),
-            ("Number of Attachments", json!(0)),
+            ("Number of Attachments", json!(files.len())),
         ] {
             rec.insert(k.into(), v);
+        }
+        for (field, part_name, data) in files {
+            // The entry names the file; a part's own file name stands in when it does not.
+            let name = Some(text(&rec, &field)).filter(|n| !n.is_empty()).unwrap_or(part_name);
+            let href = format!("{}/attach/{}", self.entry_href(WORKLOG, &id), crate::adapters::remedy::mapping::percent_encode(&field));
+            rec.insert(field.clone(), json!({"name": name, "sizeBytes": data.len(), "href": href}));
+            self.files.insert((id.clone(), field), data);
         }
         if text(&rec, "Work Log Date").is_empty() {
             rec.insert("Work Log Date".into(), json!(now));
@@ -1435,6 +1488,26 @@ fn pick(row: &Row, fields: &Option<Vec<String>>) -> Value {
     }
 }
 
+/// A work log create: JSON values, or multipart/form-data with an `entry` part of values and
+/// one `attach-<field>` part per file.
+fn worklog_request(req: &HttpRequest, body: &[u8]) -> Result<(Map<String, Value>, Vec<(String, String, Vec<u8>)>), SimError> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if !content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
+        return Ok((read_values(body)?, vec![]));
+    }
+    let parts = super::multipart(content_type, body).map_err(|e| SimError::bad_request(&e))?;
+    let entry = parts.iter().find(|p| p.name == "entry").ok_or_else(|| SimError::bad_request("a multipart entry needs an `entry` part"))?;
+    let values = read_values(&entry.data)?;
+    let files = parts
+        .into_iter()
+        .filter_map(|p| {
+            let field = p.name.strip_prefix("attach-")?.to_string();
+            Some((field, p.file_name.unwrap_or_default(), p.data))
+        })
+        .collect();
+    Ok((values, files))
+}
+
 fn read_values(body: &[u8]) -> Result<Map<String, Value>, SimError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| SimError::new(400, SIM_BAD_QUALIFICATION, "The request body is not valid JSON", e.to_string()))?;
     match v.get("values") {
@@ -1452,6 +1525,13 @@ fn serve(sim: &RemedySim, req: &HttpRequest, segments: &[String], body: &[u8], u
     let (form, id) = match segments {
         [form] => (form.as_str(), None),
         [form, id] => (form.as_str(), Some(id.as_str())),
+        [form, id, attach, field] if form == WORKLOG && attach == "attach" && method == Method::GET => {
+            return match st.files.get(&(id.clone(), field.clone())) {
+                Some(data) => HttpResponse::Ok().content_type("application/octet-stream").body(data.clone()),
+                None if st.worklogs.iter().any(|w| text(w, "Work Log ID") == *id) => SimError::new(404, AR_NOT_FOUND, "Entry does not exist in database", format!("{WORKLOG} : {id} : {field}")).response(),
+                None => SimError::not_found(WORKLOG, id).response(),
+            };
+        }
         _ => return SimError::new(404, AR_NO_FORM, "Form does not exist on server", segments.join("/")).response(),
     };
     let result: Result<HttpResponse, SimError> = match (form, &method, id) {
@@ -1488,8 +1568,8 @@ fn serve(sim: &RemedySim, req: &HttpRequest, segments: &[String], body: &[u8], u
             Some(row) => Ok(ar_json(StatusCode::OK, &json!({"values": pick(row, &fields), "_links": {"self": [{"href": st.entry_href(WORKLOG, id)}]}}))),
             None => Err(SimError::not_found(form, id)),
         },
-        (WORKLOG, &Method::POST, None) => read_values(body).and_then(|values| {
-            let row = st.create_worklog(&values, user)?;
+        (WORKLOG, &Method::POST, None) => worklog_request(req, body).and_then(|(values, files)| {
+            let row = st.create_worklog(&values, files, user)?;
             let id = text(&row, "Work Log ID");
             let location = st.entry_href(WORKLOG, &id);
             let mut resp = HttpResponse::Created();
@@ -1625,9 +1705,13 @@ struct AgentAction {
 
 #[derive(Deserialize)]
 struct AgentWorkLog {
+    #[serde(default)]
     text: String,
     #[serde(default = "public")]
     view_access: String,
+    /// A file the work log holds, with its content in base64.
+    file_name: Option<String>,
+    content_base64: Option<String>,
 }
 
 fn public() -> String {
@@ -1660,7 +1744,14 @@ async fn sim_agent(sim: web::Data<RemedySim>, path: web::Path<String>, query: we
         sim.agent_update_as(&number, &user, Value::Object(action.values))
     };
     if let (Ok(_), Some(w)) = (&result, action.work_log) {
-        result = sim.agent_work_log(&number, &w.view_access, &w.text).and_then(|_| sim.incidents().into_iter().find(|v| v["Incident Number"] == number).ok_or_else(|| SimError::not_found(INTERFACE, &number)));
+        let added = match (&w.file_name, &w.content_base64) {
+            (Some(name), Some(content)) => match base64::engine::general_purpose::STANDARD.decode(content.trim()) {
+                Ok(data) => sim.agent_attach(&number, &w.view_access, &w.text, name, data),
+                Err(e) => Err(SimError::bad_request(&format!("content_base64: {e}"))),
+            },
+            _ => sim.agent_work_log(&number, &w.view_access, &w.text),
+        };
+        result = added.and_then(|_| sim.incidents().into_iter().find(|v| v["Incident Number"] == number).ok_or_else(|| SimError::not_found(INTERFACE, &number)));
     }
     match result {
         Ok(v) => HttpResponse::Ok().json(json!({ "values": v })),

@@ -8,6 +8,9 @@
 //! `/hub` subscription resource. After each committed change it POSTs the TMF event
 //! notification to every matching subscriber at `{callback}/listener/{eventName}`, through one
 //! ordered background queue (misordering, duplicates and losses only when asked for).
+//! `attachment[]` is kept like the journal: an entry with a known id is a file already held, any
+//! other is a new file, given inline (`content`, base64) or by `url`; files are listed with a
+//! `url` to their content (`.../troubleTicket/{id}/attachment/{fileId}/content`), never inline.
 //!
 //! Switches reproduce the shapes of `reference/suppliers/tmf621.md`:
 //! - [`TmfVersion::V5`]: `externalIdentifier[]`, `statusChangeHistory`, nested
@@ -123,6 +126,23 @@ pub struct StoredNote {
     pub kind: String,
 }
 
+/// A file on a ticket: content held by the server, or a link to content elsewhere.
+#[derive(Clone, PartialEq)]
+struct StoredFile {
+    id: String,
+    name: String,
+    mime: String,
+    data: Option<Vec<u8>>,
+    url: Option<String>,
+    size: Option<i64>,
+}
+
+impl std::fmt::Debug for StoredFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredFile").field("id", &self.id).field("name", &self.name).field("size", &self.size).field("url", &self.url).finish()
+    }
+}
+
 /// A failed request, rendered as a TMF630 error.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{reason}: {message}")]
@@ -187,7 +207,8 @@ impl Tmf621Sim {
         let api_route = format!("{}/{{rest:.*}}", self.base_path());
         let running = super::serve("Tmf621Sim", listener, move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(web::Data::new(sim.clone()))
-                .app_data(web::PayloadConfig::new(1 << 20))
+                // Attachments travel inline in the ticket: room for a generous file.
+                .app_data(web::PayloadConfig::new(64 << 20))
                 .route("/oauth/token", web::post().to(token_endpoint))
                 .route("/sim/tickets", web::get().to(sim_tickets))
                 .route("/sim/tickets/{id}/agent", web::post().to(sim_agent))
@@ -243,7 +264,12 @@ impl Tmf621Sim {
     }
 
     pub fn push_fault(&self, fault: Fault) {
-        self.lock().faults.push_back(fault);
+        self.lock().faults.push_back((None, fault));
+    }
+
+    /// Queues a fault for the next request with this method (`PATCH`...), letting others pass.
+    pub fn push_fault_on(&self, method: &str, fault: Fault) {
+        self.lock().faults.push_back((Some(method.to_ascii_uppercase()), fault));
     }
 
     pub fn set_latency(&self, d: Duration) {
@@ -252,6 +278,18 @@ impl Tmf621Sim {
 
     pub fn set_event_behaviour(&self, b: EventBehaviour) {
         self.lock().behaviour = b;
+    }
+
+    /// Attaches a file to a ticket as a supplier agent would.
+    pub fn agent_attach(&self, id: &str, name: &str, mime: &str, data: &[u8]) -> Result<Value, SimError> {
+        let content = base64::engine::general_purpose::STANDARD.encode(data);
+        self.agent_update(id, json!({ "attachment": [{ "name": name, "mimeType": mime, "content": content, "@type": "Attachment" }] }))
+    }
+
+    /// The files a ticket holds, as (name, content type, content) in the order they came.
+    pub fn files(&self, id: &str) -> Vec<(String, String, Vec<u8>)> {
+        let st = self.lock();
+        st.tickets.iter().find(|t| t.id == id).map(|t| t.attachments.iter().map(|a| (a.name.clone(), a.mime.clone(), a.data.clone().unwrap_or_default())).collect()).unwrap_or_default()
     }
 
     /// Changes a ticket as a supplier agent would (a merge-patch, with the same rules as the
@@ -347,6 +385,7 @@ struct Ticket {
     external_id: Option<String>,
     external_identifiers: Vec<Value>,
     notes: Vec<StoredNote>,
+    attachments: Vec<StoredFile>,
     parties: Vec<Ref>,
     entities: Vec<Ref>,
     characteristics: Vec<(String, String)>,
@@ -368,7 +407,8 @@ struct State {
     tickets: Vec<Ticket>,
     next_id: u64,
     subs: Vec<Subscription>,
-    faults: VecDeque<Fault>,
+    /// Faults in order, each for any request or for one method.
+    faults: VecDeque<(Option<String>, Fault)>,
     latency: Duration,
     behaviour: EventBehaviour,
     held: Vec<Delivery>,
@@ -548,6 +588,7 @@ impl State {
                     external_id: None,
                     external_identifiers: vec![],
                     notes: vec![],
+                    attachments: vec![],
                     parties: vec![],
                     entities: vec![],
                     characteristics: vec![],
@@ -666,6 +707,35 @@ impl State {
                         let author = o.get("author").and_then(str_of).filter(|a| !a.is_empty()).unwrap_or_else(|| user.to_string());
                         let id = if self.sn() { uuid::Uuid::new_v4().simple().to_string() } else { format!("{}-{}", t.id, t.notes.len() + 1) };
                         t.notes.push(StoredNote { id, author, date: now, text, kind });
+                        added = true;
+                    }
+                    if added {
+                        attr(&mut changed);
+                    }
+                }
+                // ServiceNow's flavour of the API has no attachments and ignores the attribute.
+                "attachment" if !self.sn() => {
+                    let items = value.as_array().ok_or_else(|| SimError::invalid("attachment", "expected an array"))?;
+                    let mut added = false;
+                    for a in items {
+                        let o = a.as_object().ok_or_else(|| SimError::invalid("attachment", "entries must be objects"))?;
+                        if o.get("id").and_then(str_of).is_some_and(|id| t.attachments.iter().any(|x| x.id == id)) {
+                            continue; // a file the ticket holds
+                        }
+                        let name = o.get("name").and_then(str_of).filter(|s| !s.trim().is_empty()).ok_or_else(|| SimError::missing("attachment.name"))?;
+                        let data = match o.get("content").and_then(str_of) {
+                            Some(c) => Some(base64::engine::general_purpose::STANDARD.decode(c.trim()).map_err(|e| SimError::invalid("attachment.content", format!("not base64: {e}")))?),
+                            None => None,
+                        };
+                        let url = o.get("url").and_then(str_of).filter(|u| !u.trim().is_empty());
+                        if data.is_none() && url.is_none() {
+                            return Err(SimError::missing("attachment.content or attachment.url"));
+                        }
+                        let declared = o.get("size").and_then(|s| s.get("amount").unwrap_or(s).as_i64());
+                        let size = data.as_ref().map(|d| d.len() as i64).or(declared);
+                        let id = format!("{}-file-{}", t.id, t.attachments.len() + 1);
+                        let mime = o.get("mimeType").and_then(str_of).unwrap_or_else(|| "application/octet-stream".into());
+                        t.attachments.push(StoredFile { id, name, mime, data, url, size });
                         added = true;
                     }
                     if added {
@@ -856,6 +926,17 @@ impl State {
             })
             .collect();
         o.insert("note".into(), Value::Array(notes));
+        if !t.attachments.is_empty() {
+            let files: Vec<Value> = t
+                .attachments
+                .iter()
+                .map(|a| {
+                    let url = a.url.clone().unwrap_or_else(|| format!("{}/attachment/{}/content", self.href(&t.id), a.id));
+                    json!({ "id": a.id, "name": a.name, "mimeType": a.mime, "size": {"amount": a.size, "units": "bytes"}, "url": url, "@type": "Attachment" })
+                })
+                .collect();
+            o.insert("attachment".into(), Value::Array(files));
+        }
         let channel = if self.sn() { Some("e_bonding".to_string()) } else { t.channel.clone() };
         if let Some(c) = channel {
             o.insert("channel".into(), json!({ "name": c }));
@@ -994,7 +1075,9 @@ fn read_object(body: &[u8]) -> Result<Map<String, Value>, SimError> {
 async fn api(req: HttpRequest, body: web::Bytes, sim: web::Data<Tmf621Sim>) -> HttpResponse {
     let (fault, latency) = {
         let mut st = sim.lock();
-        (st.faults.pop_front(), st.latency)
+        let method = req.method().as_str();
+        let next = st.faults.iter().position(|(m, _)| m.as_deref().is_none_or(|m| m == method));
+        (next.and_then(|i| st.faults.remove(i)).map(|(_, f)| f), st.latency)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -1042,6 +1125,12 @@ fn serve(sim: &Tmf621Sim, req: &HttpRequest, body: &[u8], user: &Result<String, 
             }
             Err(e) => e.response(),
         },
+        (&Method::GET, ["troubleTicket", id, "attachment", file, "content"]) => {
+            match st.position(id).and_then(|i| st.tickets[i].attachments.iter().find(|a| a.id == *file)) {
+                Some(StoredFile { data: Some(data), mime, .. }) => HttpResponse::Ok().content_type(mime.as_str()).body(data.clone()),
+                _ => SimError::not_found(&format!("Attachment {file} of TroubleTicket {id}")).response(),
+            }
+        }
         (&Method::GET, ["troubleTicket", id]) => match st.position(id) {
             Some(i) => HttpResponse::Ok().json(project(st.render(&st.tickets[i]), &params)),
             None => SimError::not_found(&format!("TroubleTicket {id}")).response(),

@@ -4,7 +4,7 @@
 //! by its SHA-256, so the same file is never stored or sent twice.
 
 use super::{Engine, SupplierLink, SyncError};
-use crate::adapters::{BodyFactory, NativeAttachment, OutgoingFile, SupplierError};
+use crate::adapters::{ContentFactory, NativeAttachment, OutgoingFile, SupplierError};
 use crate::store::attachments::{self as store_att, Upload, CHUNK};
 use crate::store::record::{self, Context};
 use crate::store::schema::attachments as att_table;
@@ -23,8 +23,8 @@ pub struct LegRef<'a> {
 }
 
 impl Engine {
-    /// A request body that streams stored content chunk by chunk.
-    fn content_body(&self, sha256: &str) -> BodyFactory {
+    /// Streams stored content chunk by chunk.
+    fn content_stream(&self, sha256: &str) -> ContentFactory {
         let (store, sha) = (self.store.clone(), sha256.to_string());
         Arc::new(move || {
             let (store, sha) = (store.clone(), sha.clone());
@@ -39,7 +39,7 @@ impl Engine {
                     }
                 }
             });
-            reqwest::Body::wrap_stream(chunks)
+            chunks.boxed()
         })
     }
 
@@ -52,7 +52,7 @@ impl Engine {
             let outcome = if att.size > limit {
                 Err(format!("{} bytes is over the supplier's limit of {limit} bytes", att.size))
             } else {
-                let file = OutgoingFile { file_name: att.file_name.clone(), content_type: att.content_type.clone(), size: att.size, body: self.content_body(&att.sha256) };
+                let file = OutgoingFile { file_name: att.file_name.clone(), content_type: att.content_type.clone(), size: att.size, content: self.content_stream(&att.sha256) };
                 match link.client.upload_attachment(leg.native_id, &file).await {
                     Ok(native) => Ok(native),
                     Err(SupplierError::Rejected { message, .. }) => Err(message),
@@ -103,7 +103,16 @@ impl Engine {
                 self.refuse(leg, &file, format!("{} bytes is over the limit of {limit} bytes for this supplier", file.size.unwrap_or(0))).await?;
                 continue;
             }
-            let resp = link.client.download_attachment(&file).await?;
+            let resp = match link.client.download_attachment(&file).await {
+                Ok(r) => r,
+                // The supplier will not give this file (gone, forbidden, no address): on record,
+                // and not asked for again.
+                Err(SupplierError::Rejected { message, .. }) => {
+                    self.refuse(leg, &file, message).await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             if self.store_download(link, leg, &file, Some(resp)).await? {
                 added += 1;
             }

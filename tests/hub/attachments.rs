@@ -10,15 +10,8 @@ fn file(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u32).wrapping_mul(31).wrapping_add(seed as u32) as u8).collect()
 }
 
-async fn upload(hub: &TestHub, r: &str, key: &str, name: &str, data: Vec<u8>) -> reqwest::Response {
-    hub.http
-        .post(hub.url(&format!("/api/v1/incidents/{r}/attachments?file_name={name}")))
-        .bearer_auth(key)
-        .header("content-type", "application/pdf")
-        .body(data)
-        .send()
-        .await
-        .unwrap()
+async fn upload(hub: &TestHub, r: &str, name: &str, data: Vec<u8>) -> reqwest::Response {
+    hub.attach(r, name, "application/pdf", data).await
 }
 
 #[tokio::test]
@@ -28,7 +21,7 @@ async fn a_file_attached_at_the_hub_reaches_the_supplier_once_and_reads_back_ide
     let data = file(600 * 1024 + 17, 7);
     let sha = hex::encode(Sha256::digest(&data));
 
-    let resp = upload(&hub, &r, &hub.keys.service_desk, "router-logs.pdf", data.clone()).await;
+    let resp = upload(&hub, &r, "router-logs.pdf", data.clone()).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let att: Value = resp.json().await.unwrap();
     assert_eq!(att["sha256"], sha);
@@ -49,7 +42,7 @@ async fn a_file_attached_at_the_hub_reaches_the_supplier_once_and_reads_back_ide
     assert!(back.bytes().await.unwrap().as_ref() == data.as_slice());
 
     // The same content again is the same attachment, and is not sent twice.
-    let again = upload(&hub, &r, &hub.keys.service_desk, "router-logs-copy.pdf", data.clone()).await;
+    let again = upload(&hub, &r, "router-logs-copy.pdf", data.clone()).await;
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(again.json::<Value>().await.unwrap()["id"], att["id"]);
     let settled = hub.settle(&r).await;
@@ -81,7 +74,7 @@ async fn files_over_a_limit_are_refused_and_the_refusal_is_on_record() {
     let hub = TestHub::spawn_with(Options { supplier_max_attachment_bytes: 10_000, ..Default::default() }).await;
     let (r, sys_id) = hub.open_ticket("Big files").await;
 
-    let resp = upload(&hub, &r, &hub.keys.service_desk, "core-dump.bin", file(50_000, 1)).await;
+    let resp = upload(&hub, &r, "core-dump.bin", file(50_000, 1)).await;
     assert_eq!(resp.status(), StatusCode::CREATED, "the hub takes it; this supplier cannot");
     let doc = hub.wait_incident(&r, "the refusal", |d| d["attachments"][0]["deliveries"][0]["state"] == "refused").await;
     assert!(doc["attachments"][0]["deliveries"][0]["reason"].as_str().unwrap().contains("limit of 10000 bytes"));
@@ -92,11 +85,11 @@ async fn files_over_a_limit_are_refused_and_the_refusal_is_on_record() {
     assert_eq!(events["data"]["file_name"], "huge-trace.pcap");
     assert_eq!(hub.incident(&r).await["attachments"].as_array().unwrap().len(), 1);
 
-    let too_big = upload(&hub, &r, &hub.keys.service_desk, "too-big.bin", file(2 * 1024 * 1024 + 1, 4)).await;
+    let too_big = upload(&hub, &r, "too-big.bin", file(2 * 1024 * 1024 + 1, 4)).await;
     assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let no_name = hub.http.post(hub.url(&format!("/api/v1/incidents/{r}/attachments"))).bearer_auth(&hub.keys.service_desk).body("x").send().await.unwrap();
     assert_eq!(no_name.status(), StatusCode::BAD_REQUEST);
-    let sneaky = upload(&hub, &r, &hub.keys.service_desk, "..%2Fetc%2Fpasswd", b"x".to_vec()).await;
+    let sneaky = upload(&hub, &r, "..%2Fetc%2Fpasswd", b"x".to_vec()).await;
     assert_eq!(sneaky.status(), StatusCode::BAD_REQUEST);
     assert_eq!(hub.incident(&r).await["attachments"].as_array().unwrap().len(), 1, "refused uploads leave nothing behind");
     hub.finish().await;

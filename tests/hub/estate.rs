@@ -77,15 +77,7 @@ async fn one_ticket_travels_through_three_suppliers_on_three_systems() {
     let doc = hub.wait_incident(&r, "the ServiceNow leg", |d| leg(d, SUPPLIER).is_some_and(|l| l["state"] == "open")).await;
     let sn_id = leg(&doc, SUPPLIER).unwrap()["native_id"].as_str().unwrap().to_string();
     let file = b"traceroute to hr.example: 12 hops, loss at hop 7".to_vec();
-    let up = hub
-        .http
-        .post(hub.url(&format!("/api/v1/incidents/{r}/attachments?file_name=traceroute.txt")))
-        .bearer_auth(&hub.keys.service_desk)
-        .header("content-type", "text/plain")
-        .body(file.clone())
-        .send()
-        .await
-        .unwrap();
+    let up = hub.attach(&r, "traceroute.txt", "text/plain", file.clone()).await;
     assert_eq!(up.status(), StatusCode::CREATED);
     wait_for("the file at ServiceNow", || hub.sim.attachments(&sn_id).first().cloned()).await;
     hub.sim.agent_update(&sn_id, json!({"work_notes": "Checked our edge routers: clean", "comments": "This does not look like a network fault"})).unwrap();
@@ -146,10 +138,14 @@ async fn one_ticket_travels_through_three_suppliers_on_three_systems() {
     assert_eq!(fate(SUPPLIER).as_deref(), Some("sent"));
     assert_eq!(fate(JIRA).as_deref(), Some("sent"));
     assert_eq!(jira.attachments(&key).first().map(|a| a.2.clone()), Some(file.clone()), "Jira got the file as sent");
-    // Remedy takes no files through the hub yet: the refusal is on record, never silent.
-    let d = att["deliveries"].as_array().unwrap().iter().find(|d| d["supplier"] == REMEDY).unwrap_or_else(|| panic!("no delivery record for Remedy: {att}"));
-    assert_eq!(d["state"], "refused");
-    assert!(d["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    assert_eq!(fate(REMEDY).as_deref(), Some("sent"), "{att}");
+    let held: Vec<Vec<u8>> = remedy
+        .worklogs(&number)
+        .iter()
+        .filter_map(|w| w["z2AF Work Log01"]["name"].as_str().filter(|n| *n == "traceroute.txt").and_then(|_| remedy.file(w["Work Log ID"].as_str()?, "z2AF Work Log01")))
+        .collect();
+    assert_eq!(held, [file.clone()], "Remedy holds the file once, as sent");
+    assert_eq!(doc["attachments"].as_array().unwrap().len(), 1, "no supplier's copy came back as a new file");
     siam_hub::validation::validate(siam_hub::validation::Doc::Incident, &doc).expect("a valid canonical document");
     hub.finish().await;
 }

@@ -358,6 +358,18 @@ impl TestHub {
         (r, doc["legs"][0]["native_id"].as_str().unwrap().to_string())
     }
 
+    /// Attaches a file to the record as the service desk does.
+    pub async fn attach(&self, reference: &str, file_name: &str, content_type: &str, data: Vec<u8>) -> Response {
+        self.http
+            .post(self.url(&format!("/api/v1/incidents/{reference}/attachments?file_name={file_name}")))
+            .bearer_auth(&self.keys.service_desk)
+            .header("content-type", content_type)
+            .body(data)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn incident(&self, reference: &str) -> Value {
         let resp = self.get_as(&format!("/api/v1/incidents/{reference}"), &self.keys.service_desk).await;
         assert_eq!(resp.status(), StatusCode::OK);

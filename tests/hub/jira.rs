@@ -520,16 +520,7 @@ async fn files_travel_both_ways_with_jira_once_each() {
     let h = JiraHub::spawn().await;
     let (r, id) = h.open("Mailbox export attached").await;
     let data: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
-    let resp = h
-        .hub
-        .http
-        .post(h.hub.url(&format!("/api/v1/incidents/{r}/attachments?file_name=export.pst")))
-        .bearer_auth(&h.hub.keys.service_desk)
-        .header("content-type", "application/vnd.ms-outlook")
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = h.hub.attach(&r, "export.pst", "application/vnd.ms-outlook", data.clone()).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let sent = wait_for("the file at Jira", || h.sim.attachments(&id).first().cloned()).await;
     assert_eq!((sent.0.as_str(), sent.1.as_str()), ("export.pst", "application/vnd.ms-outlook"));

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use siam_hub::config::{RoutingRule, SecretRef, Settings};
-use siam_hub::sim::remedy::{Fault, FaultTarget, RemedySim, SimConfig, WebhookBehaviour, WebhookTarget, CREATE_FORM, INTERFACE};
+use siam_hub::sim::remedy::{Fault, FaultTarget, RemedySim, SimConfig, WebhookBehaviour, WebhookTarget, CREATE_FORM, INTERFACE, WORKLOG};
 use std::time::Duration;
 
 const REMEDY: &str = "bmc-apps";
@@ -468,5 +468,66 @@ async fn remedy_exhausted_retries_are_dead_lettered_and_replayable() {
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     rh.hub.wait_incident(&r, "the leg to open after replay", |d| d["legs"][0]["state"] == "open").await;
     rh.ticket(&r);
+    rh.finish().await;
+}
+
+#[tokio::test]
+async fn remedy_files_travel_both_ways_in_work_logs_once_each_and_are_not_read_as_notes() {
+    let rh = spawn(Setup { notify: true, ..Setup::default() }).await;
+    let (r, _, number) = rh.open("Bounce logs").await;
+
+    // The hub's file reaches Remedy in a work log, once, although the first answer is lost.
+    rh.sim.push_fault_for(FaultTarget { method: Some("POST".into()), form: Some(WORKLOG.into()) }, Fault::LoseResponseAfterCommit);
+    let data: Vec<u8> = (0..250_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    let resp = rh.hub.attach(&r, "relay-queue.log", "text/plain", data.clone()).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let doc = rh.hub.wait_incident(&r, "the file sent to Remedy", |d| d["attachments"][0]["deliveries"][0]["state"] == "sent").await;
+    assert_eq!(doc["attachments"][0]["deliveries"][0]["supplier"], REMEDY);
+    let logs = rh.sim.worklogs(&number);
+    assert_eq!(logs.len(), 1, "one work log holds the file: {logs:#?}");
+    let log = &logs[0];
+    assert_eq!(log["z2AF Work Log01"]["name"], "relay-queue.log");
+    assert_eq!(log["z2AF Work Log01"]["sizeBytes"], data.len());
+    assert_eq!(log["View Access"], "Internal", "the hub cannot know who may see a file at the supplier");
+    assert!(rh.sim.file(log["Work Log ID"].as_str().unwrap(), "z2AF Work Log01") == Some(data.clone()), "Remedy got different bytes");
+    assert_eq!(rh.requests("POST", WORKLOG), [504], "the retry found the file instead of attaching it again");
+
+    // The carrier work log comes back with the next notification and sweep: not a note, not a
+    // second file.
+    rh.sim.agent_update(&number, json!({"Status": "In Progress"})).unwrap();
+    rh.hub.wait_incident(&r, "Remedy working", |d| d["status"] == "in_progress").await;
+    rh.reconcile().await;
+    let doc = rh.hub.settle(&r).await;
+    assert!(doc["notes"].as_array().unwrap().is_empty(), "{:#}", doc["notes"]);
+    assert_eq!(doc["attachments"].as_array().unwrap().len(), 1);
+
+    // An agent's files reach the record: one with a note, one alone, the second after the
+    // token expired.
+    let sample = b"Received: from relay-01\r\nSubject: Undelivered Mail Returned to Sender".to_vec();
+    rh.sim.agent_attach(&number, "Public", "A bounce sample from the relay", "bounce.eml", sample.clone()).unwrap();
+    let doc = rh.hub.wait_incident(&r, "Remedy's file", |d| d["attachments"].as_array().unwrap().len() == 2).await;
+    let theirs = doc["attachments"].as_array().unwrap().iter().find(|a| a["file_name"] == "bounce.eml").unwrap().clone();
+    assert_eq!(theirs["origin"], REMEDY);
+    assert_eq!(theirs["content_type"], "message/rfc822");
+    assert_eq!(theirs["deliveries"][0]["state"], "received");
+    let back = rh.hub.get_as(&format!("/api/v1/incidents/{r}/attachments/{}", theirs["id"]), &rh.hub.keys.service_desk).await;
+    assert!(back.bytes().await.unwrap().as_ref() == sample.as_slice());
+    let doc = rh.hub.wait_incident(&r, "the work log's note", |d| !d["notes"].as_array().unwrap().is_empty()).await;
+    assert_eq!(doc["notes"][0]["text"], "A bounce sample from the relay");
+    assert_eq!(doc["notes"][0]["visibility"], "public");
+
+    rh.sim.expire_tokens();
+    let trace = vec![7u8; 4096];
+    rh.sim.agent_attach(&number, "Internal", "", "smtp-trace.bin", trace.clone()).unwrap();
+    let doc = rh.hub.wait_incident(&r, "the second file", |d| d["attachments"].as_array().unwrap().len() == 3).await;
+    let theirs = doc["attachments"].as_array().unwrap().iter().find(|a| a["file_name"] == "smtp-trace.bin").unwrap().clone();
+    let back = rh.hub.get_as(&format!("/api/v1/incidents/{r}/attachments/{}", theirs["id"]), &rh.hub.keys.service_desk).await;
+    assert!(back.bytes().await.unwrap().as_ref() == trace.as_slice());
+
+    rh.reconcile().await;
+    let doc = rh.hub.settle(&r).await;
+    assert_eq!(doc["notes"].as_array().unwrap().len(), 1, "a work log that only holds a file is no note: {:#}", doc["notes"]);
+    assert_eq!(doc["attachments"].as_array().unwrap().len(), 3);
+    assert_eq!(rh.sim.worklogs(&number).len(), 3, "nothing was sent back to Remedy");
     rh.finish().await;
 }

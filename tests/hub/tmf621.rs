@@ -352,6 +352,44 @@ async fn tmf_hub_changes_reach_the_supplier_internal_notes_never_leak_and_nothin
 }
 
 #[tokio::test]
+async fn tmf_files_travel_both_ways_in_the_attachment_array_once_each() {
+    let t = spawn_tmf(TmfVersion::V4, TmfFlavour::Standard, "basic").await;
+    let (r, id) = t.open("Mail flow report").await;
+
+    // The hub's file goes in as an inline value, once, although the answer to the patch is lost.
+    t.sim.push_fault_on("PATCH", Fault::LoseResponseAfterCommit);
+    let data: Vec<u8> = (0..300_001u32).map(|i| (i * 7 % 256) as u8).collect();
+    assert_eq!(t.hub.attach(&r, "mail-flow.pdf", "application/pdf", data.clone()).await.status(), StatusCode::CREATED);
+    let doc = t.hub.wait_incident(&r, "the file sent to the supplier", |d| d["attachments"][0]["deliveries"][0]["state"] == "sent").await;
+    assert_eq!(doc["attachments"][0]["deliveries"][0]["supplier"], TMF);
+    let files = t.sim.files(&id);
+    assert_eq!(files.len(), 1, "one file at the supplier");
+    assert_eq!((files[0].0.as_str(), files[0].1.as_str()), ("mail-flow.pdf", "application/pdf"));
+    assert!(files[0].2 == data, "the supplier got different bytes");
+    let listed = &t.ticket(&id)["attachment"][0];
+    assert_eq!(listed["size"], json!({"amount": data.len(), "units": "bytes"}));
+
+    // The supplier's attribute-change event and a sweep bring no copy back.
+    t.reconcile().await;
+    let doc = t.hub.settle(&r).await;
+    assert_eq!(doc["attachments"].as_array().unwrap().len(), 1);
+
+    // An agent's file arrives by its event, fetched from the url the ticket lists.
+    let headers = b"Received: from mx1.example\r\nX-Spam: no".to_vec();
+    t.sim.agent_attach(&id, "headers.txt", "text/plain", &headers).unwrap();
+    let doc = t.hub.wait_incident(&r, "the supplier's file", |d| d["attachments"].as_array().unwrap().len() == 2).await;
+    let theirs = doc["attachments"].as_array().unwrap().iter().find(|a| a["file_name"] == "headers.txt").unwrap().clone();
+    assert_eq!(theirs["origin"], TMF);
+    assert_eq!(theirs["content_type"], "text/plain");
+    let back = t.hub.get_as(&format!("/api/v1/incidents/{r}/attachments/{}", theirs["id"]), &t.hub.keys.service_desk).await;
+    assert!(back.bytes().await.unwrap().as_ref() == headers.as_slice());
+    t.reconcile().await;
+    t.hub.settle(&r).await;
+    assert_eq!(t.sim.files(&id).len(), 2, "nothing sent back to the supplier");
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn tmf_servicenow_flavour_gets_internal_notes_only_as_work_notes() {
     let t = spawn_tmf(TmfVersion::V4, TmfFlavour::Servicenow, "basic").await;
     let (r, id) = t.open("Distribution list bouncing").await;
@@ -374,6 +412,10 @@ async fn tmf_servicenow_flavour_gets_internal_notes_only_as_work_notes() {
     let settled = t.hub.settle(&r).await;
     assert_eq!(settled["notes"], doc["notes"], "no echo became a note");
     assert_eq!(t.sim.stored_notes(&id).len(), 3);
+    // ServiceNow's Trouble Ticket API carries no files: the refusal is on record, not silent.
+    t.hub.attach(&r, "dl-members.csv", "text/csv", b"alias,member".to_vec()).await;
+    let doc = t.hub.wait_incident(&r, "the refusal", |d| d["attachments"][0]["deliveries"][0]["state"] == "refused").await;
+    assert!(doc["attachments"][0]["deliveries"][0]["reason"].as_str().unwrap().contains("no attachments"), "{}", doc["attachments"]);
     t.finish().await;
 }
 

@@ -425,7 +425,7 @@ impl Client for JiraClient {
                     }
                 }
                 let length = u64::try_from(file.size).unwrap_or(0);
-                let part = reqwest::multipart::Part::stream_with_length((file.body)(), length)
+                let part = reqwest::multipart::Part::stream_with_length(file.body(), length)
                     .file_name(file.file_name.clone())
                     .mime_str(&file.content_type)
                     .map_err(|e| SupplierError::Protocol(format!("{what}: content type `{}`: {e}", file.content_type)))?;
@@ -472,6 +472,7 @@ impl Client for JiraClient {
                         content_type: s(f, "mimeType"),
                         size: f.get("size").and_then(|v| v.as_i64()),
                         sha256: None,
+                        location: None,
                     })
                     .collect()
             })

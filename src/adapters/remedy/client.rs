@@ -10,10 +10,15 @@
 //! Creates are not blindly repeated: a retried create first looks its hub reference up in
 //! `Vendor Ticket Number`, so an answer lost after Remedy committed never makes a second
 //! incident; a retried work log likewise adopts the identical one an earlier attempt made.
+//!
+//! Files travel in work logs: an upload is a multipart `POST` of a `HPD:WorkLog` entry (an
+//! `entry` JSON part and an `attach-z2AF Work Log01` part with the content, streamed), filed
+//! with the profile's internal view access since the hub cannot know who at the supplier may
+//! see a file; a download reads `.../HPD:WorkLog/{id}/attach/{field}`.
 
-use super::mapping::{self, create_body, parse_entry, parse_errors, percent_encode, update_body, worklog_body, Profile};
+use super::mapping::{self, create_body, parse_entry, parse_errors, parse_worklogs, percent_encode, update_body, worklog_body, Profile, WORKLOG_FILE_FIELDS};
 use crate::adapters::http::{status_error, transport_error, SupplierHttp};
-use crate::adapters::{Client, SupplierError};
+use crate::adapters::{Client, NativeAttachment, OutgoingFile, SupplierError};
 use crate::config::RemedySettings;
 use crate::domain::{Incident, Visibility};
 use async_trait::async_trait;
@@ -69,6 +74,10 @@ const WORKLOG_FIELDS: &[&str] = &[
     "Submitter",
     "Submit Date",
     "Work Log Submit Date",
+    "Number of Attachments",
+    "z2AF Work Log01",
+    "z2AF Work Log02",
+    "z2AF Work Log03",
 ];
 
 /// Result pages of one query the client follows through `_links.next` before giving up.
@@ -225,37 +234,21 @@ impl RemedyClient {
         Ok(t)
     }
 
-    async fn send_once(&self, what: &str, token: &str, method: &Method, url: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<(StatusCode, HeaderMap, String), SupplierError> {
-        let mut req = self
-            .http
-            .client
-            .request(method.clone(), url)
-            .header("Authorization", format!("AR-JWT {token}"))
-            .header("Accept", "application/json")
-            .query(query);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| transport_error(what, e))?;
-        let (status, headers) = (resp.status(), resp.headers().clone());
-        let text = resp.text().await.map_err(|e| transport_error(what, e))?;
-        Ok((status, headers, text))
-    }
-
     /// One attempt: the request with the cached token, and once more with a fresh one if Remedy
     /// says the token is no good (401, AR error 623).
     async fn attempt(&self, what: &str, method: &Method, url: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Answer, SupplierError> {
-        let token = self.current_token().await?;
-        let (mut status, mut headers, mut text) = self.send_once(what, &token, method, url, query, body).await?;
-        if status == StatusCode::UNAUTHORIZED {
-            tracing::info!(call = what, detail = %error_detail(&text), "Remedy refused the token; logging in again");
-            let fresh = self.renew(&token).await?;
-            (status, headers, text) = self.send_once(what, &fresh, method, url, query, body).await?;
-        }
-        if !status.is_success() {
-            return Err(classify(what, status, &headers, &text));
-        }
-        Ok(Answer { status, headers, body: text })
+        let resp = self
+            .send_authed(what, |token| {
+                let req = self.http.client.request(method.clone(), url).header("Authorization", format!("AR-JWT {token}")).header("Accept", "application/json").query(query);
+                Ok(match body {
+                    Some(b) => req.json(b),
+                    None => req,
+                })
+            })
+            .await?;
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = resp.text().await.map_err(|e| transport_error(what, e))?;
+        Ok(Answer { status, headers, body })
     }
 
     /// A call with retries.
@@ -361,6 +354,71 @@ impl RemedyClient {
         Ok(Created::New(id))
     }
 
+    /// Sends a request built by `build` (which sets everything but the token), logging in
+    /// again once if Remedy refuses the token; answers the raw response when it succeeded.
+    async fn send_authed(&self, what: &str, build: impl Fn(&str) -> Result<reqwest::RequestBuilder, SupplierError>) -> Result<reqwest::Response, SupplierError> {
+        let token = self.current_token().await?;
+        let mut resp = build(&token)?.send().await.map_err(|e| transport_error(what, e))?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            tracing::info!(call = what, "Remedy refused the token; logging in again");
+            let fresh = self.renew(&token).await?;
+            resp = build(&fresh)?.send().await.map_err(|e| transport_error(what, e))?;
+        }
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let text = resp.text().await.unwrap_or_default();
+        Err(classify(what, status, &headers, &text))
+    }
+
+    /// One upload attempt: a work log holding the file; answers the file's id
+    /// (`<Work Log ID>/<field>`).
+    async fn attach_attempt(&self, number: &str, file: &OutgoingFile) -> Result<String, SupplierError> {
+        let what = "Remedy attach file";
+        let field = WORKLOG_FILE_FIELDS[0];
+        let wl = &self.profile.worklog;
+        let entry = json!({ "values": {
+            "Incident Number": number,
+            "Work Log Type": wl.log_type,
+            "Description": mapping::truncate_chars(&file.file_name, wl.summary_max_chars),
+            "View Access": wl.internal,
+            "Secure Work Log": "No",
+            field: file.file_name,
+        }});
+        let url = self.form_url(&self.profile.forms.worklog);
+        let length = u64::try_from(file.size).unwrap_or(0);
+        let resp = self
+            .send_authed(what, |token| {
+                let entry_part = reqwest::multipart::Part::text(entry.to_string())
+                    .mime_str("application/json")
+                    .map_err(|e| SupplierError::Protocol(format!("{what}: {e}")))?;
+                let file_part = reqwest::multipart::Part::stream_with_length(file.body(), length)
+                    .file_name(file.file_name.clone())
+                    .mime_str(&file.content_type)
+                    .map_err(|e| SupplierError::Protocol(format!("{what}: content type `{}`: {e}", file.content_type)))?;
+                // AR names the part after the field, spaces and all: sent as written, not
+                // percent-encoded.
+                let form = reqwest::multipart::Form::new().percent_encode_noop().part("entry", entry_part).part(format!("attach-{field}"), file_part);
+                Ok(self
+                    .http
+                    .client
+                    .post(&url)
+                    .header("Authorization", format!("AR-JWT {token}"))
+                    .header("Accept", "application/json")
+                    .query(&[("fields", values_param(&["Work Log ID"]))])
+                    .multipart(form))
+            })
+            .await?;
+        let location = resp.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_string);
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let id = Some(mapping::text_of(body.pointer("/values/Work Log ID")))
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| location.and_then(|l| l.rsplit('/').next().map(mapping::percent_decode)).filter(|s| s.starts_with("WLG")))
+            .ok_or_else(|| SupplierError::Protocol(format!("{what}: Remedy named no work log for the file")))?;
+        Ok(format!("{id}/{field}"))
+    }
+
     async fn worklog_attempt(&self, number: &str, visibility: Visibility, text: &str, tries: &AtomicU32) -> Result<Option<Value>, SupplierError> {
         if tries.fetch_add(1, Ordering::SeqCst) > 0 {
             let access = match visibility {
@@ -460,6 +518,43 @@ impl Client for RemedyClient {
     async fn notes(&self, native_id: &str) -> Result<Value, SupplierError> {
         let number = self.incident_number(native_id).await?;
         Ok(json!({ "entries": self.worklogs(&number).await? }))
+    }
+
+    /// A work log holding the file. Before trying again after a failure, looks for the file an
+    /// earlier attempt may have attached (same name and size), so a lost answer never files it
+    /// twice.
+    async fn upload_attachment(&self, native_id: &str, file: &OutgoingFile) -> Result<String, SupplierError> {
+        let number = self.incident_number(native_id).await?;
+        let tried = AtomicU32::new(0);
+        self.http
+            .retrying("Remedy attach file", || async {
+                if tried.fetch_add(1, Ordering::SeqCst) > 0 {
+                    let held = self.list_attachments(native_id).await?;
+                    if let Some(f) = held.iter().find(|f| f.file_name == file.file_name && f.size == Some(file.size)) {
+                        tracing::info!(incident = %number, file = %file.file_name, "an earlier upload attempt reached Remedy; adopting it");
+                        return Ok(f.native_id.clone());
+                    }
+                }
+                self.attach_attempt(&number, file).await
+            })
+            .await
+    }
+
+    /// The files in the attachment fields of the incident's work logs.
+    async fn list_attachments(&self, native_id: &str) -> Result<Vec<NativeAttachment>, SupplierError> {
+        let number = self.incident_number(native_id).await?;
+        let logs = json!({ "entries": self.worklogs(&number).await? });
+        Ok(parse_worklogs(&self.profile, &logs).iter().flat_map(|w| w.attachments()).collect())
+    }
+
+    /// `GET .../entry/HPD:WorkLog/{id}/attach/{field}`, as a stream.
+    async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
+        let what = "Remedy download file";
+        let (log, field) = file.native_id.split_once('/').ok_or_else(|| SupplierError::Protocol(format!("{what}: `{}` names no work log field", file.native_id)))?;
+        let url = format!("{}/{}/attach/{}", self.form_url(&self.profile.forms.worklog), percent_encode(log), percent_encode(field));
+        self.http
+            .retrying(what, || self.send_authed(what, |token| Ok(self.http.client.get(&url).header("Authorization", format!("AR-JWT {token}")))))
+            .await
     }
 
     /// The interface entry's REST address (Remedy's mid-tier address is not known to the hub).

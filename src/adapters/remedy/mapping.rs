@@ -264,6 +264,40 @@ pub struct WorkLog {
     pub author: String,
     pub text: String,
     pub created_at: Option<DateTime<Utc>>,
+    /// The files in the work log's attachment fields.
+    pub files: Vec<WorkLogFile>,
+    /// The work log only carries files (no body, a summary naming a file at most), as Remedy
+    /// makes one to hold an upload: its files are the record's attachments, not a note.
+    pub files_only: bool,
+}
+
+/// The attachment fields of a work log.
+pub const WORKLOG_FILE_FIELDS: &[&str] = &["z2AF Work Log01", "z2AF Work Log02", "z2AF Work Log03"];
+
+/// A file in one attachment field of a work log (`{"name", "sizeBytes", "href"}` over REST).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkLogFile {
+    pub field: String,
+    pub name: String,
+    pub size: Option<i64>,
+}
+
+impl WorkLog {
+    /// The work log's files as the sync lists them; a file's id is `<Work Log ID>/<field>`,
+    /// which is also how its content is addressed (`.../HPD:WorkLog/{id}/attach/{field}`).
+    pub fn attachments(&self) -> Vec<crate::adapters::NativeAttachment> {
+        self.files
+            .iter()
+            .map(|f| crate::adapters::NativeAttachment {
+                native_id: format!("{}/{}", self.id, f.field),
+                file_name: f.name.clone(),
+                content_type: mime_guess::from_path(&f.name).first_raw().unwrap_or("application/octet-stream").to_string(),
+                size: f.size,
+                sha256: None,
+                location: None,
+            })
+            .collect()
+    }
 }
 
 /// `2022-06-21T11:08:05.000+0000` (AR's colon-less offset), or any RFC 3339 instant.
@@ -507,6 +541,16 @@ pub fn parse_worklogs(p: &Profile, payload: &Value) -> Vec<WorkLog> {
             let visibility = if view_access.trim().eq_ignore_ascii_case(&p.worklog.public) { Visibility::Public } else { Visibility::Internal };
             let summary = get("Description");
             let details = get("Detailed Description");
+            let files: Vec<WorkLogFile> = WORKLOG_FILE_FIELDS
+                .iter()
+                .filter_map(|f| {
+                    let a = v.get(*f)?.as_object()?;
+                    let name = text_of(a.get("name"));
+                    let size = a.get("sizeBytes").and_then(|n| n.as_i64().or_else(|| n.as_str()?.trim().parse().ok()));
+                    (!name.trim().is_empty()).then(|| WorkLogFile { field: f.to_string(), name, size })
+                })
+                .collect();
+            let files_only = !files.is_empty() && details.trim().is_empty() && (summary.trim().is_empty() || files.iter().any(|f| f.name.trim() == summary.trim()));
             // The summary line is often the start of the details (the hub writes it so), or a
             // placeholder such as "." where the form wants one; when it says something of its
             // own, both are kept.
@@ -526,6 +570,8 @@ pub fn parse_worklogs(p: &Profile, payload: &Value) -> Vec<WorkLog> {
                 author: non_empty(get("Work Log Submitter")).or_else(|| non_empty(get("Submitter"))).unwrap_or_else(|| "remedy".into()),
                 text,
                 created_at: parse_ar_time(&get("Work Log Submit Date")).or_else(|| parse_ar_time(&get("Submit Date"))).or_else(|| parse_ar_time(&get("Work Log Date"))),
+                files,
+                files_only,
             }
         })
         .collect()
@@ -763,17 +809,32 @@ pub fn canonical_document(p: &Profile, payload: &Value) -> Result<Value, MapErro
     let logs = parse_worklogs(p, payload);
     let only_logs = !logs.is_empty() && payload.get("entry").is_none() && incident_values(payload).map(|(v, _)| v.contains_key("Work Log ID")).unwrap_or(true);
     let ts = |t: &Option<DateTime<Utc>>| t.as_ref().map(time::rfc3339);
-    let note = |w: &WorkLog| json!({"native_id": w.id, "visibility": w.visibility, "author": w.author, "text": w.text, "created_at": ts(&w.created_at)});
+    let note = |w: &WorkLog| {
+        let mut n = json!({"native_id": w.id, "visibility": w.visibility, "author": w.author, "text": w.text, "created_at": ts(&w.created_at)});
+        if !w.files.is_empty() {
+            n["files"] = json!(w.files.iter().map(|f| json!({"field": f.field, "name": f.name, "size": f.size})).collect::<Vec<_>>());
+        }
+        n
+    };
+    let files = |logs: &[&WorkLog]| -> Vec<Value> {
+        logs.iter().flat_map(|w| w.attachments()).map(|a| json!({"native_id": a.native_id, "file_name": a.file_name, "content_type": a.content_type, "size": a.size})).collect()
+    };
     if only_logs {
-        return Ok(json!({ "notes": logs.iter().map(note).collect::<Vec<_>>() }));
+        let all: Vec<&WorkLog> = logs.iter().collect();
+        let files = files(&all);
+        // A work log that only holds files is how Remedy carries an upload: a file, not a note.
+        let logs: Vec<&WorkLog> = logs.iter().filter(|w| !w.files_only).collect();
+        let mut doc = json!({ "notes": logs.iter().map(|w| note(w)).collect::<Vec<_>>() });
+        if !files.is_empty() {
+            doc["attachments"] = json!(files);
+        }
+        return Ok(doc);
     }
     let rec = parse_entry(p, payload, false)?;
     // Work logs filed under another incident number are not this incident's notes.
-    let notes: Vec<Value> = logs
-        .iter()
-        .filter(|w| rec.incident_number.as_deref().is_none_or(|n| w.incident_number.is_empty() || w.incident_number == n))
-        .map(note)
-        .collect();
+    let own: Vec<&WorkLog> = logs.iter().filter(|w| rec.incident_number.as_deref().is_none_or(|n| w.incident_number.is_empty() || w.incident_number == n)).collect();
+    let attachments = files(&own);
+    let notes: Vec<Value> = own.iter().filter(|w| !w.files_only).map(|w| note(w)).collect();
     let c = to_canonical(p, &rec.fields, rec.assigned);
     let closed = matches!(c.status, Some(Status::Closed) | Some(Status::Cancelled));
     let mut native = Map::new();
@@ -789,7 +850,7 @@ pub fn canonical_document(p: &Profile, payload: &Value) -> Result<Value, MapErro
     ] {
         native.insert(k.to_string(), v.unwrap_or(Value::Null));
     }
-    Ok(json!({
+    let mut doc = json!({
         "title": c.title,
         "description": c.description,
         "status": c.status,
@@ -819,7 +880,11 @@ pub fn canonical_document(p: &Profile, payload: &Value) -> Result<Value, MapErro
             "native": native,
             "unmapped": c.unmapped,
         }],
-    }))
+    });
+    if !attachments.is_empty() {
+        doc["attachments"] = json!(attachments);
+    }
+    Ok(doc)
 }
 
 /// The create body `siam-hub map --reverse` prints for a canonical incident document, with the
@@ -969,6 +1034,25 @@ mod tests {
         assert_eq!(logs[0].visibility, Visibility::Public);
         assert_eq!(logs[1].visibility, Visibility::Internal);
         assert_eq!(logs[2].text, "Called the customer\nLeft a voicemail");
+    }
+
+    #[test]
+    fn work_logs_that_only_carry_files_are_attachments_not_notes() {
+        let file = |name: &str| json!({"name": name, "sizeBytes": 12, "href": "http://x/api/arsys/v1/entry/HPD:WorkLog/WLG7/attach/z2AF%20Work%20Log01"});
+        let rows = json!({"entries": [
+            {"values": {"Work Log ID": "WLG7", "Incident Number": "INC1", "View Access": "Internal", "Description": "trace.log", "Detailed Description": null, "z2AF Work Log01": file("trace.log"), "z2AF Work Log02": null}},
+            {"values": {"Work Log ID": "WLG8", "Incident Number": "INC1", "View Access": "Public", "Description": "Screenshot", "Detailed Description": "See the error attached", "z2AF Work Log01": file("screen.png"), "z2AF Work Log03": file("more.png")}},
+        ]});
+        let logs = parse_worklogs(&p(), &rows);
+        assert!(logs[0].files_only);
+        assert!(!logs[1].files_only, "a work log with a body is a note with files");
+        let files: Vec<_> = logs.iter().flat_map(|w| w.attachments()).collect();
+        let ids: Vec<&str> = files.iter().map(|f| f.native_id.as_str()).collect();
+        assert_eq!(ids, ["WLG7/z2AF Work Log01", "WLG8/z2AF Work Log01", "WLG8/z2AF Work Log03"]);
+        assert_eq!((files[1].content_type.as_str(), files[1].size), ("image/png", Some(12)));
+        let doc = canonical_document(&p(), &rows).unwrap();
+        assert_eq!(doc["notes"].as_array().unwrap().len(), 1, "{doc}");
+        assert_eq!(doc["attachments"].as_array().unwrap().len(), 3);
     }
 
     #[test]

@@ -79,6 +79,8 @@ impl Mapping for Remedy {
         mapping::parse_worklogs(&self.profile, payload)
             .into_iter()
             .filter(|w| own.as_deref().is_none_or(|n| w.incident_number.is_empty() || w.incident_number == n))
+            // A work log that only carries files is fetched as attachments, not read as a note.
+            .filter(|w| !w.files_only)
             .map(|w| NativeNote {
                 native_id: w.id,
                 // Work logs name their incident by number; the entry id is the leg's key, so an

@@ -232,7 +232,7 @@ impl Client for ServiceNowClient {
                     .header("Accept", "application/json")
                     .header("Content-Type", &file.content_type)
                     .query(&[("table_name", "incident"), ("table_sys_id", native_id), ("file_name", file.file_name.as_str())])
-                    .body((file.body)());
+                    .body(file.body());
                 async move {
                     let resp = req.send().await.map_err(|e| transport_error(what, e))?;
                     let (status, headers) = (resp.status(), resp.headers().clone());
@@ -274,6 +274,7 @@ impl Client for ServiceNowClient {
                         content_type: s(r, "content_type"),
                         size: s(r, "size_bytes").parse().ok(),
                         sha256: Some(s(r, "hash")).filter(|h| h.len() == 64),
+                        location: None,
                     })
                     .collect()
             })

@@ -1,10 +1,14 @@
 //! The TMF621 API client: Basic, static bearer or OAuth2 client-credentials auth, TMF630 error
 //! bodies, merge-patch updates, note appends, `offset`/`limit` paging with `lastUpdate.gt`, and
 //! the hub's own subscription at the supplier's `/hub`. Retries go through [`SupplierHttp`].
+//!
+//! Files travel in the ticket's `attachment[]`: an upload patches in an attachment value whose
+//! base64 `content` is streamed into the request body (the file is never held whole); a
+//! download follows the attachment's `url`, or decodes content the server lists inline.
 
 use super::mapping::{self, Instance};
 use crate::adapters::http::{status_error, transport_error, SupplierHttp};
-use crate::adapters::{Client, SupplierError};
+use crate::adapters::{Client, ContentStream, NativeAttachment, OutgoingFile, SupplierError};
 use crate::config::{Tmf621Settings, TmfAuth, TmfFlavour, TmfNotePatch, TmfVersion};
 use crate::domain::{Incident, Visibility};
 use async_trait::async_trait;
@@ -12,7 +16,8 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -110,32 +115,24 @@ impl Tmf621Client {
     }
 
     async fn attempt(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
-        let url = self.url(path);
-        let method_is_patch = method == Method::PATCH;
-        let mut req = self.http.client.request(method, &url).header("Accept", "application/json").query(query);
-        req = match &self.auth {
-            Auth::Basic { user, password } => req.basic_auth(user, Some(password.expose_secret())),
-            Auth::Bearer(t) => req.bearer_auth(t.expose_secret()),
-            Auth::Oauth2 { .. } => req.bearer_auth(self.token().await?.unwrap_or_default()),
-        };
+        let merge = method == Method::PATCH;
+        let req = self.http.client.request(method, self.url(path)).query(query);
+        self.exchange(what, req, body.map(|b| reqwest::Body::from(b.to_string())), merge).await
+    }
+
+    /// Sends a JSON body (a merge-patch when `merge` and the flavour is standard) and reads the
+    /// JSON answer; `Value::Null` for an empty one.
+    async fn exchange(&self, what: &str, req: reqwest::RequestBuilder, body: Option<reqwest::Body>, merge: bool) -> Result<Value, SupplierError> {
+        let mut req = req.header("Accept", "application/json");
         if let Some(b) = body {
             // TMF630 names merge-patch for PATCH; ServiceNow's API takes plain JSON.
-            let merge = method_is_patch && self.inst.flavour == TmfFlavour::Standard;
+            let merge = merge && self.inst.flavour == TmfFlavour::Standard;
             let kind = if merge { "application/merge-patch+json" } else { "application/json" };
-            req = req.header("Content-Type", kind).body(b.to_string());
+            req = req.header("Content-Type", kind).body(b);
         }
-        let resp = req.send().await.map_err(|e| transport_error(what, e))?;
+        let resp = self.send(what, req).await?;
         let status = resp.status();
-        let headers = resp.headers().clone();
         let text = resp.text().await.map_err(|e| transport_error(what, e))?;
-        if status.as_u16() == 401 && matches!(self.auth, Auth::Oauth2 { .. }) {
-            // The token expired or was revoked: fetch a new one on the next attempt.
-            self.forget_token().await;
-            return Err(SupplierError::Transient { message: format!("{what}: the access token was refused"), retry_after: Some(Duration::ZERO) });
-        }
-        if !status.is_success() {
-            return Err(status_error(what, status, &headers, &error_detail(&text)));
-        }
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
@@ -144,6 +141,28 @@ impl Tmf621Client {
             message: format!("{what}: the supplier answered {status} without JSON"),
             retry_after: None,
         })
+    }
+
+    /// Authenticates and sends a request; answers the response when it succeeded.
+    async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> Result<reqwest::Response, SupplierError> {
+        let req = match &self.auth {
+            Auth::Basic { user, password } => req.basic_auth(user, Some(password.expose_secret())),
+            Auth::Bearer(t) => req.bearer_auth(t.expose_secret()),
+            Auth::Oauth2 { .. } => req.bearer_auth(self.token().await?.unwrap_or_default()),
+        };
+        let resp = req.send().await.map_err(|e| transport_error(what, e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        if status.as_u16() == 401 && matches!(self.auth, Auth::Oauth2 { .. }) {
+            // The token expired or was revoked: fetch a new one on the next attempt.
+            self.forget_token().await;
+            return Err(SupplierError::Transient { message: format!("{what}: the access token was refused"), retry_after: Some(Duration::ZERO) });
+        }
+        Err(status_error(what, status, &headers, &error_detail(&text)))
     }
 
     pub async fn get_ticket(&self, id: &str) -> Result<Value, SupplierError> {
@@ -196,6 +215,29 @@ impl Tmf621Client {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Base64 of a content stream, chunk by chunk (a chunk's last one or two bytes wait for the
+/// next, so the pieces join into one valid encoding).
+fn base64_stream(content: ContentStream) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
+    use base64::Engine as _;
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+    futures_util::stream::unfold((content, Vec::new(), false), |(mut content, mut carry, done)| async move {
+        if done {
+            return None;
+        }
+        match content.next().await {
+            Some(Ok(chunk)) => {
+                carry.extend_from_slice(&chunk);
+                let whole = carry.len() / 3 * 3;
+                let out = B64.encode(&carry[..whole]).into_bytes();
+                carry.drain(..whole);
+                Some((Ok(out), (content, carry, false)))
+            }
+            Some(Err(e)) => Some((Err(e), (content, carry, true))),
+            None => Some((Ok(B64.encode(&carry).into_bytes()), (content, Vec::new(), true))),
+        }
+    })
 }
 
 fn encode(s: &str) -> String {
@@ -342,6 +384,86 @@ impl Client for Tmf621Client {
     fn ticket_url(&self, native_id: &str) -> String {
         self.url(&format!("/troubleTicket/{}", encode(native_id)))
     }
+
+    /// Patches an attachment value into `attachment[]` (the whole array or the new entry, as the
+    /// instance adds to arrays), its content streamed as base64. A failed attempt may have been
+    /// committed, so before trying again the ticket is read and a new file of the same name and
+    /// size is taken as delivered.
+    async fn upload_attachment(&self, native_id: &str, file: &OutgoingFile) -> Result<String, SupplierError> {
+        let what = "TMF621 attach file";
+        if self.inst.flavour == TmfFlavour::Servicenow {
+            return Err(SupplierError::Rejected { status: 0, message: "ServiceNow's Trouble Ticket API carries no attachments; the file stays on the hub's record".into() });
+        }
+        let first = self.get_ticket(native_id).await?;
+        let before: HashSet<String> = mapping::attachments(&first).into_iter().map(|a| a.native_id).collect();
+        let added = |t: &Value| {
+            mapping::attachments(t).into_iter().find(|a| !before.contains(&a.native_id) && a.file_name == file.file_name && a.size.is_none_or(|s| s == file.size)).map(|a| a.native_id)
+        };
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let url = self.url(&format!("/troubleTicket/{}", encode(native_id)));
+        let answer = self
+            .http
+            .retrying(what, || async {
+                let current = if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+                    let now = self.get_ticket(native_id).await?;
+                    if added(&now).is_some() {
+                        return Ok(now);
+                    }
+                    now
+                } else {
+                    first.clone()
+                };
+                let mut list = match self.inst.note_patch {
+                    TmfNotePatch::Append => vec![],
+                    TmfNotePatch::Full => current.get("attachment").and_then(Value::as_array).cloned().unwrap_or_default(),
+                };
+                let marker = uuid::Uuid::new_v4().simple().to_string();
+                list.push(mapping::attachment_value(&file.file_name, &file.content_type, file.size, &marker));
+                let text = json!({ "attachment": list }).to_string();
+                let (head, tail) = text.split_once(&marker).ok_or_else(|| SupplierError::Protocol(format!("{what}: could not frame the request")))?;
+                let (head, tail) = (head.as_bytes().to_vec(), tail.as_bytes().to_vec());
+                let body = futures_util::stream::once(async move { Ok(head) }).chain(base64_stream((file.content)())).chain(futures_util::stream::once(async move { Ok(tail) }));
+                self.exchange(what, self.http.client.patch(&url), Some(reqwest::Body::wrap_stream(body)), true).await
+            })
+            .await?;
+        let after = if answer.get("id").is_some() { answer } else { self.get_ticket(native_id).await? };
+        added(&after).ok_or_else(|| SupplierError::Rejected { status: 0, message: "the supplier accepted the file but lists no attachment for it (it keeps no files)".into() })
+    }
+
+    /// The ticket's `attachment[]`.
+    async fn list_attachments(&self, native_id: &str) -> Result<Vec<NativeAttachment>, SupplierError> {
+        if self.inst.flavour == TmfFlavour::Servicenow {
+            return Ok(vec![]);
+        }
+        Ok(mapping::attachments(&self.get_ticket(native_id).await?))
+    }
+
+    /// The attachment's `url` (relative ones on the supplier's address), with the instance's
+    /// credentials, as a stream; content listed inline is decoded instead.
+    async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
+        let what = "TMF621 download file";
+        let Some(location) = file.location.as_deref() else {
+            return Err(SupplierError::Rejected { status: 0, message: format!("the supplier lists `{}` with neither a url nor content", file.file_name) });
+        };
+        if let Some(inline) = location.strip_prefix("data:") {
+            return data_url(inline).map_err(|e| SupplierError::Rejected { status: 0, message: format!("{what}: `{}`: {e}", file.file_name) });
+        }
+        let url = if location.starts_with("http://") || location.starts_with("https://") { location.to_string() } else { format!("{}/{}", self.base, location.trim_start_matches('/')) };
+        self.http.retrying(what, || self.send(what, self.http.client.get(&url))).await
+    }
+}
+
+/// The content of an RFC 2397 `data:` URL (after the scheme) as a response to stream from.
+fn data_url(rest: &str) -> Result<reqwest::Response, String> {
+    use base64::Engine as _;
+    let (meta, data) = rest.split_once(',').ok_or("not a data: URL")?;
+    let mime = meta.strip_suffix(";base64").ok_or("only base64 content is read")?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data.trim()).map_err(|e| format!("the content is not base64: {e}"))?;
+    let resp = http::Response::builder()
+        .header("content-type", if mime.is_empty() { "application/octet-stream" } else { mime })
+        .body(bytes)
+        .map_err(|e| e.to_string())?;
+    Ok(reqwest::Response::from(resp))
 }
 
 /// TMF630's `{code, reason, message, status}` as one line; other bodies shortened.
@@ -371,6 +493,27 @@ mod tests {
         );
         assert_eq!(error_detail(r#"{"code":60,"reason":"Resource not found"}"#), "Resource not found (code 60)");
         assert_eq!(error_detail("<html>"), "<html>");
+    }
+
+    #[tokio::test]
+    async fn streamed_base64_joins_into_one_encoding_whatever_the_chunking() {
+        use base64::Engine as _;
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for sizes in [vec![1000], vec![1, 1, 1, 997], vec![2, 5, 300, 693], vec![999, 1]] {
+            let mut at = 0;
+            let chunks: Vec<std::io::Result<Vec<u8>>> = sizes.iter().map(|n| { let c = data[at..at + n].to_vec(); at += n; Ok(c) }).collect();
+            let out: Vec<Vec<u8>> = base64_stream(futures_util::stream::iter(chunks).boxed()).map(|c| c.unwrap()).collect().await;
+            assert_eq!(String::from_utf8(out.concat()).unwrap(), base64::engine::general_purpose::STANDARD.encode(&data), "{sizes:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn inline_content_reads_as_a_response() {
+        let resp = data_url("text/plain;base64,aGVsbG8=").unwrap();
+        assert_eq!(resp.headers()["content-type"], "text/plain");
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), b"hello");
+        assert!(data_url("text/plain,hello").is_err());
+        assert!(data_url(";base64,@@@").is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //!   private-note type (ServiceNow `work_notes`); internal hub notes are only ever written as
 //!   that type, and never sent where the instance declares none.
 
-use crate::adapters::{Canonical, MapError, NativeNote, NativeRecord};
+use crate::adapters::{Canonical, MapError, NativeAttachment, NativeNote, NativeRecord};
 use crate::config::{Tmf621Settings, TmfFlavour, TmfNotePatch, TmfVersion};
 use crate::domain::*;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -594,6 +594,58 @@ pub fn parse_notes(inst: &Instance, payload: &Value) -> Vec<NativeNote> {
         .unwrap_or_default()
 }
 
+// ---- Attachments -------------------------------------------------------------------------------
+
+/// The files a ticket (or an event's ticket) lists in `attachment[]`: v4 `AttachmentRefOrValue`
+/// or v5 `AttachmentOrDocumentRef`, flat or wrapped in `attachment`. The content is at `url`, or
+/// inline as base64 `content` (kept as a `data:` URL); entries without an id are skipped.
+pub fn attachments(payload: &Value) -> Vec<NativeAttachment> {
+    let Ok((_, rec)) = locate(payload) else { return vec![] };
+    let Some(items) = rec.get("attachment").and_then(Value::as_array) else { return vec![] };
+    items
+        .iter()
+        .filter_map(|a| {
+            let a = a.get("attachment").filter(|x| x.is_object()).unwrap_or(a).as_object()?;
+            let native_id = non_empty(text(a.get("id")))?;
+            let content_type = non_empty(text(a.get("mimeType"))).unwrap_or_default();
+            let location = match non_empty(text(a.get("content"))) {
+                Some(c) => Some(format!("data:{};base64,{c}", if content_type.is_empty() { "application/octet-stream" } else { &content_type })),
+                None => non_empty(text(a.get("url"))),
+            };
+            Some(NativeAttachment {
+                file_name: non_empty(text(a.get("name"))).unwrap_or_else(|| native_id.clone()),
+                native_id,
+                content_type,
+                size: size_bytes(a.get("size")),
+                sha256: None,
+                location,
+            })
+        })
+        .collect()
+}
+
+/// `size` as bytes: a number, or a TMF `Quantity` `{amount, units}` in bytes, kB or MB.
+fn size_bytes(v: Option<&Value>) -> Option<i64> {
+    let v = v?;
+    if let Some(n) = v.as_i64() {
+        return Some(n);
+    }
+    let amount = v.get("amount").and_then(|a| a.as_f64().or_else(|| a.as_str()?.trim().parse().ok()))?;
+    let units = v.get("units").and_then(Value::as_str).unwrap_or("bytes").trim().to_ascii_lowercase();
+    let factor = match units.as_str() {
+        "" | "b" | "byte" | "bytes" | "octets" => 1.0,
+        "kb" | "kib" | "kilobytes" => 1024.0,
+        "mb" | "mib" | "megabytes" => 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((amount * factor).round() as i64)
+}
+
+/// A new `attachment[]` entry carrying its content inline (an `Attachment` value).
+pub fn attachment_value(file_name: &str, content_type: &str, size: i64, content_base64: &str) -> Value {
+    json!({ "@type": "Attachment", "name": file_name, "mimeType": content_type, "size": {"amount": size, "units": "bytes"}, "content": content_base64 })
+}
+
 // ---- Canonical <-> native ---------------------------------------------------------------------
 
 fn level3(v: &str) -> Option<u8> {
@@ -953,6 +1005,26 @@ mod tests {
 
     fn inst(flavour: TmfFlavour, version: TmfVersion) -> Instance {
         Instance::new(&Tmf621Settings { flavour, version, ..Default::default() })
+    }
+
+    #[test]
+    fn attachments_read_urls_inline_values_quantities_and_wrapped_refs() {
+        let ticket = json!({"id": "7", "attachment": [
+            {"id": "a1", "name": "trace.log", "mimeType": "text/plain", "size": {"amount": 2, "units": "kB"}, "url": "https://files.example/a1", "@type": "Attachment"},
+            {"id": 2, "name": "shot.png", "mimeType": "image/png", "size": 5, "content": "aGVsbG8=", "@type": "Attachment"},
+            {"attachment": {"id": "a3", "url": "/docs/a3"}, "@type": "AttachmentOrDocumentRef"},
+            {"name": "no id, not addressable"},
+        ]});
+        let event = json!({"eventType": "TroubleTicketAttributeValueChangeEvent", "event": {"troubleTicket": ticket}});
+        for payload in [&ticket, &event] {
+            let files = attachments(payload);
+            assert_eq!(files.len(), 3);
+            assert_eq!((files[0].native_id.as_str(), files[0].size, files[0].location.as_deref()), ("a1", Some(2048), Some("https://files.example/a1")));
+            assert_eq!((files[1].native_id.as_str(), files[1].location.as_deref()), ("2", Some("data:image/png;base64,aGVsbG8=")));
+            assert_eq!((files[2].file_name.as_str(), files[2].size), ("a3", None));
+        }
+        assert!(attachments(&json!({"id": "8"})).is_empty());
+        assert!(attachments(&json!([1])).is_empty());
     }
 
     #[test]

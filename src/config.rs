@@ -283,6 +283,12 @@ pub struct ProfileOverrides {
     /// Native resolution / close codes -> canonical resolution codes.
     #[serde(default)]
     pub resolutions: std::collections::BTreeMap<String, String>,
+    /// The instance's own priority matrix (rows impact 1..3, columns urgency 1..3), where it is
+    /// not the hub's: the hub then writes the impact and urgency, nearest to the record's, that
+    /// make the supplier's ticket carry the record's priority, so both sides work to one
+    /// priority.
+    #[serde(default)]
+    pub priority_matrix: Option<PriorityMatrix>,
 }
 
 
@@ -837,6 +843,14 @@ impl Settings {
             if s.system != QUEUE_SYSTEM && url::Url::parse(&s.base_url).is_err() {
                 return Err(ConfigError::Invalid(format!("supplier `{}` needs a base_url such as https://example.service-now.com", s.id)));
             }
+            let o = &s.overrides;
+            let overridden = !(o.states.is_empty() && o.hold_reasons.is_empty() && o.resolutions.is_empty() && o.priority_matrix.is_none());
+            if overridden && s.system != "servicenow" {
+                return Err(ConfigError::Invalid(format!(
+                    "supplier `{}` ({}): [suppliers.overrides] is for ServiceNow instances; Jira, Remedy and TMF621 instances declare their own values in [suppliers.jira], [suppliers.remedy] or [suppliers.tmf621]",
+                    s.id, s.system
+                )));
+            }
             if s.system == "tmf621" {
                 s.tmf621.check().map_err(|e| ConfigError::Invalid(format!("supplier `{}`: {e}", s.id)))?;
             }
@@ -975,6 +989,18 @@ mod tests {
         assert!(err.to_string().contains("needs 3 labels"), "{err}");
         let err = Settings::from_toml(&format!("{base}[suppliers.tmf621]\nstatus_map = {{ Open = \"busy\" }}\n")).unwrap_err();
         assert!(err.to_string().contains("neither a canonical status"), "{err}");
+    }
+
+    #[test]
+    fn instance_priority_matrices_are_read_and_overrides_belong_to_servicenow() {
+        let base = "[[suppliers]]\nid = \"s1\"\nname = \"S\"\nbase_url = \"https://x.example\"\n";
+        let s = Settings::from_toml(&format!("{base}system = \"servicenow\"\n[suppliers.overrides]\npriority_matrix = [[1, 1, 2], [1, 2, 3], [2, 3, 4]]\n")).unwrap();
+        let m = s.suppliers[0].overrides.priority_matrix.clone().expect("read");
+        assert_eq!(Vec::<Vec<u8>>::from(m), vec![vec![1, 1, 2], vec![1, 2, 3], vec![2, 3, 4]]);
+        let bad = Settings::from_toml(&format!("{base}system = \"servicenow\"\n[suppliers.overrides]\npriority_matrix = [[1, 2]]\n"));
+        assert!(bad.is_err());
+        let misplaced = Settings::from_toml(&format!("{base}system = \"jira\"\n[suppliers.jira]\nproject_key = \"OPS\"\n[suppliers.overrides]\nstates = {{ \"x\" = \"new\" }}\n"));
+        assert!(misplaced.unwrap_err().to_string().contains("[suppliers.overrides] is for ServiceNow"));
     }
 
     #[test]

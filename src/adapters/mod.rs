@@ -228,7 +228,10 @@ pub const SYSTEMS: &[&str] = &["servicenow", "jira", "remedy", "tmf621"];
 pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::SecretString) -> Result<(Arc<dyn Mapping>, Arc<dyn Client>), String> {
     let http = http::SupplierHttp::new(Duration::from_secs(settings.timeout_secs), settings.rate_per_sec, settings.max_attempts)?;
     match settings.system.as_str() {
-        "servicenow" => Ok((Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone())), Arc::new(servicenow::ServiceNowClient::new(http, &settings.base_url, &settings.username, password)))),
+        "servicenow" => Ok((
+            Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone())),
+            Arc::new(servicenow::ServiceNowClient::new(http, &settings.base_url, &settings.username, password).with_priority_matrix(settings.overrides.priority_matrix.clone())),
+        )),
         "tmf621" => Ok((
             Arc::new(tmf621::Tmf621::new(&settings.tmf621)),
             Arc::new(tmf621::Tmf621Client::new(http, &settings.base_url, &settings.tmf621, &settings.username, password)),

@@ -15,6 +15,21 @@ impl PriorityMatrix {
     pub fn derive(&self, impact: Impact, urgency: Urgency) -> Priority {
         self.rows[usize::from(impact.get() - 1)][usize::from(urgency.get() - 1)]
     }
+
+    /// The impact and urgency that give `priority` under this matrix, nearest to the given pair
+    /// (the pair itself when it already does; on a tie, the one that keeps the impact, then the
+    /// higher impact); `None` when no pair gives it.
+    pub fn pair_for(&self, priority: Priority, impact: Impact, urgency: Urgency) -> Option<(Impact, Urgency)> {
+        let levels = || (1..=3u8).filter_map(Impact::new);
+        let distance = |i: Impact, u: Urgency| {
+            let d = |a: u8, b: u8| u32::from(a.abs_diff(b));
+            (d(i.get(), impact.get()) + d(u.get(), urgency.get()), u32::from(i != impact), i.get())
+        };
+        levels()
+            .flat_map(|i| (1..=3u8).filter_map(Urgency::new).map(move |u| (i, u)))
+            .filter(|(i, u)| self.derive(*i, *u) == priority)
+            .min_by_key(|(i, u)| distance(*i, *u))
+    }
 }
 
 impl Default for PriorityMatrix {
@@ -63,6 +78,23 @@ mod tests {
         assert_eq!(p(3, 1), 3);
         assert_eq!(p(2, 3), 4);
         assert_eq!(p(3, 3), 5);
+    }
+
+    #[test]
+    fn pairs_for_a_priority_stay_nearest_to_the_record() {
+        // A supplier that rates everything one step more urgent than the base lookup.
+        let m = PriorityMatrix::try_from(vec![vec![1, 1, 2], vec![1, 2, 3], vec![2, 3, 4]]).unwrap();
+        let pair = |p: u8, i: u8, u: u8| m.pair_for(Priority::new(p).unwrap(), Impact::new(i).unwrap(), Urgency::new(u).unwrap()).map(|(i, u)| (i.get(), u.get()));
+        assert_eq!(pair(2, 2, 2), Some((2, 2)), "already right: unchanged");
+        assert_eq!(pair(3, 2, 2), Some((2, 3)), "the impact is kept, the urgency gives way");
+        assert_eq!(pair(1, 1, 2), Some((1, 2)));
+        assert_eq!(pair(2, 1, 1), Some((1, 3)));
+        assert_eq!(pair(5, 3, 3), None, "this matrix has no priority 5");
+        let base = PriorityMatrix::default();
+        for (i, u) in [(1, 1), (2, 3), (3, 2)] {
+            let (i, u) = (Impact::new(i).unwrap(), Urgency::new(u).unwrap());
+            assert_eq!(base.pair_for(base.derive(i, u), i, u), Some((i, u)));
+        }
     }
 
     #[test]

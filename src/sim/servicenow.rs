@@ -111,6 +111,9 @@ pub struct SimConfig {
     pub webhook: Option<WebhookTarget>,
     /// Added to the simulator's own "now" (simulates a supplier clock that is off).
     pub clock_skew_secs: i64,
+    /// The instance's priority lookup (`[impact-1][urgency-1]`), when customised; the base
+    /// `dl_u_priority` table otherwise.
+    pub priority_lookup: Option<Vec<Vec<u8>>>,
 }
 
 impl Default for SimConfig {
@@ -121,6 +124,7 @@ impl Default for SimConfig {
             instance_name: "dev-sim".into(),
             webhook: None,
             clock_skew_secs: 0,
+            priority_lookup: None,
         }
     }
 }
@@ -260,6 +264,11 @@ impl ServiceNowSim {
 
     pub fn set_webhook(&self, target: Option<WebhookTarget>) {
         self.lock().config.webhook = target;
+    }
+
+    /// Customises the instance's priority lookup (`[impact-1][urgency-1]`).
+    pub fn set_priority_lookup(&self, rows: Option<Vec<Vec<u8>>>) {
+        self.lock().config.priority_lookup = rows;
     }
 
     /// All incidents in raw mode, in creation order.
@@ -526,7 +535,8 @@ impl State {
                 _ => {}
             }
         }
-        apply_business_rules(&before, &mut rec, index.is_none(), user, &now);
+        let lookup = self.config.priority_lookup.clone();
+        apply_business_rules(&before, &mut rec, index.is_none(), user, &now, lookup.as_deref());
         check_data_policy(&rec)?;
 
         // A save that changes nothing is not a save on the instance: no audit, no business rules.
@@ -767,13 +777,13 @@ impl State {
     }
 }
 
-fn apply_business_rules(before: &Row, rec: &mut Row, is_insert: bool, user: &str, now: &str) {
+fn apply_business_rules(before: &Row, rec: &mut Row, is_insert: bool, user: &str, now: &str, lookup: Option<&[Vec<u8>]>) {
     if field(rec, "state").is_empty() {
         rec.insert("state".into(), "1".into());
     }
     let state = field(rec, "state").to_string();
     rec.insert("incident_state".into(), state.clone());
-    if let Some(p) = priority_for(field(rec, "impact"), field(rec, "urgency")) {
+    if let Some(p) = priority_for(field(rec, "impact"), field(rec, "urgency"), lookup) {
         rec.insert("priority".into(), p.to_string());
     }
     let old_state = if is_insert {
@@ -845,11 +855,15 @@ fn check_data_policy(rec: &Row) -> Result<(), SimError> {
     }
 }
 
-/// The base `dl_u_priority` lookup; no match leaves priority as it was (like the real lookup).
-fn priority_for(impact: &str, urgency: &str) -> Option<u8> {
+/// The instance's priority lookup (the base `dl_u_priority` table unless customised); no
+/// match leaves priority as it was (like the real lookup).
+fn priority_for(impact: &str, urgency: &str, lookup: Option<&[Vec<u8>]>) -> Option<u8> {
     let i: u8 = impact.parse().ok().filter(|v| (1..=3).contains(v))?;
     let u: u8 = urgency.parse().ok().filter(|v| (1..=3).contains(v))?;
-    Some(i + u - 1)
+    match lookup {
+        Some(rows) => rows.get(usize::from(i - 1))?.get(usize::from(u - 1)).copied(),
+        None => Some(i + u - 1),
+    }
 }
 
 /// Converts a written JSON value to the stored string. Objects are accepted when they carry a

@@ -190,3 +190,36 @@ async fn an_unknown_supplier_value_is_kept_on_the_leg_and_listed_for_administrat
     assert_eq!(hub.get_as("/api/v1/admin/mapping-events", &hub.keys.service_desk).await.status(), StatusCode::FORBIDDEN);
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn an_instance_with_its_own_priority_matrix_gets_the_records_priority() {
+    // This supplier's instance rates everything a step more urgent than the hub's matrix does.
+    let lookup = vec![vec![1, 1, 2], vec![1, 2, 3], vec![2, 3, 4]];
+    let hub = TestHub::spawn_with(Options { extra_toml: "[suppliers.overrides]\npriority_matrix = [[1, 1, 2], [1, 2, 3], [2, 3, 4]]\n".into(), ..Default::default() }).await;
+    hub.sim.set_priority_lookup(Some(lookup));
+    let mut body = network_incident("Slow VPN");
+    (body["impact"], body["urgency"]) = (json!(2), json!(2));
+    let doc = hub.raise(&body).await;
+    assert_eq!(doc["priority"], 3);
+    let r = doc["ref"].as_str().unwrap().to_string();
+    let ticket = hub.wait_sim_ticket(&r).await;
+    assert_eq!(ticket["priority"], "3", "the supplier works to the record's priority: {ticket}");
+    assert_eq!((ticket["impact"].as_str(), ticket["urgency"].as_str()), (Some("2"), Some("3")), "the impact is kept, the urgency gives way");
+    let sys_id = ticket["sys_id"].as_str().unwrap().to_string();
+
+    // The supplier's own pair does not come back as a change to the record.
+    hub.sim.agent_update(&sys_id, json!({"state": "2"})).unwrap();
+    hub.wait_incident(&r, "in progress", |d| d["status"] == "in_progress").await;
+    hub.reconcile().await;
+    let doc = hub.settle(&r).await;
+    assert_eq!((doc["impact"].as_i64(), doc["urgency"].as_i64(), doc["priority"].as_i64()), (Some(2), Some(2), Some(3)));
+
+    // The desk raises the urgency: priority 2 on both sides.
+    let resp = hub.patch(&r, doc["version"].as_i64().unwrap(), &json!({"urgency": 1})).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ticket = wait_for("priority 2 at the supplier", || hub.sim.incident_by_correlation(&r).into_iter().next().filter(|t| t["priority"] == "2")).await;
+    assert_eq!((ticket["impact"].as_str(), ticket["urgency"].as_str()), (Some("2"), Some("2")));
+    let doc = hub.settle(&r).await;
+    assert_eq!((doc["urgency"].as_i64(), doc["priority"].as_i64()), (Some(1), Some(2)));
+    hub.finish().await;
+}

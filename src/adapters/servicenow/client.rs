@@ -18,6 +18,8 @@ pub struct ServiceNowClient {
     base: String,
     user: String,
     password: SecretString,
+    /// The instance's own priority matrix, when the hub's is not its.
+    priority_matrix: Option<crate::domain::PriorityMatrix>,
 }
 
 /// Fields read on every incident query: the synced ones plus identity and change tracking.
@@ -25,7 +27,13 @@ const READ_FIELDS: &str = "sys_id,number,correlation_id,state,hold_reason,impact
 
 impl ServiceNowClient {
     pub fn new(http: SupplierHttp, base_url: &str, user: &str, password: SecretString) -> Self {
-        ServiceNowClient { http, base: base_url.trim_end_matches('/').to_string(), user: user.to_string(), password }
+        ServiceNowClient { http, base: base_url.trim_end_matches('/').to_string(), user: user.to_string(), password, priority_matrix: None }
+    }
+
+    /// Creates tickets whose impact and urgency give the record's priority under `matrix`.
+    pub fn with_priority_matrix(mut self, matrix: Option<crate::domain::PriorityMatrix>) -> Self {
+        self.priority_matrix = matrix;
+        self
     }
 
     /// One Table API request with retries; returns the `result` member.
@@ -146,7 +154,7 @@ impl Client for ServiceNowClient {
     /// Creates once: before trying again after a failure, looks for the ticket the failed
     /// attempt may have created (its answer lost on the way back).
     async fn create(&self, incident: &Incident) -> Result<Value, SupplierError> {
-        let body = create_body(incident);
+        let body = create_body(&super::aligned(self.priority_matrix.as_ref(), incident));
         let reference = incident.reference.as_str();
         let what = "ServiceNow create incident";
         let tried = std::sync::atomic::AtomicBool::new(false);

@@ -449,11 +449,16 @@ pub fn canonical_document(payload: &Value) -> Result<Value, MapError> {
 pub fn native_document(canonical: &Value) -> Result<Value, MapError> {
     let incident: Incident = serde_json::from_value(canonical.clone())
         .map_err(|e| MapError(format!("not a canonical incident document: {e}")))?;
-    let mut body = create_body(&incident);
-    if let Some(state) = from_canonical(&incident).get("state") {
+    Ok(native_body(&incident))
+}
+
+/// The create body with the state the incident is in.
+pub fn native_body(incident: &Incident) -> Value {
+    let mut body = create_body(incident);
+    if let Some(state) = from_canonical(incident).get("state") {
         body["state"] = json!(state);
     }
-    Ok(body)
+    body
 }
 
 #[cfg(test)]

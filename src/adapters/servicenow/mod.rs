@@ -6,7 +6,8 @@ pub mod mapping;
 
 use super::{Canonical, MapError, Mapping, NativeNote, NativeRecord};
 use crate::config::ProfileOverrides;
-use crate::domain::Incident;
+use crate::domain::{Incident, PriorityMatrix};
+use std::borrow::Cow;
 pub use client::ServiceNowClient;
 pub use mapping::{parse_record, JournalEntry, SnRecord, SYNCED_FIELDS};
 use serde_json::Value;
@@ -39,6 +40,20 @@ impl ServiceNow {
         swap("hold_reason", self.overrides.hold_reasons.get(&get("hold_reason")).map(|h| h.as_str()), &p.hold_reason.from_canonical);
         swap("close_code", self.overrides.resolutions.get(&get("close_code")).map(String::as_str), &p.resolution.from_canonical);
         f
+    }
+}
+
+/// The incident as the instance should hold it: with impact and urgency that give the record's
+/// priority under the instance's own matrix, when it has one that would give another.
+pub(crate) fn aligned<'a>(matrix: Option<&PriorityMatrix>, incident: &'a Incident) -> Cow<'a, Incident> {
+    let Some(m) = matrix else { return Cow::Borrowed(incident) };
+    match m.pair_for(incident.priority, incident.impact, incident.urgency) {
+        Some((impact, urgency)) if (impact, urgency) != (incident.impact, incident.urgency) => {
+            let mut i = incident.clone();
+            (i.impact, i.urgency) = (impact, urgency);
+            Cow::Owned(i)
+        }
+        _ => Cow::Borrowed(incident),
     }
 }
 
@@ -89,7 +104,7 @@ impl Mapping for ServiceNow {
     }
 
     fn from_canonical(&self, incident: &Incident) -> BTreeMap<String, String> {
-        mapping::from_canonical(incident)
+        mapping::from_canonical(&aligned(self.overrides.priority_matrix.as_ref(), incident))
     }
 
     fn canonical_document(&self, payload: &Value) -> Result<Value, MapError> {
@@ -108,6 +123,30 @@ impl Mapping for ServiceNow {
     }
 
     fn native_document(&self, canonical: &Value) -> Result<Value, MapError> {
-        mapping::native_document(canonical)
+        let incident: Incident = serde_json::from_value(canonical.clone()).map_err(|e| MapError(format!("not a canonical incident document: {e}")))?;
+        Ok(mapping::native_body(&aligned(self.overrides.priority_matrix.as_ref(), &incident)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_matrix_moves_the_pair_not_the_priority() {
+        let canonical: Value = serde_json::from_str(include_str!("../../../adapters/servicenow/fixtures/on_hold_awaiting_supplier.canonical-in.json")).unwrap();
+        // impact 2 x urgency 1 is priority 2 for the hub; this instance makes it 1.
+        let eager = PriorityMatrix::try_from(vec![vec![1, 1, 2], vec![1, 2, 3], vec![2, 3, 4]]).unwrap();
+        let plain = ServiceNow::default().native_document(&canonical).unwrap();
+        assert_eq!((plain["impact"].as_str(), plain["urgency"].as_str()), (Some("2"), Some("1")));
+        let custom = ServiceNow::with_overrides(ProfileOverrides { priority_matrix: Some(eager.clone()), ..Default::default() });
+        let body = custom.native_document(&canonical).unwrap();
+        assert_eq!((body["impact"].as_str(), body["urgency"].as_str()), (Some("2"), Some("2")), "{body}");
+        let incident: Incident = serde_json::from_value(canonical).unwrap();
+        let fields = custom.from_canonical(&incident);
+        assert_eq!((fields["impact"].as_str(), fields["urgency"].as_str()), ("2", "2"));
+        let i = crate::domain::Impact::new(2).unwrap();
+        let u = crate::domain::Urgency::new(2).unwrap();
+        assert_eq!(eager.derive(i, u), incident.priority, "the supplier's ticket carries the record's priority");
     }
 }

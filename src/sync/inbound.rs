@@ -32,6 +32,8 @@ pub struct Applied {
     pub reference: Option<String>,
     /// The supplier refused the ticket and it was handed back.
     pub handed_back: bool,
+    /// The leg and incident ids, when the leg was active (in play) as the record arrived.
+    pub active_leg: Option<(i64, i64)>,
 }
 
 /// A leg's baseline as native field -> value.
@@ -179,6 +181,7 @@ impl Engine {
         // An equal revision is applied again: it is a repeat, and the baseline makes it a no-op.
         applied.stale = matches!((rec.revision, leg.native_revision), (Some(new), Some(old)) if new < old);
         let active = leg.state()?.is_active();
+        applied.active_leg = active.then_some((leg.id, row.id));
         let mut hand_back = None;
 
         if !applied.stale {

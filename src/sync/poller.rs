@@ -74,19 +74,9 @@ impl Engine {
                 let native_id = rec.native_id.clone();
                 let correlation = uuid::Uuid::now_v7().to_string();
                 let applied = self.apply(supplier, rec, notes, correlation.clone(), None, false).await?;
-                if let Some(reference) = applied.reference.clone().filter(|_| !applied.unknown_ticket) {
-                    let (s, r) = (supplier.to_string(), reference);
-                    let ids: Option<(i64, i64)> = self
-                        .store
-                        .run(move |c| {
-                            let row = crate::store::record::find_row(c, &r)?;
-                            Ok(crate::store::record::active_leg(c, row.id, &s)?.map(|l| (l.id, row.id)))
-                        })
-                        .await?;
-                    if let Some((leg_id, incident_id)) = ids {
-                        let leg = super::attachments::LegRef { supplier, leg_id, incident_id, native_id: &native_id, correlation_id: &correlation };
-                        report.attachments_added += self.pull_attachments(&link, &leg).await?;
-                    }
+                if let Some((leg_id, incident_id)) = applied.active_leg.filter(|_| !applied.handed_back) {
+                    let leg = super::attachments::LegRef { supplier, leg_id, incident_id, native_id: &native_id, correlation_id: &correlation };
+                    report.attachments_added += self.pull_attachments(&link, &leg).await?;
                 }
                 if !applied.unknown_ticket && !applied.stale && !applied.changed.is_empty() {
                     report.applied += 1;

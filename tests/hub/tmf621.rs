@@ -542,6 +542,16 @@ async fn tmf_api_create_read_patch_and_subscribe_to_status_changes() {
     let doc = hub.wait_incident(&r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
     assert_eq!(doc["legs"][0]["supplier"], SUPPLIER);
 
+    // The record's files are listed with a url to their content.
+    let log = b"ping 10.2.0.1: 100% loss".to_vec();
+    assert_eq!(hub.attach(&r, "ping.txt", "text/plain", log.clone()).await.status(), StatusCode::CREATED);
+    let t: Value = hub.get_as(&format!("{API}/troubleTicket/{r}"), &sd).await.json().await.unwrap();
+    let file = &t["attachment"][0];
+    assert_eq!((file["name"].as_str(), file["mimeType"].as_str(), file["size"]["amount"].as_i64()), (Some("ping.txt"), Some("text/plain"), Some(log.len() as i64)), "{t}");
+    let content = hub.http.get(file["url"].as_str().unwrap()).bearer_auth(&sd).send().await.unwrap();
+    assert!(content.bytes().await.unwrap().as_ref() == log.as_slice());
+    assert_eq!(siam_hub::adapters::tmf621::mapping::attachments(&t).len(), 1, "the hub's tickets read as its adapter reads a supplier's");
+
     let list = hub.get_as(&format!("{API}/troubleTicket?externalId=CUST-4711&fields=status,externalId"), &sd).await;
     assert_eq!(list.status(), StatusCode::OK);
     assert_eq!(list.headers()["x-total-count"], "1");

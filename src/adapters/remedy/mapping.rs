@@ -809,13 +809,7 @@ pub fn canonical_document(p: &Profile, payload: &Value) -> Result<Value, MapErro
     let logs = parse_worklogs(p, payload);
     let only_logs = !logs.is_empty() && payload.get("entry").is_none() && incident_values(payload).map(|(v, _)| v.contains_key("Work Log ID")).unwrap_or(true);
     let ts = |t: &Option<DateTime<Utc>>| t.as_ref().map(time::rfc3339);
-    let note = |w: &WorkLog| {
-        let mut n = json!({"native_id": w.id, "visibility": w.visibility, "author": w.author, "text": w.text, "created_at": ts(&w.created_at)});
-        if !w.files.is_empty() {
-            n["files"] = json!(w.files.iter().map(|f| json!({"field": f.field, "name": f.name, "size": f.size})).collect::<Vec<_>>());
-        }
-        n
-    };
+    let note = |w: &WorkLog| json!({"native_id": w.id, "visibility": w.visibility, "author": w.author, "text": w.text, "created_at": ts(&w.created_at)});
     let files = |logs: &[&WorkLog]| -> Vec<Value> {
         logs.iter().flat_map(|w| w.attachments()).map(|a| json!({"native_id": a.native_id, "file_name": a.file_name, "content_type": a.content_type, "size": a.size})).collect()
     };

@@ -6,7 +6,8 @@
 //! `priority` the hub's priority label, `pending`/`held` the hold, the hold reason the
 //! `statusChangeReason` label. Impact, urgency, category and resolution code also travel in
 //! `troubleTicketCharacteristic`, which TMF621 v4 clients may ignore. Internal notes are never
-//! rendered: the TMF621 API serves customers and suppliers.
+//! rendered: the TMF621 API serves customers and suppliers. The record's files are listed in
+//! `attachment[]` by reference, with a `url` to their content on the hub's own API.
 
 use crate::adapters::tmf621::mapping::{self as tmf, Instance};
 use crate::domain::*;
@@ -99,7 +100,22 @@ pub fn trouble_ticket(base_url: &str, inc: &Incident, external_id: Option<&str>,
         chars.push(tmf::characteristic(&ch.resolution_code, &r.code));
     }
     let label = |labels: &[String], level: u8| labels.get(usize::from(level) - 1).cloned().unwrap_or_else(|| level.to_string());
-    json!({
+    let files: Vec<Value> = inc
+        .attachments
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id.to_string(),
+                "name": a.file_name,
+                "mimeType": a.content_type,
+                "size": { "amount": a.size, "units": "bytes" },
+                "url": format!("{base_url}/api/v1/incidents/{}/attachments/{}", inc.reference, a.id),
+                "creationDate": ts(&a.created_at),
+                "@type": "Attachment",
+            })
+        })
+        .collect();
+    let mut ticket = json!({
         "id": inc.reference.as_str(),
         "href": format!("{base_url}{BASE_PATH}/troubleTicket/{}", inc.reference),
         "name": inc.title,
@@ -120,7 +136,11 @@ pub fn trouble_ticket(base_url: &str, inc: &Incident, external_id: Option<&str>,
         "relatedEntity": entities,
         "troubleTicketCharacteristic": chars,
         "@type": "TroubleTicket",
-    })
+    });
+    if !files.is_empty() {
+        ticket["attachment"] = Value::Array(files);
+    }
+    ticket
 }
 
 /// Keeps `id`, `href`, `@type` and the attributes named in a TMF `fields` parameter.

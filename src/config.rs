@@ -492,6 +492,10 @@ pub struct JiraSettings {
     pub status_targets: std::collections::BTreeMap<String, String>,
     /// Resolution names (this site's) to canonical resolution codes, added to the profile's.
     pub resolutions: std::collections::BTreeMap<String, String>,
+    /// This site's priority scheme, replacing the profile's (Highest..Lowest): each priority's
+    /// id and name, the hub priority (1..5) it stands for and the urgency (1..3) it implies.
+    /// Every hub priority needs one.
+    pub priorities: Vec<crate::adapters::jira::mapping::PriorityLevel>,
 }
 
 impl Default for JiraSettings {
@@ -509,6 +513,7 @@ impl Default for JiraSettings {
             statuses: Default::default(),
             status_targets: Default::default(),
             resolutions: Default::default(),
+            priorities: Vec::new(),
         }
     }
 }
@@ -911,6 +916,9 @@ impl JiraSettings {
         self.time_zone
             .parse::<chrono_tz::Tz>()
             .map_err(|_| format!("[suppliers.jira] time_zone `{}` is not an IANA time zone such as Europe/London", self.time_zone))?;
+        if let Some(missing) = (1..=5u8).find(|l| !self.priorities.is_empty() && !self.priorities.iter().any(|p| p.priority == *l)) {
+            return Err(format!("[suppliers.jira] priorities: no priority stands for hub priority {missing} (one is needed for each of 1..5)"));
+        }
         for (id, rule) in &self.statuses {
             if !matches!(rule.category.as_str(), "new" | "indeterminate" | "done" | "undefined") {
                 return Err(format!("status {id}: category `{}` is not new, indeterminate, done or undefined", rule.category));

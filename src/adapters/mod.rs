@@ -198,6 +198,22 @@ pub trait Client: Send + Sync {
     }
 }
 
+/// The incident as a supplier instance that derives priority from impact x urgency by its own
+/// matrix should hold it: with the impact and urgency, nearest to the record's, that give the
+/// record's priority there (unchanged without a matrix, or when the record's pair already does).
+pub fn aligned_priority<'a>(matrix: Option<&PriorityMatrix>, incident: &'a Incident) -> std::borrow::Cow<'a, Incident> {
+    use std::borrow::Cow;
+    let Some(m) = matrix else { return Cow::Borrowed(incident) };
+    match m.pair_for(incident.priority, incident.impact, incident.urgency) {
+        Some((impact, urgency)) if (impact, urgency) != (incident.impact, incident.urgency) => {
+            let mut i = incident.clone();
+            (i.impact, i.urgency) = (impact, urgency);
+            Cow::Owned(i)
+        }
+        _ => Cow::Borrowed(incident),
+    }
+}
+
 /// The mapping of a supported system.
 pub fn mapping_for(system: &str) -> Option<Arc<dyn Mapping>> {
     match system {

@@ -265,6 +265,14 @@ impl Engine {
                     legs::synced_at.eq(Utc::now()),
                 ))
                 .execute(conn)?;
+            // The supplier's own notice of a new ticket can beat the answer to the create: the
+            // ticket is with the supplier all the same, so the record is assigned now, as the
+            // create answer would have made it.
+            let owner = row.assigned_supplier.as_deref() == Some(supplier);
+            if leg.native_id.is_none() && state == LegState::Open && owner && row.status()? == Status::New {
+                let changes = IncidentChanges { status: Some(Status::Assigned), ..Default::default() };
+                row = record::apply_changes(conn, ctx, row, &changes, &self.matrix)?;
+            }
         }
 
         for entry in notes.iter().filter(|n| n.ticket_id.is_empty() || n.ticket_id == rec.native_id) {

@@ -200,8 +200,8 @@ impl TmfHub {
         let doc = self.hub.raise(&email_incident(title)).await;
         let r = doc["ref"].as_str().unwrap().to_string();
         // The supplier's create event may open the leg before the create answer does; the
-        // dispatcher's own opening (which assigns the incident) follows.
-        let doc = self.hub.wait_incident(&r, "the TMF leg to open", |d| d["legs"][0]["state"] == "open" && d["status"] == "assigned").await;
+        // dispatcher's own opening (which links the ticket) follows.
+        let doc = self.hub.wait_incident(&r, "the TMF leg to open", |d| d["legs"][0]["state"] == "open" && d["status"] == "assigned" && d["legs"][0]["url"].is_string()).await;
         (r, doc["legs"][0]["native_id"].as_str().unwrap().to_string())
     }
 
@@ -551,6 +551,12 @@ async fn tmf_api_create_read_patch_and_subscribe_to_status_changes() {
     let content = hub.http.get(file["url"].as_str().unwrap()).bearer_auth(&sd).send().await.unwrap();
     assert!(content.bytes().await.unwrap().as_ref() == log.as_slice());
     assert_eq!(siam_hub::adapters::tmf621::mapping::attachments(&t).len(), 1, "the hub's tickets read as its adapter reads a supplier's");
+    // A client re-sending the array is fine; a new file inline is refused with where to send it.
+    let resend = hub.http.patch(hub.url(&format!("{API}/troubleTicket/{r}"))).bearer_auth(&sd).json(&json!({"attachment": t["attachment"]})).send().await.unwrap();
+    assert_eq!(resend.status(), StatusCode::OK);
+    let inline = hub.http.patch(hub.url(&format!("{API}/troubleTicket/{r}"))).bearer_auth(&sd).json(&json!({"attachment": [{"name": "x.txt", "content": "eA=="}]})).send().await.unwrap();
+    let err = tmf_error(inline, StatusCode::BAD_REQUEST, "24").await;
+    assert!(err["message"].as_str().unwrap().contains("/attachments?file_name="), "{err}");
 
     let list = hub.get_as(&format!("{API}/troubleTicket?externalId=CUST-4711&fields=status,externalId"), &sd).await;
     assert_eq!(list.status(), StatusCode::OK);

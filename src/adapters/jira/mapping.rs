@@ -95,7 +95,8 @@ pub struct ProfileResolution {
     pub cancelled: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PriorityLevel {
     pub id: String,
     pub name: String,
@@ -212,7 +213,7 @@ impl JiraConfig {
             resolution_to,
             resolution_from: p.resolution.from_canonical.clone(),
             resolution_cancelled: p.resolution.cancelled.clone(),
-            priorities: p.priority.clone(),
+            priorities: if s.priorities.is_empty() { p.priority.clone() } else { s.priorities.clone() },
             impact_to: p.impact.to_canonical.clone(),
             impact_from: p.impact.from_canonical.clone(),
             urgency_to: p.urgency.to_canonical.clone(),
@@ -224,6 +225,14 @@ impl JiraConfig {
             reference_prefix: p.labels.reference_prefix.clone(),
             project_key: s.project_key.clone(),
         };
+        for level in 1..=5u8 {
+            if cfg.priority_for(level).is_none() {
+                return Err(format!("no priority stands for hub priority {level} (priorities need one for each of 1..5)"));
+            }
+        }
+        if let Some(p) = cfg.priorities.iter().find(|p| !(1..=5).contains(&p.priority) || !(1..=3).contains(&p.urgency)) {
+            return Err(format!("priority `{}`: priority must be 1..5 and urgency 1..3", p.name));
+        }
         for status in Status::ALL {
             let keys: Vec<String> = if *status == Status::OnHold {
                 HoldReason::ALL.iter().map(|h| format!("on_hold:{h}")).collect()
@@ -958,6 +967,21 @@ mod tests {
         let can = to_canonical(&c, &fields(&[("status", "10015"), ("status_category", "done"), ("resolution", "Fixed by magic")]), false);
         assert_eq!(can.resolution, Some(Resolution { code: "other".into(), notes: String::new() }));
         assert_eq!(can.unmapped.get("resolution").map(String::as_str), Some("Fixed by magic"));
+    }
+
+    #[test]
+    fn a_site_priority_scheme_replaces_the_profiles() {
+        let level = |id: &str, name: &str, priority: u8, urgency: u8| PriorityLevel { id: id.into(), name: name.into(), priority, urgency };
+        let scheme = vec![level("10001", "P1 - Critical", 1, 1), level("10002", "P2 - High", 2, 1), level("10003", "P3 - Moderate", 3, 2), level("10004", "P4 - Low", 4, 3), level("10004", "P4 - Low", 5, 3)];
+        let s = JiraSettings { project_key: "OPS".into(), priorities: scheme, ..JiraSettings::default() };
+        let c = JiraConfig::from_settings(&s).unwrap();
+        assert_eq!(c.priority_for(1).map(|p| p.id.as_str()), Some("10001"));
+        assert_eq!(c.priority_by_id("10003").map(|p| p.priority), Some(3));
+        assert!(c.priority_by_id("1").is_none(), "the profile's ids are not this site's");
+        let short = JiraSettings { project_key: "OPS".into(), priorities: vec![level("1", "Only", 1, 1)], ..JiraSettings::default() };
+        assert!(JiraConfig::from_settings(&short).unwrap_err().contains("hub priority 2"));
+        let toml = "[[suppliers]]\nid = \"j\"\nname = \"J\"\nsystem = \"jira\"\nbase_url = \"https://x.atlassian.net\"\n[suppliers.jira]\nproject_key = \"OPS\"\npriorities = [{ id = \"7\", name = \"Urgent\", priority = 1, urgency = 1 }]\n";
+        assert!(crate::config::Settings::from_toml(toml).is_err(), "an incomplete scheme is refused at start");
     }
 
     #[test]

@@ -98,6 +98,11 @@ pub struct Profile {
     /// `Status_Reason` written with a cancellation (none by default: the reason lists vary).
     #[serde(default)]
     pub cancel_reason: Option<String>,
+    /// The priority this instance gives canonical impact x urgency (as the profile writes them),
+    /// on the hub's scale, where its weights differ from the hub's matrix: the hub then writes
+    /// the impact and urgency that give the record's priority there.
+    #[serde(default)]
+    pub priority_matrix: Option<PriorityMatrix>,
     pub worklog: WorklogProfile,
 }
 
@@ -645,6 +650,7 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
 /// The native values (read names) the hub wants the Remedy incident to hold. `Resolution` is
 /// absent unless the incident is resolved or closed (a reopened incident keeps its text).
 pub fn from_canonical(p: &Profile, incident: &Incident) -> BTreeMap<String, String> {
+    let incident = &*crate::adapters::aligned_priority(p.priority_matrix.as_ref(), incident);
     let mut m = BTreeMap::new();
     if let Some(s) = p.status.from_canonical.get(incident.status.as_str()) {
         m.insert(STATUS.to_string(), s.clone());
@@ -940,6 +946,21 @@ mod tests {
             "closed_at": null, "version": 1, "legs": []
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn an_instance_priority_matrix_moves_the_labels_the_hub_writes() {
+        // The incident is priority 3 (impact 2 x urgency 2); this instance would make that 2.
+        let over = json!({"priority_matrix": [[1, 1, 2], [1, 2, 3], [2, 3, 4]]});
+        let custom = Profile::with_overrides(Some(&over)).unwrap();
+        let inc = incident(Status::Assigned, None, 2, 2);
+        let plain = from_canonical(&p(), &inc);
+        assert_eq!((plain[IMPACT].as_str(), plain[URGENCY].as_str()), ("3-Moderate/Limited", "3-Medium"));
+        let aligned = from_canonical(&custom, &inc);
+        assert_eq!((aligned[IMPACT].as_str(), aligned[URGENCY].as_str()), ("3-Moderate/Limited", "4-Low"), "the impact is kept");
+        let body = create_body(&custom, &RemedySettings::default(), None, &inc);
+        assert_eq!(body["values"]["Urgency"], "4-Low");
+        assert!(Profile::with_overrides(Some(&json!({"priority_matrix": [[1, 2]]}))).is_err());
     }
 
     #[test]

@@ -154,7 +154,7 @@ impl Client for ServiceNowClient {
     /// Creates once: before trying again after a failure, looks for the ticket the failed
     /// attempt may have created (its answer lost on the way back).
     async fn create(&self, incident: &Incident) -> Result<Value, SupplierError> {
-        let body = create_body(&super::aligned(self.priority_matrix.as_ref(), incident));
+        let body = create_body(&crate::adapters::aligned_priority(self.priority_matrix.as_ref(), incident));
         let reference = incident.reference.as_str();
         let what = "ServiceNow create incident";
         let tried = std::sync::atomic::AtomicBool::new(false);

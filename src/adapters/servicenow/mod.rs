@@ -6,8 +6,9 @@ pub mod mapping;
 
 use super::{Canonical, MapError, Mapping, NativeNote, NativeRecord};
 use crate::config::ProfileOverrides;
-use crate::domain::{Incident, PriorityMatrix};
-use std::borrow::Cow;
+use crate::domain::Incident;
+#[cfg(test)]
+use crate::domain::PriorityMatrix;
 pub use client::ServiceNowClient;
 pub use mapping::{parse_record, JournalEntry, SnRecord, SYNCED_FIELDS};
 use serde_json::Value;
@@ -40,20 +41,6 @@ impl ServiceNow {
         swap("hold_reason", self.overrides.hold_reasons.get(&get("hold_reason")).map(|h| h.as_str()), &p.hold_reason.from_canonical);
         swap("close_code", self.overrides.resolutions.get(&get("close_code")).map(String::as_str), &p.resolution.from_canonical);
         f
-    }
-}
-
-/// The incident as the instance should hold it: with impact and urgency that give the record's
-/// priority under the instance's own matrix, when it has one that would give another.
-pub(crate) fn aligned<'a>(matrix: Option<&PriorityMatrix>, incident: &'a Incident) -> Cow<'a, Incident> {
-    let Some(m) = matrix else { return Cow::Borrowed(incident) };
-    match m.pair_for(incident.priority, incident.impact, incident.urgency) {
-        Some((impact, urgency)) if (impact, urgency) != (incident.impact, incident.urgency) => {
-            let mut i = incident.clone();
-            (i.impact, i.urgency) = (impact, urgency);
-            Cow::Owned(i)
-        }
-        _ => Cow::Borrowed(incident),
     }
 }
 
@@ -104,7 +91,7 @@ impl Mapping for ServiceNow {
     }
 
     fn from_canonical(&self, incident: &Incident) -> BTreeMap<String, String> {
-        mapping::from_canonical(&aligned(self.overrides.priority_matrix.as_ref(), incident))
+        mapping::from_canonical(&super::aligned_priority(self.overrides.priority_matrix.as_ref(), incident))
     }
 
     fn canonical_document(&self, payload: &Value) -> Result<Value, MapError> {
@@ -124,7 +111,7 @@ impl Mapping for ServiceNow {
 
     fn native_document(&self, canonical: &Value) -> Result<Value, MapError> {
         let incident: Incident = serde_json::from_value(canonical.clone()).map_err(|e| MapError(format!("not a canonical incident document: {e}")))?;
-        Ok(mapping::native_body(&aligned(self.overrides.priority_matrix.as_ref(), &incident)))
+        Ok(mapping::native_body(&super::aligned_priority(self.overrides.priority_matrix.as_ref(), &incident)))
     }
 }
 

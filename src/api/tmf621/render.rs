@@ -206,6 +206,18 @@ fn notes_of(o: &Map<String, Value>, known: &[String]) -> Result<Vec<(String, Str
     Ok(out)
 }
 
+/// Files are not taken inline in a ticket body (bodies are kept small): an `attachment` entry
+/// that is not a file the ticket already holds is refused, saying where files go, rather than
+/// dropped.
+fn check_attachments(o: &Map<String, Value>, held: &[String]) -> Result<(), BodyError> {
+    let Some(items) = o.get("attachment") else { return Ok(()) };
+    let items = items.as_array().ok_or_else(|| invalid("attachment", "expected an array"))?;
+    if items.iter().any(|a| !text(a.get("id")).is_some_and(|id| held.contains(&id))) {
+        return Err(invalid("attachment", "new files are not taken in a TroubleTicket body; POST each file to /api/v1/incidents/{id}/attachments?file_name=<name>"));
+    }
+    Ok(())
+}
+
 /// A `POST /troubleTicket` body read as a hub incident.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateRequest {
@@ -223,6 +235,7 @@ pub fn read_create(body: &Value, fallback_caller: &str) -> Result<CreateRequest,
     let description = text(o.get("description")).filter(|d| !d.trim().is_empty()).ok_or_else(|| missing("description"))?;
     let severity = text(o.get("severity")).filter(|d| !d.trim().is_empty()).ok_or_else(|| missing("severity"))?;
     text(o.get("ticketType")).filter(|d| !d.trim().is_empty()).ok_or_else(|| missing("ticketType"))?;
+    check_attachments(o, &[])?;
     let chars = characteristics(o);
     let impact = match chars.get("impact") {
         Some(i) => level3("troubleTicketCharacteristic impact", i)?,
@@ -267,6 +280,7 @@ pub struct PatchRequest {
 /// Reads a merge-patch against the incident as it stands (for hold and resolution defaults).
 pub fn read_patch(body: &Value, current: &Incident) -> Result<PatchRequest, BodyError> {
     let o = body.as_object().ok_or_else(|| BodyError { code: "22", reason: "Invalid body", message: "expected a JSON merge-patch object".into() })?;
+    check_attachments(o, &current.attachments.iter().map(|a| a.id.to_string()).collect::<Vec<_>>())?;
     let p = tmf::profile();
     let chars = characteristics(o);
     let mut ch = IncidentChanges::default();

@@ -52,7 +52,7 @@ pub async fn upload(
         .unwrap_or("application/octet-stream")
         .to_string();
     let r2 = r.clone();
-    let incident = state.store.run(move |c| record::load(c, r2.as_str())).await?;
+    let incident = state.store.read(move |c| record::load(c, r2.as_str())).await?;
     visible(&p, &incident)?;
     if incident.status.is_terminal() {
         return Err(ApiError::unprocessable("invalid-transition", "The incident is closed", format!("{} is {} and takes no new files", incident.reference, incident.status)));
@@ -113,7 +113,7 @@ pub async fn upload(
 pub async fn download(p: Principal, state: web::Data<AppState>, path: web::Path<(String, i64)>) -> Result<HttpResponse, ApiError> {
     let (raw_ref, id) = path.into_inner();
     let r = parse_ref(&raw_ref)?;
-    let incident = state.store.run(move |c| record::load(c, r.as_str())).await?;
+    let incident = state.store.read(move |c| record::load(c, r.as_str())).await?;
     visible(&p, &incident)?;
     let att = incident
         .attachments

@@ -85,7 +85,7 @@ pub async fn create(req: HttpRequest, p: Principal, state: web::Data<AppState>, 
 /// `GET /api/v1/incidents/{ref}`
 pub async fn get(p: Principal, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let r = parse_ref(&path)?;
-    let incident = state.store.run(move |c| record::load(c, r.as_str())).await?;
+    let incident = state.store.read(move |c| record::load(c, r.as_str())).await?;
     visible(&p, &incident)?;
     let (h, v) = etag(incident.version);
     Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
@@ -130,7 +130,7 @@ pub async fn list(p: Principal, state: web::Data<AppState>, q: web::Query<ListQu
                 .ok_or_else(|| bad("cursor is not one this API issued".into()))
         })
         .transpose()?;
-    let (items, next) = state.store.run(move |c| record::list(c, &filter, after, limit)).await?;
+    let (items, next) = state.store.read(move |c| record::list(c, &filter, after, limit)).await?;
     let next_cursor = next.map(|id| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("id:{id}")));
     Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
 }
@@ -179,7 +179,7 @@ pub async fn add_note(req: HttpRequest, p: Principal, state: web::Data<AppState>
     let body: NoteBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid note", e.to_string()))?;
     if p.role == Role::Supplier {
         let r2 = r.clone();
-        let incident = state.store.run(move |c| record::load(c, r2.as_str())).await?;
+        let incident = state.store.read(move |c| record::load(c, r2.as_str())).await?;
         visible(&p, &incident)?;
     }
     let note = NewNote {
@@ -201,7 +201,7 @@ pub async fn add_note(req: HttpRequest, p: Principal, state: web::Data<AppState>
 pub async fn history(p: Principal, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let r = parse_ref(&path)?;
     let r2 = r.clone();
-    let incident = state.store.run(move |c| record::load(c, r2.as_str())).await?;
+    let incident = state.store.read(move |c| record::load(c, r2.as_str())).await?;
     visible(&p, &incident)?;
     let events = state.store.run(move |c| record::history(c, r.as_str())).await?;
     let held = holders(&events);
@@ -262,7 +262,7 @@ pub async fn handback(req: HttpRequest, p: Principal, state: web::Data<AppState>
     validation::validate(Doc::Handback, &doc).map_err(ApiError::schema)?;
     let body: HandbackBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid hand-back", e.to_string()))?;
     let r2 = r.clone();
-    let current = state.store.run(move |c| record::load(c, r2.as_str())).await?;
+    let current = state.store.read(move |c| record::load(c, r2.as_str())).await?;
     visible(&p, &current)?;
     let incident = state.engine.hand_back(&supplier, r.as_str(), &body.reason, correlation_id(&req)).await.map_err(sync_error)?;
     let (h, v) = etag(incident.version);

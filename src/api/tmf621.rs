@@ -149,7 +149,7 @@ async fn load(state: &AppState, reference: String) -> Result<(i64, Incident, Opt
     }
     state
         .store
-        .run(move |c| {
+        .read(move |c| {
             let (id, inc) = tmf_store::find(c, &reference)?;
             let ext = tmf_store::external_ids(c, &[id])?.remove(&id);
             let history = tmf_store::status_history(c, &[id])?.remove(&id).unwrap_or_default();
@@ -283,7 +283,7 @@ pub async fn list(req: HttpRequest, p: Auth, state: web::Data<AppState>, q: web:
     }
     let (items, total) = state
         .store
-        .run(move |c| {
+        .read(move |c| {
             let (items, total) = tmf_store::list(c, &filter, offset, limit)?;
             let ids: Vec<i64> = items.iter().map(|(id, _)| *id).collect();
             let ext = tmf_store::external_ids(c, &ids)?;

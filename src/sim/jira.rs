@@ -42,7 +42,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
-use tokio::sync::mpsc;
+
+use super::outbox::{Notification, Outbox};
 
 use crate::adapters::jira::text::{text_to_adf, text_to_wiki, wiki_to_text};
 
@@ -107,18 +108,8 @@ pub enum Fault {
     LoseResponseAfterCommit,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct WebhookBehaviour {
-    /// Send every delivery twice with the same identifier (an at-least-once retry).
-    pub duplicate: bool,
-    /// Send every delivery twice, the second time under a new identifier (two registrations).
-    pub duplicate_with_new_identifier: bool,
-    /// Hold the next N deliveries, then send them newest first.
-    pub reverse_order_of_next: usize,
-    /// Silently drop the next N deliveries (a missed webhook).
-    pub drop_next: usize,
-}
+/// What happens to the next webhook deliveries.
+pub type WebhookBehaviour = super::outbox::Behaviour;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LoggedRequest {
@@ -335,13 +326,6 @@ struct Change {
     to_string: Option<String>,
 }
 
-#[derive(Clone)]
-struct Delivery {
-    id: String,
-    url: String,
-    secret: Option<String>,
-    body: String,
-}
 
 struct State {
     config: SimConfig,
@@ -354,12 +338,8 @@ struct State {
     next_changelog: u64,
     faults: VecDeque<Fault>,
     latency: Duration,
-    behaviour: WebhookBehaviour,
-    held: Vec<Delivery>,
     log: Vec<LoggedRequest>,
-    http: reqwest::Client,
-    outbox: Option<mpsc::UnboundedSender<Vec<Delivery>>>,
-    runtime: Option<tokio::runtime::Handle>,
+    outbox: Outbox,
 }
 
 #[derive(Clone)]
@@ -369,7 +349,6 @@ pub struct JiraSim {
 
 impl JiraSim {
     pub fn new(config: SimConfig) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         JiraSim {
             inner: Arc::new(Mutex::new(State {
                 config,
@@ -382,12 +361,8 @@ impl JiraSim {
                 next_changelog: 30_001,
                 faults: VecDeque::new(),
                 latency: Duration::ZERO,
-                behaviour: WebhookBehaviour::default(),
-                held: Vec::new(),
                 log: Vec::new(),
-                http,
-                outbox: None,
-                runtime: None,
+                outbox: Outbox::new("jira", WEBHOOK_ATTEMPTS),
             })),
         }
     }
@@ -408,7 +383,7 @@ impl JiraSim {
         })?;
         let mut st = self.lock();
         st.base_url = Some(running.base_url);
-        st.runtime = Some(running.runtime);
+        st.outbox.runtime = Some(running.runtime);
         Ok(running.handle)
     }
 
@@ -421,7 +396,7 @@ impl JiraSim {
     }
 
     pub fn set_webhook_behaviour(&self, b: WebhookBehaviour) {
-        self.lock().behaviour = b;
+        self.lock().outbox.behaviour = b;
     }
 
     pub fn push_fault(&self, fault: Fault) {
@@ -1278,85 +1253,24 @@ impl State {
 
     fn enqueue(&mut self, body: Value) {
         let Some(target) = self.config.webhook.clone() else { return };
-        let delivery = Delivery { id: uuid::Uuid::new_v4().to_string(), url: target.url, secret: target.secret, body: body.to_string() };
-        if self.behaviour.drop_next > 0 {
-            self.behaviour.drop_next -= 1;
-            tracing::debug!(delivery = %delivery.id, "jira sim: dropping webhook delivery on request");
-            return;
-        }
-        let mut batch = vec![delivery];
-        if self.behaviour.reverse_order_of_next > 0 {
-            self.held.append(&mut batch);
-            if self.held.len() < self.behaviour.reverse_order_of_next {
-                return;
-            }
-            batch = std::mem::take(&mut self.held);
-            batch.reverse();
-            self.behaviour.reverse_order_of_next = 0;
-        }
-        if self.behaviour.duplicate {
-            batch = batch.into_iter().flat_map(|d| [d.clone(), d]).collect();
-        }
-        if self.behaviour.duplicate_with_new_identifier {
-            batch = batch.into_iter().flat_map(|d| [d.clone(), Delivery { id: uuid::Uuid::new_v4().to_string(), ..d }]).collect();
-        }
-        self.send(batch);
-    }
-
-    /// Hands a batch to the ordered delivery worker, (re)starting it when needed; the worker
-    /// dies with its runtime, which happens between tests.
-    fn send(&mut self, batch: Vec<Delivery>) {
-        if self.outbox.as_ref().is_none_or(|tx| tx.is_closed()) {
-            let Some(runtime) = tokio::runtime::Handle::try_current().ok().or_else(|| self.runtime.clone()) else {
-                tracing::warn!("jira sim: no tokio runtime, webhook delivery lost");
-                return;
-            };
-            let (tx, rx) = mpsc::unbounded_channel();
-            runtime.spawn(webhook_worker(rx, self.http.clone()));
-            self.outbox = Some(tx);
-        }
-        if let Some(tx) = &self.outbox {
-            if tx.send(batch).is_err() {
-                tracing::warn!("jira sim: webhook worker gone, delivery lost");
-            }
-        }
-    }
-}
-
-/// One worker per runtime drains batches in order, so the hub sees deliveries in commit order
-/// unless a test asks otherwise.
-async fn webhook_worker(mut rx: mpsc::UnboundedReceiver<Vec<Delivery>>, http: reqwest::Client) {
-    while let Some(batch) = rx.recv().await {
-        for delivery in batch {
-            deliver(&http, &delivery).await;
-        }
-    }
-}
-
-/// Retries connection errors and 5xx with the same identifier; a 4xx is final.
-async fn deliver(http: &reqwest::Client, d: &Delivery) {
-    let mut backoff = Duration::from_millis(200);
-    for attempt in 1..=WEBHOOK_ATTEMPTS {
-        let mut req = http
-            .post(&d.url)
-            .header(header::CONTENT_TYPE.as_str(), "application/json")
-            .header("X-Atlassian-Webhook-Identifier", &d.id)
-            .header("X-Atlassian-Webhook-Flow", "Primary");
-        if attempt > 1 {
-            req = req.header("X-Atlassian-Webhook-Retry", (attempt - 1).to_string());
-        }
-        if let Some(secret) = &d.secret {
-            req = req.header("X-Hub-Signature", sign_webhook(secret, &d.body));
-        }
-        match req.body(d.body.clone()).send().await {
-            Ok(r) if !r.status().is_server_error() => return,
-            Ok(r) => tracing::warn!(delivery = %d.id, status = %r.status(), attempt, "jira sim: webhook answered 5xx"),
-            Err(e) => tracing::warn!(delivery = %d.id, error = %e, attempt, "jira sim: webhook delivery failed"),
-        }
-        if attempt < WEBHOOK_ATTEMPTS {
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
-        }
+        let secret = target.secret;
+        self.outbox.push(Notification {
+            id: uuid::Uuid::new_v4().to_string(),
+            url: target.url,
+            body: body.to_string(),
+            basic_auth: None,
+            // A retry keeps its identifier and says which retry it is.
+            headers: Arc::new(move |n: &Notification, attempt| {
+                let mut h = vec![("X-Atlassian-Webhook-Identifier".to_string(), n.id.clone()), ("X-Atlassian-Webhook-Flow".into(), "Primary".into())];
+                if attempt > 1 {
+                    h.push(("X-Atlassian-Webhook-Retry".into(), (attempt - 1).to_string()));
+                }
+                if let Some(secret) = &secret {
+                    h.push(("X-Hub-Signature".into(), sign_webhook(secret, &n.body)));
+                }
+                h
+            }),
+        });
     }
 }
 

@@ -2,6 +2,7 @@
 //! failures), for the test suite and the demo. No real supplier is reachable from a test.
 
 pub mod jira;
+pub mod outbox;
 pub mod remedy;
 pub mod servicenow;
 pub mod tmf621;

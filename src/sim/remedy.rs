@@ -52,7 +52,8 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
+
+use super::outbox::{Notification, Outbox};
 
 /// A stored entry, by read name, in JSON values (labels, text, numbers, `null`).
 type Row = BTreeMap<String, Value>;
@@ -284,14 +285,8 @@ pub struct FaultTarget {
     pub form: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct WebhookBehaviour {
-    /// Send every notification twice with the same delivery id.
-    pub duplicate: bool,
-    /// Silently drop the next N notifications.
-    pub drop_next: usize,
-}
+/// What happens to the next notifications.
+pub type WebhookBehaviour = super::outbox::Behaviour;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LoggedRequest {
@@ -353,7 +348,6 @@ pub struct RemedySim {
 
 impl RemedySim {
     pub fn new(config: SimConfig) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         RemedySim {
             inner: Arc::new(Mutex::new(State {
                 config,
@@ -368,11 +362,8 @@ impl RemedySim {
                 next_worklog: 2_437_184,
                 faults: VecDeque::new(),
                 latency: Duration::ZERO,
-                behaviour: WebhookBehaviour::default(),
                 log: Vec::new(),
-                http,
-                outbox: None,
-                runtime: None,
+                outbox: Outbox::new("remedy", WEBHOOK_ATTEMPTS),
             })),
         }
     }
@@ -395,7 +386,7 @@ impl RemedySim {
         })?;
         let mut st = self.lock();
         st.base_url = Some(running.base_url);
-        st.runtime = Some(running.runtime);
+        st.outbox.runtime = Some(running.runtime);
         Ok(running.handle)
     }
 
@@ -408,7 +399,7 @@ impl RemedySim {
     }
 
     pub fn set_webhook_behaviour(&self, b: WebhookBehaviour) {
-        self.lock().behaviour = b;
+        self.lock().outbox.behaviour = b;
     }
 
     /// Every incident, as `HPD:IncidentInterface` values, in creation order.
@@ -536,20 +527,8 @@ struct State {
     next_worklog: u64,
     faults: VecDeque<(FaultTarget, Fault)>,
     latency: Duration,
-    behaviour: WebhookBehaviour,
     log: Vec<LoggedRequest>,
-    http: reqwest::Client,
-    outbox: Option<mpsc::UnboundedSender<Vec<Delivery>>>,
-    runtime: Option<tokio::runtime::Handle>,
-}
-
-#[derive(Clone)]
-struct Delivery {
-    id: String,
-    url: String,
-    username: String,
-    password: String,
-    body: String,
+    outbox: Outbox,
 }
 
 fn text(row: &Row, name: &str) -> String {
@@ -996,34 +975,13 @@ impl State {
             "entry": {"values": row_value(&self.interface_row(incident)), "_links": {"self": [{"href": self.entry_href(INTERFACE, &id)}]}},
             "worklogs": worklogs.iter().map(|w| json!({"values": row_value(w)})).collect::<Vec<_>>(),
         });
-        let delivery = Delivery { id: uuid::Uuid::new_v4().to_string(), url: target.url, username: target.username, password: target.password, body: body.to_string() };
-        if self.behaviour.drop_next > 0 {
-            self.behaviour.drop_next -= 1;
-            tracing::debug!(delivery = %delivery.id, "remedy sim: dropping a notification on request");
-            return;
-        }
-        let batch = if self.behaviour.duplicate { vec![delivery.clone(), delivery] } else { vec![delivery] };
-        self.send(batch);
-    }
-
-    /// Hands a batch to the ordered delivery worker, (re)starting it when needed; the worker
-    /// dies with its runtime, which happens between tests.
-    fn send(&mut self, batch: Vec<Delivery>) {
-        if self.outbox.as_ref().is_none_or(|tx| tx.is_closed()) {
-            let runtime = tokio::runtime::Handle::try_current().ok().or_else(|| self.runtime.clone());
-            let Some(runtime) = runtime else {
-                tracing::warn!("remedy sim: no tokio runtime, notification lost");
-                return;
-            };
-            let (tx, rx) = mpsc::unbounded_channel();
-            runtime.spawn(webhook_worker(rx, self.http.clone()));
-            self.outbox = Some(tx);
-        }
-        if let Some(tx) = &self.outbox {
-            if tx.send(batch).is_err() {
-                tracing::warn!("remedy sim: notification worker gone, delivery lost");
-            }
-        }
+        self.outbox.push(Notification {
+            id: uuid::Uuid::new_v4().to_string(),
+            url: target.url,
+            body: body.to_string(),
+            basic_auth: Some((target.username, target.password)),
+            headers: Arc::new(|n: &Notification, _| vec![("X-Siam-Delivery".into(), n.id.clone())]),
+        });
     }
 
     fn take_fault(&mut self, method: &str, form: &str) -> Option<Fault> {
@@ -1787,41 +1745,6 @@ async fn sim_faults(sim: web::Data<RemedySim>, body: web::Bytes) -> HttpResponse
     HttpResponse::Ok().json(json!({ "queued": sim.lock().faults.len() }))
 }
 
-// ---- Notification delivery -------------------------------------------------------------------
-
-/// One worker per runtime drains batches in order, so the hub sees notifications in commit order.
-async fn webhook_worker(mut rx: mpsc::UnboundedReceiver<Vec<Delivery>>, http: reqwest::Client) {
-    while let Some(batch) = rx.recv().await {
-        for d in batch {
-            deliver(&http, &d).await;
-        }
-    }
-}
-
-/// Retries connection errors and 5xx; a 4xx means the hub refused the delivery for good.
-async fn deliver(http: &reqwest::Client, d: &Delivery) {
-    let mut backoff = Duration::from_millis(200);
-    for attempt in 1..=WEBHOOK_ATTEMPTS {
-        let result = http
-            .post(&d.url)
-            .basic_auth(&d.username, Some(&d.password))
-            .header(header::CONTENT_TYPE.as_str(), "application/json")
-            .header("X-Siam-Delivery", &d.id)
-            .body(d.body.clone())
-            .send()
-            .await;
-        match result {
-            Ok(r) if !r.status().is_server_error() => return,
-            Ok(r) => tracing::warn!(delivery = %d.id, status = %r.status(), attempt, "remedy sim: notification answered 5xx"),
-            Err(e) => tracing::warn!(delivery = %d.id, error = %e, attempt, "remedy sim: notification failed"),
-        }
-        if attempt < WEBHOOK_ATTEMPTS {
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use actix_web::{App, HttpServer};
@@ -2217,7 +2140,7 @@ mod tests {
         let first: Value = serde_json::from_str(&got[0].1).expect("json");
         assert_eq!((first["event"].as_str(), first["entry"]["values"]["Incident Number"].as_str()), (Some("create"), Some(number.as_str())));
 
-        api.sim.set_webhook_behaviour(WebhookBehaviour { duplicate: true, drop_next: 0 });
+        api.sim.set_webhook_behaviour(WebhookBehaviour { duplicate: true, ..Default::default() });
         let after = api.sim.agent_update(&number, json!({"Status": "In Progress"})).expect("agent");
         assert_eq!(after["Last Modified By"], DEFAULT_AGENT);
         api.sim.agent_work_log(&number, "Internal", "checking the fuser").expect("work log");

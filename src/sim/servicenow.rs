@@ -29,7 +29,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
-use tokio::sync::mpsc;
+
+use super::outbox::{Notification, Outbox};
 
 /// A stored row: ServiceNow transports every scalar as a string, so the store does too.
 type Row = BTreeMap<String, String>;
@@ -153,16 +154,8 @@ pub enum Fault {
     Hibernating,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct WebhookBehaviour {
-    /// Send every delivery twice with the same delivery id.
-    pub duplicate: bool,
-    /// Hold the next N deliveries, then send them newest first.
-    pub reverse_order_of_next: usize,
-    /// Silently drop the next N deliveries (a missed webhook).
-    pub drop_next: usize,
-}
+/// What happens to the next webhook deliveries.
+pub type WebhookBehaviour = super::outbox::Behaviour;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LoggedRequest {
@@ -214,10 +207,6 @@ pub struct ServiceNowSim {
 
 impl ServiceNowSim {
     pub fn new(config: SimConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
         let state = State {
             config,
             base_url: None,
@@ -227,12 +216,8 @@ impl ServiceNowSim {
             next_number: 10_001,
             faults: VecDeque::new(),
             latency: Duration::ZERO,
-            behaviour: WebhookBehaviour::default(),
-            held: Vec::new(),
             log: Vec::new(),
-            http,
-            outbox: None,
-            runtime: None,
+            outbox: Outbox::new("servicenow", WEBHOOK_ATTEMPTS),
         };
         ServiceNowSim {
             inner: Arc::new(Mutex::new(state)),
@@ -254,7 +239,7 @@ impl ServiceNowSim {
         })?;
         let mut st = self.lock();
         st.base_url = Some(running.base_url);
-        st.runtime = Some(running.runtime);
+        st.outbox.runtime = Some(running.runtime);
         Ok(running.handle)
     }
 
@@ -364,7 +349,7 @@ impl ServiceNowSim {
     }
 
     pub fn set_webhook_behaviour(&self, b: WebhookBehaviour) {
-        self.lock().behaviour = b;
+        self.lock().outbox.behaviour = b;
     }
 
     /// A poisoned lock only means a panic elsewhere; the data is still usable for a simulator.
@@ -414,21 +399,10 @@ struct State {
     next_number: u64,
     faults: VecDeque<Fault>,
     latency: Duration,
-    behaviour: WebhookBehaviour,
-    held: Vec<Delivery>,
     log: Vec<LoggedRequest>,
-    http: reqwest::Client,
-    outbox: Option<mpsc::UnboundedSender<Vec<Delivery>>>,
-    runtime: Option<tokio::runtime::Handle>,
+    outbox: Outbox,
 }
 
-#[derive(Clone)]
-struct Delivery {
-    id: String,
-    url: String,
-    secret: String,
-    body: String,
-}
 
 /// How to render rows for one response.
 struct ReadOpts {
@@ -661,57 +635,19 @@ impl State {
             "record": self.render("incident", record, &opts),
             "journal": journal.iter().map(row_to_value).collect::<Vec<_>>(),
         });
-        let delivery = Delivery {
+        let (secret, skew) = (target.secret, self.config.clock_skew_secs);
+        self.outbox.push(Notification {
             id: uuid::Uuid::new_v4().to_string(),
             url: target.url,
-            secret: target.secret,
             body: body.to_string(),
-        };
-        if self.behaviour.drop_next > 0 {
-            self.behaviour.drop_next -= 1;
-            tracing::debug!(delivery = %delivery.id, "sim: dropping webhook delivery on request");
-            return;
-        }
-        let mut batch = vec![delivery];
-        if self.behaviour.reverse_order_of_next > 0 {
-            self.held.append(&mut batch);
-            if self.held.len() < self.behaviour.reverse_order_of_next {
-                return;
-            }
-            batch = std::mem::take(&mut self.held);
-            batch.reverse();
-            self.behaviour.reverse_order_of_next = 0;
-        }
-        if self.behaviour.duplicate {
-            batch = batch.into_iter().flat_map(|d| [d.clone(), d]).collect();
-        }
-        self.send(batch);
-    }
-
-    /// Hands a batch to the ordered delivery worker, (re)starting it when needed; the worker
-    /// dies with its runtime, which happens between tests.
-    fn send(&mut self, batch: Vec<Delivery>) {
-        if self.outbox.as_ref().is_none_or(|tx| tx.is_closed()) {
-            let runtime = tokio::runtime::Handle::try_current()
-                .ok()
-                .or_else(|| self.runtime.clone());
-            let Some(runtime) = runtime else {
-                tracing::warn!("sim: no tokio runtime, webhook delivery lost");
-                return;
-            };
-            let (tx, rx) = mpsc::unbounded_channel();
-            runtime.spawn(webhook_worker(
-                rx,
-                self.http.clone(),
-                self.config.clock_skew_secs,
-            ));
-            self.outbox = Some(tx);
-        }
-        if let Some(tx) = &self.outbox {
-            if tx.send(batch).is_err() {
-                tracing::warn!("sim: webhook worker gone, delivery lost");
-            }
-        }
+            basic_auth: None,
+            // Signed over a fresh timestamp at every attempt, as the outbound rule does.
+            headers: Arc::new(move |n: &Notification, _| {
+                let timestamp = Utc::now().timestamp().saturating_add(skew).to_string();
+                let signature = format!("sha256={}", sign_webhook(&secret, &timestamp, &n.body));
+                vec![("X-Siam-Delivery".into(), n.id.clone()), ("X-Siam-Timestamp".into(), timestamp), ("X-Siam-Signature".into(), signature)]
+            }),
+        });
     }
 
     fn render(&self, table: &str, row: &Row, opts: &ReadOpts) -> Value {
@@ -1608,53 +1544,6 @@ async fn sim_faults(sim: web::Data<ServiceNowSim>, body: web::Bytes) -> HttpResp
     HttpResponse::Ok().json(json!({ "queued": sim.lock().faults.len() }))
 }
 
-// ---- Webhook delivery ------------------------------------------------------------------------
-
-/// One worker per runtime drains batches in order, so the hub sees deliveries in commit order
-/// unless a test asks otherwise.
-async fn webhook_worker(
-    mut rx: mpsc::UnboundedReceiver<Vec<Delivery>>,
-    http: reqwest::Client,
-    skew: i64,
-) {
-    while let Some(batch) = rx.recv().await {
-        for delivery in batch {
-            deliver(&http, &delivery, skew).await;
-        }
-    }
-}
-
-/// Retries connection errors and 5xx; a 4xx means the hub rejected the delivery for good.
-async fn deliver(http: &reqwest::Client, d: &Delivery, skew: i64) {
-    let mut backoff = Duration::from_millis(200);
-    for attempt in 1..=WEBHOOK_ATTEMPTS {
-        let timestamp = Utc::now().timestamp().saturating_add(skew).to_string();
-        let signature = format!("sha256={}", sign_webhook(&d.secret, &timestamp, &d.body));
-        let result = http
-            .post(&d.url)
-            .header(header::CONTENT_TYPE.as_str(), "application/json")
-            .header("X-Siam-Delivery", &d.id)
-            .header("X-Siam-Timestamp", &timestamp)
-            .header("X-Siam-Signature", signature)
-            .body(d.body.clone())
-            .send()
-            .await;
-        match result {
-            Ok(r) if !r.status().is_server_error() => return,
-            Ok(r) => {
-                tracing::warn!(delivery = %d.id, status = %r.status(), attempt, "sim: webhook answered 5xx")
-            }
-            Err(e) => {
-                tracing::warn!(delivery = %d.id, error = %e, attempt, "sim: webhook delivery failed")
-            }
-        }
-        if attempt < WEBHOOK_ATTEMPTS {
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use actix_web::{App, HttpServer};
@@ -2223,11 +2112,7 @@ mod tests {
             secret: SECRET.into(),
             display_value: DisplayMode::Raw,
         }));
-        api.sim.set_webhook_behaviour(WebhookBehaviour {
-            reverse_order_of_next: 2,
-            drop_next: 1,
-            duplicate: false,
-        });
+        api.sim.set_webhook_behaviour(WebhookBehaviour { reverse_order_of_next: 2, drop_next: 1, ..WebhookBehaviour::default() });
         for text in ["dropped", "first", "second"] {
             api.sim
                 .agent_update(id, json!({"short_description": text}))

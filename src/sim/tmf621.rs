@@ -37,7 +37,8 @@ use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::mpsc;
+
+use super::outbox::{Notification, Outbox};
 
 const STATUSES: &[&str] = &["acknowledged", "rejected", "pending", "held", "inProgress", "cancelled", "closed", "resolved"];
 const TERMINAL: &[&str] = &["closed", "cancelled", "rejected"];
@@ -87,17 +88,8 @@ pub enum Fault {
     LoseResponseAfterCommit,
 }
 
-/// What happens to the next event notifications.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct EventBehaviour {
-    /// Send every notification twice (same `eventId`).
-    pub duplicate: bool,
-    /// Hold the next N notifications, then send them newest first.
-    pub reverse_order_of_next: usize,
-    /// Silently drop the next N notifications.
-    pub drop_next: usize,
-}
+/// What happens to the next event notifications (a duplicate keeps its `eventId`).
+pub type EventBehaviour = super::outbox::Behaviour;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LoggedRequest {
@@ -175,7 +167,6 @@ pub struct Tmf621Sim {
 
 impl Tmf621Sim {
     pub fn new(config: SimConfig) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
         let state = State {
             config,
             base_url: None,
@@ -184,12 +175,8 @@ impl Tmf621Sim {
             subs: Vec::new(),
             faults: VecDeque::new(),
             latency: Duration::ZERO,
-            behaviour: EventBehaviour::default(),
-            held: Vec::new(),
             log: Vec::new(),
-            http,
-            outbox: None,
-            runtime: None,
+            outbox: Outbox::new("tmf621", EVENT_ATTEMPTS),
             tokens: Vec::new(),
             last_stamp: DateTime::<Utc>::MIN_UTC,
         };
@@ -219,7 +206,7 @@ impl Tmf621Sim {
         })?;
         let mut st = self.lock();
         st.base_url = Some(running.base_url);
-        st.runtime = Some(running.runtime);
+        st.outbox.runtime = Some(running.runtime);
         Ok(running.handle)
     }
 
@@ -277,7 +264,7 @@ impl Tmf621Sim {
     }
 
     pub fn set_event_behaviour(&self, b: EventBehaviour) {
-        self.lock().behaviour = b;
+        self.lock().outbox.behaviour = b;
     }
 
     /// Attaches a file to a ticket as a supplier agent would.
@@ -410,22 +397,11 @@ struct State {
     /// Faults in order, each for any request or for one method.
     faults: VecDeque<(Option<String>, Fault)>,
     latency: Duration,
-    behaviour: EventBehaviour,
-    held: Vec<Delivery>,
     log: Vec<LoggedRequest>,
-    http: reqwest::Client,
-    outbox: Option<mpsc::UnboundedSender<Vec<Delivery>>>,
-    runtime: Option<tokio::runtime::Handle>,
+    outbox: Outbox,
     tokens: Vec<(String, DateTime<Utc>)>,
     /// Every write gets a later `lastUpdate` than the one before, as a database clock would.
     last_stamp: DateTime<Utc>,
-}
-
-#[derive(Clone)]
-struct Delivery {
-    url: String,
-    body: String,
-    auth: Option<(String, String)>,
 }
 
 /// What a write changed, for the event notifications.
@@ -981,48 +957,20 @@ impl State {
             let mut c = kind.chars();
             c.next().map(|f| f.to_lowercase().chain(c).collect::<String>()).unwrap_or_default()
         };
-        let targets: Vec<Delivery> = self
+        let targets: Vec<Notification> = self
             .subs
             .iter()
             .filter(|s| query_matches(&s.query, kind))
-            .map(|s| Delivery { url: format!("{}/listener/{listener}", s.callback.trim_end_matches('/')), body: body.clone(), auth: self.config.listener_auth.clone() })
+            .map(|s| Notification {
+                id: uuid::Uuid::new_v4().to_string(),
+                url: format!("{}/listener/{listener}", s.callback.trim_end_matches('/')),
+                body: body.clone(),
+                basic_auth: self.config.listener_auth.clone(),
+                headers: Arc::new(|_: &Notification, _| vec![]),
+            })
             .collect();
-        for d in targets {
-            if self.behaviour.drop_next > 0 {
-                self.behaviour.drop_next -= 1;
-                continue;
-            }
-            let mut batch = vec![d];
-            if self.behaviour.reverse_order_of_next > 0 {
-                self.held.append(&mut batch);
-                if self.held.len() < self.behaviour.reverse_order_of_next {
-                    continue;
-                }
-                batch = std::mem::take(&mut self.held);
-                batch.reverse();
-                self.behaviour.reverse_order_of_next = 0;
-            }
-            if self.behaviour.duplicate {
-                batch = batch.into_iter().flat_map(|d| [d.clone(), d]).collect();
-            }
-            self.send(batch);
-        }
-    }
-
-    fn send(&mut self, batch: Vec<Delivery>) {
-        if self.outbox.as_ref().is_none_or(|tx| tx.is_closed()) {
-            let Some(runtime) = tokio::runtime::Handle::try_current().ok().or_else(|| self.runtime.clone()) else {
-                tracing::warn!("tmf sim: no tokio runtime, event notification lost");
-                return;
-            };
-            let (tx, rx) = mpsc::unbounded_channel();
-            runtime.spawn(event_worker(rx, self.http.clone()));
-            self.outbox = Some(tx);
-        }
-        if let Some(tx) = &self.outbox {
-            if tx.send(batch).is_err() {
-                tracing::warn!("tmf sim: event worker gone, notification lost");
-            }
+        for n in targets {
+            self.outbox.push(n);
         }
     }
 }
@@ -1034,27 +982,6 @@ fn query_matches(query: &str, kind: &str) -> bool {
         .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
         .collect();
     wanted.is_empty() || wanted.iter().any(|w| w == kind)
-}
-
-async fn event_worker(mut rx: mpsc::UnboundedReceiver<Vec<Delivery>>, http: reqwest::Client) {
-    while let Some(batch) = rx.recv().await {
-        for d in batch {
-            let mut backoff = Duration::from_millis(200);
-            for attempt in 1..=EVENT_ATTEMPTS {
-                let mut req = http.post(&d.url).header("Content-Type", "application/json").body(d.body.clone());
-                if let Some((u, p)) = &d.auth {
-                    req = req.basic_auth(u, Some(p));
-                }
-                match req.send().await {
-                    Ok(r) if !r.status().is_server_error() => break,
-                    Ok(r) => tracing::warn!(url = %d.url, status = %r.status(), attempt, "tmf sim: listener answered 5xx"),
-                    Err(e) => tracing::warn!(url = %d.url, error = %e, attempt, "tmf sim: notification failed"),
-                }
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
-        }
-    }
 }
 
 // ---- HTTP ------------------------------------------------------------------------------------

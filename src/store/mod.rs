@@ -102,6 +102,17 @@ impl Store {
         self.run(move |conn| conn.transaction(f)).await
     }
 
+    /// Runs `f` in one read-only snapshot (REPEATABLE READ): a document read in several
+    /// statements never mixes what was there before another transaction committed with what
+    /// came after (a leg already open on an incident still shown as new, say).
+    pub async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection) -> StoreResult<T> + Send + 'static,
+    {
+        self.run(move |conn| conn.build_transaction().repeatable_read().read_only().run(f)).await
+    }
+
     pub async fn ping(&self) -> bool {
         self.run(|conn| {
             diesel::sql_query("SELECT 1").execute(conn)?;

@@ -343,7 +343,7 @@ async fn remedy_hub_changes_and_notes_reach_remedy_without_echoes_or_leaks() {
 async fn remedy_notifications_apply_supplier_changes_once() {
     let rh = spawn(Setup { notify: true, ..Setup::default() }).await;
     let (r, _, number) = rh.open("Notified").await;
-    rh.sim.set_webhook_behaviour(WebhookBehaviour { duplicate: true, drop_next: 0 });
+    rh.sim.set_webhook_behaviour(WebhookBehaviour { duplicate: true, ..Default::default() });
     rh.sim.agent_update(&number, json!({"Status": "In Progress"})).unwrap();
     rh.sim.agent_update(&number, json!({"Status": "Pending", "Status_Reason": "Supplier Delivery"})).unwrap();
     rh.sim.agent_work_log(&number, "Public", "A replacement relay is being shipped.").unwrap();

@@ -97,7 +97,7 @@ async fn the_background_poller_catches_up_with_a_supplier_clock_behind_ours() {
 async fn duplicate_and_out_of_order_webhooks_end_as_one_in_order_delivery_would() {
     let hub = TestHub::spawn().await;
     let (r, sys_id) = hub.open_ticket("Flapping link").await;
-    hub.sim.set_webhook_behaviour(WebhookBehaviour { duplicate: true, reverse_order_of_next: 3, drop_next: 0 });
+    hub.sim.set_webhook_behaviour(WebhookBehaviour { duplicate: true, reverse_order_of_next: 3, ..Default::default() });
     hub.sim.agent_update(&sys_id, json!({"state": "2", "work_notes": "step 1"})).unwrap();
     hub.sim.agent_update(&sys_id, json!({"state": "3", "hold_reason": "4", "work_notes": "step 2"})).unwrap();
     hub.sim.agent_update(&sys_id, json!({"urgency": "1", "comments": "step 3"})).unwrap();

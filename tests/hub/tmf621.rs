@@ -300,7 +300,7 @@ async fn tmf_missed_and_reordered_events_are_caught_by_the_sweep_and_the_revisio
     assert_eq!(t.hub.incident(&r).await["version"], doc["version"], "a second sweep changes nothing");
 
     // Duplicated and reversed deliveries end as one in-order delivery would.
-    t.sim.set_event_behaviour(EventBehaviour { duplicate: true, reverse_order_of_next: 2, drop_next: 0 });
+    t.sim.set_event_behaviour(EventBehaviour { duplicate: true, reverse_order_of_next: 2, ..Default::default() });
     t.sim.agent_update(&id, json!({"status": "held", "statusChangeReason": "Awaiting change"})).unwrap();
     t.sim.agent_update(&id, json!({"status": "inProgress"})).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

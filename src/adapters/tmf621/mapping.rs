@@ -1008,6 +1008,27 @@ mod tests {
     }
 
     #[test]
+    fn odd_payloads_are_errors_or_empty_never_panics() {
+        let i = Instance::default();
+        for v in [
+            json!(null),
+            json!(7),
+            json!("x"),
+            json!([]),
+            json!({"event": 3}),
+            json!({"event": {"troubleTicket": []}}),
+            json!({"id": "1", "note": 5, "attachment": {"id": 1}}),
+            json!({"id": "1", "note": [1, null, {"text": 3}], "attachment": [1, null, {"id": {}}, {"id": "a", "size": {"amount": "x", "units": 3}}, {"id": "b", "size": -4}]}),
+            json!({"id": {"x": 1}, "status": ["resolved"], "lastUpdate": 12, "relatedParty": "me"}),
+        ] {
+            let _ = parse_ticket(&i, &v);
+            let _ = parse_notes(&i, &v);
+            let _ = attachments(&v);
+            let _ = canonical_document(&i, &v);
+        }
+    }
+
+    #[test]
     fn attachments_read_urls_inline_values_quantities_and_wrapped_refs() {
         let ticket = json!({"id": "7", "attachment": [
             {"id": "a1", "name": "trace.log", "mimeType": "text/plain", "size": {"amount": 2, "units": "kB"}, "url": "https://files.example/a1", "@type": "Attachment"},

@@ -33,6 +33,17 @@ where
     Ok(Running { handle, base_url: format!("http://{host}:{}", addr.port()), runtime })
 }
 
+/// A request a simulator served, for tests to inspect.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LoggedRequest {
+    pub method: String,
+    /// Path plus query string, as sent.
+    pub path: String,
+    pub status: u16,
+    /// The authenticated user, `None` when authentication failed or was not needed.
+    pub user: Option<String>,
+}
+
 /// One part of a multipart/form-data body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {

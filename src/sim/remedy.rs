@@ -50,7 +50,7 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::outbox::{Notification, Outbox};
@@ -288,15 +288,7 @@ pub struct FaultTarget {
 /// What happens to the next notifications.
 pub type WebhookBehaviour = super::outbox::Behaviour;
 
-#[derive(Clone, Debug, Serialize)]
-pub struct LoggedRequest {
-    pub method: String,
-    /// Path plus query string, as sent.
-    pub path: String,
-    pub status: u16,
-    /// The token's user; `None` when authentication failed or was not needed.
-    pub user: Option<String>,
-}
+pub use super::LoggedRequest;
 
 /// An AR status entry in an error answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

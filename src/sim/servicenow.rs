@@ -26,7 +26,7 @@ use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
@@ -157,15 +157,7 @@ pub enum Fault {
 /// What happens to the next webhook deliveries.
 pub type WebhookBehaviour = super::outbox::Behaviour;
 
-#[derive(Clone, Debug, Serialize)]
-pub struct LoggedRequest {
-    pub method: String,
-    /// Path plus query string, as sent.
-    pub path: String,
-    pub status: u16,
-    /// The authenticated user, `None` when authentication failed.
-    pub user: Option<String>,
-}
+pub use super::LoggedRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {

@@ -91,13 +91,7 @@ pub enum Fault {
 /// What happens to the next event notifications (a duplicate keeps its `eventId`).
 pub type EventBehaviour = super::outbox::Behaviour;
 
-#[derive(Clone, Debug, Serialize)]
-pub struct LoggedRequest {
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-    pub user: Option<String>,
-}
+pub use super::LoggedRequest;
 
 /// A registered `/hub` subscription.
 #[derive(Clone, Debug, Serialize)]

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 pub fn read_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
@@ -80,4 +81,34 @@ pub fn check_reverse_fixtures(system: &str, min: usize, map: impl Fn(&str, &str)
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// `siam-hub map` with `args`. The command needs no configuration; the caller's log filter and
+/// configuration are kept out of it.
+pub fn run_map(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_siam-hub")).arg("map").args(args).env_remove("RUST_LOG").env_remove("SIAM_CONFIG").output().expect("the siam-hub binary runs")
+}
+
+/// The binary both ways over a system's fixtures: what `run(case, [FILE])` prints for every
+/// `<case>.native.json` against `<case>.canonical.json`, and what `run(case, ["--reverse",
+/// FILE])` prints for every `<case>.canonical-in.json` against `<case>.native-out.json`. The
+/// differences; empty when every case agrees.
+pub fn binary_fixture_failures(system: &str, run: impl Fn(&str, &[&str]) -> Output) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (input, expected, reverse) in [(".native.json", ".canonical.json", false), (".canonical-in.json", ".native-out.json", true)] {
+        for (case, path) in cases(system, input) {
+            let file = path.to_str().expect("UTF-8 fixture path");
+            let out = if reverse { run(&case, &["--reverse", file]) } else { run(&case, &[file]) };
+            if !out.status.success() {
+                failures.push(format!("{case}: exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
+                continue;
+            }
+            let what = if reverse { "`siam-hub map --reverse` output" } else { "`siam-hub map` output" };
+            match serde_json::from_slice::<Value>(&out.stdout) {
+                Ok(actual) => failures.extend(mismatch(&case, what, &read_json(&sibling(&path, &case, expected)), &actual)),
+                Err(e) => failures.push(format!("{case}: stdout is not JSON: {e}")),
+            }
+        }
+    }
+    failures
 }

@@ -8,10 +8,9 @@
 //! The expected documents were written from the ServiceNow reference and the mapping profile,
 //! not copied from the program's output.
 
-use crate::fixtures::{cases, check_native_fixtures, check_reverse_fixtures, mismatch, read_json, read_text, sibling};
+use crate::fixtures::{binary_fixture_failures, cases, check_native_fixtures, check_reverse_fixtures, mismatch, read_json, read_text, run_map};
 use serde_json::{json, Value};
 use siam_hub::cli::map_payload;
-use std::process::Command;
 
 const SYSTEM: &str = "servicenow";
 const MIN_NATIVE_FIXTURES: usize = 8;
@@ -62,57 +61,19 @@ fn golden_round_trip_keeps_the_synced_fields() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-fn run_map(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_siam-hub"))
-        .arg("map")
-        .args(["--system", SYSTEM])
-        .args(args)
-        // The command needs no configuration; keep the caller's log filter out of stderr.
-        .env_remove("RUST_LOG")
-        .env_remove("SIAM_CONFIG")
-        .output()
-        .expect("the siam-hub binary runs")
-}
-
 #[test]
-fn golden_binary_prints_the_canonical_document() {
+fn golden_binary_maps_every_fixture_both_ways() {
     let natives = cases(SYSTEM, ".native.json");
     assert!(natives.len() >= MIN_NATIVE_FIXTURES, "expected at least {MIN_NATIVE_FIXTURES} native fixtures, found {}", natives.len());
-    let mut failures = Vec::new();
-    for (case, path) in &natives {
-        let out = run_map(&[path.to_str().expect("UTF-8 fixture path")]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            failures.push(format!("{case}: exit {:?}, stderr: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
-            continue;
-        }
-        let expected = read_json(&sibling(path, case, ".canonical.json"));
-        match serde_json::from_str::<Value>(&stdout) {
-            Ok(actual) => failures.extend(mismatch(case, "`siam-hub map` output", &expected, &actual)),
-            Err(e) => failures.push(format!("{case}: stdout is not JSON ({e}):\n{stdout}")),
-        }
-    }
+    let failures = binary_fixture_failures(SYSTEM, |_, args| run_map(&[&["--system", SYSTEM], args].concat()));
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-#[test]
-fn golden_binary_reverse_prints_the_native_body() {
-    for (case, path) in cases(SYSTEM, ".canonical-in.json") {
-        let out = run_map(&["--reverse", path.to_str().expect("UTF-8 fixture path")]);
-        assert!(out.status.success(), "{case}: exit {:?}, stderr: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
-        let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{case}: stdout is not JSON: {e}"));
-        let expected = read_json(&sibling(&path, &case, ".native-out.json"));
-        if let Some(report) = mismatch(&case, "`siam-hub map --reverse` output", &expected, &actual) {
-            panic!("{report}");
-        }
-    }
 }
 
 #[test]
 fn golden_binary_rejects_a_non_json_file_with_one_error_line() {
     let path = std::env::temp_dir().join(format!("siam-hub-golden-not-json-{}.txt", std::process::id()));
     std::fs::write(&path, "state=2\nshort_description=this is not JSON\n").expect("temp file written");
-    let out = run_map(&[path.to_str().expect("UTF-8 temp path")]);
+    let out = run_map(&["--system", SYSTEM, path.to_str().expect("UTF-8 temp path")]);
     let _ = std::fs::remove_file(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a non-JSON file must fail; stdout: {}", String::from_utf8_lossy(&out.stdout));

@@ -15,12 +15,11 @@
 //! The expected documents were written from `reference/suppliers/` and the profiles, not copied
 //! from the program's output.
 
-use crate::fixtures::{mismatch, read_json, read_text, sibling};
+use crate::fixtures::{mismatch, read_json, read_text, run_map, sibling};
 use serde_json::{json, Value};
 use siam_hub::cli::{check_map_target, map_document, Kind};
 use siam_hub::validation::{validate, Doc};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A system's fixture folder and how many cases it must at least hold.
 struct System {
@@ -230,17 +229,6 @@ fn golden_change_round_trip_keeps_what_each_system_holds() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-fn run_map(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_siam-hub"))
-        .arg("map")
-        .args(args)
-        // The command needs no configuration; keep the caller's log filter out of stderr.
-        .env_remove("RUST_LOG")
-        .env_remove("SIAM_CONFIG")
-        .output()
-        .expect("the siam-hub binary runs")
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! The expected documents were written from `reference/suppliers/jira.md` and the profile, not
 //! copied from the program's output.
 
-use crate::fixtures::{cases, check_native_fixtures, check_reverse_fixtures, mismatch, read_json, read_text, sibling};
+use crate::fixtures::{binary_fixture_failures, cases, check_native_fixtures, check_reverse_fixtures, mismatch, read_json, read_text, run_map};
 use serde_json::{json, Value};
 use siam_hub::cli::map_payload;
 use std::process::Command;
@@ -101,35 +101,9 @@ fn jira_round_trip_keeps_what_jira_can_hold() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-fn run_map(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_siam-hub"))
-        .arg("map")
-        .args(["--system", SYSTEM])
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("SIAM_CONFIG")
-        .output()
-        .expect("the siam-hub binary runs")
-}
-
 #[test]
 fn jira_binary_maps_both_directions() {
-    let mut failures = Vec::new();
-    for (case, path) in cases(SYSTEM, ".native.json") {
-        let out = run_map(&[path.to_str().expect("UTF-8 path")]);
-        if !out.status.success() {
-            failures.push(format!("{case}: exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
-            continue;
-        }
-        let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{case}: stdout is not JSON: {e}"));
-        failures.extend(mismatch(&case, "`siam-hub map --system jira` output", &read_json(&sibling(&path, &case, ".canonical.json")), &actual));
-    }
-    for (case, path) in cases(SYSTEM, ".canonical-in.json") {
-        let out = run_map(&["--reverse", path.to_str().expect("UTF-8 path")]);
-        assert!(out.status.success(), "{case}: {}", String::from_utf8_lossy(&out.stderr));
-        let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{case}: stdout is not JSON: {e}"));
-        failures.extend(mismatch(&case, "`--reverse` output", &read_json(&sibling(&path, &case, ".native-out.json")), &actual));
-    }
+    let failures = binary_fixture_failures(SYSTEM, |_, args| run_map(&[&["--system", SYSTEM], args].concat()));
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
@@ -137,7 +111,7 @@ fn jira_binary_maps_both_directions() {
 fn jira_binary_refuses_what_is_not_a_jira_issue_in_one_line() {
     let path = std::env::temp_dir().join(format!("siam-hub-jira-not-an-issue-{}.json", std::process::id()));
     std::fs::write(&path, r#"{"webhookEvent": "jira:issue_deleted", "issue": {"id": "1", "fields": {}}}"#).expect("temp file");
-    let out = run_map(&[path.to_str().expect("UTF-8 path")]);
+    let out = run_map(&["--system", SYSTEM, path.to_str().expect("UTF-8 path")]);
     let _ = std::fs::remove_file(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

@@ -11,10 +11,9 @@
 //! The expected documents were written from `reference/suppliers/remedy.md` and the profile,
 //! not copied from the program's output.
 
-use crate::fixtures::{cases, check_native_fixtures, check_reverse_fixtures, mismatch, read_json, read_text, sibling};
+use crate::fixtures::{binary_fixture_failures, cases, check_native_fixtures, check_reverse_fixtures, mismatch, read_json, read_text, run_map};
 use serde_json::{json, Map, Value};
 use siam_hub::cli::map_payload;
-use std::process::Command;
 
 const SYSTEM: &str = "remedy";
 const MIN_NATIVE_FIXTURES: usize = 10;
@@ -125,42 +124,9 @@ fn remedy_golden_round_trip_keeps_what_remedy_can_hold() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-fn run_map(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_siam-hub"))
-        .arg("map")
-        .args(["--system", SYSTEM])
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("SIAM_CONFIG")
-        .output()
-        .expect("the siam-hub binary runs")
-}
-
 #[test]
 fn remedy_golden_binary_maps_every_fixture_both_ways() {
-    let mut failures = Vec::new();
-    for (case, path) in cases(SYSTEM, ".native.json") {
-        let out = run_map(&[path.to_str().expect("UTF-8 path")]);
-        if !out.status.success() {
-            failures.push(format!("{case}: exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
-            continue;
-        }
-        match serde_json::from_slice::<Value>(&out.stdout) {
-            Ok(actual) => failures.extend(mismatch(&case, "`siam-hub map` output", &read_json(&sibling(&path, &case, ".canonical.json")), &actual)),
-            Err(e) => failures.push(format!("{case}: stdout is not JSON: {e}")),
-        }
-    }
-    for (case, path) in cases(SYSTEM, ".canonical-in.json") {
-        let out = run_map(&["--reverse", path.to_str().expect("UTF-8 path")]);
-        if !out.status.success() {
-            failures.push(format!("{case}: exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
-            continue;
-        }
-        match serde_json::from_slice::<Value>(&out.stdout) {
-            Ok(actual) => failures.extend(mismatch(&case, "`siam-hub map --reverse` output", &read_json(&sibling(&path, &case, ".native-out.json")), &actual)),
-            Err(e) => failures.push(format!("{case}: stdout is not JSON: {e}")),
-        }
-    }
+    let failures = binary_fixture_failures(SYSTEM, |_, args| run_map(&[&["--system", SYSTEM], args].concat()));
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
@@ -169,7 +135,7 @@ fn remedy_golden_binary_refuses_a_query_answer_with_several_entries() {
     let path = std::env::temp_dir().join(format!("siam-hub-remedy-two-entries-{}.json", std::process::id()));
     let two = json!({"entries": [{"values": {"Entry ID": "INC1", "Status": "New"}}, {"values": {"Entry ID": "INC2", "Status": "New"}}]});
     std::fs::write(&path, two.to_string()).expect("temp file written");
-    let out = run_map(&[path.to_str().expect("UTF-8 temp path")]);
+    let out = run_map(&["--system", SYSTEM, path.to_str().expect("UTF-8 temp path")]);
     let _ = std::fs::remove_file(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

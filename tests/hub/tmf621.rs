@@ -8,7 +8,7 @@
 //! case is read as (ServiceNow's flavour, v5). The expected documents were written from
 //! `reference/suppliers/tmf621.md` and `adapters/tmf621/profile.json`, not copied from output.
 
-use crate::fixtures::{cases, check_native_fixtures, check_reverse_fixtures, fixtures_dir, mismatch, read_json};
+use crate::fixtures::{binary_fixture_failures, cases, check_native_fixtures, check_reverse_fixtures, fixtures_dir, mismatch, read_json, run_map};
 use crate::helpers::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use reqwest::StatusCode;
@@ -82,43 +82,31 @@ fn tmf621_golden_round_trips_keep_what_the_instance_can_hold() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// `siam-hub map --system tmf621 FILE`, with `--config` and `--supplier` for a case read as a
+/// `siam-hub map --system tmf621 ARGS`, with `--config` and `--supplier` for a case read as a
 /// configured instance.
-fn run_map(case: &str, args: &[&str]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_siam-hub"));
-    cmd.env_remove("RUST_LOG").env_remove("SIAM_CONFIG");
-    if let Some(settings) = instance_settings(case) {
-        let mut toml = String::from("[[suppliers]]\nid = \"fx\"\nname = \"Fixture instance\"\nsystem = \"tmf621\"\nbase_url = \"https://tmf.example.net\"\n[suppliers.tmf621]\n");
-        for (k, v) in settings.as_object().into_iter().flatten() {
-            toml.push_str(&format!("{k} = {v}\n"));
-        }
-        let file = std::env::temp_dir().join(format!("siam-tmf-{case}-{}.toml", std::process::id()));
-        std::fs::write(&file, toml).expect("temp config written");
-        cmd.arg("--config").arg(&file).args(["map", "--system", "tmf621", "--supplier", "fx"]);
-    } else {
-        cmd.args(["map", "--system", "tmf621"]);
+fn run_case(case: &str, args: &[&str]) -> std::process::Output {
+    let Some(settings) = instance_settings(case) else { return run_map(&[&["--system", "tmf621"], args].concat()) };
+    let mut toml = String::from("[[suppliers]]\nid = \"fx\"\nname = \"Fixture instance\"\nsystem = \"tmf621\"\nbase_url = \"https://tmf.example.net\"\n[suppliers.tmf621]\n");
+    for (k, v) in settings.as_object().into_iter().flatten() {
+        toml.push_str(&format!("{k} = {v}\n"));
     }
-    cmd.args(args).output().expect("siam-hub runs")
+    let file = std::env::temp_dir().join(format!("siam-tmf-{case}-{}.toml", std::process::id()));
+    std::fs::write(&file, toml).expect("temp config written");
+    std::process::Command::new(env!("CARGO_BIN_EXE_siam-hub"))
+        .env_remove("RUST_LOG")
+        .env_remove("SIAM_CONFIG")
+        .arg("--config")
+        .arg(&file)
+        .args(["map", "--system", "tmf621", "--supplier", "fx"])
+        .args(args)
+        .output()
+        .expect("siam-hub runs")
 }
 
 #[test]
 fn tmf621_golden_binary_maps_every_fixture_both_ways() {
-    let mut failures = vec![];
-    for (case, path) in cases("tmf621", ".native.json") {
-        let out = run_map(&case, &[path.to_str().unwrap()]);
-        if !out.status.success() {
-            failures.push(format!("{case}: {}", String::from_utf8_lossy(&out.stderr)));
-            continue;
-        }
-        let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        failures.extend(mismatch(&case, "`siam-hub map` output", &read_json(&path.with_file_name(format!("{case}.canonical.json"))), &actual));
-    }
-    for (case, path) in cases("tmf621", ".canonical-in.json") {
-        let out = run_map(&case, &["--reverse", path.to_str().unwrap()]);
-        let actual: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        failures.extend(mismatch(&case, "`siam-hub map --reverse` output", &read_json(&path.with_file_name(format!("{case}.native-out.json"))), &actual));
-    }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_siam-hub")).args(["map", "--system", "tmf622", "x.json"]).output().unwrap();
+    let failures = binary_fixture_failures("tmf621", run_case);
+    let out = run_map(&["--system", "tmf622", "x.json"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("tmf621"), "the systems are listed");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

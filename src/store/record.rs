@@ -371,6 +371,14 @@ fn opt_eq<T: PartialEq>(current: &Option<T>, new: &Option<Option<T>>) -> bool {
 /// Applies `changes` to a locked row inside the caller's transaction: lifecycle checks, derived
 /// priority and timestamps, version bump, events, and dispatch to the other legs. Fields whose
 /// value does not change are dropped, so an echo of the current state writes nothing.
+/// A supplier now holds the ticket: a `new` incident becomes `assigned` (any other status stays).
+pub fn assign_if_new(conn: &mut PgConnection, ctx: &Context, row: IncidentRow, matrix: &PriorityMatrix) -> StoreResult<IncidentRow> {
+    if row.status()? != Status::New {
+        return Ok(row);
+    }
+    apply_changes(conn, ctx, row, &IncidentChanges { status: Some(Status::Assigned), ..Default::default() }, matrix)
+}
+
 pub fn apply_changes(
     conn: &mut PgConnection,
     ctx: &Context,

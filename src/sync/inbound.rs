@@ -268,10 +268,8 @@ impl Engine {
             // The supplier's own notice of a new ticket can beat the answer to the create: the
             // ticket is with the supplier all the same, so the record is assigned now, as the
             // create answer would have made it.
-            let owner = row.assigned_supplier.as_deref() == Some(supplier);
-            if leg.native_id.is_none() && state == LegState::Open && owner && row.status()? == Status::New {
-                let changes = IncidentChanges { status: Some(Status::Assigned), ..Default::default() };
-                row = record::apply_changes(conn, ctx, row, &changes, &self.matrix)?;
+            if leg.native_id.is_none() && state == LegState::Open && row.assigned_supplier.as_deref() == Some(supplier) {
+                row = record::assign_if_new(conn, ctx, row, &self.matrix)?;
             }
         }
 

@@ -259,10 +259,7 @@ impl Engine {
                         json!({ "supplier": s, "system": system, "native_id": rec.native_id, "native_number": rec.native_number }),
                     ),
                 )?;
-                if row.status()? == Status::New {
-                    let changes = IncidentChanges { status: Some(Status::Assigned), ..Default::default() };
-                    record::apply_changes(conn, &ctx, row, &changes, &matrix)?;
-                }
+                record::assign_if_new(conn, &ctx, row, &matrix)?;
                 Ok(())
             })
             .await?;

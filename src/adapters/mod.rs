@@ -139,6 +139,13 @@ pub trait Mapping: Send + Sync {
     fn parse_record(&self, payload: &Value) -> Result<NativeRecord, MapError>;
     /// Reads the notes a payload carries (journal rows, comments, work logs).
     fn parse_notes(&self, payload: &Value) -> Vec<NativeNote>;
+    /// The files a notes payload ([`Client::notes`]) lists, where the system lists them there
+    /// (Remedy's work logs, a TMF621 ticket), so the sweep needs no second read to find them;
+    /// `None` where it does not.
+    fn parse_attachments(&self, payload: &Value) -> Option<Vec<NativeAttachment>> {
+        let _ = payload;
+        None
+    }
     /// The canonical reading of native field values, with what could not be mapped.
     fn to_canonical(&self, fields: &BTreeMap<String, String>, assigned: bool) -> Canonical;
     /// The native values the hub wants the supplier ticket to hold.

@@ -72,12 +72,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Fetches the supplier's files the record lacks; returns how many were added.
-    pub async fn pull_attachments(&self, link: &SupplierLink, leg: &LegRef<'_>) -> Result<usize, SyncError> {
-        let files = match link.client.list_attachments(leg.native_id).await {
-            Ok(f) => f,
-            Err(SupplierError::Rejected { .. }) => return Ok(0),
-            Err(e) => return Err(e.into()),
+    /// Fetches the supplier's files the record lacks; returns how many were added. `listed`:
+    /// the supplier's files when a payload already read lists them (else they are asked for).
+    pub async fn pull_attachments(&self, link: &SupplierLink, leg: &LegRef<'_>, listed: Option<Vec<NativeAttachment>>) -> Result<usize, SyncError> {
+        let files = match listed {
+            Some(files) => files,
+            None => match link.client.list_attachments(leg.native_id).await {
+                Ok(f) => f,
+                Err(SupplierError::Rejected { .. }) => return Ok(0),
+                Err(e) => return Err(e.into()),
+            },
         };
         let mut added = 0;
         for file in files {

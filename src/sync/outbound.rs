@@ -77,7 +77,7 @@ impl Engine {
         let Some(snap) = self.store.run(move |c| snapshot(c, &r, &s)).await? else { return Ok(()) };
         let (Some(native_id), true) = (snap.leg.native_id.clone(), snap.leg.state()?.is_active()) else { return Ok(()) };
         let leg = super::attachments::LegRef { supplier, leg_id: snap.leg.id, incident_id: snap.row.id, native_id: &native_id, correlation_id };
-        self.pull_attachments(&link, &leg).await?;
+        self.pull_attachments(&link, &leg, None).await?;
         Ok(())
     }
 
@@ -150,7 +150,7 @@ impl Engine {
 
         let leg = super::attachments::LegRef { supplier, leg_id: snap.leg.id, incident_id: snap.row.id, native_id: &sys_id, correlation_id };
         self.push_attachments(&link, &leg).await?;
-        self.pull_attachments(&link, &leg).await?;
+        self.pull_attachments(&link, &leg, None).await?;
         Ok(())
     }
 

@@ -70,13 +70,14 @@ impl Engine {
                 if matches!((rec.revision, revision), (Some(new), Some(old)) if new < old) {
                     continue;
                 }
-                let notes = link.mapping.parse_notes(&link.client.notes(&rec.native_id).await?);
+                let journal = link.client.notes(&rec.native_id).await?;
+                let (notes, listed) = (link.mapping.parse_notes(&journal), link.mapping.parse_attachments(&journal));
                 let native_id = rec.native_id.clone();
                 let correlation = uuid::Uuid::now_v7().to_string();
                 let applied = self.apply(supplier, rec, notes, correlation.clone(), None, false).await?;
                 if let Some((leg_id, incident_id)) = applied.active_leg.filter(|_| !applied.handed_back) {
                     let leg = super::attachments::LegRef { supplier, leg_id, incident_id, native_id: &native_id, correlation_id: &correlation };
-                    report.attachments_added += self.pull_attachments(&link, &leg).await?;
+                    report.attachments_added += self.pull_attachments(&link, &leg, listed).await?;
                 }
                 if !applied.unknown_ticket && !applied.stale && !applied.changed.is_empty() {
                     report.applied += 1;

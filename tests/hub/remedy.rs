@@ -516,9 +516,13 @@ async fn remedy_files_travel_both_ways_in_work_logs_once_each_and_are_not_read_a
     assert_eq!(doc["notes"][0]["text"], "A bounce sample from the relay");
     assert_eq!(doc["notes"][0]["visibility"], "public");
 
+    // The second comes with its notification lost and the token expired: the sweep finds it.
     rh.sim.expire_tokens();
+    rh.sim.set_webhook_behaviour(WebhookBehaviour { drop_next: 1, ..Default::default() });
     let trace = vec![7u8; 4096];
     rh.sim.agent_attach(&number, "Internal", "", "smtp-trace.bin", trace.clone()).unwrap();
+    let report = rh.reconcile().await;
+    assert_eq!(report["attachments_added"], 1, "{report}");
     let doc = rh.hub.wait_incident(&r, "the second file", |d| d["attachments"].as_array().unwrap().len() == 3).await;
     let theirs = doc["attachments"].as_array().unwrap().iter().find(|a| a["file_name"] == "smtp-trace.bin").unwrap().clone();
     let back = rh.hub.get_as(&format!("/api/v1/incidents/{r}/attachments/{}", theirs["id"]), &rh.hub.keys.service_desk).await;

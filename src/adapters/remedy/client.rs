@@ -16,7 +16,7 @@
 //! with the profile's internal view access since the hub cannot know who at the supplier may
 //! see a file; a download reads `.../HPD:WorkLog/{id}/attach/{field}`.
 
-use super::mapping::{self, create_body, parse_entry, parse_errors, parse_worklogs, percent_encode, update_body, worklog_body, Profile, WORKLOG_FILE_FIELDS};
+use super::mapping::{self, create_body, parse_entry, parse_errors, percent_encode, update_body, worklog_body, Profile, WORKLOG_FILE_FIELDS};
 use crate::adapters::http::{status_error, transport_error, SupplierHttp};
 use crate::adapters::{Client, NativeAttachment, OutgoingFile, SupplierError};
 use crate::config::RemedySettings;
@@ -543,8 +543,7 @@ impl Client for RemedyClient {
     /// The files in the attachment fields of the incident's work logs.
     async fn list_attachments(&self, native_id: &str) -> Result<Vec<NativeAttachment>, SupplierError> {
         let number = self.incident_number(native_id).await?;
-        let logs = json!({ "entries": self.worklogs(&number).await? });
-        Ok(parse_worklogs(&self.profile, &logs).iter().flat_map(|w| w.attachments()).collect())
+        Ok(mapping::worklog_attachments(&self.profile, &json!({ "entries": self.worklogs(&number).await? })))
     }
 
     /// `GET .../entry/HPD:WorkLog/{id}/attach/{field}`, as a stream.

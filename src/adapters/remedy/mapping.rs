@@ -305,6 +305,11 @@ impl WorkLog {
     }
 }
 
+/// The files in the attachment fields of the work logs a payload carries.
+pub fn worklog_attachments(p: &Profile, payload: &Value) -> Vec<crate::adapters::NativeAttachment> {
+    parse_worklogs(p, payload).iter().flat_map(WorkLog::attachments).collect()
+}
+
 /// `2022-06-21T11:08:05.000+0000` (AR's colon-less offset), or any RFC 3339 instant.
 pub fn parse_ar_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();

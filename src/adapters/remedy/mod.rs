@@ -16,7 +16,7 @@
 pub mod client;
 pub mod mapping;
 
-use super::{Canonical, MapError, Mapping, NativeNote, NativeRecord};
+use super::{Canonical, MapError, Mapping, NativeAttachment, NativeNote, NativeRecord};
 use crate::config::RemedySettings;
 use crate::domain::Incident;
 pub use client::RemedyClient;
@@ -92,6 +92,11 @@ impl Mapping for Remedy {
                 created_at: w.created_at,
             })
             .collect()
+    }
+
+    /// The files in the attachment fields of the work logs.
+    fn parse_attachments(&self, payload: &Value) -> Option<Vec<NativeAttachment>> {
+        Some(mapping::worklog_attachments(&self.profile, payload))
     }
 
     fn to_canonical(&self, fields: &BTreeMap<String, String>, assigned: bool) -> Canonical {

@@ -6,7 +6,7 @@ pub mod client;
 pub mod mapping;
 pub mod subscription;
 
-use super::{Canonical, MapError, Mapping, NativeNote, NativeRecord};
+use super::{Canonical, MapError, Mapping, NativeAttachment, NativeNote, NativeRecord};
 use crate::config::Tmf621Settings;
 use crate::domain::Incident;
 pub use client::Tmf621Client;
@@ -39,6 +39,11 @@ impl Mapping for Tmf621 {
 
     fn parse_notes(&self, payload: &Value) -> Vec<NativeNote> {
         mapping::parse_notes(&self.instance, payload)
+    }
+
+    /// The ticket's `attachment[]` (none in ServiceNow's flavour, which carries no files).
+    fn parse_attachments(&self, payload: &Value) -> Option<Vec<NativeAttachment>> {
+        Some(if self.instance.flavour == crate::config::TmfFlavour::Servicenow { vec![] } else { mapping::attachments(payload) })
     }
 
     fn to_canonical(&self, fields: &BTreeMap<String, String>, assigned: bool) -> Canonical {

@@ -70,8 +70,7 @@ async fn main() {
     let mut pending: Vec<(String, Instant)> = accepted;
     let deadline = Instant::now() + Duration::from_secs(120);
     while !pending.is_empty() && Instant::now() < deadline {
-        let created: std::collections::HashSet<String> =
-            sim.incidents().iter().filter_map(|r| r["correlation_id"].as_str().map(str::to_string)).collect();
+        let created: std::collections::HashSet<String> = sim.incidents().iter().filter_map(|r| r["correlation_id"].as_str().map(str::to_string)).collect();
         let now = Instant::now();
         pending.retain(|(r, t)| {
             if created.contains(r) {

@@ -3,10 +3,10 @@
 use crate::config::{SecretRef, Settings};
 use crate::sim::jira::{JiraSim, SimConfig as JiraSimConfig, WebhookTarget as JiraWebhookTarget};
 use crate::sim::remedy::{RemedySim, SimConfig as RemedySimConfig, WebhookTarget as RemedyWebhookTarget};
+use crate::sim::servicenow::{DisplayMode, ServiceNowSim, SimConfig, WebhookTarget};
 use crate::sim::tmf621::{SimConfig as TmfSimConfig, Tmf621Sim};
 use crate::sla::clock::Contracts;
 use crate::sla::report::{self, Period, ReportQuery};
-use crate::sim::servicenow::{DisplayMode, ServiceNowSim, SimConfig, WebhookTarget};
 use crate::startup::Application;
 use crate::store::{self, Store};
 use clap::{Parser, Subcommand};
@@ -153,9 +153,7 @@ pub fn check_map_target(kind: Kind, system: &str) -> Result<(), String> {
                 Err(format!("unsupported system `{system}`; supported: {}", SYSTEMS.join(", ")))
             }
         }
-        Kind::Change if change::mapping_for(system).is_none() => {
-            Err(format!("system `{system}` has no change mapping: --kind change takes {}", change::SYSTEMS.join(", ")))
-        }
+        Kind::Change if change::mapping_for(system).is_none() => Err(format!("system `{system}` has no change mapping: --kind change takes {}", change::SYSTEMS.join(", "))),
         _ => Ok(()),
     }
 }
@@ -277,10 +275,7 @@ async fn sla(config: Option<PathBuf>, command: SlaCommand) -> Result<(), String>
         .await
         .map_err(|e| e.to_string())?;
     if r.pending_tickets > 0 {
-        eprintln!(
-            "note: {} tickets changed since their clocks were stored (no hub running?); --recompute gives figures straight from the event log",
-            r.pending_tickets
-        );
+        eprintln!("note: {} tickets changed since their clocks were stored (no hub running?); --recompute gives figures straight from the event log", r.pending_tickets);
     }
     match (format.as_str(), table.as_str()) {
         ("csv", "breaches") => print!("{}", report::breaches_csv(&r)),
@@ -336,11 +331,7 @@ async fn demo(config: Option<PathBuf>, ports: [u16; 4]) -> Result<(), String> {
     remedy.start(bind(remedy_sim_port, "Remedy", "--remedy-sim-port")?).map_err(|e| e.to_string())?;
     let remedy_url = remedy.base_url().unwrap_or_default();
     let tmf_supplier = settings.suppliers.iter().find(|s| s.system == "tmf621").map(|s| s.id.clone()).unwrap_or_default();
-    let tmf = Tmf621Sim::new(TmfSimConfig {
-        password: "demo-password".into(),
-        listener_auth: Some((tmf_supplier, webhook_secret.clone())),
-        ..TmfSimConfig::default()
-    });
+    let tmf = Tmf621Sim::new(TmfSimConfig { password: "demo-password".into(), listener_auth: Some((tmf_supplier, webhook_secret.clone())), ..TmfSimConfig::default() });
     tmf.start(bind(tmf_sim_port, "TMF621", "--tmf-sim-port")?).map_err(|e| e.to_string())?;
     let tmf_url = tmf.base_url().unwrap_or_default();
     for s in settings.suppliers.iter_mut().filter(|s| s.system == "remedy" || s.system == "tmf621") {

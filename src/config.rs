@@ -74,11 +74,7 @@ pub struct SlaMonitorSettings {
 
 impl Default for SlaMonitorSettings {
     fn default() -> Self {
-        SlaMonitorSettings {
-            interval_secs: defaults::monitor_interval(),
-            batch: defaults::monitor_batch(),
-            announce_within_secs: defaults::announce_within(),
-        }
+        SlaMonitorSettings { interval_secs: defaults::monitor_interval(), batch: defaults::monitor_batch(), announce_within_secs: defaults::announce_within() }
     }
 }
 
@@ -193,12 +189,7 @@ pub struct BrokerSettings {
 
 impl Default for BrokerSettings {
     fn default() -> Self {
-        BrokerSettings {
-            prefix: defaults::prefix(),
-            delivery_limit: defaults::delivery_limit(),
-            confirm_window: defaults::confirm_window(),
-            queue_expires_ms: None,
-        }
+        BrokerSettings { prefix: defaults::prefix(), delivery_limit: defaults::delivery_limit(), confirm_window: defaults::confirm_window(), queue_expires_ms: None }
     }
 }
 
@@ -206,7 +197,9 @@ impl Default for BrokerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum SecretRef {
-    Env { env: String },
+    Env {
+        env: String,
+    },
     #[serde(skip)]
     Value(SecretString),
 }
@@ -290,7 +283,6 @@ pub struct ProfileOverrides {
     #[serde(default)]
     pub priority_matrix: Option<PriorityMatrix>,
 }
-
 
 /// Which TMF621 release a supplier speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -809,12 +801,7 @@ impl Settings {
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
-        for (var, key) in [
-            ("SIAM_DATABASE_URL", "database_url"),
-            ("SIAM_AMQP_URL", "amqp_url"),
-            ("SIAM_LISTEN", "listen"),
-            ("SIAM_PUBLIC_URL", "public_url"),
-        ] {
+        for (var, key) in [("SIAM_DATABASE_URL", "database_url"), ("SIAM_AMQP_URL", "amqp_url"), ("SIAM_LISTEN", "listen"), ("SIAM_PUBLIC_URL", "public_url")] {
             if let Ok(v) = std::env::var(var) {
                 builder = builder.set_override(key, v)?;
             }
@@ -826,10 +813,7 @@ impl Settings {
 
     /// Parses settings from TOML text (used by the demo and tests), with the same checks.
     pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
-        let settings: Settings = config::Config::builder()
-            .add_source(config::File::from_str(text, config::FileFormat::Toml))
-            .build()?
-            .try_deserialize()?;
+        let settings: Settings = config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml)).build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -838,12 +822,7 @@ impl Settings {
         let known = |id: &str| id == self.routing.default_queue || self.suppliers.iter().any(|s| s.id == id);
         for s in &self.suppliers {
             if s.system != QUEUE_SYSTEM && !crate::adapters::SYSTEMS.contains(&s.system.as_str()) {
-                return Err(ConfigError::Invalid(format!(
-                    "supplier `{}` has system `{}`; supported: {}, queue",
-                    s.id,
-                    s.system,
-                    crate::adapters::SYSTEMS.join(", ")
-                )));
+                return Err(ConfigError::Invalid(format!("supplier `{}` has system `{}`; supported: {}, queue", s.id, s.system, crate::adapters::SYSTEMS.join(", "))));
             }
             if s.system != QUEUE_SYSTEM && url::Url::parse(&s.base_url).is_err() {
                 return Err(ConfigError::Invalid(format!("supplier `{}` needs a base_url such as https://example.service-now.com", s.id)));
@@ -886,10 +865,7 @@ impl Settings {
                 return Err(ConfigError::Invalid(format!("routing rule names unknown supplier `{}`", r.supplier)));
             }
             if r.service.is_none() && r.ci.is_none() && r.category.is_none() {
-                return Err(ConfigError::Invalid(format!(
-                    "a routing rule for `{}` needs at least one of service, ci, category",
-                    r.supplier
-                )));
+                return Err(ConfigError::Invalid(format!("a routing rule for `{}` needs at least one of service, ci, category", r.supplier)));
             }
         }
         Ok(())
@@ -905,17 +881,13 @@ impl JiraSettings {
     /// values in the status rules and targets.
     pub fn validate(&self) -> Result<(), String> {
         match self.create_via {
-            JiraCreate::Issue if self.project_key.trim().is_empty() => {
-                return Err("[suppliers.jira] needs project_key (the project the hub raises issues in)".into())
-            }
+            JiraCreate::Issue if self.project_key.trim().is_empty() => return Err("[suppliers.jira] needs project_key (the project the hub raises issues in)".into()),
             JiraCreate::Request if self.service_desk_id.is_none() || self.request_type_id.is_none() => {
                 return Err("[suppliers.jira] create_via = \"request\" needs service_desk_id and request_type_id".into())
             }
             _ => {}
         }
-        self.time_zone
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| format!("[suppliers.jira] time_zone `{}` is not an IANA time zone such as Europe/London", self.time_zone))?;
+        self.time_zone.parse::<chrono_tz::Tz>().map_err(|_| format!("[suppliers.jira] time_zone `{}` is not an IANA time zone such as Europe/London", self.time_zone))?;
         if let Some(missing) = (1..=5u8).find(|l| !self.priorities.is_empty() && !self.priorities.iter().any(|p| p.priority == *l)) {
             return Err(format!("[suppliers.jira] priorities: no priority stands for hub priority {missing} (one is needed for each of 1..5)"));
         }
@@ -955,9 +927,9 @@ impl SupplierSettings {
         match secret {
             None => Ok(None),
             Some(SecretRef::Value(v)) => Ok(Some(v.clone())),
-            Some(SecretRef::Env { env }) => std::env::var(env)
-                .map(|v| Some(SecretString::from(v)))
-                .map_err(|_| ConfigError::MissingSecret { supplier: self.id.clone(), var: env.clone() }),
+            Some(SecretRef::Env { env }) => {
+                std::env::var(env).map(|v| Some(SecretString::from(v))).map_err(|_| ConfigError::MissingSecret { supplier: self.id.clone(), var: env.clone() })
+            }
         }
     }
 
@@ -989,7 +961,10 @@ mod tests {
         let s = Settings::from_toml(base).unwrap();
         let t = &s.suppliers[0].tmf621;
         assert_eq!((t.version, t.flavour, t.auth, t.subscribe), (TmfVersion::V4, TmfFlavour::Standard, TmfAuth::Basic, true));
-        let s = Settings::from_toml(&format!("{base}[suppliers.tmf621]\nversion = \"v5\"\nflavour = \"servicenow\"\nauth = \"oauth2\"\nstatus_map = {{ \"Awaiting Info\" = \"on_hold\" }}\n")).unwrap();
+        let s = Settings::from_toml(&format!(
+            "{base}[suppliers.tmf621]\nversion = \"v5\"\nflavour = \"servicenow\"\nauth = \"oauth2\"\nstatus_map = {{ \"Awaiting Info\" = \"on_hold\" }}\n"
+        ))
+        .unwrap();
         let t = &s.suppliers[0].tmf621;
         assert_eq!((t.version, t.flavour, t.auth), (TmfVersion::V5, TmfFlavour::Servicenow, TmfAuth::Oauth2));
         assert_eq!(t.status_map.get("Awaiting Info").map(String::as_str), Some("on_hold"), "keys keep their case");

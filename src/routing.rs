@@ -32,11 +32,7 @@ impl Router {
             None => true,
             Some(r) => value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(r)),
         };
-        let hit = self
-            .rules
-            .iter()
-            .enumerate()
-            .find(|(_, r)| !excluded.contains(&r.supplier) && eq(&r.service, service) && eq(&r.ci, ci) && eq(&r.category, category));
+        let hit = self.rules.iter().enumerate().find(|(_, r)| !excluded.contains(&r.supplier) && eq(&r.service, service) && eq(&r.ci, ci) && eq(&r.category, category));
         let (supplier, rule) = match hit {
             Some((i, r)) => (r.supplier.clone(), format!("rule {}", i + 1)),
             None => (self.default_queue.clone(), "default".to_string()),
@@ -47,12 +43,7 @@ impl Router {
     /// A route to a named supplier (or queue).
     pub fn to(&self, supplier: &str, rule: String) -> Route {
         let supplier = supplier.to_string();
-        let system = self
-            .systems
-            .iter()
-            .find(|(id, _)| *id == supplier)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_else(|| QUEUE_SYSTEM.to_string());
+        let system = self.systems.iter().find(|(id, _)| *id == supplier).map(|(_, s)| s.clone()).unwrap_or_else(|| QUEUE_SYSTEM.to_string());
         Route { external: system != QUEUE_SYSTEM, supplier, system, rule }
     }
 

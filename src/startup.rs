@@ -97,10 +97,8 @@ impl Application {
             format!("http://{host}:{port}")
         });
 
-        let mut consumers: Vec<ConsumerSpec> = external
-            .iter()
-            .map(|s| ConsumerSpec { queue: topology.dispatch_queue(s), supplier: Some(s.clone()), prefetch: 16, handler: engine.dispatch_handler(s) })
-            .collect();
+        let mut consumers: Vec<ConsumerSpec> =
+            external.iter().map(|s| ConsumerSpec { queue: topology.dispatch_queue(s), supplier: Some(s.clone()), prefetch: 16, handler: engine.dispatch_handler(s) }).collect();
         consumers.push(ConsumerSpec {
             queue: topology.tmf621_notify_queue(),
             supplier: None,
@@ -116,12 +114,7 @@ impl Application {
             let callback = format!("{public_base}/webhooks/{}", s.id);
             workers.push(tokio::spawn(crate::adapters::tmf621::subscription::keep_subscribed(store.clone(), s.clone(), password, callback, shutdown_rx.clone())));
         }
-        let monitor = Monitor {
-            store: store.clone(),
-            contracts: contracts.clone(),
-            settings: settings.sla_monitor.clone(),
-            outbox_signal: bus.outbox_signal.clone(),
-        };
+        let monitor = Monitor { store: store.clone(), contracts: contracts.clone(), settings: settings.sla_monitor.clone(), outbox_signal: bus.outbox_signal.clone() };
         workers.push(tokio::spawn(monitor.run(shutdown_rx.clone())));
 
         let state = web::Data::new(AppState {

@@ -70,10 +70,7 @@ fn validator(doc: Doc) -> &'static jsonschema::Validator {
 
 /// Every violation of `instance`, in document order.
 pub fn validate(doc: Doc, instance: &Value) -> Result<(), Vec<Violation>> {
-    let errors: Vec<Violation> = validator(doc)
-        .iter_errors(instance)
-        .map(|e| Violation { pointer: e.instance_path.to_string(), message: e.to_string() })
-        .collect();
+    let errors: Vec<Violation> = validator(doc).iter_errors(instance).map(|e| Violation { pointer: e.instance_path.to_string(), message: e.to_string() }).collect();
     if errors.is_empty() {
         Ok(())
     } else {

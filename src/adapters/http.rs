@@ -26,12 +26,7 @@ impl SupplierHttp {
             .build()
             .map_err(|e| e.to_string())?;
         let rate = NonZeroU32::new(rate_per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
-        Ok(SupplierHttp {
-            client,
-            limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
-            max_attempts: max_attempts.max(1),
-            min_backoff: Duration::from_millis(200),
-        })
+        Ok(SupplierHttp { client, limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))), max_attempts: max_attempts.max(1), min_backoff: Duration::from_millis(200) })
     }
 
     /// Shortens the first backoff step (tests use it to keep retry storms quick).

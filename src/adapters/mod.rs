@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 /// Why a supplier call failed, sorted by what the caller should do about it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SupplierError {
@@ -255,10 +254,9 @@ pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::Se
             Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone())),
             Arc::new(servicenow::ServiceNowClient::new(http, &settings.base_url, &settings.username, password).with_priority_matrix(settings.overrides.priority_matrix.clone())),
         )),
-        "tmf621" => Ok((
-            Arc::new(tmf621::Tmf621::new(&settings.tmf621)),
-            Arc::new(tmf621::Tmf621Client::new(http, &settings.base_url, &settings.tmf621, &settings.username, password)),
-        )),
+        "tmf621" => {
+            Ok((Arc::new(tmf621::Tmf621::new(&settings.tmf621)), Arc::new(tmf621::Tmf621Client::new(http, &settings.base_url, &settings.tmf621, &settings.username, password))))
+        }
         "jira" => {
             let config = Arc::new(jira::JiraConfig::from_settings(&settings.jira).map_err(|e| format!("supplier `{}`: {e}", settings.id))?);
             let client = jira::JiraClient::new(http, &settings.base_url, &settings.username, password, config.clone(), &settings.jira)

@@ -39,9 +39,11 @@ pub async fn reconcile(p: Principal, state: web::Data<AppState>, path: web::Path
     if state.engine.supplier(&supplier).is_err() {
         return Err(ApiError::not_found(format!("supplier {supplier} is not configured")));
     }
-    let report = state.engine.sweep(&supplier).await.map_err(|e| {
-        ApiError::new(actix_web::http::StatusCode::BAD_GATEWAY, "supplier-unavailable", "The supplier could not be read", e.to_string())
-    })?;
+    let report = state
+        .engine
+        .sweep(&supplier)
+        .await
+        .map_err(|e| ApiError::new(actix_web::http::StatusCode::BAD_GATEWAY, "supplier-unavailable", "The supplier could not be read", e.to_string()))?;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -50,10 +52,7 @@ pub async fn reconcile(p: Principal, state: web::Data<AppState>, path: web::Path
 /// (extend the profile or the instance's overrides).
 pub async fn mapping_events(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     p.require(&[Role::Admin])?;
-    let rows = state
-        .store
-        .run(|c| crate::store::record::recent_events(c, crate::domain::EventType::UnmappedValue.as_str(), 500))
-        .await?;
+    let rows = state.store.run(|c| crate::store::record::recent_events(c, crate::domain::EventType::UnmappedValue.as_str(), 500)).await?;
     let items: Vec<_> = rows
         .into_iter()
         .map(|(reference, e)| {

@@ -44,13 +44,7 @@ pub async fn upload(
     p.require(&[Role::ServiceDesk, Role::Supplier])?;
     let r = parse_ref(&path)?;
     let file_name = clean_name(q.file_name.as_deref())?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .unwrap_or("application/octet-stream")
-        .to_string();
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).unwrap_or("application/octet-stream").to_string();
     let r2 = r.clone();
     let incident = state.store.read(move |c| record::load(c, r2.as_str())).await?;
     visible(&p, &incident)?;
@@ -100,7 +94,11 @@ pub async fn upload(
             let mut row = record::lock_row_by_id(c, found.id)?;
             let up = Upload { upload_id, sha256: &sha, size: size as i64, file_name: &file_name, content_type: &content_type, origin: "hub", from_leg: None };
             let (att, created) = store_att::finish_upload(c, &ctx, &mut row, &up)?;
-            let doc: Attachment = store_att::for_incidents(c, &[row.id])?.into_iter().map(|(_, a)| a).find(|a| a.id == att.id).ok_or_else(|| crate::store::StoreError::NotFound("attachment".into()))?;
+            let doc: Attachment = store_att::for_incidents(c, &[row.id])?
+                .into_iter()
+                .map(|(_, a)| a)
+                .find(|a| a.id == att.id)
+                .ok_or_else(|| crate::store::StoreError::NotFound("attachment".into()))?;
             Ok((doc, created))
         })
         .await?;
@@ -115,12 +113,7 @@ pub async fn download(p: Principal, state: web::Data<AppState>, path: web::Path<
     let r = parse_ref(&raw_ref)?;
     let incident = state.store.read(move |c| record::load(c, r.as_str())).await?;
     visible(&p, &incident)?;
-    let att = incident
-        .attachments
-        .iter()
-        .find(|a| a.id == id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("attachment {id} of {} does not exist", incident.reference)))?;
+    let att = incident.attachments.iter().find(|a| a.id == id).cloned().ok_or_else(|| ApiError::not_found(format!("attachment {id} of {} does not exist", incident.reference)))?;
     let store = state.store.clone();
     let sha = att.sha256.clone();
     let body = futures_util::stream::unfold(Some(0i32), move |seq| {

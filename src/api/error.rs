@@ -29,8 +29,7 @@ impl ApiError {
 
     pub fn schema(violations: Vec<Violation>) -> Self {
         let detail = violations.iter().map(|v| format!("{}: {}", if v.pointer.is_empty() { "/" } else { &v.pointer }, v.message)).collect::<Vec<_>>().join("; ");
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "schema-violation", "The document does not match its schema", detail)
-            .with(json!({ "errors": violations }))
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "schema-violation", "The document does not match its schema", detail).with(json!({ "errors": violations }))
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
@@ -91,7 +90,12 @@ impl From<StoreError> for ApiError {
             StoreError::Lifecycle(e) => ApiError::unprocessable("invalid-transition", "The change breaks the incident lifecycle", e.to_string()),
             other => {
                 tracing::error!(error = %other, "record unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "record-unavailable", "The service record is unavailable", "the database could not complete the request; nothing was changed, retry later")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "record-unavailable",
+                    "The service record is unavailable",
+                    "the database could not complete the request; nothing was changed, retry later",
+                )
             }
         }
     }

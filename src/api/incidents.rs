@@ -27,9 +27,7 @@ pub(crate) fn parse_ref(raw: &str) -> Result<TicketRef, ApiError> {
 /// A supplier key sees only tickets in which its supplier holds a leg.
 pub(crate) fn visible(p: &Principal, incident: &Incident) -> Result<(), ApiError> {
     match (&p.role, &p.supplier) {
-        (Role::Supplier, Some(s)) if !incident.legs.iter().any(|l| &l.supplier == s) => {
-            Err(ApiError::not_found(format!("incident {} does not exist", incident.reference)))
-        }
+        (Role::Supplier, Some(s)) if !incident.legs.iter().any(|l| &l.supplier == s) => Err(ApiError::not_found(format!("incident {} does not exist", incident.reference))),
         (Role::Supplier, None) => Err(ApiError::forbidden("this supplier key is not scoped to a supplier")),
         _ => Ok(()),
     }
@@ -182,14 +180,7 @@ pub async fn add_note(req: HttpRequest, p: Principal, state: web::Data<AppState>
         let incident = state.store.read(move |c| record::load(c, r2.as_str())).await?;
         visible(&p, &incident)?;
     }
-    let note = NewNote {
-        visibility: body.visibility,
-        author: p.source(),
-        text: body.text,
-        origin: "hub".into(),
-        native_id: None,
-        created_at: chrono::Utc::now(),
-    };
+    let note = NewNote { visibility: body.visibility, author: p.source(), text: body.text, origin: "hub".into(), native_id: None, created_at: chrono::Utc::now() };
     let c = ctx(&p, &req);
     let (note, incident) = state.store.run(move |conn| record::add_hub_note(conn, &c, r.as_str(), &note)).await?;
     state.engine.notify();

@@ -11,8 +11,8 @@ pub mod error;
 pub mod health;
 pub mod incidents;
 pub mod openapi;
-pub mod tmf621;
 pub mod sla;
+pub mod tmf621;
 pub mod webhooks;
 
 use crate::config::Settings;
@@ -51,12 +51,7 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::B
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", "The request body could not be read", e.to_string()))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "The request body is too large",
-                format!("the body exceeds the limit of {limit} bytes"),
-            ));
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "The request body is too large", format!("the body exceeds the limit of {limit} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
@@ -77,16 +72,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/openapi.json").route(web::get().to(openapi::serve)))
         .service(
             web::scope("/api/v1")
-                .service(
-                    web::resource("/incidents")
-                        .route(web::post().to(incidents::create))
-                        .route(web::get().to(incidents::list)),
-                )
-                .service(
-                    web::resource("/incidents/{ref}")
-                        .route(web::get().to(incidents::get))
-                        .route(web::patch().to(incidents::patch)),
-                )
+                .service(web::resource("/incidents").route(web::post().to(incidents::create)).route(web::get().to(incidents::list)))
+                .service(web::resource("/incidents/{ref}").route(web::get().to(incidents::get)).route(web::patch().to(incidents::patch)))
                 .service(web::resource("/incidents/{ref}/notes").route(web::post().to(incidents::add_note)))
                 .service(web::resource("/incidents/{ref}/history").route(web::get().to(incidents::history)))
                 .service(web::resource("/incidents/{ref}/attachments").route(web::post().to(attachments::upload)))
@@ -104,7 +91,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/webhooks/{supplier}/listener/{event}").route(web::post().to(webhooks::listener)))
         .configure(tmf621::configure)
         .configure(dashboard::configure)
-        .default_service(web::to(|req: HttpRequest| async move {
-            Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!("no endpoint {} {}", req.method(), req.path())))
-        }));
+        .default_service(web::to(|req: HttpRequest| async move { Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!("no endpoint {} {}", req.method(), req.path()))) }));
 }

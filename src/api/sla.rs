@@ -59,18 +59,9 @@ pub async fn report(req: HttpRequest, p: Principal, state: web::Data<AppState>) 
     let q = query_pairs(&req, &["supplier", "month", "from", "to", "priority", "format", "table", "breaches"])?;
     let supplier = report_supplier(&p, &state, q.get("supplier").map(String::as_str))?;
     let now = Utc::now();
-    let period = Period::parse(
-        q.get("month").map(String::as_str),
-        q.get("from").map(String::as_str),
-        q.get("to").map(String::as_str),
-        &state.settings.reporting.time_zone,
-        now,
-    )
-    .map_err(bad)?;
-    let priority = q
-        .get("priority")
-        .map(|v| v.parse::<u8>().ok().filter(|p| (1..=5).contains(p)).ok_or_else(|| bad(format!("priority must be 1..5, got `{v}`"))))
-        .transpose()?;
+    let period = Period::parse(q.get("month").map(String::as_str), q.get("from").map(String::as_str), q.get("to").map(String::as_str), &state.settings.reporting.time_zone, now)
+        .map_err(bad)?;
+    let priority = q.get("priority").map(|v| v.parse::<u8>().ok().filter(|p| (1..=5).contains(p)).ok_or_else(|| bad(format!("priority must be 1..5, got `{v}`")))).transpose()?;
     let breach_limit = q
         .get("breaches")
         .map(|v| v.parse::<i64>().ok().filter(|n| (0..=5000).contains(n)).ok_or_else(|| bad(format!("breaches must be 0..5000, got `{v}`"))))

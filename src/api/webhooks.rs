@@ -33,10 +33,8 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 
 /// Checks the delivery's credentials against the supplier's webhook secret.
 pub fn verify(link: &SupplierLink, req: &HttpRequest, body: &[u8], now: i64) -> Result<(), ApiError> {
-    let secret = link
-        .webhook_secret
-        .as_ref()
-        .ok_or_else(|| ApiError::forbidden(format!("webhooks from `{}` are refused: no webhook secret is configured for it", link.settings.id)))?;
+    let secret =
+        link.webhook_secret.as_ref().ok_or_else(|| ApiError::forbidden(format!("webhooks from `{}` are refused: no webhook secret is configured for it", link.settings.id)))?;
     match link.settings.webhook_auth {
         WebhookAuth::Hmac => {
             let ts = header(req, "x-siam-timestamp").ok_or_else(|| ApiError::unauthorized("missing X-Siam-Timestamp header"))?;
@@ -114,17 +112,18 @@ async fn deliver(req: &HttpRequest, state: &AppState, supplier: &str, body: web:
         tracing::warn!(%supplier, event = %kind, "supplier reports a deleted ticket; nothing applied");
         return Ok(Default::default());
     }
-    let unreadable = |e: crate::adapters::MapError| {
-        ApiError::unprocessable("unreadable-record", "Not a supplier ticket record", format!("not a {} ticket record: {e}", link.mapping.system()))
-    };
+    let unreadable =
+        |e: crate::adapters::MapError| ApiError::unprocessable("unreadable-record", "Not a supplier ticket record", format!("not a {} ticket record: {e}", link.mapping.system()));
     let mut rec = link.mapping.parse_record(&doc).map_err(unreadable)?;
     let mut notes = link.mapping.parse_notes(&doc);
     if rec.revision.is_none() {
         // A notification carrying only part of the ticket (a TMF event): read the whole ticket,
         // so a missing attribute is never taken for a cleared one.
-        let fetched = link.client.fetch(&rec.native_id).await.map_err(|e| {
-            ApiError::new(StatusCode::BAD_GATEWAY, "supplier-unavailable", "The supplier ticket could not be read", e.to_string())
-        })?;
+        let fetched = link
+            .client
+            .fetch(&rec.native_id)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "supplier-unavailable", "The supplier ticket could not be read", e.to_string()))?;
         if let Some(full) = fetched {
             rec = link.mapping.parse_record(&full).map_err(unreadable)?;
             notes = link.mapping.parse_notes(&full);
@@ -153,10 +152,8 @@ mod tests {
     use secrecy::SecretString;
 
     fn link(auth: &str) -> SupplierLink {
-        let s = Settings::from_toml(&format!(
-            "[[suppliers]]\nid = \"sn\"\nname = \"SN\"\nsystem = \"servicenow\"\nbase_url = \"http://127.0.0.1:1\"\nwebhook_auth = \"{auth}\"\n"
-        ))
-        .unwrap();
+        let s = Settings::from_toml(&format!("[[suppliers]]\nid = \"sn\"\nname = \"SN\"\nsystem = \"servicenow\"\nbase_url = \"http://127.0.0.1:1\"\nwebhook_auth = \"{auth}\"\n"))
+            .unwrap();
         let http = SupplierHttp::new(std::time::Duration::from_secs(1), 1, 1).unwrap();
         SupplierLink {
             settings: s.suppliers[0].clone(),

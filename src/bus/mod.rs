@@ -101,11 +101,7 @@ impl Bus {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(
-                        "RabbitMQ is not reachable at {} ({e}); start it with `rabbitmq-server -detached`; retrying in {:?}",
-                        crate::store::redact(&self.url),
-                        backoff
-                    );
+                    tracing::warn!("RabbitMQ is not reachable at {} ({e}); start it with `rabbitmq-server -detached`; retrying in {:?}", crate::store::redact(&self.url), backoff);
                 }
             }
             tokio::select! {
@@ -117,18 +113,14 @@ impl Bus {
     }
 
     async fn connect(&self) -> Result<Connection, String> {
-        let props = ConnectionProperties::default()
-            .with_executor(tokio_executor_trait::Tokio::current())
-            .with_reactor(tokio_reactor_trait::Tokio)
-            .with_connection_name("siam-hub".into());
+        let props =
+            ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio).with_connection_name("siam-hub".into());
         let conn = tokio::time::timeout(Duration::from_secs(5), Connection::connect(&self.url, props))
             .await
             .map_err(|_| "connection timed out".to_string())?
             .map_err(|e| e.to_string())?;
         let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
-        tokio::time::timeout(Duration::from_secs(10), self.topology.declare(&channel))
-            .await
-            .map_err(|_| "declaring the topology timed out".to_string())??;
+        tokio::time::timeout(Duration::from_secs(10), self.topology.declare(&channel)).await.map_err(|_| "declaring the topology timed out".to_string())??;
         let _ = channel.close(200, "topology declared").await;
         Ok(conn)
     }
@@ -237,10 +229,7 @@ impl SubjectLocks {
 
 async fn consume(channel: lapin::Channel, spec: ConsumerSpec, store: Store) -> Result<(), String> {
     channel.basic_qos(spec.prefetch, BasicQosOptions::default()).await.map_err(|e| e.to_string())?;
-    let consumer = channel
-        .basic_consume(&spec.queue, "", BasicConsumeOptions::default(), FieldTable::default())
-        .await
-        .map_err(|e| format!("consuming {}: {e}", spec.queue))?;
+    let consumer = channel.basic_consume(&spec.queue, "", BasicConsumeOptions::default(), FieldTable::default()).await.map_err(|e| format!("consuming {}: {e}", spec.queue))?;
     let locks = SubjectLocks::default();
     let (fail_tx, mut fail_rx) = tokio::sync::mpsc::channel::<String>(1);
     let work = consumer.for_each_concurrent(usize::from(spec.prefetch.max(1)), |delivery| {
@@ -264,19 +253,9 @@ async fn consume(channel: lapin::Channel, spec: ConsumerSpec, store: Store) -> R
 async fn handle_delivery(delivery: lapin::message::Delivery, spec: &ConsumerSpec, store: &Store, locks: &SubjectLocks) -> Result<(), String> {
     let props = &delivery.properties;
     let payload: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap_or(serde_json::Value::Null);
-    let message_id = props
-        .message_id()
-        .as_ref()
-        .map(|m| m.as_str().to_string())
-        .or_else(|| payload.get("id").and_then(|v| v.as_str()).map(str::to_string))
-        .unwrap_or_default();
-    let msg = Incoming {
-        message_id,
-        routing_key: delivery.routing_key.as_str().to_string(),
-        payload,
-        redelivered: delivery.redelivered,
-        death: death_reason(props.headers().as_ref()),
-    };
+    let message_id = props.message_id().as_ref().map(|m| m.as_str().to_string()).or_else(|| payload.get("id").and_then(|v| v.as_str()).map(str::to_string)).unwrap_or_default();
+    let msg =
+        Incoming { message_id, routing_key: delivery.routing_key.as_str().to_string(), payload, redelivered: delivery.redelivered, death: death_reason(props.headers().as_ref()) };
     let outcome = if msg.payload.is_null() {
         Outcome::Dead("the message body is not JSON".into())
     } else {

@@ -80,9 +80,7 @@ impl Topology {
         for s in &self.suppliers {
             let name = self.dispatch_queue(s);
             ch.queue_declare(&name, q, self.quorum_args(true)).await.map_err(e)?;
-            ch.queue_bind(&name, &self.exchange(), &format!("dispatch.{s}"), QueueBindOptions::default(), FieldTable::default())
-                .await
-                .map_err(e)?;
+            ch.queue_bind(&name, &self.exchange(), &format!("dispatch.{s}"), QueueBindOptions::default(), FieldTable::default()).await.map_err(e)?;
         }
         Ok(())
     }

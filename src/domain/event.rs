@@ -84,14 +84,7 @@ impl NewEvent {
 
 /// Wraps `data` in a CloudEvents 1.0 envelope (JSON format). `correlationid` is an extension
 /// attribute that follows the ticket through HTTP, the record and the broker.
-pub fn cloud_event(
-    id: uuid::Uuid,
-    kind: &str,
-    subject: &str,
-    time: &chrono::DateTime<chrono::Utc>,
-    correlation_id: &str,
-    data: serde_json::Value,
-) -> serde_json::Value {
+pub fn cloud_event(id: uuid::Uuid, kind: &str, subject: &str, time: &chrono::DateTime<chrono::Utc>, correlation_id: &str, data: serde_json::Value) -> serde_json::Value {
     serde_json::json!({
         "specversion": "1.0",
         "id": id.to_string(),

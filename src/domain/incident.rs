@@ -185,9 +185,7 @@ impl TicketRef {
 impl FromStr for TicketRef {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let ok = s
-            .split_once('-')
-            .is_some_and(|(p, n)| matches!(p, "INC" | "CHG") && n.len() >= 6 && n.bytes().all(|b| b.is_ascii_digit()));
+        let ok = s.split_once('-').is_some_and(|(p, n)| matches!(p, "INC" | "CHG") && n.len() >= 6 && n.bytes().all(|b| b.is_ascii_digit()));
         if ok {
             Ok(TicketRef(s.to_string()))
         } else {

@@ -25,17 +25,13 @@ impl PriorityMatrix {
             let d = |a: u8, b: u8| u32::from(a.abs_diff(b));
             (d(i.get(), impact.get()) + d(u.get(), urgency.get()), u32::from(i != impact), i.get())
         };
-        levels()
-            .flat_map(|i| (1..=3u8).filter_map(Urgency::new).map(move |u| (i, u)))
-            .filter(|(i, u)| self.derive(*i, *u) == priority)
-            .min_by_key(|(i, u)| distance(*i, *u))
+        levels().flat_map(|i| (1..=3u8).filter_map(Urgency::new).map(move |u| (i, u))).filter(|(i, u)| self.derive(*i, *u) == priority).min_by_key(|(i, u)| distance(*i, *u))
     }
 }
 
 impl Default for PriorityMatrix {
     fn default() -> Self {
-        PriorityMatrix::try_from(vec![vec![1, 2, 3], vec![2, 3, 4], vec![3, 4, 5]])
-            .expect("the built-in matrix is valid")
+        PriorityMatrix::try_from(vec![vec![1, 2, 3], vec![2, 3, 4], vec![3, 4, 5]]).expect("the built-in matrix is valid")
     }
 }
 
@@ -49,8 +45,7 @@ impl TryFrom<Vec<Vec<u8>>> for PriorityMatrix {
         let mut rows = [[Priority::LOWEST; 3]; 3];
         for (i, row) in v.iter().enumerate() {
             for (j, p) in row.iter().enumerate() {
-                rows[i][j] = Priority::new(*p)
-                    .ok_or_else(|| format!("priority matrix entry [{}][{}] = {p} is not a priority 1..5", i + 1, j + 1))?;
+                rows[i][j] = Priority::new(*p).ok_or_else(|| format!("priority matrix entry [{}][{}] = {p} is not a priority 1..5", i + 1, j + 1))?;
             }
         }
         Ok(PriorityMatrix { rows })

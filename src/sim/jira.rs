@@ -162,16 +162,14 @@ impl SimError {
             SimError::NotFound => (StatusCode::NOT_FOUND, "sd.request.error.notfound"),
             SimError::Invalid { .. } => (StatusCode::BAD_REQUEST, "sd.validation.request.field.required"),
         };
-        HttpResponse::build(status).content_type("application/json;charset=UTF-8").body(
-            json!({"errorMessage": self.to_string(), "i18nErrorMessage": {"i18nKey": key, "parameters": []}}).to_string(),
-        )
+        HttpResponse::build(status)
+            .content_type("application/json;charset=UTF-8")
+            .body(json!({"errorMessage": self.to_string(), "i18nErrorMessage": {"i18nKey": key, "parameters": []}}).to_string())
     }
 }
 
 fn jira_error(status: StatusCode, messages: &[&str], errors: &BTreeMap<String, String>) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("application/json;charset=UTF-8")
-        .body(json!({"errorMessages": messages, "errors": errors}).to_string())
+    HttpResponse::build(status).content_type("application/json;charset=UTF-8").body(json!({"errorMessages": messages, "errors": errors}).to_string())
 }
 
 // ---- The site's catalogue --------------------------------------------------------------------
@@ -247,15 +245,8 @@ fn default_transitions() -> Vec<TransitionDef> {
 }
 
 const PRIORITIES: &[(&str, &str)] = &[("1", "Highest"), ("2", "High"), ("3", "Medium"), ("4", "Low"), ("5", "Lowest")];
-const RESOLUTIONS: &[(&str, &str)] = &[
-    ("10000", "Done"),
-    ("10001", "Won't Do"),
-    ("10002", "Duplicate"),
-    ("10003", "Cannot Reproduce"),
-    ("10004", "Declined"),
-    ("10005", "Won't Fix"),
-    ("10006", "Fixed"),
-];
+const RESOLUTIONS: &[(&str, &str)] =
+    &[("10000", "Done"), ("10001", "Won't Do"), ("10002", "Duplicate"), ("10003", "Cannot Reproduce"), ("10004", "Declined"), ("10005", "Won't Fix"), ("10006", "Fixed")];
 const IMPACT_OPTIONS: &[(&str, &str)] = &[("10020", "Extensive / Widespread"), ("10021", "Significant / Large"), ("10022", "Moderate / Limited"), ("10023", "Minor / Localized")];
 const URGENCY_OPTIONS: &[(&str, &str)] = &[("10030", "Critical"), ("10031", "High"), ("10032", "Medium"), ("10033", "Low"), ("10034", "Lowest")];
 
@@ -325,7 +316,6 @@ struct Change {
     to: Option<String>,
     to_string: Option<String>,
 }
-
 
 struct State {
     config: SimConfig,
@@ -452,13 +442,7 @@ impl JiraSim {
     pub fn agent_transition(&self, id_or_key: &str, transition: &str, resolution: Option<&str>) -> Result<Value, SimError> {
         let mut st = self.lock();
         let i = st.find(id_or_key).ok_or(SimError::NotFound)?;
-        let t = st
-            .transitions
-            .iter()
-            .find(|t| t.name.eq_ignore_ascii_case(transition))
-            .ok_or_else(|| SimError::message(format!("No transition named '{transition}'")))?
-            .id
-            .clone();
+        let t = st.transitions.iter().find(|t| t.name.eq_ignore_ascii_case(transition)).ok_or_else(|| SimError::message(format!("No transition named '{transition}'")))?.id.clone();
         let fields = resolution.map(|r| json!({"resolution": {"name": r}}));
         st.transition(i, &t, fields.as_ref().and_then(Value::as_object), None, AGENT_ACCOUNT)?;
         Ok(st.render_issue(&st.issues[i], 3, None))
@@ -760,7 +744,10 @@ impl State {
         let files: Vec<Value> = issue.attachments.iter().map(|a| self.render_attachment(a, v)).collect();
         f.insert("attachment".into(), json!(files));
         let comments: Vec<Value> = issue.comments.iter().map(|c| self.render_comment(issue, c, v)).collect();
-        f.insert("comment".into(), json!({"comments": comments, "self": format!("{base}/rest/api/{v}/issue/{}/comment", issue.id), "maxResults": comments.len(), "total": comments.len(), "startAt": 0}));
+        f.insert(
+            "comment".into(),
+            json!({"comments": comments, "self": format!("{base}/rest/api/{v}/issue/{}/comment", issue.id), "maxResults": comments.len(), "total": comments.len(), "startAt": 0}),
+        );
         if let Some(only) = only {
             if !only.iter().any(|o| o == "*all") {
                 let navigable = only.iter().any(|o| o == "*navigable");
@@ -789,7 +776,14 @@ impl State {
     fn attach(&mut self, i: usize, filename: &str, mime: &str, data: Vec<u8>, actor: &str) -> Attachment {
         let id = 10_000 + 1 + self.issues.iter().map(|x| x.attachments.len() as u64).sum::<u64>();
         let now = self.tick(self.issues[i].updated);
-        let a = Attachment { id, filename: filename.to_string(), mime: if mime.is_empty() { "application/octet-stream".into() } else { mime.to_string() }, data, author: actor.to_string(), created: now };
+        let a = Attachment {
+            id,
+            filename: filename.to_string(),
+            mime: if mime.is_empty() { "application/octet-stream".into() } else { mime.to_string() },
+            data,
+            author: actor.to_string(),
+            created: now,
+        };
         self.issues[i].attachments.push(a.clone());
         self.issues[i].updated = now;
         self.issue_event(i, "jira:issue_updated", "issue_updated", actor, &[], None);
@@ -922,7 +916,10 @@ impl State {
                     Value::Null => None,
                     _ => {
                         let wanted = pick(value, &["id", "name"]).ok_or("Could not find valid 'id' or 'name' in priority object.")?;
-                        let found = PRIORITIES.iter().find(|(id, n)| *id == wanted || n.eq_ignore_ascii_case(wanted)).ok_or(format!("Specify a valid value for priority ('{wanted}' does not exist)"))?;
+                        let found = PRIORITIES
+                            .iter()
+                            .find(|(id, n)| *id == wanted || n.eq_ignore_ascii_case(wanted))
+                            .ok_or(format!("Specify a valid value for priority ('{wanted}' does not exist)"))?;
                         Some(found.0.to_string())
                     }
                 };
@@ -1139,20 +1136,13 @@ impl State {
 
     /// The transitions available from the issue's current status.
     fn available(&self, issue: &Issue) -> Vec<&TransitionDef> {
-        self.transitions
-            .iter()
-            .filter(|t| if t.from.is_empty() { t.to != issue.status } else { t.from.contains(&issue.status) })
-            .collect()
+        self.transitions.iter().filter(|t| if t.from.is_empty() { t.to != issue.status } else { t.from.contains(&issue.status) }).collect()
     }
 
     fn transition(&mut self, i: usize, tid: &str, fields: Option<&Map<String, Value>>, update: Option<&Map<String, Value>>, actor: &str) -> Result<(), SimError> {
         let mut issue = self.issues[i].clone();
-        let t = self
-            .available(&issue)
-            .into_iter()
-            .find(|t| t.id == tid)
-            .cloned()
-            .ok_or_else(|| SimError::message(format!("Transition id '{tid}' is not valid for this issue.")))?;
+        let t =
+            self.available(&issue).into_iter().find(|t| t.id == tid).cloned().ok_or_else(|| SimError::message(format!("Transition id '{tid}' is not valid for this issue.")))?;
         let fields = fields.cloned().unwrap_or_default();
         if let Some(k) = fields.keys().find(|k| !t.has_screen || *k != "resolution") {
             return Err(SimError::field(k, cannot_set(k)));
@@ -1493,7 +1483,11 @@ impl State {
         Ok(match c.field.as_str() {
             "project" => {
                 let m = any(&|v| v.eq_ignore_ascii_case(&self.config.project_key) || v == "10000");
-                if c.op.starts_with('!') || c.op.starts_with("not") { !m } else { m }
+                if c.op.starts_with('!') || c.op.starts_with("not") {
+                    !m
+                } else {
+                    m
+                }
             }
             "labels" => match c.op.as_str() {
                 "=" | "in" => any(&|v| issue.labels.iter().any(|l| l == v)),
@@ -1504,12 +1498,20 @@ impl State {
             },
             "key" | "issue" | "id" => {
                 let m = any(&|v| v.eq_ignore_ascii_case(&issue.key) || v == issue.id.to_string());
-                if c.op.starts_with('!') || c.op.starts_with("not") { !m } else { m }
+                if c.op.starts_with('!') || c.op.starts_with("not") {
+                    !m
+                } else {
+                    m
+                }
             }
             "status" => {
                 let name = self.status_def(&issue.status).map(|s| s.name.clone()).unwrap_or_default();
                 let m = any(&|v| v == issue.status || v.eq_ignore_ascii_case(&name));
-                if c.op.starts_with('!') || c.op.starts_with("not") { !m } else { m }
+                if c.op.starts_with('!') || c.op.starts_with("not") {
+                    !m
+                } else {
+                    m
+                }
             }
             "cf[10100]" => {
                 let text = issue.custom.get(REFERENCE_FIELD).and_then(Value::as_str).unwrap_or("").to_lowercase();
@@ -1662,14 +1664,7 @@ async fn rest_api(req: HttpRequest, body: web::Bytes, sim: web::Data<JiraSim>) -
         None => serve(&sim, &req, &body, user.as_deref()),
     };
     let path = req.uri().path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| req.path().to_string());
-    sim.lock().log.push(LoggedRequest {
-        method: req.method().to_string(),
-        path,
-        status: resp.status().as_u16(),
-        user,
-        body: serde_json::from_slice(&body).ok(),
-        at: arrived,
-    });
+    sim.lock().log.push(LoggedRequest { method: req.method().to_string(), path, status: resp.status().as_u16(), user, body: serde_json::from_slice(&body).ok(), at: arrived });
     resp
 }
 
@@ -1734,7 +1729,8 @@ fn fields_param(raw: Option<&str>) -> Option<Vec<String>> {
 
 fn platform(st: &mut State, method: &Method, v: u8, rest: &[&str], params: &[(String, String)], body: &[u8], actor: &str) -> HttpResponse {
     let found = |st: &State, id: &str| st.find(id).ok_or(SimError::NotFound);
-    let result: Result<HttpResponse, SimError> = (|| match (method, rest) {
+    let result: Result<HttpResponse, SimError> = (|| {
+        match (method, rest) {
         (&Method::GET, ["myself"]) => Ok(json_response(StatusCode::OK, &st.render_user(actor, v))),
         (&Method::POST, ["issue"]) => {
             let b = read_json(body)?;
@@ -1845,6 +1841,7 @@ fn platform(st: &mut State, method: &Method, v: u8, rest: &[&str], params: &[(St
             Ok(json_response(StatusCode::OK, &answer))
         }
         _ => Ok(jira_error(StatusCode::NOT_FOUND, &[&format!("null for uri: /rest/api/{v}/{}", rest.join("/"))], &BTreeMap::new())),
+    }
     })();
     result.unwrap_or_else(|e| e.response())
 }
@@ -1989,8 +1986,8 @@ async fn sim_faults(sim: web::Data<JiraSim>, body: web::Bytes) -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use actix_web::{App, HttpServer};
     use super::*;
+    use actix_web::{App, HttpServer};
     use reqwest::header::HeaderMap;
     use std::net::TcpListener;
 
@@ -2123,7 +2120,9 @@ mod tests {
     #[actix_web::test]
     async fn writes_are_validated_like_jira() {
         let api = Api::start();
-        let (status, _, body) = api.call("POST", "/rest/api/3/issue", Some(json!({"fields": {"project": {"key": "OPS"}, "issuetype": {"name": "Incident"}, "summary": "x", "description": "plain"}}))).await;
+        let (status, _, body) = api
+            .call("POST", "/rest/api/3/issue", Some(json!({"fields": {"project": {"key": "OPS"}, "issuetype": {"name": "Incident"}, "summary": "x", "description": "plain"}})))
+            .await;
         assert_eq!(status, 400);
         assert_eq!(body["errorMessages"], json!([]));
         assert!(body["errors"]["description"].as_str().unwrap().contains("Atlassian Document"));
@@ -2137,7 +2136,8 @@ mod tests {
         assert_eq!(body["errors"]["status"], cannot_set("status"));
         let (status, _, body) = api.call("PUT", &format!("/rest/api/3/issue/{id}"), Some(json!({"fields": {"summary": "a\nb"}}))).await;
         assert_eq!(status, 400, "{body}");
-        let (status, _, _) = api.call("PUT", &format!("/rest/api/3/issue/{id}"), Some(json!({"fields": {"summary": "better", IMPACT_FIELD: {"value": "Minor / Localized"}}}))).await;
+        let (status, _, _) =
+            api.call("PUT", &format!("/rest/api/3/issue/{id}"), Some(json!({"fields": {"summary": "better", IMPACT_FIELD: {"value": "Minor / Localized"}}}))).await;
         assert_eq!(status, 204);
         let (status, _, body) = api.call("GET", "/rest/api/3/issue/99999", None).await;
         assert_eq!(status, 404);
@@ -2180,7 +2180,11 @@ mod tests {
         let (s, _, c) = api.call("POST", &format!("/rest/api/3/issue/{id}/comment"), Some(json!({"body": text_to_adf("to the customer")}))).await;
         assert_eq!((s, c["jsdPublic"].clone()), (201, json!(true)));
         let (s, _, c) = api
-            .call("POST", &format!("/rest/api/3/issue/{id}/comment"), Some(json!({"body": text_to_adf("prop"), "properties": [{"key": "sd.public.comment", "value": {"internal": true}}]})))
+            .call(
+                "POST",
+                &format!("/rest/api/3/issue/{id}/comment"),
+                Some(json!({"body": text_to_adf("prop"), "properties": [{"key": "sd.public.comment", "value": {"internal": true}}]})),
+            )
             .await;
         assert_eq!((s, c["jsdPublic"].clone()), (201, json!(false)));
         let (s, _, c) = api.call("POST", &format!("/rest/servicedeskapi/request/{id}/comment"), Some(json!({"body": "agents \\*only\\*", "public": false}))).await;
@@ -2308,7 +2312,10 @@ mod tests {
         let got = wait_for(&store, 4).await;
         let t = &got[2].1;
         assert_eq!((t["webhookEvent"].as_str(), t["issue_event_type_name"].as_str()), (Some("jira:issue_updated"), Some("issue_work_started")));
-        assert_eq!(t["changelog"]["items"][0], json!({"field": "status", "fieldtype": "jira", "fieldId": "status", "from": "10010", "fromString": "Waiting for support", "to": "10011", "toString": "Work in progress"}));
+        assert_eq!(
+            t["changelog"]["items"][0],
+            json!({"field": "status", "fieldtype": "jira", "fieldId": "status", "from": "10010", "fromString": "Waiting for support", "to": "10011", "toString": "Work in progress"})
+        );
         let c = &got[3].1;
         assert_eq!(c["webhookEvent"], "comment_created");
         assert_eq!(c["comment"]["jsdPublic"], false);

@@ -58,11 +58,8 @@ pub struct Part {
 /// Splits a multipart/form-data body (RFC 7578) into its parts, as the supplier systems' upload
 /// endpoints read them.
 pub fn multipart(content_type: &str, body: &[u8]) -> Result<Vec<Part>, String> {
-    let boundary = content_type
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))
-        .map(|b| b.trim_matches('"').to_string())
-        .ok_or("the request is not multipart/form-data")?;
+    let boundary =
+        content_type.split(';').find_map(|p| p.trim().strip_prefix("boundary=")).map(|b| b.trim_matches('"').to_string()).ok_or("the request is not multipart/form-data")?;
     let delimiter = format!("--{boundary}").into_bytes();
     let find = |hay: &[u8], needle: &[u8], from: usize| hay.get(from..).and_then(|h| h.windows(needle.len()).position(|w| w == needle)).map(|p| p + from);
     let mut parts = vec![];
@@ -80,7 +77,8 @@ pub fn multipart(content_type: &str, body: &[u8]) -> Result<Vec<Part>, String> {
             let head = String::from_utf8_lossy(&part[..split]).to_string();
             let disposition = head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-disposition")).unwrap_or("");
             let attr = |name: &str| disposition.split(';').find_map(|p| p.trim().strip_prefix(&format!("{name}=")).map(|v| v.trim_matches('"').to_string()));
-            let content_type = head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string())).unwrap_or_default();
+            let content_type =
+                head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_string())).unwrap_or_default();
             if let Some(name) = attr("name") {
                 parts.push(Part { name, file_name: attr("filename"), content_type, data: part[split + 4..].to_vec() });
             }

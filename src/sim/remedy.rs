@@ -157,14 +157,32 @@ const WORKLOG_FIELDS: &[&str] = &[
 ];
 
 const WORKLOG_WRITABLE: &[&str] = &[
-    "Incident Number", "Work Log Type", "Description", "Detailed Description", "View Access", "Secure Work Log", "Communication Source", "Communication Type", "Work Log Date",
-    "z2AF Work Log01", "z2AF Work Log02", "z2AF Work Log03",
+    "Incident Number",
+    "Work Log Type",
+    "Description",
+    "Detailed Description",
+    "View Access",
+    "Secure Work Log",
+    "Communication Source",
+    "Communication Type",
+    "Work Log Date",
+    "z2AF Work Log01",
+    "z2AF Work Log02",
+    "z2AF Work Log03",
 ];
 
 const WORKLOG_FILE_FIELDS: &[&str] = &["z2AF Work Log01", "z2AF Work Log02", "z2AF Work Log03"];
 
 const DATE_FIELDS: &[&str] = &[
-    "Submit Date", "Reported Date", "Last Modified Date", "Last Resolved Date", "Closed Date", "Responded Date", "Estimated Resolution Date", "Work Log Submit Date", "Work Log Date",
+    "Submit Date",
+    "Reported Date",
+    "Last Modified Date",
+    "Last Resolved Date",
+    "Closed Date",
+    "Responded Date",
+    "Estimated Resolution Date",
+    "Work Log Submit Date",
+    "Work Log Date",
 ];
 
 const STATUSES: &[&str] = &["New", "Assigned", "In Progress", "Pending", "Resolved", "Closed", "Cancelled"];
@@ -186,7 +204,8 @@ const REPORTED_SOURCES: &[&str] = &[
     "Direct Input", "Email", "External Escalation", "Fax", "Self Service", "Systems Management",
     "Phone", "Voice Mail", "Walk In", "Web", "Other", "BMC Impact Manager Event",
 ];
-const WORK_LOG_TYPES: &[&str] = &["General Information", "Customer Communication", "Working Log", "Email System", "Resolution Communications", "Status Update", "Customer Status Update"];
+const WORK_LOG_TYPES: &[&str] =
+    &["General Information", "Customer Communication", "Working Log", "Email System", "Resolution Communications", "Status Update", "Customer Status Update"];
 const VIEW_ACCESS: &[&str] = &["Internal", "Public"];
 const YES_NO: &[&str] = &["Yes", "No"];
 const COMMUNICATION_TYPES: &[&str] = &["Inbound", "Outbound"];
@@ -244,12 +263,7 @@ impl Default for SimConfig {
             token_ttl: Duration::from_secs(3600),
             webhook: None,
             clock_skew_secs: 0,
-            default_group: SupportGroup {
-                company: "Calbro Services".into(),
-                organization: "IT Support".into(),
-                group: "Service Desk".into(),
-                group_id: "SGP000000000011".into(),
-            },
+            default_group: SupportGroup { company: "Calbro Services".into(), organization: "IT Support".into(), group: "Service Desk".into(), group_id: "SGP000000000011".into() },
             people: vec![person("Allen", "Allen", "Allbrook", "PPL000000000013"), person("Mary", "Mary", "Mann", "PPL000000000016")],
             extra_statuses: Vec::new(),
         }
@@ -742,7 +756,9 @@ impl State {
         // The customer must resolve to one person.
         let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
         let person = match (s("Login_ID"), s("First_Name"), s("Last_Name")) {
-            (Some(login), _, _) => self.person_by_login(&login).ok_or_else(|| SimError::workflow(&format!("The customer with login ID {login} could not be found in the People form.")))?,
+            (Some(login), _, _) => {
+                self.person_by_login(&login).ok_or_else(|| SimError::workflow(&format!("The customer with login ID {login} could not be found in the People form.")))?
+            }
             (None, Some(first), Some(last)) => self
                 .config
                 .people
@@ -779,7 +795,12 @@ impl State {
         } else {
             rec.insert("Assigned Group ID".into(), json!(format!("SGP{:012}", 500 + self.incidents.len())));
         }
-        for (owner, from) in [("Owner Group", "Assigned Group"), ("Owner Group ID", "Assigned Group ID"), ("Owner Support Company", "Assigned Support Company"), ("Owner Support Organization", "Assigned Support Organization")] {
+        for (owner, from) in [
+            ("Owner Group", "Assigned Group"),
+            ("Owner Group ID", "Assigned Group ID"),
+            ("Owner Support Company", "Assigned Support Company"),
+            ("Owner Support Organization", "Assigned Support Organization"),
+        ] {
             let v = rec.get(from).cloned().unwrap_or(Value::Null);
             rec.insert(owner.into(), v);
         }
@@ -977,9 +998,7 @@ impl State {
     }
 
     fn take_fault(&mut self, method: &str, form: &str) -> Option<Fault> {
-        let i = self.faults.iter().position(|(t, _)| {
-            t.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && t.form.as_deref().is_none_or(|f| f == form)
-        })?;
+        let i = self.faults.iter().position(|(t, _)| t.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && t.form.as_deref().is_none_or(|f| f == form))?;
         self.faults.remove(i).map(|(_, f)| f)
     }
 
@@ -1478,7 +1497,9 @@ fn serve(sim: &RemedySim, req: &HttpRequest, segments: &[String], body: &[u8], u
         [form, id, attach, field] if form == WORKLOG && attach == "attach" && method == Method::GET => {
             return match st.files.get(&(id.clone(), field.clone())) {
                 Some(data) => HttpResponse::Ok().content_type("application/octet-stream").body(data.clone()),
-                None if st.worklogs.iter().any(|w| text(w, "Work Log ID") == *id) => SimError::new(404, AR_NOT_FOUND, "Entry does not exist in database", format!("{WORKLOG} : {id} : {field}")).response(),
+                None if st.worklogs.iter().any(|w| text(w, "Work Log ID") == *id) => {
+                    SimError::new(404, AR_NOT_FOUND, "Entry does not exist in database", format!("{WORKLOG} : {id} : {field}")).response()
+                }
                 None => SimError::not_found(WORKLOG, id).response(),
             };
         }
@@ -1500,7 +1521,14 @@ fn serve(sim: &RemedySim, req: &HttpRequest, segments: &[String], body: &[u8], u
             })
         }),
         (CREATE_FORM, _, _) => Err(SimError::new(400, SIM_WORKFLOW, "The create interface only accepts new entries", CREATE_FORM)),
-        (INTERFACE | HELP_DESK, &Method::GET, None) => query(&st, form, &st.incidents.iter().map(|r| if form == HELP_DESK { st.help_desk_row(r) } else { st.interface_row(r) }).collect::<Vec<_>>(), &params, &fields, "Entry ID"),
+        (INTERFACE | HELP_DESK, &Method::GET, None) => query(
+            &st,
+            form,
+            &st.incidents.iter().map(|r| if form == HELP_DESK { st.help_desk_row(r) } else { st.interface_row(r) }).collect::<Vec<_>>(),
+            &params,
+            &fields,
+            "Entry ID",
+        ),
         (INTERFACE | HELP_DESK, &Method::GET, Some(id)) => match st.by_entry(id) {
             Some(i) => {
                 let row = if form == HELP_DESK { st.help_desk_row(&st.incidents[i]) } else { st.interface_row(&st.incidents[i]) };
@@ -1525,7 +1553,9 @@ fn serve(sim: &RemedySim, req: &HttpRequest, segments: &[String], body: &[u8], u
             let mut resp = HttpResponse::Created();
             resp.insert_header((header::LOCATION, location.clone()));
             Ok(match &fields {
-                Some(_) => resp.insert_header((header::CONTENT_TYPE, "application/json")).body(json!({"values": pick(&row, &fields), "_links": {"self": [{"href": location}]}}).to_string()),
+                Some(_) => resp
+                    .insert_header((header::CONTENT_TYPE, "application/json"))
+                    .body(json!({"values": pick(&row, &fields), "_links": {"self": [{"href": location}]}}).to_string()),
                 None => resp.finish(),
             })
         }),
@@ -1582,12 +1612,8 @@ fn query(st: &State, form: &str, rows: &[Row], params: &[(String, String)], fiel
     }
     let offset = param("offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0);
     let limit = param("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0).unwrap_or(MAX_ENTRIES).min(MAX_ENTRIES);
-    let entries: Vec<Value> = matched
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|r| json!({"values": pick(r, fields), "_links": {"self": [{"href": st.entry_href(form, &text(r, id_field))}]}}))
-        .collect();
+    let entries: Vec<Value> =
+        matched.iter().skip(offset).take(limit).map(|r| json!({"values": pick(r, fields), "_links": {"self": [{"href": st.entry_href(form, &text(r, id_field))}]}})).collect();
     let link = |off: usize| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in params.iter().filter(|(k, _)| k != "offset" && k != "limit") {
@@ -1739,8 +1765,8 @@ async fn sim_faults(sim: web::Data<RemedySim>, body: web::Bytes) -> HttpResponse
 
 #[cfg(test)]
 mod tests {
-    use actix_web::{App, HttpServer};
     use super::*;
+    use actix_web::{App, HttpServer};
     use std::net::TcpListener;
 
     const USER: &str = "hub.integration";
@@ -1795,7 +1821,8 @@ mod tests {
         }
 
         async fn create(&self, values: Value) -> Value {
-            let (status, _, body) = self.call("POST", "/api/arsys/v1/entry/HPD:IncidentInterface_Create?fields=values(Incident_Entry_ID,Incident%20Number)", Some(json!({ "values": values }))).await;
+            let (status, _, body) =
+                self.call("POST", "/api/arsys/v1/entry/HPD:IncidentInterface_Create?fields=values(Incident_Entry_ID,Incident%20Number)", Some(json!({ "values": values }))).await;
             assert_eq!(status, 201, "{body}");
             body["values"].clone()
         }
@@ -1888,7 +1915,10 @@ mod tests {
         assert_eq!(base["values"]["Incident Number"], number);
         let (status, _, err) = api.call("GET", "/api/arsys/v1/entry/HPD:IncidentInterface/INC000000000999", None).await;
         assert_eq!(status, 404);
-        assert_eq!(err, json!([{"messageType": "ERROR", "messageText": "Entry does not exist in database", "messageAppendedText": "HPD:IncidentInterface : INC000000000999", "messageNumber": 302}]));
+        assert_eq!(
+            err,
+            json!([{"messageType": "ERROR", "messageText": "Entry does not exist in database", "messageAppendedText": "HPD:IncidentInterface : INC000000000999", "messageNumber": 302}])
+        );
         let (status, _, err) = api.call("GET", "/api/arsys/v1/entry/HPD:Nothing", None).await;
         assert_eq!((status, err[0]["messageNumber"].clone()), (404, json!(303)));
     }
@@ -2038,11 +2068,16 @@ mod tests {
         let number = created["Incident Number"].as_str().unwrap_or("").to_string();
         let lmd = api.sim.incidents()[0]["Last Modified Date"].clone();
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let (status, headers, body) = api.call("POST", "/api/arsys/v1/entry/HPD:WorkLog", Some(json!({"values": {"Incident Number": number, "Detailed Description": "forgot the view access"}}))).await;
+        let (status, headers, body) =
+            api.call("POST", "/api/arsys/v1/entry/HPD:WorkLog", Some(json!({"values": {"Incident Number": number, "Detailed Description": "forgot the view access"}}))).await;
         assert_eq!((status, body), (201, Value::Null));
         assert!(headers.get("location").and_then(|l| l.to_str().ok()).is_some_and(|l| l.contains("/HPD:WorkLog/WLG")));
         let (status, _, body) = api
-            .call("POST", "/api/arsys/v1/entry/HPD:WorkLog?fields=values(Work%20Log%20ID,View%20Access)", Some(json!({"values": {"Incident Number": number, "Description": "internal", "Detailed Description": "internal", "View Access": "Internal"}})))
+            .call(
+                "POST",
+                "/api/arsys/v1/entry/HPD:WorkLog?fields=values(Work%20Log%20ID,View%20Access)",
+                Some(json!({"values": {"Incident Number": number, "Description": "internal", "Detailed Description": "internal", "View Access": "Internal"}})),
+            )
             .await;
         assert_eq!(status, 201);
         assert_eq!(body["values"]["View Access"], "Internal");
@@ -2077,7 +2112,13 @@ mod tests {
 
         let queued = api.http.post(format!("{}/sim/faults", api.base)).json(&json!({"kind": "timeout", "delay_ms": 2000})).send().await.expect("request");
         assert_eq!(queued.status(), 200);
-        let impatient = api.http.get(format!("{}/api/arsys/v1/entry/HPD:IncidentInterface", api.base)).header("Authorization", format!("AR-JWT {}", api.token)).timeout(Duration::from_millis(300)).send().await;
+        let impatient = api
+            .http
+            .get(format!("{}/api/arsys/v1/entry/HPD:IncidentInterface", api.base))
+            .header("Authorization", format!("AR-JWT {}", api.token))
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await;
         assert!(impatient.is_err_and(|e| e.is_timeout()));
         let statuses: Vec<u16> = api.sim.request_log().iter().map(|r| r.status).collect();
         assert_eq!(&statuses[..5], [200, 429, 500, 200, 504], "{statuses:?}");
@@ -2145,7 +2186,13 @@ mod tests {
         assert_eq!(log["event"], "worklog");
         assert_eq!(log["worklogs"][0]["values"]["View Access"], "Internal");
 
-        let agent = api.http.post(format!("{}/sim/incidents/{number}/agent?user=Mary", api.base)).json(&json!({"values": {"Status": "Pending", "Status_Reason": "Client Hold"}, "work_log": {"text": "Waiting for you", "view_access": "Public"}})).send().await.expect("request");
+        let agent = api
+            .http
+            .post(format!("{}/sim/incidents/{number}/agent?user=Mary", api.base))
+            .json(&json!({"values": {"Status": "Pending", "Status_Reason": "Client Hold"}, "work_log": {"text": "Waiting for you", "view_access": "Public"}}))
+            .send()
+            .await
+            .expect("request");
         assert_eq!(agent.status(), 200);
         let shown: Value = agent.json().await.expect("json");
         assert_eq!(shown["values"]["Status"], "Pending");

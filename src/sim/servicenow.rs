@@ -119,14 +119,7 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig {
-            user: "hub.integration".into(),
-            password: "hub-password".into(),
-            instance_name: "dev-sim".into(),
-            webhook: None,
-            clock_skew_secs: 0,
-            priority_lookup: None,
-        }
+        SimConfig { user: "hub.integration".into(), password: "hub-password".into(), instance_name: "dev-sim".into(), webhook: None, clock_skew_secs: 0, priority_lookup: None }
     }
 }
 
@@ -175,19 +168,9 @@ impl SimError {
     fn response(&self) -> HttpResponse {
         match self {
             SimError::NotFound => not_found(),
-            SimError::DataPolicy(detail) => sn_error(
-                StatusCode::FORBIDDEN,
-                "Operation Failed",
-                json!(format!("Data Policy Exception: {detail}")),
-            ),
-            SimError::InsertFailed(detail) => {
-                sn_error(StatusCode::FORBIDDEN, "Operation Failed", json!(detail))
-            }
-            SimError::BadRequest(detail) => sn_error(
-                StatusCode::BAD_REQUEST,
-                "Exception while reading request",
-                json!(detail),
-            ),
+            SimError::DataPolicy(detail) => sn_error(StatusCode::FORBIDDEN, "Operation Failed", json!(format!("Data Policy Exception: {detail}"))),
+            SimError::InsertFailed(detail) => sn_error(StatusCode::FORBIDDEN, "Operation Failed", json!(detail)),
+            SimError::BadRequest(detail) => sn_error(StatusCode::BAD_REQUEST, "Exception while reading request", json!(detail)),
         }
     }
 }
@@ -211,9 +194,7 @@ impl ServiceNowSim {
             log: Vec::new(),
             outbox: Outbox::new("servicenow", WEBHOOK_ATTEMPTS),
         };
-        ServiceNowSim {
-            inner: Arc::new(Mutex::new(state)),
-        }
+        ServiceNowSim { inner: Arc::new(Mutex::new(state)) }
     }
 
     /// Starts the HTTP server on `listener` and spawns it on the current tokio runtime.
@@ -252,30 +233,19 @@ impl ServiceNowSim {
     pub fn incidents(&self) -> Vec<Value> {
         let st = self.lock();
         let opts = st.inspection_opts();
-        st.incidents
-            .iter()
-            .map(|r| st.render("incident", r, &opts))
-            .collect()
+        st.incidents.iter().map(|r| st.render("incident", r, &opts)).collect()
     }
 
     pub fn incident_by_correlation(&self, correlation_id: &str) -> Vec<Value> {
         let st = self.lock();
         let opts = st.inspection_opts();
-        st.incidents
-            .iter()
-            .filter(|r| field(r, "correlation_id") == correlation_id)
-            .map(|r| st.render("incident", r, &opts))
-            .collect()
+        st.incidents.iter().filter(|r| field(r, "correlation_id") == correlation_id).map(|r| st.render("incident", r, &opts)).collect()
     }
 
     /// `sys_journal_field` rows of one incident, oldest first.
     pub fn journal(&self, sys_id: &str) -> Vec<Value> {
         let st = self.lock();
-        st.journal
-            .iter()
-            .filter(|r| field(r, "element_id") == sys_id)
-            .map(row_to_value)
-            .collect()
+        st.journal.iter().filter(|r| field(r, "element_id") == sys_id).map(row_to_value).collect()
     }
 
     pub fn request_log(&self) -> Vec<LoggedRequest> {
@@ -287,16 +257,9 @@ impl ServiceNowSim {
         self.agent_update_as(sys_id, DEFAULT_AGENT, fields)
     }
 
-    pub fn agent_update_as(
-        &self,
-        sys_id: &str,
-        user: &str,
-        fields: Value,
-    ) -> Result<Value, SimError> {
+    pub fn agent_update_as(&self, sys_id: &str, user: &str, fields: Value) -> Result<Value, SimError> {
         let Value::Object(fields) = fields else {
-            return Err(SimError::BadRequest(
-                "expected a JSON object of fields".into(),
-            ));
+            return Err(SimError::BadRequest("expected a JSON object of fields".into()));
         };
         let mut st = self.lock();
         let record = st.write_incident(Some(sys_id), &fields, user)?;
@@ -355,9 +318,7 @@ impl ServiceNowSim {
         if !scheme.eq_ignore_ascii_case("basic") {
             return None;
         }
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
         let decoded = String::from_utf8(decoded).ok()?;
         let (user, password) = decoded.split_once(':')?;
         let st = self.lock();
@@ -395,7 +356,6 @@ struct State {
     outbox: Outbox,
 }
 
-
 /// How to render rows for one response.
 struct ReadOpts {
     mode: DisplayMode,
@@ -408,37 +368,23 @@ struct ReadOpts {
 impl State {
     fn now(&self) -> DateTime<Utc> {
         let now = Utc::now();
-        chrono::Duration::try_seconds(self.config.clock_skew_secs)
-            .and_then(|skew| now.checked_add_signed(skew))
-            .unwrap_or(now)
+        chrono::Duration::try_seconds(self.config.clock_skew_secs).and_then(|skew| now.checked_add_signed(skew)).unwrap_or(now)
     }
 
     fn base(&self) -> String {
-        self.base_url
-            .clone()
-            .unwrap_or_else(|| format!("https://{}.service-now.com", self.config.instance_name))
+        self.base_url.clone().unwrap_or_else(|| format!("https://{}.service-now.com", self.config.instance_name))
     }
 
     fn inspection_opts(&self) -> ReadOpts {
-        ReadOpts {
-            mode: DisplayMode::Raw,
-            exclude_links: false,
-            fields: None,
-            api_base: format!("{}/api/now", self.base()),
-        }
+        ReadOpts { mode: DisplayMode::Raw, exclude_links: false, fields: None, api_base: format!("{}/api/now", self.base()) }
     }
 
     fn position(&self, sys_id: &str) -> Option<usize> {
-        self.incidents
-            .iter()
-            .position(|r| field(r, "sys_id") == sys_id)
+        self.incidents.iter().position(|r| field(r, "sys_id") == sys_id)
     }
 
     fn blank_incident(&mut self, user: &str, now: &str) -> Row {
-        let mut row: Row = INCIDENT_FIELDS
-            .iter()
-            .map(|(f, default)| (f.to_string(), default.to_string()))
-            .collect();
+        let mut row: Row = INCIDENT_FIELDS.iter().map(|(f, default)| (f.to_string(), default.to_string())).collect();
         let number = format!("INC{:07}", self.next_number);
         self.next_number += 1;
         row.insert("sys_id".into(), new_sys_id());
@@ -456,12 +402,7 @@ impl State {
     /// Insert (`sys_id` = None) or update an incident the way a form save does on the instance:
     /// apply writable fields, run the "business rules" (state side effects, priority lookup),
     /// enforce data policies, append journal rows, audit, and fire the outbound webhook.
-    fn write_incident(
-        &mut self,
-        sys_id: Option<&str>,
-        body: &Map<String, Value>,
-        user: &str,
-    ) -> Result<Row, SimError> {
+    fn write_incident(&mut self, sys_id: Option<&str>, body: &Map<String, Value>, user: &str) -> Result<Row, SimError> {
         let now = self.now().format(DATE_FMT).to_string();
         let (before, index) = match sys_id {
             Some(id) => {
@@ -473,14 +414,10 @@ impl State {
                 // The Table API honours a caller-chosen sys_id on insert (an idempotent create);
                 // a second insert with the same sys_id fails in the database.
                 let wanted = body.get("sys_id").and_then(Value::as_str);
-                if let Some(wanted) =
-                    wanted.filter(|w| w.len() == 32 && w.chars().all(|c| c.is_ascii_hexdigit()))
-                {
+                if let Some(wanted) = wanted.filter(|w| w.len() == 32 && w.chars().all(|c| c.is_ascii_hexdigit())) {
                     if self.position(&wanted.to_ascii_lowercase()).is_some() {
                         let number = field(&blank, "number");
-                        return Err(SimError::InsertFailed(format!(
-                            "Error during insert of incident ({number})"
-                        )));
+                        return Err(SimError::InsertFailed(format!("Error during insert of incident ({number})")));
                     }
                     blank.insert("sys_id".into(), wanted.to_ascii_lowercase());
                 }
@@ -492,9 +429,7 @@ impl State {
         for (key, value) in body {
             let Some(text) = scalar(value) else { continue };
             match key.as_str() {
-                "work_notes" | "comments" if !text.trim().is_empty() => {
-                    notes.push((key.as_str(), text))
-                }
+                "work_notes" | "comments" if !text.trim().is_empty() => notes.push((key.as_str(), text)),
                 f if WRITABLE_FIELDS.contains(&f) => {
                     rec.insert(f.to_string(), text);
                 }
@@ -591,10 +526,8 @@ impl State {
         }
         for rec in &self.incidents {
             for (k, v) in rec {
-                let user_audit =
-                    table == "sys_user" && (k == "sys_created_by" || k == "sys_updated_by");
-                let targets_table =
-                    matches!(field_kind("incident", k), Kind::Reference(t) if t == table);
+                let user_audit = table == "sys_user" && (k == "sys_created_by" || k == "sys_updated_by");
+                let targets_table = matches!(field_kind("incident", k), Kind::Reference(t) if t == table);
                 if !v.is_empty() && (user_audit || targets_table) {
                     ids.insert(v.clone());
                 }
@@ -618,10 +551,7 @@ impl State {
         let Some(target) = self.config.webhook.clone() else {
             return;
         };
-        let opts = ReadOpts {
-            mode: target.display_value,
-            ..self.inspection_opts()
-        };
+        let opts = ReadOpts { mode: target.display_value, ..self.inspection_opts() };
         let body = json!({
             "event": event,
             "record": self.render("incident", record, &opts),
@@ -655,14 +585,7 @@ impl State {
         Value::Object(out)
     }
 
-    fn render_field(
-        &self,
-        table: &str,
-        row: &Row,
-        name: &str,
-        raw: &str,
-        opts: &ReadOpts,
-    ) -> Value {
+    fn render_field(&self, table: &str, row: &Row, name: &str, raw: &str, opts: &ReadOpts) -> Value {
         let display = match field_kind(table, name) {
             Kind::Reference(target) => return render_reference(target, raw, opts),
             Kind::Plain => raw.to_string(),
@@ -684,23 +607,12 @@ impl State {
 
     /// The display value of a journal field: all entries concatenated, newest first.
     fn journal_text(&self, sys_id: &str, element: &str) -> String {
-        let label = if element == "work_notes" {
-            "Work notes"
-        } else {
-            "Additional comments"
-        };
+        let label = if element == "work_notes" { "Work notes" } else { "Additional comments" };
         self.journal
             .iter()
             .rev()
             .filter(|j| field(j, "element_id") == sys_id && field(j, "element") == element)
-            .map(|j| {
-                format!(
-                    "{} - {} ({label})\n{}\n\n",
-                    to_display_tz(field(j, "sys_created_on")),
-                    display_name(field(j, "sys_created_by")),
-                    field(j, "value")
-                )
-            })
+            .map(|j| format!("{} - {} ({label})\n{}\n\n", to_display_tz(field(j, "sys_created_on")), display_name(field(j, "sys_created_by")), field(j, "value")))
             .collect()
     }
 }
@@ -714,11 +626,7 @@ fn apply_business_rules(before: &Row, rec: &mut Row, is_insert: bool, user: &str
     if let Some(p) = priority_for(field(rec, "impact"), field(rec, "urgency"), lookup) {
         rec.insert("priority".into(), p.to_string());
     }
-    let old_state = if is_insert {
-        ""
-    } else {
-        field(before, "state")
-    };
+    let old_state = if is_insert { "" } else { field(before, "state") };
     if state != old_state {
         let mut set = |k: &str, v: &str| {
             rec.insert(k.to_string(), v.to_string());
@@ -750,10 +658,7 @@ fn apply_business_rules(before: &Row, rec: &mut Row, is_insert: bool, user: &str
         }
     }
     if !is_insert && field(rec, "assignment_group") != field(before, "assignment_group") {
-        let n = field(before, "reassignment_count")
-            .parse::<u64>()
-            .unwrap_or(0)
-            + 1;
+        let n = field(before, "reassignment_count").parse::<u64>().unwrap_or(0) + 1;
         rec.insert("reassignment_count".into(), n.to_string());
     }
 }
@@ -776,10 +681,7 @@ fn check_data_policy(rec: &Row) -> Result<(), SimError> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(SimError::DataPolicy(format!(
-            "The following fields are mandatory: {}",
-            missing.join(", ")
-        )))
+        Err(SimError::DataPolicy(format!("The following fields are mandatory: {}", missing.join(", "))))
     }
 }
 
@@ -822,16 +724,11 @@ enum Kind {
 
 fn field_kind(table: &str, name: &str) -> Kind {
     match name {
-        "sys_created_on" | "sys_updated_on" | "opened_at" | "resolved_at" | "closed_at" => {
-            Kind::DateTime
-        }
+        "sys_created_on" | "sys_updated_on" | "opened_at" | "resolved_at" | "closed_at" => Kind::DateTime,
         "sys_mod_count" | "reopen_count" | "reassignment_count" => Kind::Integer,
         _ if table != "incident" => Kind::Plain,
-        "state" | "incident_state" | "impact" | "urgency" | "severity" | "priority"
-        | "hold_reason" | "escalation" | "notify" | "category" => Kind::Choice,
-        "caller_id" | "opened_by" | "assigned_to" | "resolved_by" | "closed_by" => {
-            Kind::Reference("sys_user")
-        }
+        "state" | "incident_state" | "impact" | "urgency" | "severity" | "priority" | "hold_reason" | "escalation" | "notify" | "category" => Kind::Choice,
+        "caller_id" | "opened_by" | "assigned_to" | "resolved_by" | "closed_by" => Kind::Reference("sys_user"),
         "assignment_group" => Kind::Reference("sys_user_group"),
         "cmdb_ci" => Kind::Reference("cmdb_ci"),
         "work_notes" | "comments" => Kind::Journal,
@@ -847,10 +744,7 @@ fn choice_label(name: &str, raw: &str) -> String {
         "urgency" | "severity" => "impact",
         other => other,
     };
-    CHOICES
-        .iter()
-        .find(|(f, v, _)| *f == list && *v == raw)
-        .map_or_else(|| raw.to_string(), |(_, _, label)| label.to_string())
+    CHOICES.iter().find(|(f, v, _)| *f == list && *v == raw).map_or_else(|| raw.to_string(), |(_, _, label)| label.to_string())
 }
 
 fn render_reference(target: &str, id: &str, opts: &ReadOpts) -> Value {
@@ -860,11 +754,7 @@ fn render_reference(target: &str, id: &str, opts: &ReadOpts) -> Value {
             _ => json!(""),
         };
     }
-    let link = format!(
-        "{}/table/{target}/{}",
-        opts.api_base,
-        encode_path_segment(id)
-    );
+    let link = format!("{}/table/{target}/{}", opts.api_base, encode_path_segment(id));
     let name = display_name(id);
     match (opts.mode, opts.exclude_links) {
         (DisplayMode::Raw, false) => json!({"link": link, "value": id}),
@@ -885,10 +775,7 @@ fn display_name(id: &str) -> String {
         .filter(|w| !w.is_empty())
         .map(|w| {
             let mut chars = w.chars();
-            chars
-                .next()
-                .map(|c| c.to_uppercase().chain(chars).collect::<String>())
-                .unwrap_or_default()
+            chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default()
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -920,9 +807,7 @@ fn thousands(raw: &str) -> String {
 fn encode_path_segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -965,10 +850,7 @@ impl Query {
     /// Unknown fields and unparseable terms are dropped, which widens the result exactly as
     /// ServiceNow does without `glide.invalid_query.returns_no_rows`.
     fn parse(text: &str, fields: &[&str]) -> Query {
-        let mut query = Query {
-            alternatives: Vec::new(),
-            order: Vec::new(),
-        };
+        let mut query = Query { alternatives: Vec::new(), order: Vec::new() };
         for alternative in text.split("^NQ") {
             let mut terms: Vec<Vec<Cond>> = Vec::new();
             for part in alternative.split('^') {
@@ -980,10 +862,7 @@ impl Query {
                     if fields.contains(&f) {
                         query.order.push((f.to_string(), false));
                     }
-                } else if let Some(rest) = part
-                    .strip_prefix("OR")
-                    .filter(|r| r.starts_with(|c: char| c.is_ascii_lowercase()))
-                {
+                } else if let Some(rest) = part.strip_prefix("OR").filter(|r| r.starts_with(|c: char| c.is_ascii_lowercase())) {
                     match (parse_cond(rest, fields), terms.last_mut()) {
                         (Some(c), Some(last)) => last.push(c),
                         (Some(c), None) => terms.push(vec![c]),
@@ -999,11 +878,7 @@ impl Query {
     }
 
     fn matches(&self, row: &Row) -> bool {
-        self.alternatives.is_empty()
-            || self
-                .alternatives
-                .iter()
-                .any(|terms| terms.iter().all(|any| any.iter().any(|c| c.matches(row))))
+        self.alternatives.is_empty() || self.alternatives.iter().any(|terms| terms.iter().all(|any| any.iter().any(|c| c.matches(row))))
     }
 
     fn sort(&self, rows: &mut [&Row]) {
@@ -1025,9 +900,7 @@ impl Query {
 }
 
 fn parse_cond(term: &str, fields: &[&str]) -> Option<Cond> {
-    let split = term
-        .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.'))
-        .unwrap_or(term.len());
+    let split = term.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')).unwrap_or(term.len());
     let (name, rest) = term.split_at(split);
     if !fields.contains(&name) {
         return None;
@@ -1042,19 +915,12 @@ fn parse_cond(term: &str, fields: &[&str]) -> Option<Cond> {
         Some(script) => date_generate(script)?,
         None => value.to_string(),
     };
-    Some(Cond {
-        field: name.to_string(),
-        op,
-        value,
-    })
+    Some(Cond { field: name.to_string(), op, value })
 }
 
 /// `gs.dateGenerate('2024-05-01','00:00:00')` -> `2024-05-01 00:00:00`.
 fn date_generate(script: &str) -> Option<String> {
-    let args = script
-        .trim()
-        .strip_prefix("gs.dateGenerate(")?
-        .strip_suffix(')')?;
+    let args = script.trim().strip_prefix("gs.dateGenerate(")?.strip_suffix(')')?;
     let (date, time) = args.split_once(',')?;
     let unquote = |s: &str| s.trim().trim_matches(|c| c == '\'' || c == '"').to_string();
     Some(format!("{} {}", unquote(date), unquote(time)))
@@ -1098,9 +964,7 @@ impl Cond {
 
 fn sn_builder(status: StatusCode) -> HttpResponseBuilder {
     let mut builder = HttpResponse::build(status);
-    builder
-        .insert_header((header::CONTENT_TYPE, SN_JSON))
-        .insert_header((header::SERVER, "ServiceNow"));
+    builder.insert_header((header::CONTENT_TYPE, SN_JSON)).insert_header((header::SERVER, "ServiceNow"));
     builder
 }
 
@@ -1109,36 +973,19 @@ fn sn_json(status: StatusCode, body: &Value) -> HttpResponse {
 }
 
 fn sn_error(status: StatusCode, message: &str, detail: Value) -> HttpResponse {
-    sn_json(
-        status,
-        &json!({"error": {"message": message, "detail": detail}, "status": "failure"}),
-    )
+    sn_json(status, &json!({"error": {"message": message, "detail": detail}, "status": "failure"}))
 }
 
 fn not_found() -> HttpResponse {
-    sn_error(
-        StatusCode::NOT_FOUND,
-        "No Record found",
-        json!("Record doesn't exist or ACL restricts the record retrieval"),
-    )
+    sn_error(StatusCode::NOT_FOUND, "No Record found", json!("Record doesn't exist or ACL restricts the record retrieval"))
 }
 
 fn acl_denied(operation: &str) -> HttpResponse {
-    sn_error(
-        StatusCode::FORBIDDEN,
-        "Operation Failed",
-        json!(format!(
-            "ACL Exception {operation} Failed due to security constraints"
-        )),
-    )
+    sn_error(StatusCode::FORBIDDEN, "Operation Failed", json!(format!("ACL Exception {operation} Failed due to security constraints")))
 }
 
 fn method_not_supported() -> HttpResponse {
-    sn_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "Method not Supported",
-        json!("The requested method is not supported for this resource"),
-    )
+    sn_error(StatusCode::METHOD_NOT_ALLOWED, "Method not Supported", json!("The requested method is not supported for this resource"))
 }
 
 fn rate_limited(retry_after_secs: u64, now: DateTime<Utc>) -> HttpResponse {
@@ -1158,13 +1005,11 @@ fn rate_limited(retry_after_secs: u64, now: DateTime<Utc>) -> HttpResponse {
 }
 
 fn hibernating() -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/html;charset=UTF-8"))
-        .body(
-            "<!DOCTYPE html><html><head><title>Instance Hibernating page</title></head>\
+    HttpResponse::Ok().insert_header((header::CONTENT_TYPE, "text/html;charset=UTF-8")).body(
+        "<!DOCTYPE html><html><head><title>Instance Hibernating page</title></head>\
              <body><h1>Your instance is hibernating</h1>\
              <p>Sign in to the developer portal to wake it up.</p></body></html>",
-        )
+    )
 }
 
 fn read_body(body: &[u8]) -> Result<Map<String, Value>, SimError> {
@@ -1181,11 +1026,7 @@ fn read_body(body: &[u8]) -> Result<Map<String, Value>, SimError> {
 // ---- HTTP: Table API -------------------------------------------------------------------------
 
 /// Entry point for `/api/now/...`: faults and latency first, then the Table API proper.
-async fn table_api(
-    req: HttpRequest,
-    body: web::Bytes,
-    sim: web::Data<ServiceNowSim>,
-) -> HttpResponse {
+async fn table_api(req: HttpRequest, body: web::Bytes, sim: web::Data<ServiceNowSim>) -> HttpResponse {
     let user = sim.authenticate(&req);
     let (fault, latency, now) = {
         let mut st = sim.lock();
@@ -1196,11 +1037,7 @@ async fn table_api(
     }
     let resp = match fault {
         Some(Fault::RateLimited { retry_after_secs }) => rate_limited(retry_after_secs, now),
-        Some(Fault::ServerError) => sn_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error",
-            json!("An unexpected error occurred while processing the request"),
-        ),
+        Some(Fault::ServerError) => sn_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", json!("An unexpected error occurred while processing the request")),
         Some(Fault::Hibernating) => hibernating(),
         Some(Fault::Timeout { delay }) => {
             tokio::time::sleep(delay).await;
@@ -1209,35 +1046,18 @@ async fn table_api(
         Some(Fault::LoseResponseAfterCommit) => {
             // The write is committed; only the answer is lost on the way back.
             let _committed = serve(&sim, &req, &body, user.as_deref());
-            sn_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Transaction cancelled: maximum execution time exceeded",
-                json!("Transaction cancelled after the database commit"),
-            )
+            sn_error(StatusCode::INTERNAL_SERVER_ERROR, "Transaction cancelled: maximum execution time exceeded", json!("Transaction cancelled after the database commit"))
         }
         None => serve(&sim, &req, &body, user.as_deref()),
     };
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str().to_string())
-        .unwrap_or_else(|| req.path().to_string());
-    sim.lock().log.push(LoggedRequest {
-        method: req.method().to_string(),
-        path,
-        status: resp.status().as_u16(),
-        user,
-    });
+    let path = req.uri().path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| req.path().to_string());
+    sim.lock().log.push(LoggedRequest { method: req.method().to_string(), path, status: resp.status().as_u16(), user });
     resp
 }
 
 fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>) -> HttpResponse {
     let Some(user) = user else {
-        return sn_error(
-            StatusCode::UNAUTHORIZED,
-            "User Not Authenticated",
-            json!("Required to provide Auth information"),
-        );
+        return sn_error(StatusCode::UNAUTHORIZED, "User Not Authenticated", json!("Required to provide Auth information"));
     };
     let rest = req.match_info().get("rest").unwrap_or("");
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
@@ -1249,17 +1069,9 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
         ["table", table] => (*table, None),
         ["table", table, id] => (*table, Some(*id)),
         ["attachment", ..] => return attachment_api(sim, req, segments, body, user),
-        _ => {
-            return sn_error(
-                StatusCode::BAD_REQUEST,
-                "Requested URI does not represent any resource",
-                Value::Null,
-            )
-        }
+        _ => return sn_error(StatusCode::BAD_REQUEST, "Requested URI does not represent any resource", Value::Null),
     };
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .into_owned()
-        .collect();
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
     let param = |name: &str| param(&params, name);
     let mut st = sim.lock();
     let opts = ReadOpts {
@@ -1269,12 +1081,7 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
             _ => DisplayMode::Raw,
         },
         exclude_links: param("sysparm_exclude_reference_link") == Some("true"),
-        fields: param("sysparm_fields").map(|f| {
-            f.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        }),
+        fields: param("sysparm_fields").map(|f| f.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
         api_base: format!("{}/api/now{version}", st.base()),
     };
     let method = req.method();
@@ -1286,24 +1093,15 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
                 list(&st, table, &st.incidents, &fields, &params, &opts)
             }
             (&Method::GET, Some(id)) => match st.position(id) {
-                Some(i) => sn_json(
-                    StatusCode::OK,
-                    &json!({"result": st.render(table, &st.incidents[i], &opts)}),
-                ),
+                Some(i) => sn_json(StatusCode::OK, &json!({"result": st.render(table, &st.incidents[i], &opts)})),
                 None => not_found(),
             },
-            (&Method::POST, None) => {
-                write_response(&mut st, None, body, user, &opts, StatusCode::CREATED)
-            }
-            (&Method::PATCH | &Method::PUT, Some(id)) => {
-                write_response(&mut st, Some(id), body, user, &opts, StatusCode::OK)
-            }
+            (&Method::POST, None) => write_response(&mut st, None, body, user, &opts, StatusCode::CREATED),
+            (&Method::PATCH | &Method::PUT, Some(id)) => write_response(&mut st, Some(id), body, user, &opts, StatusCode::OK),
             (&Method::DELETE, Some(id)) => match st.position(id) {
                 Some(i) => {
                     st.incidents.remove(i);
-                    HttpResponse::NoContent()
-                        .insert_header((header::SERVER, "ServiceNow"))
-                        .finish()
+                    HttpResponse::NoContent().insert_header((header::SERVER, "ServiceNow")).finish()
                 }
                 None => not_found(),
             },
@@ -1316,11 +1114,7 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
     } else if REFERENCE_TABLES.contains(&table) {
         st.reference_rows(table)
     } else {
-        return sn_error(
-            StatusCode::BAD_REQUEST,
-            &format!("Invalid table {table}"),
-            Value::Null,
-        );
+        return sn_error(StatusCode::BAD_REQUEST, &format!("Invalid table {table}"), Value::Null);
     };
     match (method, id) {
         (&Method::GET, None) => {
@@ -1331,10 +1125,7 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
             list(&st, table, &rows, fields, &params, &opts)
         }
         (&Method::GET, Some(id)) => match rows.iter().find(|r| field(r, "sys_id") == id) {
-            Some(row) => sn_json(
-                StatusCode::OK,
-                &json!({"result": st.render(table, row, &opts)}),
-            ),
+            Some(row) => sn_json(StatusCode::OK, &json!({"result": st.render(table, row, &opts)})),
             None => not_found(),
         },
         // These tables are read-only for the integration user, as ACLs make them on an instance.
@@ -1345,7 +1136,8 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
     }
 }
 
-const ATTACHMENT_FIELDS: &[&str] = &["sys_id", "table_name", "table_sys_id", "file_name", "content_type", "size_bytes", "hash", "download_link", "sys_created_by", "sys_created_on"];
+const ATTACHMENT_FIELDS: &[&str] =
+    &["sys_id", "table_name", "table_sys_id", "file_name", "content_type", "size_bytes", "hash", "download_link", "sys_created_by", "sys_created_on"];
 
 /// The Attachment API: `POST /attachment/file?table_name=&table_sys_id=&file_name=` with the raw
 /// bytes, `GET /attachment?sysparm_query=table_sys_id=...` (metadata), `GET /attachment/{id}/file`.
@@ -1376,20 +1168,10 @@ fn attachment_api(sim: &ServiceNowSim, req: &HttpRequest, segments: &[&str], bod
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn write_response(
-    st: &mut State,
-    id: Option<&str>,
-    body: &[u8],
-    user: &str,
-    opts: &ReadOpts,
-    ok: StatusCode,
-) -> HttpResponse {
+fn write_response(st: &mut State, id: Option<&str>, body: &[u8], user: &str, opts: &ReadOpts, ok: StatusCode) -> HttpResponse {
     let fields = match read_body(body) {
         Ok(fields) => fields,
         Err(e) => return e.response(),
@@ -1400,32 +1182,15 @@ fn write_response(
     }
 }
 
-fn list(
-    st: &State,
-    table: &str,
-    rows: &[Row],
-    fields: &[&str],
-    params: &[(String, String)],
-    opts: &ReadOpts,
-) -> HttpResponse {
+fn list(st: &State, table: &str, rows: &[Row], fields: &[&str], params: &[(String, String)], opts: &ReadOpts) -> HttpResponse {
     let param = |name: &str| param(params, name);
     let query = Query::parse(param("sysparm_query").unwrap_or(""), fields);
     let mut matched: Vec<&Row> = rows.iter().filter(|r| query.matches(r)).collect();
     query.sort(&mut matched);
     let total = matched.len();
-    let limit = param("sysparm_limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(DEFAULT_LIMIT);
-    let offset = param("sysparm_offset")
-        .and_then(|o| o.parse::<usize>().ok())
-        .unwrap_or(0);
-    let page: Vec<Value> = matched
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|r| st.render(table, r, opts))
-        .collect();
+    let limit = param("sysparm_limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0).unwrap_or(DEFAULT_LIMIT);
+    let offset = param("sysparm_offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0);
+    let page: Vec<Value> = matched.iter().skip(offset).take(limit).map(|r| st.render(table, r, opts)).collect();
 
     let mut builder = sn_builder(StatusCode::OK);
     builder.insert_header(("X-Total-Count", total.to_string()));
@@ -1433,19 +1198,12 @@ fn list(
     if offset > 0 || offset.saturating_add(limit) < total {
         let link = |rel: &str, off: usize| {
             let mut q = url::form_urlencoded::Serializer::new(String::new());
-            for (k, v) in params
-                .iter()
-                .filter(|(k, _)| k != "sysparm_offset" && k != "sysparm_limit")
-            {
+            for (k, v) in params.iter().filter(|(k, _)| k != "sysparm_offset" && k != "sysparm_limit") {
                 q.append_pair(k, v);
             }
             q.append_pair("sysparm_offset", &off.to_string());
             q.append_pair("sysparm_limit", &limit.to_string());
-            format!(
-                "<{}/table/{table}?{}>;rel=\"{rel}\"",
-                opts.api_base,
-                q.finish()
-            )
+            format!("<{}/table/{table}?{}>;rel=\"{rel}\"", opts.api_base, q.finish())
         };
         let mut rels = vec![link("first", 0)];
         if offset > 0 {
@@ -1495,15 +1253,9 @@ async fn sim_requests(sim: web::Data<ServiceNowSim>) -> HttpResponse {
     HttpResponse::Ok().json(sim.request_log())
 }
 
-async fn sim_agent(
-    sim: web::Data<ServiceNowSim>,
-    path: web::Path<String>,
-    query: web::Query<AgentQuery>,
-    body: web::Bytes,
-) -> HttpResponse {
+async fn sim_agent(sim: web::Data<ServiceNowSim>, path: web::Path<String>, query: web::Query<AgentQuery>, body: web::Bytes) -> HttpResponse {
     let user = query.user.as_deref().unwrap_or(DEFAULT_AGENT);
-    let result =
-        read_body(&body).and_then(|fields| sim.agent_update_as(&path, user, Value::Object(fields)));
+    let result = read_body(&body).and_then(|fields| sim.agent_update_as(&path, user, Value::Object(fields)));
     match result {
         Ok(record) => sn_json(StatusCode::OK, &json!({ "result": record })),
         Err(e) => e.response(),
@@ -1518,9 +1270,7 @@ async fn sim_faults(sim: web::Data<ServiceNowSim>, body: web::Bytes) -> HttpResp
     let fault = match control {
         Control::RateLimited { retry_after_secs } => Fault::RateLimited { retry_after_secs },
         Control::ServerError => Fault::ServerError,
-        Control::Timeout { delay_ms } => Fault::Timeout {
-            delay: Duration::from_millis(delay_ms),
-        },
+        Control::Timeout { delay_ms } => Fault::Timeout { delay: Duration::from_millis(delay_ms) },
         Control::LoseResponseAfterCommit => Fault::LoseResponseAfterCommit,
         Control::Hibernating => Fault::Hibernating,
         Control::Latency { ms } => {
@@ -1538,8 +1288,8 @@ async fn sim_faults(sim: web::Data<ServiceNowSim>, body: web::Bytes) -> HttpResp
 
 #[cfg(test)]
 mod tests {
-    use actix_web::{App, HttpServer};
     use super::*;
+    use actix_web::{App, HttpServer};
     use reqwest::header::HeaderMap;
     use std::net::TcpListener;
 
@@ -1548,11 +1298,7 @@ mod tests {
     const SECRET: &str = "whsec-test";
 
     fn config() -> SimConfig {
-        SimConfig {
-            user: USER.into(),
-            password: PASSWORD.into(),
-            ..SimConfig::default()
-        }
+        SimConfig { user: USER.into(), password: PASSWORD.into(), ..SimConfig::default() }
     }
 
     /// A started simulator plus an authenticated client; responses come back parsed.
@@ -1565,38 +1311,21 @@ mod tests {
     impl Api {
         fn start(config: SimConfig) -> Api {
             let sim = ServiceNowSim::new(config);
-            sim.start(TcpListener::bind("127.0.0.1:0").expect("bind"))
-                .expect("start");
+            sim.start(TcpListener::bind("127.0.0.1:0").expect("bind")).expect("start");
             let base = sim.base_url().expect("base url");
-            Api {
-                sim,
-                base,
-                http: reqwest::Client::new(),
-            }
+            Api { sim, base, http: reqwest::Client::new() }
         }
 
-        async fn call(
-            &self,
-            method: &str,
-            path: &str,
-            body: Option<Value>,
-        ) -> (u16, HeaderMap, Value) {
+        async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, HeaderMap, Value) {
             let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-            let mut req = self
-                .http
-                .request(method, format!("{}{path}", self.base))
-                .basic_auth(USER, Some(PASSWORD));
+            let mut req = self.http.request(method, format!("{}{path}", self.base)).basic_auth(USER, Some(PASSWORD));
             if let Some(body) = body {
                 req = req.json(&body);
             }
             let resp = req.send().await.expect("request");
             let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
             let text = resp.text().await.expect("body");
-            (
-                status,
-                headers,
-                serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            )
+            (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
         }
 
         async fn get(&self, path: &str) -> (HeaderMap, Value) {
@@ -1606,9 +1335,7 @@ mod tests {
         }
 
         async fn create(&self, body: Value) -> Value {
-            let (status, _, body) = self
-                .call("POST", "/api/now/table/incident", Some(body))
-                .await;
+            let (status, _, body) = self.call("POST", "/api/now/table/incident", Some(body)).await;
             assert_eq!(status, 201, "{body}");
             body["result"].clone()
         }
@@ -1633,22 +1360,17 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let server = HttpServer::new(move || {
-            App::new().app_data(data.clone()).default_service(web::to(
-                |req: HttpRequest, body: web::Bytes, store: web::Data<Received>| async move {
-                    let mut headers = HeaderMap::new();
-                    for (k, v) in req.headers() {
-                        if let (Ok(k), Ok(v)) = (
-                            reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()),
-                            reqwest::header::HeaderValue::from_bytes(v.as_bytes()),
-                        ) {
-                            headers.insert(k, v);
-                        }
+            App::new().app_data(data.clone()).default_service(web::to(|req: HttpRequest, body: web::Bytes, store: web::Data<Received>| async move {
+                let mut headers = HeaderMap::new();
+                for (k, v) in req.headers() {
+                    if let (Ok(k), Ok(v)) = (reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()), reqwest::header::HeaderValue::from_bytes(v.as_bytes())) {
+                        headers.insert(k, v);
                     }
-                    let body = String::from_utf8_lossy(&body).into_owned();
-                    store.lock().expect("lock").push((headers, body));
-                    HttpResponse::Ok().finish()
-                },
-            ))
+                }
+                let body = String::from_utf8_lossy(&body).into_owned();
+                store.lock().expect("lock").push((headers, body));
+                HttpResponse::Ok().finish()
+            }))
         })
         .workers(1)
         .disable_signals()
@@ -1656,10 +1378,7 @@ mod tests {
         .expect("listen")
         .run();
         tokio::spawn(server);
-        (
-            format!("http://127.0.0.1:{port}/webhooks/sn-network"),
-            store,
-        )
+        (format!("http://127.0.0.1:{port}/webhooks/sn-network"), store)
     }
 
     async fn wait_for(store: &Received, n: usize) -> Vec<(HeaderMap, String)> {
@@ -1682,13 +1401,7 @@ mod tests {
         let expected = json!({"error": {"message": "User Not Authenticated",
             "detail": "Required to provide Auth information"}, "status": "failure"});
         assert_eq!(body, expected);
-        let wrong = api
-            .http
-            .get(&url)
-            .basic_auth(USER, Some("nope"))
-            .send()
-            .await
-            .expect("request");
+        let wrong = api.http.get(&url).basic_auth(USER, Some("nope")).send().await.expect("request");
         assert_eq!(wrong.status(), 401);
         let log = api.sim.request_log();
         assert_eq!(log.len(), 2);
@@ -1706,39 +1419,20 @@ mod tests {
         assert_eq!(sys_id.len(), 32);
         assert!(sys_id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
         assert_eq!(rec["number"], "INC0010001");
-        assert_eq!(
-            rec["priority"], "2",
-            "priority is derived, the written value is ignored"
-        );
-        for (field, value) in [
-            ("impact", "1"),
-            ("state", "1"),
-            ("incident_state", "1"),
-            ("active", "true"),
-            ("sys_mod_count", "0"),
-            ("sys_created_by", USER),
-            ("caller_id", ""),
-            ("work_notes", ""),
-        ] {
+        assert_eq!(rec["priority"], "2", "priority is derived, the written value is ignored");
+        for (field, value) in
+            [("impact", "1"), ("state", "1"), ("incident_state", "1"), ("active", "true"), ("sys_mod_count", "0"), ("sys_created_by", USER), ("caller_id", ""), ("work_notes", "")]
+        {
             assert_eq!(rec[field], value, "{field}");
         }
         assert!(rec.get("u_x").is_none());
-        assert!(
-            NaiveDateTime::parse_from_str(rec["opened_at"].as_str().unwrap_or(""), DATE_FMT)
-                .is_ok()
-        );
+        assert!(NaiveDateTime::parse_from_str(rec["opened_at"].as_str().unwrap_or(""), DATE_FMT).is_ok());
         let link = format!("{}/api/now/table/sys_user/david.loo", api.base);
-        assert_eq!(
-            rec["assigned_to"],
-            json!({"link": link, "value": "david.loo"})
-        );
+        assert_eq!(rec["assigned_to"], json!({"link": link, "value": "david.loo"}));
         let (_, user) = api.get("/api/now/table/sys_user/david.loo").await;
         assert_eq!(user["result"]["name"], "David Loo");
         let second = api.create(json!({"short_description": "second"})).await;
-        assert_eq!(
-            (second["number"].as_str(), second["priority"].as_str()),
-            (Some("INC0010002"), Some("5"))
-        );
+        assert_eq!((second["number"].as_str(), second["priority"].as_str()), (Some("INC0010002"), Some("5")));
         assert_eq!(api.sim.incident_by_correlation("HUB-1").len(), 1);
     }
 
@@ -1748,105 +1442,51 @@ mod tests {
         let id = api.create(json!({"short_description": "disk full"})).await["sys_id"].clone();
         let id = id.as_str().expect("sys_id");
         let patch = json!({"work_notes": "checked the logs", "state": "2"});
-        let (status, _, updated) = api
-            .call(
-                "PATCH",
-                &format!("/api/now/v2/table/incident/{id}"),
-                Some(patch),
-            )
-            .await;
+        let (status, _, updated) = api.call("PATCH", &format!("/api/now/v2/table/incident/{id}"), Some(patch)).await;
         assert_eq!(status, 200);
         assert_eq!(updated["result"]["work_notes"], "");
         assert_eq!(updated["result"]["state"], "2");
         assert_eq!(updated["result"]["sys_mod_count"], "1");
         let journal = api.sim.journal(id);
         assert_eq!(journal.len(), 1);
-        assert_eq!(
-            (journal[0]["element"].as_str(), journal[0]["value"].as_str()),
-            (Some("work_notes"), Some("checked the logs"))
-        );
+        assert_eq!((journal[0]["element"].as_str(), journal[0]["value"].as_str()), (Some("work_notes"), Some("checked the logs")));
         assert_eq!(journal[0]["sys_created_by"], USER);
         let query = format!("element_id={id}^elementINwork_notes,comments^ORDERBYsys_created_on");
-        let (_, rows) = api
-            .get(&query_path(
-                "sys_journal_field",
-                &[("sysparm_query", &query)],
-            ))
-            .await;
+        let (_, rows) = api.get(&query_path("sys_journal_field", &[("sysparm_query", &query)])).await;
         assert_eq!(rows["result"].as_array().map(Vec::len), Some(1));
         assert_eq!(rows["result"][0]["name"], "incident");
         // A save that changes nothing is not a save: no audit bump.
-        let (_, _, same) = api
-            .call(
-                "PATCH",
-                &format!("/api/now/table/incident/{id}"),
-                Some(json!({"state": 2})),
-            )
-            .await;
+        let (_, _, same) = api.call("PATCH", &format!("/api/now/table/incident/{id}"), Some(json!({"state": 2}))).await;
         assert_eq!(same["result"]["sys_mod_count"], "1");
     }
 
     #[actix_web::test]
     async fn display_modes_shape_choices_references_and_dates() {
         let api = Api::start(config());
-        let rec = api
-            .create(json!({"short_description": "x", "assigned_to": "david.loo"}))
-            .await;
+        let rec = api.create(json!({"short_description": "x", "assigned_to": "david.loo"})).await;
         let id = rec["sys_id"].as_str().expect("sys_id");
-        api.call(
-            "PATCH",
-            &format!("/api/now/table/incident/{id}"),
-            Some(json!({"state": "2"})),
-        )
-        .await;
+        api.call("PATCH", &format!("/api/now/table/incident/{id}"), Some(json!({"state": "2"}))).await;
         let raw_created = rec["sys_created_on"].as_str().expect("date");
-        let local = NaiveDateTime::parse_from_str(raw_created, DATE_FMT).expect("date")
-            - chrono::Duration::hours(8);
+        let local = NaiveDateTime::parse_from_str(raw_created, DATE_FMT).expect("date") - chrono::Duration::hours(8);
         let local = local.format(DATE_FMT).to_string();
         let link = format!("{}/api/now/v1/table/sys_user/david.loo", api.base);
 
-        let (_, shown) = api
-            .get(&format!(
-                "/api/now/v1/table/incident/{id}?sysparm_display_value=true"
-            ))
-            .await;
+        let (_, shown) = api.get(&format!("/api/now/v1/table/incident/{id}?sysparm_display_value=true")).await;
         let r = &shown["result"];
-        assert_eq!(
-            (r["state"].as_str(), r["priority"].as_str()),
-            (Some("In Progress"), Some("5 - Planning"))
-        );
-        assert_eq!(
-            r["assigned_to"],
-            json!({"display_value": "David Loo", "link": link})
-        );
+        assert_eq!((r["state"].as_str(), r["priority"].as_str()), (Some("In Progress"), Some("5 - Planning")));
+        assert_eq!(r["assigned_to"], json!({"display_value": "David Loo", "link": link}));
         assert_eq!(r["sys_created_on"], local.as_str());
 
-        let (_, all) = api
-            .get(&format!(
-                "/api/now/v1/table/incident/{id}?sysparm_display_value=all"
-            ))
-            .await;
+        let (_, all) = api.get(&format!("/api/now/v1/table/incident/{id}?sysparm_display_value=all")).await;
         let r = &all["result"];
-        assert_eq!(
-            r["state"],
-            json!({"display_value": "In Progress", "value": "2"})
-        );
-        assert_eq!(
-            r["assigned_to"],
-            json!({"display_value": "David Loo", "link": link, "value": "david.loo"})
-        );
-        assert_eq!(
-            r["sys_created_on"],
-            json!({"display_value": local, "value": raw_created})
-        );
+        assert_eq!(r["state"], json!({"display_value": "In Progress", "value": "2"}));
+        assert_eq!(r["assigned_to"], json!({"display_value": "David Loo", "link": link, "value": "david.loo"}));
+        assert_eq!(r["sys_created_on"], json!({"display_value": local, "value": raw_created}));
         assert_eq!(r["caller_id"], json!({"display_value": "", "value": ""}));
 
         let path = format!("/api/now/table/incident/{id}?sysparm_exclude_reference_link=true&sysparm_fields=assigned_to,state");
         let (_, collapsed) = api.get(&path).await;
-        assert_eq!(
-            collapsed["result"],
-            json!({"assigned_to": "david.loo", "state": "2"})
-        );
+        assert_eq!(collapsed["result"], json!({"assigned_to": "david.loo", "state": "2"}));
         assert_eq!(thousands("1234567"), "1,234,567");
     }
 
@@ -1855,58 +1495,29 @@ mod tests {
         let api = Api::start(config());
         let mut first_updated = String::new();
         for i in 0..5 {
-            let rec = api
-                .create(json!({"short_description": format!("item {i}"), "category": "network"}))
-                .await;
+            let rec = api.create(json!({"short_description": format!("item {i}"), "category": "network"})).await;
             if i == 0 {
                 first_updated = rec["sys_updated_on"].as_str().unwrap_or("").to_string();
             }
         }
-        let query =
-            format!("sys_updated_on>={first_updated}^category=network^bogus=1^ORDERBYDESCnumber");
-        let page = |offset: &'static str| {
-            query_path(
-                "incident",
-                &[
-                    ("sysparm_query", &query),
-                    ("sysparm_limit", "2"),
-                    ("sysparm_offset", offset),
-                ],
-            )
-        };
+        let query = format!("sys_updated_on>={first_updated}^category=network^bogus=1^ORDERBYDESCnumber");
+        let page = |offset: &'static str| query_path("incident", &[("sysparm_query", &query), ("sysparm_limit", "2"), ("sysparm_offset", offset)]);
         let (headers, body) = api.get(&page("2")).await;
         assert_eq!(hdr(&headers, "x-total-count"), "5");
-        let numbers: Vec<&str> = body["result"]
-            .as_array()
-            .expect("array")
-            .iter()
-            .filter_map(|r| r["number"].as_str())
-            .collect();
+        let numbers: Vec<&str> = body["result"].as_array().expect("array").iter().filter_map(|r| r["number"].as_str()).collect();
         assert_eq!(numbers, ["INC0010003", "INC0010002"]);
         let link = hdr(&headers, "link");
         for (rel, offset) in [("first", 0), ("prev", 0), ("next", 4), ("last", 4)] {
-            let part = link
-                .split(',')
-                .find(|p| p.ends_with(&format!("rel=\"{rel}\"")))
-                .expect(rel);
-            assert!(
-                part.contains(&format!("sysparm_offset={offset}&sysparm_limit=2")),
-                "{part}"
-            );
+            let part = link.split(',').find(|p| p.ends_with(&format!("rel=\"{rel}\""))).expect(rel);
+            assert!(part.contains(&format!("sysparm_offset={offset}&sysparm_limit=2")), "{part}");
         }
-        let script =
-            "sys_updated_on<javascript:gs.dateGenerate('2999-01-01','00:00:00')^ORDERBYnumber";
-        let (headers, _) = api
-            .get(&query_path("incident", &[("sysparm_query", script)]))
-            .await;
+        let script = "sys_updated_on<javascript:gs.dateGenerate('2999-01-01','00:00:00')^ORDERBYnumber";
+        let (headers, _) = api.get(&query_path("incident", &[("sysparm_query", script)])).await;
         assert_eq!(hdr(&headers, "x-total-count"), "5");
         let (headers, _) = api.get(&page("0")).await;
         assert!(!hdr(&headers, "link").contains("rel=\"prev\""));
 
-        let future = query_path(
-            "incident",
-            &[("sysparm_query", "sys_updated_on>=2999-01-01 00:00:00")],
-        );
+        let future = query_path("incident", &[("sysparm_query", "sys_updated_on>=2999-01-01 00:00:00")]);
         let (headers, empty) = api.get(&future).await;
         assert_eq!(empty, json!({"result": []}));
         assert_eq!(hdr(&headers, "x-total-count"), "0");
@@ -1918,48 +1529,27 @@ mod tests {
     async fn data_policy_rejects_and_leaves_record_unchanged() {
         let api = Api::start(config());
         let id = api.create(json!({"short_description": "x"})).await["sys_id"].clone();
-        let (id, path) = (
-            id.as_str().expect("sys_id"),
-            format!("/api/now/table/incident/{}", id.as_str().unwrap_or("")),
-        );
-        for body in [
-            json!({"state": "6", "close_notes": "done", "work_notes": "fixed"}),
-            json!({"state": 3}),
-        ] {
+        let (id, path) = (id.as_str().expect("sys_id"), format!("/api/now/table/incident/{}", id.as_str().unwrap_or("")));
+        for body in [json!({"state": "6", "close_notes": "done", "work_notes": "fixed"}), json!({"state": 3})] {
             let (status, _, err) = api.call("PATCH", &path, Some(body)).await;
             assert_eq!(status, 403);
             assert_eq!(err["error"]["message"], "Operation Failed");
-            assert!(err["error"]["detail"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("Data Policy Exception:"));
+            assert!(err["error"]["detail"].as_str().unwrap_or("").starts_with("Data Policy Exception:"));
         }
         let (_, now) = api.get(&path).await;
-        assert_eq!(
-            (
-                now["result"]["state"].as_str(),
-                now["result"]["sys_mod_count"].as_str()
-            ),
-            (Some("1"), Some("0"))
-        );
+        assert_eq!((now["result"]["state"].as_str(), now["result"]["sys_mod_count"].as_str()), (Some("1"), Some("0")));
         assert!(api.sim.journal(id).is_empty());
-        let fix =
-            json!({"state": "6", "close_code": "Solved (Permanently)", "close_notes": "done"});
+        let fix = json!({"state": "6", "close_code": "Solved (Permanently)", "close_notes": "done"});
         let resolved = api.sim.agent_update(id, fix).expect("resolve");
         assert_eq!(resolved["resolved_by"]["value"], DEFAULT_AGENT);
         assert!(!resolved["resolved_at"].as_str().unwrap_or("").is_empty());
-        assert!(matches!(
-            api.sim.agent_update("nope", json!({})),
-            Err(SimError::NotFound)
-        ));
+        assert!(matches!(api.sim.agent_update("nope", json!({})), Err(SimError::NotFound)));
     }
 
     #[actix_web::test]
     async fn faults_rate_limit_lost_response_and_hibernation() {
         let api = Api::start(config());
-        api.sim.push_fault(Fault::RateLimited {
-            retry_after_secs: 7,
-        });
+        api.sim.push_fault(Fault::RateLimited { retry_after_secs: 7 });
         let (status, headers, body) = api.call("GET", "/api/now/table/incident", None).await;
         assert_eq!(status, 429);
         assert_eq!(hdr(&headers, "retry-after"), "7");
@@ -1970,40 +1560,21 @@ mod tests {
 
         api.sim.push_fault(Fault::LoseResponseAfterCommit);
         let create = json!({"short_description": "x", "correlation_id": "HUB-LOST"});
-        let (status, _, _) = api
-            .call("POST", "/api/now/table/incident", Some(create))
-            .await;
+        let (status, _, _) = api.call("POST", "/api/now/table/incident", Some(create)).await;
         assert_eq!(status, 500);
-        assert_eq!(
-            api.sim.incident_by_correlation("HUB-LOST").len(),
-            1,
-            "the create was committed"
-        );
+        assert_eq!(api.sim.incident_by_correlation("HUB-LOST").len(), 1, "the create was committed");
         // A create with a caller-chosen sys_id can be retried safely: the retry fails instead
         // of duplicating.
-        let chosen =
-            json!({"sys_id": "0123456789abcdef0123456789abcdef", "correlation_id": "HUB-ID"});
+        let chosen = json!({"sys_id": "0123456789abcdef0123456789abcdef", "correlation_id": "HUB-ID"});
         api.sim.push_fault(Fault::LoseResponseAfterCommit);
-        let (status, _, _) = api
-            .call("POST", "/api/now/table/incident", Some(chosen.clone()))
-            .await;
+        let (status, _, _) = api.call("POST", "/api/now/table/incident", Some(chosen.clone())).await;
         assert_eq!(status, 500);
-        let (status, _, body) = api
-            .call("POST", "/api/now/table/incident", Some(chosen))
-            .await;
-        assert_eq!(
-            (status, body["error"]["message"].as_str()),
-            (403, Some("Operation Failed"))
-        );
+        let (status, _, body) = api.call("POST", "/api/now/table/incident", Some(chosen)).await;
+        assert_eq!((status, body["error"]["message"].as_str()), (403, Some("Operation Failed")));
         assert_eq!(api.sim.incident_by_correlation("HUB-ID").len(), 1);
 
         // Queued through the HTTP control surface this time.
-        let queued = api
-            .http
-            .post(format!("{}/sim/faults", api.base))
-            .json(&json!({"kind": "hibernating"}))
-            .send()
-            .await;
+        let queued = api.http.post(format!("{}/sim/faults", api.base)).json(&json!({"kind": "hibernating"})).send().await;
         assert_eq!(queued.expect("request").status(), 200);
         let (status, headers, _) = api.call("GET", "/api/now/table/incident", None).await;
         assert_eq!(status, 200);
@@ -2029,32 +1600,17 @@ mod tests {
         assert_eq!(body["error"]["message"], "Exception while reading request");
         let (status, _, body) = api.call("GET", "/api/now/table/incidentx", None).await;
         assert_eq!(status, 400);
-        assert_eq!(
-            body,
-            json!({"error": {"message": "Invalid table incidentx", "detail": null}, "status": "failure"})
-        );
-        let (status, _, body) = api
-            .call("DELETE", "/api/now/table/incident/0123", None)
-            .await;
+        assert_eq!(body, json!({"error": {"message": "Invalid table incidentx", "detail": null}, "status": "failure"}));
+        let (status, _, body) = api.call("DELETE", "/api/now/table/incident/0123", None).await;
         assert_eq!(status, 404);
-        assert_eq!(
-            body["error"]["detail"],
-            "Record doesn't exist or ACL restricts the record retrieval"
-        );
+        assert_eq!(body["error"]["detail"], "Record doesn't exist or ACL restricts the record retrieval");
     }
 
     #[actix_web::test]
     async fn webhook_is_signed_and_duplicates_keep_the_delivery_id() {
         let (url, store) = receiver();
-        let target = WebhookTarget {
-            url,
-            secret: SECRET.into(),
-            display_value: DisplayMode::All,
-        };
-        let api = Api::start(SimConfig {
-            webhook: Some(target),
-            ..config()
-        });
+        let target = WebhookTarget { url, secret: SECRET.into(), display_value: DisplayMode::All };
+        let api = Api::start(SimConfig { webhook: Some(target), ..config() });
         let id = api.create(json!({"short_description": "x"})).await["sys_id"].clone();
         let got = wait_for(&store, 1).await;
         assert_eq!(got.len(), 1);
@@ -2067,20 +1623,12 @@ mod tests {
         assert!(uuid::Uuid::parse_str(hdr(headers, "x-siam-delivery")).is_ok());
         let payload: Value = serde_json::from_str(body).expect("json");
         assert_eq!(payload["event"], "incident.created");
-        assert_eq!(
-            payload["record"]["sys_id"],
-            json!({"display_value": id, "value": id})
-        );
+        assert_eq!(payload["record"]["sys_id"], json!({"display_value": id, "value": id}));
         assert_eq!(payload["journal"], json!([]));
 
-        api.sim.set_webhook_behaviour(WebhookBehaviour {
-            duplicate: true,
-            ..WebhookBehaviour::default()
-        });
+        api.sim.set_webhook_behaviour(WebhookBehaviour { duplicate: true, ..WebhookBehaviour::default() });
         let path = format!("/api/now/table/incident/{}", id.as_str().unwrap_or(""));
-        let (status, _, _) = api
-            .call("PATCH", &path, Some(json!({"comments": "hello"})))
-            .await;
+        let (status, _, _) = api.call("PATCH", &path, Some(json!({"comments": "hello"}))).await;
         assert_eq!(status, 200);
         let got = wait_for(&store, 3).await;
         assert_eq!(got.len(), 3);
@@ -2099,37 +1647,17 @@ mod tests {
         let api = Api::start(config());
         let id = api.create(json!({"short_description": "start"})).await["sys_id"].clone();
         let id = id.as_str().expect("sys_id");
-        api.sim.set_webhook(Some(WebhookTarget {
-            url,
-            secret: SECRET.into(),
-            display_value: DisplayMode::Raw,
-        }));
+        api.sim.set_webhook(Some(WebhookTarget { url, secret: SECRET.into(), display_value: DisplayMode::Raw }));
         api.sim.set_webhook_behaviour(WebhookBehaviour { reverse_order_of_next: 2, drop_next: 1, ..WebhookBehaviour::default() });
         for text in ["dropped", "first", "second"] {
-            api.sim
-                .agent_update(id, json!({"short_description": text}))
-                .expect("update");
+            api.sim.agent_update(id, json!({"short_description": text})).expect("update");
         }
         let got = wait_for(&store, 2).await;
-        let titles: Vec<String> = got
-            .iter()
-            .filter_map(|(_, b)| serde_json::from_str::<Value>(b).ok())
-            .map(|p| {
-                p["record"]["short_description"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
+        let titles: Vec<String> =
+            got.iter().filter_map(|(_, b)| serde_json::from_str::<Value>(b).ok()).map(|p| p["record"]["short_description"].as_str().unwrap_or("").to_string()).collect();
         assert_eq!(titles, ["second", "first"]);
         let stored = &api.sim.incidents()[0];
-        assert_eq!(
-            (
-                stored["sys_updated_by"].as_str(),
-                stored["sys_mod_count"].as_str()
-            ),
-            (Some(DEFAULT_AGENT), Some("3"))
-        );
+        assert_eq!((stored["sys_updated_by"].as_str(), stored["sys_mod_count"].as_str()), (Some(DEFAULT_AGENT), Some("3")));
     }
 
     #[actix_web::test]
@@ -2139,64 +1667,28 @@ mod tests {
         let id = id.as_str().expect("sys_id");
         let agent = api
             .http
-            .post(format!(
-                "{}/sim/incidents/{id}/agent?user=jane.doe",
-                api.base
-            ))
+            .post(format!("{}/sim/incidents/{id}/agent?user=jane.doe", api.base))
             .json(&json!({"state": "3", "hold_reason": "1", "comments": "waiting for you"}))
             .send()
             .await
             .expect("request");
         assert_eq!(agent.status(), 200);
-        let (_, shown) = api
-            .get(&format!(
-                "/api/now/table/incident/{id}?sysparm_display_value=true"
-            ))
-            .await;
+        let (_, shown) = api.get(&format!("/api/now/table/incident/{id}?sysparm_display_value=true")).await;
         assert_eq!(shown["result"]["hold_reason"], "Awaiting Caller");
         assert_eq!(shown["result"]["sys_updated_by"], "jane.doe");
         let comments = shown["result"]["comments"].as_str().unwrap_or("");
         assert!(comments.contains(" - Jane Doe (Additional comments)\nwaiting for you\n\n"));
-        let listed: Value = api
-            .http
-            .get(format!("{}/sim/incidents", api.base))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+        let listed: Value = api.http.get(format!("{}/sim/incidents", api.base)).send().await.expect("request").json().await.expect("json");
         assert_eq!(listed[0]["state"], "3");
 
         let spec = json!({"kind": "timeout", "delay_ms": 3000});
-        let queued = api
-            .http
-            .post(format!("{}/sim/faults", api.base))
-            .json(&spec)
-            .send()
-            .await;
+        let queued = api.http.post(format!("{}/sim/faults", api.base)).json(&spec).send().await;
         assert_eq!(queued.expect("request").status(), 200);
-        let impatient = api
-            .http
-            .get(format!("{}/api/now/table/incident", api.base))
-            .basic_auth(USER, Some(PASSWORD))
-            .timeout(Duration::from_millis(300))
-            .send()
-            .await;
+        let impatient = api.http.get(format!("{}/api/now/table/incident", api.base)).basic_auth(USER, Some(PASSWORD)).timeout(Duration::from_millis(300)).send().await;
         assert!(impatient.is_err_and(|e| e.is_timeout()));
         let (_, listed) = api.get("/api/now/table/incident").await;
         assert_eq!(listed["result"].as_array().map(Vec::len), Some(1));
-        let log: Value = api
-            .http
-            .get(format!("{}/sim/requests", api.base))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
-        assert!(log.as_array().is_some_and(|l| l
-            .iter()
-            .all(|r| r["path"].as_str().unwrap_or("").starts_with("/api/now/"))));
+        let log: Value = api.http.get(format!("{}/sim/requests", api.base)).send().await.expect("request").json().await.expect("json");
+        assert!(log.as_array().is_some_and(|l| l.iter().all(|r| r["path"].as_str().unwrap_or("").starts_with("/api/now/"))));
     }
 }

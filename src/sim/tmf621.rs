@@ -270,7 +270,11 @@ impl Tmf621Sim {
     /// The files a ticket holds, as (name, content type, content) in the order they came.
     pub fn files(&self, id: &str) -> Vec<(String, String, Vec<u8>)> {
         let st = self.lock();
-        st.tickets.iter().find(|t| t.id == id).map(|t| t.attachments.iter().map(|a| (a.name.clone(), a.mime.clone(), a.data.clone().unwrap_or_default())).collect()).unwrap_or_default()
+        st.tickets
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| t.attachments.iter().map(|a| (a.name.clone(), a.mime.clone(), a.data.clone().unwrap_or_default())).collect())
+            .unwrap_or_default()
     }
 
     /// Changes a ticket as a supplier agent would (a merge-patch, with the same rules as the
@@ -694,7 +698,9 @@ impl State {
                         }
                         let name = o.get("name").and_then(str_of).filter(|s| !s.trim().is_empty()).ok_or_else(|| SimError::missing("attachment.name"))?;
                         let data = match o.get("content").and_then(str_of) {
-                            Some(c) => Some(base64::engine::general_purpose::STANDARD.decode(c.trim()).map_err(|e| SimError::invalid("attachment.content", format!("not base64: {e}")))?),
+                            Some(c) => {
+                                Some(base64::engine::general_purpose::STANDARD.decode(c.trim()).map_err(|e| SimError::invalid("attachment.content", format!("not base64: {e}")))?)
+                            }
                             None => None,
                         };
                         let url = o.get("url").and_then(str_of).filter(|u| !u.trim().is_empty());
@@ -1046,12 +1052,10 @@ fn serve(sim: &Tmf621Sim, req: &HttpRequest, body: &[u8], user: &Result<String, 
             }
             Err(e) => e.response(),
         },
-        (&Method::GET, ["troubleTicket", id, "attachment", file, "content"]) => {
-            match st.position(id).and_then(|i| st.tickets[i].attachments.iter().find(|a| a.id == *file)) {
-                Some(StoredFile { data: Some(data), mime, .. }) => HttpResponse::Ok().content_type(mime.as_str()).body(data.clone()),
-                _ => SimError::not_found(&format!("Attachment {file} of TroubleTicket {id}")).response(),
-            }
-        }
+        (&Method::GET, ["troubleTicket", id, "attachment", file, "content"]) => match st.position(id).and_then(|i| st.tickets[i].attachments.iter().find(|a| a.id == *file)) {
+            Some(StoredFile { data: Some(data), mime, .. }) => HttpResponse::Ok().content_type(mime.as_str()).body(data.clone()),
+            _ => SimError::not_found(&format!("Attachment {file} of TroubleTicket {id}")).response(),
+        },
         (&Method::GET, ["troubleTicket", id]) => match st.position(id) {
             Some(i) => HttpResponse::Ok().json(project(st.render(&st.tickets[i]), &params)),
             None => SimError::not_found(&format!("TroubleTicket {id}")).response(),
@@ -1101,10 +1105,7 @@ fn serve(sim: &Tmf621Sim, req: &HttpRequest, body: &[u8], user: &Result<String, 
 }
 
 fn parse_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .ok()
-        .or_else(|| NaiveDateTime::parse_from_str(s.trim(), SN_FORMAT).ok().map(|n| n.and_utc()))
+    DateTime::parse_from_rfc3339(s.trim()).map(|t| t.with_timezone(&Utc)).ok().or_else(|| NaiveDateTime::parse_from_str(s.trim(), SN_FORMAT).ok().map(|n| n.and_utc()))
 }
 
 /// Keeps `id`, `href`, `@type` and the listed attributes.
@@ -1299,8 +1300,8 @@ async fn sim_faults(sim: web::Data<Tmf621Sim>, body: web::Bytes) -> HttpResponse
 
 #[cfg(test)]
 mod tests {
-    use actix_web::{App, HttpServer};
     use super::*;
+    use actix_web::{App, HttpServer};
     use std::net::TcpListener;
 
     const USER: &str = "hub.integration";
@@ -1483,7 +1484,11 @@ mod tests {
         assert!(parties.iter().any(|p| p["@referredType"] == "assigned_to" && p["id"] == ""));
         let id = t["id"].as_str().unwrap();
         let (_, _, after) = api
-            .call("PATCH", &format!("/troubleTicket/{id}"), Some(json!({"status": "inProgress", "note": [{"text": "secret", "@type": "work_notes"}, {"text": "hello", "@type": "comments"}]})))
+            .call(
+                "PATCH",
+                &format!("/troubleTicket/{id}"),
+                Some(json!({"status": "inProgress", "note": [{"text": "secret", "@type": "work_notes"}, {"text": "hello", "@type": "comments"}]})),
+            )
             .await;
         assert_eq!(after["status"], "Open");
         let notes = after["note"].as_array().unwrap();
@@ -1542,7 +1547,8 @@ mod tests {
         assert_eq!(status, 500);
         assert_eq!(api.sim.tickets_by_external_id("INC-000077").len(), 1, "committed");
         let base = api.sim.base_url().unwrap();
-        let tok: Value = api.http.post(format!("{base}/oauth/token")).basic_auth(USER, Some(PASSWORD)).form(&[("grant_type", "client_credentials")]).send().await.unwrap().json().await.unwrap();
+        let tok: Value =
+            api.http.post(format!("{base}/oauth/token")).basic_auth(USER, Some(PASSWORD)).form(&[("grant_type", "client_credentials")]).send().await.unwrap().json().await.unwrap();
         let token = tok["access_token"].as_str().unwrap();
         let ok = api.http.get(format!("{}/troubleTicket", api.root)).bearer_auth(token).send().await.unwrap();
         assert_eq!(ok.status(), 200);

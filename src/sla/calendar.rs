@@ -43,10 +43,7 @@ impl Calendar {
         if id.trim().is_empty() {
             return Err("an SLA calendar has an empty id".into());
         }
-        let tz: Tz = def
-            .time_zone
-            .parse()
-            .map_err(|_| format!("calendar `{id}`: unknown time zone `{}` (use an IANA name such as Europe/London)", def.time_zone))?;
+        let tz: Tz = def.time_zone.parse().map_err(|_| format!("calendar `{id}`: unknown time zone `{}` (use an IANA name such as Europe/London)", def.time_zone))?;
         let mut week: [Vec<(i64, i64)>; 7] = Default::default();
         for (day, times) in &def.hours {
             let Some(index) = WEEKDAYS.iter().position(|w| w.eq_ignore_ascii_case(day)) else {
@@ -243,13 +240,8 @@ mod tests {
         }
     }
 
-    const WEEKDAY_9_17: &[(&str, &[&str])] = &[
-        ("mon", &["09:00", "17:00"]),
-        ("tue", &["09:00", "17:00"]),
-        ("wed", &["09:00", "17:00"]),
-        ("thu", &["09:00", "17:00"]),
-        ("fri", &["09:00", "17:00"]),
-    ];
+    const WEEKDAY_9_17: &[(&str, &[&str])] =
+        &[("mon", &["09:00", "17:00"]), ("tue", &["09:00", "17:00"]), ("wed", &["09:00", "17:00"]), ("thu", &["09:00", "17:00"]), ("fri", &["09:00", "17:00"])];
 
     /// Mon-Fri 09:00-17:00 in London, with the 2026 Christmas bank holidays.
     fn office() -> Calendar {
@@ -402,9 +394,7 @@ mod tests {
             let wd = WEEKDAYS[chrono::Datelike::weekday(&day).num_days_from_monday() as usize];
             let secs = i64::from(chrono::Timelike::num_seconds_from_midnight(&local.time()));
             let open = !def.holidays.contains(&day)
-                && def.hours.get(wd).is_some_and(|v| {
-                    v.chunks(2).any(|p| parse_time("", "", &p[0]).unwrap() <= secs && secs < parse_time("", "", &p[1]).unwrap())
-                });
+                && def.hours.get(wd).is_some_and(|v| v.chunks(2).any(|p| parse_time("", "", &p[0]).unwrap() <= secs && secs < parse_time("", "", &p[1]).unwrap()));
             if open || def.always {
                 total += 60;
             }
@@ -427,8 +417,7 @@ mod tests {
 
     /// Random instants, biased towards the DST change days of 2026 and 2027.
     fn random_instant(rng: &mut impl Rng) -> i64 {
-        let anchors =
-            ["2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z", "2026-11-01T06:00:00Z", "2026-03-08T07:00:00Z", "2026-12-24T12:00:00Z"];
+        let anchors = ["2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z", "2026-11-01T06:00:00Z", "2026-03-08T07:00:00Z", "2026-12-24T12:00:00Z"];
         if rng.gen_bool(0.5) {
             utc(anchors[rng.gen_range(0..anchors.len())]).timestamp() + rng.gen_range(-3 * DAY..3 * DAY)
         } else {

@@ -130,12 +130,8 @@ fn check_contract(c: &ContractDef, calendars: &HashMap<String, Calendar>) -> Res
     }
     match (c.kind, c.supplier.as_deref()) {
         (ContractKind::Supplier, None) => return Err(format!("contract `{id}` is a supplier contract but names no `supplier`")),
-        (ContractKind::Supplier, Some(s)) if s.trim().is_empty() => {
-            return Err(format!("contract `{id}` is a supplier contract but its `supplier` is empty"))
-        }
-        (ContractKind::EndToEnd, Some(s)) => {
-            return Err(format!("contract `{id}` is end to end, so it cannot name a supplier (`{s}`); use kind = \"supplier\""))
-        }
+        (ContractKind::Supplier, Some(s)) if s.trim().is_empty() => return Err(format!("contract `{id}` is a supplier contract but its `supplier` is empty")),
+        (ContractKind::EndToEnd, Some(s)) => return Err(format!("contract `{id}` is end to end, so it cannot name a supplier (`{s}`); use kind = \"supplier\"")),
         _ => {}
     }
     if !calendars.contains_key(&c.calendar) {
@@ -457,8 +453,7 @@ pub fn clocks(reference: &str, events: &[TicketEvent], contracts: &Contracts, no
     if let Some(i) = instant {
         settle(&mut trackers, i);
     }
-    let mut out: Vec<(usize, u32, Clock)> =
-        trackers.into_iter().filter_map(|t| Some((t.index, t.cycle, t.finish(reference, &ticket, contracts, now)?))).collect();
+    let mut out: Vec<(usize, u32, Clock)> = trackers.into_iter().filter_map(|t| Some((t.index, t.cycle, t.finish(reference, &ticket, contracts, now)?))).collect();
     out.sort_by_key(|(index, cycle, c)| (*index, c.metric == Metric::Resolution, *cycle));
     out.into_iter().map(|(_, _, c)| c).collect()
 }
@@ -575,9 +570,7 @@ impl<'c> Tracker<'c> {
             Mode::Idle
         } else {
             match &ticket.hold {
-                Some((Some(reason), event)) if self.contract.pause_on.iter().any(|h| h.as_str() == reason) => {
-                    Mode::Paused { reason: reason.clone(), event: *event }
-                }
+                Some((Some(reason), event)) if self.contract.pause_on.iter().any(|h| h.as_str() == reason) => Mode::Paused { reason: reason.clone(), event: *event },
                 _ => Mode::Running,
             }
         };
@@ -783,7 +776,12 @@ mod tests {
         /// Raised by the service desk with priority `p`.
         fn opened(at: &str, p: u8) -> Log {
             let mut log = Log { events: vec![], status: "new" };
-            log.push(at, "incident.created", "api:desk", json!({"title": "VPN down", "status": "new", "impact": 2, "urgency": 2, "priority": p, "service": "vpn", "caller": "pc 123"}));
+            log.push(
+                at,
+                "incident.created",
+                "api:desk",
+                json!({"title": "VPN down", "status": "new", "impact": 2, "urgency": 2, "priority": p, "service": "vpn", "caller": "pc 123"}),
+            );
             log
         }
         fn push(&mut self, at: &str, kind: &str, source: &str, data: Value) -> Uuid {
@@ -815,9 +813,7 @@ mod tests {
     }
 
     fn clock<'a>(cs: &'a [Clock], key: &str) -> &'a Clock {
-        cs.iter()
-            .find(|c| c.key() == key)
-            .unwrap_or_else(|| panic!("no clock {key} in {:?}", cs.iter().map(Clock::key).collect::<Vec<_>>()))
+        cs.iter().find(|c| c.key() == key).unwrap_or_else(|| panic!("no clock {key} in {:?}", cs.iter().map(Clock::key).collect::<Vec<_>>()))
     }
 
     fn keys(cs: &[Clock]) -> Vec<String> {
@@ -844,17 +840,7 @@ mod tests {
     fn awaiting_caller_pauses_the_supplier_clock_and_awaiting_supplier_does_not_pause_end_to_end() {
         let (log, caller, other) = paused_ticket();
         let cs = run(&log, "2026-11-03T12:00");
-        assert_eq!(
-            keys(&cs),
-            [
-                "net-ola:net:response",
-                "net-ola:net:resolution",
-                "e2e:-:response",
-                "e2e:-:resolution",
-                "e2e-lenient:-:response",
-                "e2e-lenient:-:resolution"
-            ]
-        );
+        assert_eq!(keys(&cs), ["net-ola:net:response", "net-ola:net:resolution", "e2e:-:response", "e2e:-:resolution", "e2e-lenient:-:response", "e2e-lenient:-:resolution"]);
 
         // Response: the 09:40 note, 40 minutes in; the supplier's "assigned" at 09:01 is not one.
         let r = clock(&cs, "net-ola:net:response");
@@ -864,22 +850,8 @@ mod tests {
         // Resolution: Mon 09-10 (1h) + 12-17 (5h, awaiting_supplier does not pause net-ola) + Tue 09-10 (1h) = 7h of 8h.
         let c = clock(&cs, "net-ola:net:resolution");
         assert_eq!((c.elapsed_secs, c.target_secs, c.state, c.breached), (7 * H, 8 * H, ClockState::Met, false));
-        assert_eq!(
-            c.pauses,
-            [Pause {
-                from: t("2026-11-02T10:00"),
-                to: Some(t("2026-11-02T12:00")),
-                reason: "awaiting_caller".into(),
-                source_event: caller
-            }]
-        );
-        assert_eq!(
-            c.runs,
-            [
-                Run { from: t("2026-11-02T09:00"), to: Some(t("2026-11-02T10:00")) },
-                Run { from: t("2026-11-02T12:00"), to: Some(t("2026-11-03T10:00")) }
-            ]
-        );
+        assert_eq!(c.pauses, [Pause { from: t("2026-11-02T10:00"), to: Some(t("2026-11-02T12:00")), reason: "awaiting_caller".into(), source_event: caller }]);
+        assert_eq!(c.runs, [Run { from: t("2026-11-02T09:00"), to: Some(t("2026-11-02T10:00")) }, Run { from: t("2026-11-02T12:00"), to: Some(t("2026-11-03T10:00")) }]);
         assert_eq!(c.holdings, [Holding { supplier: "net".into(), from: t("2026-11-02T09:00"), to: None }]);
 
         // End to end: the same 7h, the awaiting_supplier hour still counts (target 16h).
@@ -889,10 +861,7 @@ mod tests {
         // ...unless the contract says so: the lenient one also pauses 13:00-14:00, so 6h.
         let l = clock(&cs, "e2e-lenient:-:resolution");
         assert_eq!(l.elapsed_secs, 6 * H);
-        assert_eq!(
-            l.pauses.iter().map(|p| (p.reason.as_str(), p.source_event)).collect::<Vec<_>>(),
-            [("awaiting_caller", caller), ("awaiting_supplier", other)]
-        );
+        assert_eq!(l.pauses.iter().map(|p| (p.reason.as_str(), p.source_event)).collect::<Vec<_>>(), [("awaiting_caller", caller), ("awaiting_supplier", other)]);
     }
 
     #[test]
@@ -970,14 +939,7 @@ mod tests {
         let n = clock(&cs, "net-ola:net:resolution");
         assert_eq!((n.elapsed_secs, n.state), (9000, ClockState::Met));
         let held: Vec<_> = n.holdings.iter().map(|h| (h.from, h.to)).collect();
-        assert_eq!(
-            held,
-            [
-                (t("2026-11-02T09:00"), Some(t("2026-11-02T10:00"))),
-                (t("2026-11-02T11:30"), Some(t("2026-11-02T12:00"))),
-                (t("2026-11-02T15:00"), None)
-            ]
-        );
+        assert_eq!(held, [(t("2026-11-02T09:00"), Some(t("2026-11-02T10:00"))), (t("2026-11-02T11:30"), Some(t("2026-11-02T12:00"))), (t("2026-11-02T15:00"), None)]);
         // net's response is its resolution at 16:00, after 2.5h held; the 1h target ran out at 10:00.
         let nr = clock(&cs, "net-ola:net:response");
         assert_eq!((nr.elapsed_secs, nr.state, nr.breach_at), (9000, ClockState::Breached, Some(t("2026-11-02T10:00"))));
@@ -1012,10 +974,7 @@ mod tests {
         assert_eq!(clock(&cs, "e2e:-:resolution").state, ClockState::Running);
         // 14:00: app has it back and resumes from its 1.5h: 2.5h.
         let cs = run(&log, "2026-11-02T14:00");
-        assert_eq!(
-            (clock(&cs, "app-ola:app:resolution").state, clock(&cs, "app-ola:app:resolution").elapsed_secs),
-            (ClockState::Running, 9000)
-        );
+        assert_eq!((clock(&cs, "app-ola:app:resolution").state, clock(&cs, "app-ola:app:resolution").elapsed_secs), (ClockState::Running, 9000));
         assert_eq!(clock(&cs, "net-ola:net:resolution").elapsed_secs, 5400);
     }
 
@@ -1056,16 +1015,10 @@ mod tests {
         let cs = run(&log, "2026-11-03T13:00");
         // The first clock keeps its verdict: 2h of 4h.
         let first = clock(&cs, "app-ola:app:resolution");
-        assert_eq!(
-            (first.cycle, first.elapsed_secs, first.state, first.stopped_at),
-            (0, 2 * H, ClockState::Met, Some(t("2026-11-02T11:00")))
-        );
+        assert_eq!((first.cycle, first.elapsed_secs, first.state, first.stopped_at), (0, 2 * H, ClockState::Met, Some(t("2026-11-02T11:00"))));
         // A new one from the reopen: Mon 14-17 (3h) + Tue 09-12 (3h) = 6h of 4h, breached Tue 10:00.
         let second = clock(&cs, "app-ola:app:resolution:1");
-        assert_eq!(
-            (second.cycle, second.started_at, second.elapsed_secs, second.state),
-            (1, t("2026-11-02T14:00"), 6 * H, ClockState::Breached)
-        );
+        assert_eq!((second.cycle, second.started_at, second.elapsed_secs, second.state), (1, t("2026-11-02T14:00"), 6 * H, ClockState::Breached));
         assert_eq!(second.breach_at, Some(t("2026-11-03T10:00")));
         // The resume contract on the same ticket keeps one clock: 2h + 6h = 8h.
         assert_eq!(clock(&cs, "e2e:-:resolution").elapsed_secs, 8 * H);
@@ -1079,10 +1032,7 @@ mod tests {
         log.routed("2026-11-02T14:00", "net");
         log.status("2026-11-02T16:00", "supplier:net", "resolved", None);
         let cs = run(&log, "2026-11-02T17:00");
-        assert_eq!(
-            cs.iter().filter(|c| c.contract == "app-ola").map(Clock::key).collect::<Vec<_>>(),
-            ["app-ola:app:response", "app-ola:app:resolution"]
-        );
+        assert_eq!(cs.iter().filter(|c| c.contract == "app-ola").map(Clock::key).collect::<Vec<_>>(), ["app-ola:app:response", "app-ola:app:resolution"]);
         // net first held it after the reopen: its clocks start then (14:00-16:00 = 2h).
         assert_eq!(clock(&cs, "net-ola:net:resolution").elapsed_secs, 2 * H);
     }
@@ -1137,33 +1087,19 @@ mod tests {
         let mut log = Log::opened("2026-11-02T09:00", 3);
         log.routed("2026-11-02T09:00", "net");
         log.status("2026-11-02T10:00", "supplier:net", "on_hold", Some("awaiting_supplier"));
-        let change = log.push(
-            "2026-11-02T11:00",
-            "incident.updated",
-            "supplier:net",
-            json!({"changes": {"hold_reason": "awaiting_caller"}, "version": 3}),
-        );
+        let change = log.push("2026-11-02T11:00", "incident.updated", "supplier:net", json!({"changes": {"hold_reason": "awaiting_caller"}, "version": 3}));
         log.status("2026-11-02T12:00", "supplier:net", "in_progress", None);
         let cs = run(&log, "2026-11-02T13:00");
         let c = clock(&cs, "net-ola:net:resolution");
         // 09-11 runs (awaiting_supplier does not pause), 11-12 paused, 12-13 runs: 3h.
         assert_eq!(c.elapsed_secs, 3 * H);
-        assert_eq!(
-            c.pauses,
-            [Pause {
-                from: t("2026-11-02T11:00"),
-                to: Some(t("2026-11-02T12:00")),
-                reason: "awaiting_caller".into(),
-                source_event: change
-            }]
-        );
+        assert_eq!(c.pauses, [Pause { from: t("2026-11-02T11:00"), to: Some(t("2026-11-02T12:00")), reason: "awaiting_caller".into(), source_event: change }]);
     }
 
     #[test]
     fn no_clock_without_a_contract_a_target_or_an_opening() {
         let all = contracts();
-        let supplier_only =
-            Contracts { contracts: all.contracts.iter().filter(|c| c.kind == ContractKind::Supplier).cloned().collect(), ..all.clone() };
+        let supplier_only = Contracts { contracts: all.contracts.iter().filter(|c| c.kind == ContractKind::Supplier).cloned().collect(), ..all.clone() };
         // Routed to the integrator's own queue: no supplier contract applies.
         let mut log = Log::opened("2026-11-02T09:00", 3);
         log.routed("2026-11-02T09:00", "integrator");
@@ -1208,10 +1144,7 @@ mod tests {
         ];
         for (i, (kind, source, data)) in junk.into_iter().enumerate() {
             let at = clean.events[(i * 3) % clean.events.len()].at;
-            noisy.insert(
-                (i * 3) % noisy.len() + 1,
-                TicketEvent { id: Uuid::from_u128(1000 + i as u128), kind: kind.into(), source: source.into(), data, at },
-            );
+            noisy.insert((i * 3) % noisy.len() + 1, TicketEvent { id: Uuid::from_u128(1000 + i as u128), kind: kind.into(), source: source.into(), data, at });
         }
         for now in ["2026-11-02T09:30", "2026-11-02T11:00", "2026-11-03T12:00"] {
             assert_eq!(clocks("INC-000001", &noisy, &contracts(), t(now)), run(&clean, now), "at {now}");
@@ -1233,13 +1166,7 @@ mod tests {
         let events = ticket_events(&[row]);
         assert_eq!(
             events,
-            [TicketEvent {
-                id: Uuid::from_u128(9),
-                kind: "incident.routed".into(),
-                source: "hub".into(),
-                data: json!({"supplier": "net"}),
-                at: t("2026-11-02T09:00")
-            }]
+            [TicketEvent { id: Uuid::from_u128(9), kind: "incident.routed".into(), source: "hub".into(), data: json!({"supplier": "net"}), at: t("2026-11-02T09:00") }]
         );
     }
 
@@ -1259,10 +1186,7 @@ mod tests {
                 }),
             ),
             ("response_mins = -5", Box::new(|s| s.contracts[0].targets.get_mut("3").unwrap().response_mins = -5)),
-            (
-                "calendar `weekends` is not defined",
-                Box::new(|s| s.contracts[0].targets.get_mut("3").unwrap().calendar = Some("weekends".into())),
-            ),
+            ("calendar `weekends` is not defined", Box::new(|s| s.contracts[0].targets.get_mut("3").unwrap().calendar = Some("weekends".into()))),
             ("warn_at 150", Box::new(|s| s.contracts[0].warn_at = vec![75, 150])),
             ("no targets", Box::new(|s| s.contracts[0].targets.clear())),
             ("defined twice", Box::new(|s| s.contracts[1].id = "NET-OLA".into())),
@@ -1291,8 +1215,7 @@ mod tests {
         const SUPPLIERS: [&str; 3] = ["net", "app", "integrator"];
         const SOURCES: [&str; 5] = ["api:desk", "supplier:net", "supplier:app", "hub", "supplier:integrator"];
         const STATUSES: [&str; 7] = ["new", "assigned", "in_progress", "on_hold", "resolved", "closed", "cancelled"];
-        const REASONS: [&str; 6] =
-            ["awaiting_caller", "awaiting_evidence", "awaiting_problem", "awaiting_supplier", "awaiting_change", "other"];
+        const REASONS: [&str; 6] = ["awaiting_caller", "awaiting_evidence", "awaiting_problem", "awaiting_supplier", "awaiting_change", "other"];
         let start = t("2026-10-19T06:00").timestamp() + rng.gen_range(0..20 * 86400);
         let mut at = start;
         let mut status = "new";
@@ -1391,10 +1314,7 @@ mod tests {
         if c.stopped_at.is_some() {
             assert_eq!(c.state == ClockState::Breached, c.breached);
         }
-        assert_eq!(
-            c.target_secs,
-            Contracts::target_secs(contracts.contracts.iter().find(|k| k.id == c.contract).unwrap(), c.metric, c.priority).unwrap()
-        );
+        assert_eq!(c.target_secs, Contracts::target_secs(contracts.contracts.iter().find(|k| k.id == c.contract).unwrap(), c.metric, c.priority).unwrap());
     }
 
     #[test]
@@ -1425,15 +1345,9 @@ mod tests {
                         // instant (projected or past) has not moved.
                         assert_eq!(keys(prev), keys(&full));
                         for (p, c) in prev.iter().zip(&full) {
-                            let cal = contracts
-                                .calendar_for(contracts.contracts.iter().find(|k| k.id == c.contract).unwrap(), c.priority)
-                                .unwrap();
+                            let cal = contracts.calendar_for(contracts.contracts.iter().find(|k| k.id == c.contract).unwrap(), c.priority).unwrap();
                             let gained = if p.state == ClockState::Running { cal.business_secs(*then, now) } else { 0 };
-                            assert_eq!(
-                                (c.state, c.elapsed_secs, c.breach_at),
-                                (p.state, p.elapsed_secs + gained, p.breach_at),
-                                "{p:?} -> {c:?}"
-                            );
+                            assert_eq!((c.state, c.elapsed_secs, c.breach_at), (p.state, p.elapsed_secs + gained, p.breach_at), "{p:?} -> {c:?}");
                         }
                         quiet += 1;
                     }

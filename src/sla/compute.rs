@@ -71,11 +71,7 @@ pub fn compute(row: &IncidentRow, events: &[EventRow], contracts: &Contracts, no
         returns,
         computed_at: now,
     };
-    let clocks = if contracts.contracts.is_empty() {
-        Vec::new()
-    } else {
-        keyed(super::clocks(&row.reference, &super::ticket_events(events), contracts, now))
-    };
+    let clocks = if contracts.contracts.is_empty() { Vec::new() } else { keyed(super::clocks(&row.reference, &super::ticket_events(events), contracts, now)) };
     Computed { ticket, clocks }
 }
 

@@ -82,14 +82,7 @@ pub const LIST_LIMIT: usize = 25;
 /// Live clocks examined for the at-risk list (soonest breach first).
 const LIVE_SCAN: i64 = 5_000;
 
-pub fn overview(
-    conn: &mut PgConnection,
-    contracts: &Contracts,
-    reporting: &ReportingSettings,
-    period: &Period,
-    scope: &Scope,
-    now: DateTime<Utc>,
-) -> StoreResult<Overview> {
+pub fn overview(conn: &mut PgConnection, contracts: &Contracts, reporting: &ReportingSettings, period: &Period, scope: &Scope, now: DateTime<Utc>) -> StoreResult<Overview> {
     db::snapshot(conn, |conn| {
         let trend: Vec<Period> = (0..TREND_MONTHS).rev().filter_map(|n| period.months_before(n).ok()).collect();
         let months: Vec<String> = trend.iter().map(|p| p.label.clone()).collect();

@@ -92,10 +92,7 @@ pub fn thresholds_to_announce(k: &KeyedClock, contracts: &Contracts, cfg: &SlaMo
     if c.stopped_at.is_some() {
         return vec![];
     }
-    compute::warn_thresholds(compute::contract(contracts, &c.contract))
-        .into_iter()
-        .filter(|t| compute::reached(c.elapsed_secs, c.target_secs, *t))
-        .collect()
+    compute::warn_thresholds(compute::contract(contracts, &c.contract)).into_iter().filter(|t| compute::reached(c.elapsed_secs, c.target_secs, *t)).collect()
 }
 
 fn announce(

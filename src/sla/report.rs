@@ -341,11 +341,7 @@ fn assemble(
                     .unwrap_or_default(),
                 backlog: Backlog {
                     open: t.map_or(0, |t| t.backlog.iter().sum()),
-                    by_age: BUCKET_LABELS
-                        .iter()
-                        .enumerate()
-                        .map(|(i, label)| AgeBucket { label, count: t.and_then(|t| t.backlog.get(i).copied()).unwrap_or(0) })
-                        .collect(),
+                    by_age: BUCKET_LABELS.iter().enumerate().map(|(i, label)| AgeBucket { label, count: t.and_then(|t| t.backlog.get(i).copied()).unwrap_or(0) }).collect(),
                 },
             });
         }
@@ -483,14 +479,16 @@ pub fn recompute(conn: &mut PgConnection, contracts: &Contracts, reporting: &Rep
 
     let mut breaches: Vec<ClockRow> = clocks.iter().filter(|c| breached_now(c, now)).cloned().collect();
     // The SQL order: latest breach first, then ref and clock in byte order.
-    breaches.sort_by(|a, b| match (a.breach_at, b.breach_at) {
-        (Some(x), Some(y)) => y.cmp(&x),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
-    }
-    .then_with(|| a.reference.cmp(&b.reference))
-    .then_with(|| a.clock_key.cmp(&b.clock_key)));
+    breaches.sort_by(|a, b| {
+        match (a.breach_at, b.breach_at) {
+            (Some(x), Some(y)) => y.cmp(&x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+        .then_with(|| a.reference.cmp(&b.reference))
+        .then_with(|| a.clock_key.cmp(&b.clock_key))
+    });
     let total = breaches.len() as i64;
     breaches.truncate(q.breach_limit.max(0) as usize);
     Ok(assemble(q, contracts, reporting, metrics, ticket_aggs, breaches, total, 0, "recomputed", now))

@@ -30,9 +30,7 @@ pub struct AttachmentRow {
 }
 
 pub fn stage_chunk(conn: &mut PgConnection, upload_id: uuid::Uuid, seq: i32, data: &[u8]) -> StoreResult<()> {
-    diesel::insert_into(blob_chunks::table)
-        .values((blob_chunks::upload_id.eq(upload_id), blob_chunks::seq.eq(seq), blob_chunks::data.eq(data)))
-        .execute(conn)?;
+    diesel::insert_into(blob_chunks::table).values((blob_chunks::upload_id.eq(upload_id), blob_chunks::seq.eq(seq), blob_chunks::data.eq(data))).execute(conn)?;
     Ok(())
 }
 
@@ -63,9 +61,7 @@ pub fn finish_upload(conn: &mut PgConnection, ctx: &Context, row: &mut IncidentR
         Some(kept) if kept != up.upload_id => discard_upload(conn, up.upload_id)?,
         Some(_) => {}
         None => {
-            diesel::insert_into(blobs::table)
-                .values((blobs::sha256.eq(up.sha256), blobs::upload_id.eq(up.upload_id), blobs::size.eq(up.size)))
-                .execute(conn)?;
+            diesel::insert_into(blobs::table).values((blobs::sha256.eq(up.sha256), blobs::upload_id.eq(up.upload_id), blobs::size.eq(up.size))).execute(conn)?;
         }
     }
     let inserted: Option<AttachmentRow> = diesel::insert_into(attachments::table)
@@ -84,11 +80,7 @@ pub fn finish_upload(conn: &mut PgConnection, ctx: &Context, row: &mut IncidentR
     let created = inserted.is_some();
     let att = match inserted {
         Some(a) => a,
-        None => attachments::table
-            .filter(attachments::incident_id.eq(row.id))
-            .filter(attachments::sha256.eq(up.sha256))
-            .select(AttachmentRow::as_select())
-            .first(conn)?,
+        None => attachments::table.filter(attachments::incident_id.eq(row.id)).filter(attachments::sha256.eq(up.sha256)).select(AttachmentRow::as_select()).first(conn)?,
     };
     if let Some((leg_id, native_id)) = up.from_leg {
         // The supplier holds this content: never send it back to that leg.
@@ -124,12 +116,7 @@ pub fn chunk(conn: &mut PgConnection, sha256: &str, seq: i32) -> StoreResult<Opt
 }
 
 pub fn find(conn: &mut PgConnection, incident_id: i64, id: i64) -> StoreResult<Option<AttachmentRow>> {
-    Ok(attachments::table
-        .filter(attachments::incident_id.eq(incident_id))
-        .filter(attachments::id.eq(id))
-        .select(AttachmentRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(attachments::table.filter(attachments::incident_id.eq(incident_id)).filter(attachments::id.eq(id)).select(AttachmentRow::as_select()).first(conn).optional()?)
 }
 
 /// Attachments of an incident that a leg has neither sent, received nor refused, oldest first;
@@ -173,11 +160,7 @@ pub fn record_delivery(
             conn,
             ctx,
             &row,
-            NewEvent::new(
-                EventType::AttachmentRefused,
-                &ctx.source,
-                json!({ "attachment_id": att.id, "file_name": att.file_name, "supplier": supplier, "reason": reason }),
-            ),
+            NewEvent::new(EventType::AttachmentRefused, &ctx.source, json!({ "attachment_id": att.id, "file_name": att.file_name, "supplier": supplier, "reason": reason })),
         )?;
     }
     Ok(())
@@ -185,10 +168,9 @@ pub fn record_delivery(
 
 /// Whether a supplier attachment is already on the record (or was refused before).
 pub fn known_native(conn: &mut PgConnection, leg_id: i64, native_id: &str) -> StoreResult<bool> {
-    let delivered: bool = diesel::select(diesel::dsl::exists(
-        attachment_deliveries::table.filter(attachment_deliveries::leg_id.eq(leg_id)).filter(attachment_deliveries::native_id.eq(native_id)),
-    ))
-    .get_result(conn)?;
+    let delivered: bool =
+        diesel::select(diesel::dsl::exists(attachment_deliveries::table.filter(attachment_deliveries::leg_id.eq(leg_id)).filter(attachment_deliveries::native_id.eq(native_id))))
+            .get_result(conn)?;
     let refused: bool = diesel::select(diesel::dsl::exists(inbound_refusals::table.find((leg_id, native_id)))).get_result(conn)?;
     Ok(delivered || refused)
 }
@@ -196,12 +178,7 @@ pub fn known_native(conn: &mut PgConnection, leg_id: i64, native_id: &str) -> St
 /// Records a supplier file the hub would not take, with an event saying why.
 pub fn refuse_inbound(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, leg_id: i64, supplier: &str, native_id: &str, file_name: &str, reason: &str) -> StoreResult<()> {
     let n = diesel::insert_into(inbound_refusals::table)
-        .values((
-            inbound_refusals::leg_id.eq(leg_id),
-            inbound_refusals::native_id.eq(native_id),
-            inbound_refusals::file_name.eq(file_name),
-            inbound_refusals::reason.eq(reason),
-        ))
+        .values((inbound_refusals::leg_id.eq(leg_id), inbound_refusals::native_id.eq(native_id), inbound_refusals::file_name.eq(file_name), inbound_refusals::reason.eq(reason)))
         .on_conflict_do_nothing()
         .execute(conn)?;
     if n == 1 {
@@ -217,8 +194,7 @@ pub fn refuse_inbound(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow,
 
 /// The attachments of the given incidents, with their deliveries, for the canonical document.
 pub fn for_incidents(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<Vec<(i64, Attachment)>> {
-    let atts: Vec<AttachmentRow> =
-        attachments::table.filter(attachments::incident_id.eq_any(ids)).order(attachments::id).select(AttachmentRow::as_select()).load(conn)?;
+    let atts: Vec<AttachmentRow> = attachments::table.filter(attachments::incident_id.eq_any(ids)).order(attachments::id).select(AttachmentRow::as_select()).load(conn)?;
     let att_ids: Vec<i64> = atts.iter().map(|a| a.id).collect();
     let deliveries: Vec<(i64, String, String, Option<String>, Option<String>)> = attachment_deliveries::table
         .inner_join(legs::table)
@@ -236,7 +212,16 @@ pub fn for_incidents(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<Vec<(i
                 .collect();
             (
                 a.incident_id,
-                Attachment { id: a.id, file_name: a.file_name, content_type: a.content_type, size: a.size, sha256: a.sha256, origin: a.origin, created_at: a.created_at, deliveries: d },
+                Attachment {
+                    id: a.id,
+                    file_name: a.file_name,
+                    content_type: a.content_type,
+                    size: a.size,
+                    sha256: a.sha256,
+                    origin: a.origin,
+                    created_at: a.created_at,
+                    deliveries: d,
+                },
             )
         })
         .collect())

@@ -26,13 +26,7 @@ pub fn create(conn: &mut PgConnection, role: &str, supplier: Option<&str>, label
     let secret: String = (&mut rng).sample_iter(&Alphanumeric).take(32).map(char::from).collect();
     let key = format!("siam_{prefix}_{secret}");
     diesel::insert_into(api_keys::table)
-        .values((
-            api_keys::key_hash.eq(hash_key(&key)),
-            api_keys::prefix.eq(&prefix),
-            api_keys::role.eq(role),
-            api_keys::supplier_id.eq(supplier),
-            api_keys::label.eq(label),
-        ))
+        .values((api_keys::key_hash.eq(hash_key(&key)), api_keys::prefix.eq(&prefix), api_keys::role.eq(role), api_keys::supplier_id.eq(supplier), api_keys::label.eq(label)))
         .execute(conn)?;
     Ok(key)
 }

@@ -55,13 +55,8 @@ pub fn list(conn: &mut PgConnection, include_replayed: bool) -> StoreResult<Vec<
 /// Puts a dead letter back in the outbox under a new message id and marks it replayed.
 pub fn replay(conn: &mut PgConnection, id: i64) -> StoreResult<DeadLetter> {
     conn.transaction(|conn| {
-        let d: DeadLetter = dead_letters::table
-            .find(id)
-            .select(DeadLetter::as_select())
-            .for_update()
-            .first(conn)
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("dead letter {id}")))?;
+        let d: DeadLetter =
+            dead_letters::table.find(id).select(DeadLetter::as_select()).for_update().first(conn).optional()?.ok_or_else(|| StoreError::NotFound(format!("dead letter {id}")))?;
         let new_id = uuid::Uuid::now_v7();
         let mut payload = d.payload.clone();
         if let Some(obj) = payload.as_object_mut() {

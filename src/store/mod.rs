@@ -12,9 +12,9 @@ pub mod models;
 pub mod outbox;
 pub mod record;
 pub mod schema;
-pub mod tmf621;
 pub mod seed;
 pub mod sla;
+pub mod tmf621;
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -65,12 +65,7 @@ impl Store {
     /// Connects; fails fast with a message naming the database when it cannot be reached.
     pub fn connect(url: &str, size: u32) -> Result<Store, String> {
         let manager = ConnectionManager::<PgConnection>::new(url);
-        let pool = Pool::builder()
-            .max_size(size)
-            .min_idle(Some(1))
-            .connection_timeout(std::time::Duration::from_secs(5))
-            .build(manager)
-            .map_err(|e| format!("{e}"))?;
+        let pool = Pool::builder().max_size(size).min_idle(Some(1)).connection_timeout(std::time::Duration::from_secs(5)).build(manager).map_err(|e| format!("{e}"))?;
         Ok(Store { pool })
     }
 
@@ -137,9 +132,7 @@ pub fn prepare_database(url: &str) -> Result<(), String> {
             admin_url.set_path("/postgres");
             let mut admin = PgConnection::establish(admin_url.as_str()).map_err(|e| unreachable_db(url, &e.to_string()))?;
             let quoted = name.replace('"', "\"\"");
-            diesel::sql_query(format!("CREATE DATABASE \"{quoted}\""))
-                .execute(&mut admin)
-                .map_err(|e| format!("cannot create database {name}: {e}"))?;
+            diesel::sql_query(format!("CREATE DATABASE \"{quoted}\"")).execute(&mut admin).map_err(|e| format!("cannot create database {name}: {e}"))?;
             tracing::info!(database = %name, "created database");
             PgConnection::establish(url).map_err(|e| unreachable_db(url, &e.to_string()))?
         }

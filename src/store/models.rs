@@ -83,10 +83,7 @@ pub struct EventRow {
 }
 
 fn scale<T>(v: i16, parse: fn(u8) -> Option<T>, what: &str) -> StoreResult<T> {
-    u8::try_from(v)
-        .ok()
-        .and_then(parse)
-        .ok_or_else(|| super::StoreError::Corrupt(format!("{what} {v}")))
+    u8::try_from(v).ok().and_then(parse).ok_or_else(|| super::StoreError::Corrupt(format!("{what} {v}")))
 }
 
 impl NoteRow {
@@ -152,10 +149,7 @@ impl IncidentRow {
             ci: self.ci.clone(),
             caller: self.caller.clone(),
             assigned_supplier: self.assigned_supplier.clone(),
-            resolution: self
-                .resolution_code
-                .as_ref()
-                .map(|code| Resolution { code: code.clone(), notes: self.resolution_notes.clone().unwrap_or_default() }),
+            resolution: self.resolution_code.as_ref().map(|code| Resolution { code: code.clone(), notes: self.resolution_notes.clone().unwrap_or_default() }),
             notes: notes.iter().map(NoteRow::to_domain).collect::<StoreResult<_>>()?,
             opened_at: self.opened_at,
             updated_at: self.updated_at,

@@ -44,9 +44,7 @@ pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<()> {
 
 /// Gives claimed messages back at once (the broker refused or dropped them).
 pub fn release(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<()> {
-    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
-        .set(outbox::lease_until.eq(None::<chrono::DateTime<chrono::Utc>>))
-        .execute(conn)?;
+    diesel::update(outbox::table.filter(outbox::id.eq_any(ids))).set(outbox::lease_until.eq(None::<chrono::DateTime<chrono::Utc>>)).execute(conn)?;
     Ok(())
 }
 
@@ -61,9 +59,6 @@ pub fn seen(conn: &mut PgConnection, consumer: &str, message_id: &str) -> StoreR
 
 /// Records that `consumer` handled `message_id`; `false` if it already had.
 pub fn mark_seen(conn: &mut PgConnection, consumer: &str, message_id: &str) -> StoreResult<bool> {
-    let n = diesel::insert_into(inbox::table)
-        .values((inbox::consumer.eq(consumer), inbox::message_id.eq(message_id)))
-        .on_conflict_do_nothing()
-        .execute(conn)?;
+    let n = diesel::insert_into(inbox::table).values((inbox::consumer.eq(consumer), inbox::message_id.eq(message_id))).on_conflict_do_nothing().execute(conn)?;
     Ok(n == 1)
 }

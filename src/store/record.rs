@@ -1,8 +1,8 @@
 //! Changes to the unified record. Each public function here is one transaction that writes the
 //! ticket change, its events and its outbox rows together.
 
-use super::models::*;
 use super::models::LegRow;
+use super::models::*;
 use super::schema::*;
 use super::{StoreError, StoreResult};
 use crate::domain::event::cloud_event;
@@ -90,9 +90,7 @@ pub fn append_event(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, i
 
 /// Queues a message for the outbox relay.
 pub fn enqueue(conn: &mut PgConnection, id: uuid::Uuid, routing_key: &str, payload: &serde_json::Value) -> StoreResult<()> {
-    diesel::insert_into(outbox::table)
-        .values((outbox::message_id.eq(id), outbox::routing_key.eq(routing_key), outbox::payload.eq(payload)))
-        .execute(conn)?;
+    diesel::insert_into(outbox::table).values((outbox::message_id.eq(id), outbox::routing_key.eq(routing_key), outbox::payload.eq(payload))).execute(conn)?;
     Ok(())
 }
 
@@ -104,14 +102,7 @@ pub fn dispatch_key(supplier: &str) -> String {
 /// Asks the supplier's dispatcher to bring its ticket in line with the record.
 pub fn enqueue_dispatch(conn: &mut PgConnection, ctx: &Context, reference: &str, supplier: &str, reason: &str) -> StoreResult<()> {
     let id = uuid::Uuid::now_v7();
-    let envelope = cloud_event(
-        id,
-        "siam.dispatch.sync",
-        reference,
-        &Utc::now(),
-        &ctx.correlation_id,
-        json!({ "ref": reference, "supplier": supplier, "reason": reason }),
-    );
+    let envelope = cloud_event(id, "siam.dispatch.sync", reference, &Utc::now(), &ctx.correlation_id, json!({ "ref": reference, "supplier": supplier, "reason": reason }));
     enqueue(conn, id, &dispatch_key(supplier), &envelope)
 }
 
@@ -165,16 +156,8 @@ pub fn document(conn: &mut PgConnection, row: &IncidentRow) -> StoreResult<Incid
 }
 
 fn document_without_attachments(conn: &mut PgConnection, row: &IncidentRow) -> StoreResult<Incident> {
-    let notes = notes::table
-        .filter(notes::incident_id.eq(row.id))
-        .order(notes::id)
-        .select(NoteRow::as_select())
-        .load(conn)?;
-    let legs = legs::table
-        .filter(legs::incident_id.eq(row.id))
-        .order(legs::id)
-        .select(LegRow::as_select())
-        .load(conn)?;
+    let notes = notes::table.filter(notes::incident_id.eq(row.id)).order(notes::id).select(NoteRow::as_select()).load(conn)?;
+    let legs = legs::table.filter(legs::incident_id.eq(row.id)).order(legs::id).select(LegRow::as_select()).load(conn)?;
     row.to_domain(&notes, &legs)
 }
 
@@ -215,10 +198,8 @@ pub fn list(conn: &mut PgConnection, filter: &ListFilter, after: Option<i64>, li
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let all_notes: Vec<NoteRow> =
-        notes::table.filter(notes::incident_id.eq_any(&ids)).order(notes::id).select(NoteRow::as_select()).load(conn)?;
-    let all_legs: Vec<LegRow> =
-        legs::table.filter(legs::incident_id.eq_any(&ids)).order(legs::id).select(LegRow::as_select()).load(conn)?;
+    let all_notes: Vec<NoteRow> = notes::table.filter(notes::incident_id.eq_any(&ids)).order(notes::id).select(NoteRow::as_select()).load(conn)?;
+    let all_legs: Vec<LegRow> = legs::table.filter(legs::incident_id.eq_any(&ids)).order(legs::id).select(LegRow::as_select()).load(conn)?;
     let all_attachments = super::attachments::for_incidents(conn, &ids)?;
     let docs = rows
         .iter()
@@ -253,14 +234,9 @@ pub fn create_incident(
     conn.transaction(|conn| {
         if let Some(k) = idem {
             // Serialises requests that share a key, so two racing retries make one incident.
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind::<diesel::sql_types::Text, _>(format!("{}\n{}", k.principal, k.key))
-                .execute(conn)?;
-            let existing: Option<(String, i64)> = idempotency_keys::table
-                .find((&k.principal, &k.key))
-                .select((idempotency_keys::request_hash, idempotency_keys::incident_id))
-                .first(conn)
-                .optional()?;
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind::<diesel::sql_types::Text, _>(format!("{}\n{}", k.principal, k.key)).execute(conn)?;
+            let existing: Option<(String, i64)> =
+                idempotency_keys::table.find((&k.principal, &k.key)).select((idempotency_keys::request_hash, idempotency_keys::incident_id)).first(conn).optional()?;
             if let Some((hash, incident_id)) = existing {
                 if hash != k.request_hash {
                     return Err(StoreError::IdempotencyMismatch(k.key.clone()));
@@ -310,12 +286,7 @@ pub fn create_incident(
                 }),
             ),
         )?;
-        record_event(
-            conn,
-            ctx,
-            &row,
-            NewEvent::new(EventType::Routed, &ctx.source, json!({ "supplier": route.supplier, "rule": route.rule })),
-        )?;
+        record_event(conn, ctx, &row, NewEvent::new(EventType::Routed, &ctx.source, json!({ "supplier": route.supplier, "rule": route.rule })))?;
         if route.external {
             diesel::insert_into(legs::table)
                 .values((
@@ -343,14 +314,7 @@ pub fn create_incident(
 }
 
 /// Applies `changes` made through the hub's API, checking the caller's expected version.
-pub fn update(
-    conn: &mut PgConnection,
-    ctx: &Context,
-    reference: &str,
-    expected_version: i32,
-    changes: &IncidentChanges,
-    matrix: &PriorityMatrix,
-) -> StoreResult<Incident> {
+pub fn update(conn: &mut PgConnection, ctx: &Context, reference: &str, expected_version: i32, changes: &IncidentChanges, matrix: &PriorityMatrix) -> StoreResult<Incident> {
     conn.transaction(|conn| {
         let row = lock_row(conn, reference)?;
         if row.version != expected_version {
@@ -379,13 +343,7 @@ pub fn assign_if_new(conn: &mut PgConnection, ctx: &Context, row: IncidentRow, m
     apply_changes(conn, ctx, row, &IncidentChanges { status: Some(Status::Assigned), ..Default::default() }, matrix)
 }
 
-pub fn apply_changes(
-    conn: &mut PgConnection,
-    ctx: &Context,
-    mut row: IncidentRow,
-    changes: &IncidentChanges,
-    matrix: &PriorityMatrix,
-) -> StoreResult<IncidentRow> {
+pub fn apply_changes(conn: &mut PgConnection, ctx: &Context, mut row: IncidentRow, changes: &IncidentChanges, matrix: &PriorityMatrix) -> StoreResult<IncidentRow> {
     let current = row.to_domain(&[], &[])?;
     let mut c = changes.clone();
     if c.title.as_ref() == Some(&current.title) {
@@ -480,11 +438,7 @@ pub fn apply_changes(
             conn,
             ctx,
             &row,
-            NewEvent::new(
-                EventType::StatusChanged,
-                &ctx.source,
-                json!({ "from": current.status, "to": s, "hold_reason": row.hold_reason, "supplier": row.assigned_supplier }),
-            ),
+            NewEvent::new(EventType::StatusChanged, &ctx.source, json!({ "from": current.status, "to": s, "hold_reason": row.hold_reason, "supplier": row.assigned_supplier })),
         )?;
     }
     let mut fields = serde_json::to_value(&c).unwrap_or_default();
@@ -543,9 +497,7 @@ pub fn add_note(conn: &mut PgConnection, ctx: &Context, row: &mut IncidentRow, n
 pub fn add_to_record(conn: &mut PgConnection, ctx: &Context, row: &mut IncidentRow, event: NewEvent, reason: &str) -> StoreResult<()> {
     row.updated_at = Utc::now();
     row.version += 1;
-    diesel::update(incidents::table.find(row.id))
-        .set((incidents::updated_at.eq(row.updated_at), incidents::version.eq(row.version)))
-        .execute(conn)?;
+    diesel::update(incidents::table.find(row.id)).set((incidents::updated_at.eq(row.updated_at), incidents::version.eq(row.version))).execute(conn)?;
     record_event(conn, ctx, row, event)?;
     dispatch_to_legs(conn, ctx, row, reason)
 }
@@ -558,8 +510,7 @@ pub fn add_hub_note(conn: &mut PgConnection, ctx: &Context, reference: &str, not
         if status.is_terminal() {
             return Err(crate::domain::incident::LifecycleError::Terminal(status).into());
         }
-        let stored = add_note(conn, ctx, &mut row, note)?
-            .ok_or_else(|| StoreError::Corrupt("a hub note collided with an existing native id".into()))?;
+        let stored = add_note(conn, ctx, &mut row, note)?.ok_or_else(|| StoreError::Corrupt("a hub note collided with an existing native id".into()))?;
         Ok((stored, document(conn, &row)?))
     })
 }
@@ -578,12 +529,7 @@ pub fn active_leg(conn: &mut PgConnection, incident_id: i64, supplier: &str) -> 
 
 /// Suppliers that handed this incident back (so routing skips them).
 pub fn handed_back_by(conn: &mut PgConnection, incident_id: i64) -> StoreResult<Vec<String>> {
-    Ok(legs::table
-        .filter(legs::incident_id.eq(incident_id))
-        .filter(legs::state.eq(LegState::HandedBack.as_str()))
-        .select(legs::supplier_id)
-        .distinct()
-        .load(conn)?)
+    Ok(legs::table.filter(legs::incident_id.eq(incident_id)).filter(legs::state.eq(LegState::HandedBack.as_str())).select(legs::supplier_id).distinct().load(conn)?)
 }
 
 /// Takes a supplier's active leg out of play: `HandedBack` (the supplier refused the ticket) or
@@ -594,9 +540,7 @@ pub fn end_leg(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, suppli
     let closed_at = (state == LegState::HandedBack).then(Utc::now);
     // The supplier's reason stays on the leg, where whoever reads the record sees it.
     let note = (state == LegState::HandedBack).then(|| format!("handed back: {reason}")).or(leg.last_error.clone());
-    diesel::update(legs::table.find(leg.id))
-        .set((legs::state.eq(state.as_str()), legs::closed_at.eq(closed_at), legs::last_error.eq(note)))
-        .execute(conn)?;
+    diesel::update(legs::table.find(leg.id)).set((legs::state.eq(state.as_str()), legs::closed_at.eq(closed_at), legs::last_error.eq(note))).execute(conn)?;
     let kind = if state == LegState::HandedBack { EventType::LegHandedBack } else { EventType::LegWithdrawn };
     record_event(conn, ctx, row, NewEvent::new(kind, &ctx.source, json!({ "supplier": supplier, "reason": reason })))?;
     if state == LegState::Withdrawn {
@@ -608,15 +552,7 @@ pub fn end_leg(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, suppli
 /// Routes a locked incident to `route`. `add = false` reassigns it (the previous owner's leg is
 /// withdrawn and the status goes back to `new` until the new supplier has its ticket);
 /// `add = true` adds a further supplier leg beside the others (a major incident).
-pub fn route_to(
-    conn: &mut PgConnection,
-    ctx: &Context,
-    row: IncidentRow,
-    route: &Route,
-    reason: &str,
-    add: bool,
-    matrix: &PriorityMatrix,
-) -> StoreResult<IncidentRow> {
+pub fn route_to(conn: &mut PgConnection, ctx: &Context, row: IncidentRow, route: &Route, reason: &str, add: bool, matrix: &PriorityMatrix) -> StoreResult<IncidentRow> {
     let status = row.status()?;
     if status.is_terminal() {
         return Err(crate::domain::incident::LifecycleError::Terminal(status).into());
@@ -652,12 +588,7 @@ pub fn route_to(
     diesel::update(incidents::table.find(row.id)).set(incidents::assigned_supplier.eq(&route.supplier)).execute(conn)?;
     let mut row = row;
     row.assigned_supplier = Some(route.supplier.clone());
-    record_event(
-        conn,
-        ctx,
-        &row,
-        NewEvent::new(EventType::Routed, &ctx.source, json!({ "supplier": route.supplier, "rule": route.rule, "from": previous, "reason": reason })),
-    )?;
+    record_event(conn, ctx, &row, NewEvent::new(EventType::Routed, &ctx.source, json!({ "supplier": route.supplier, "rule": route.rule, "from": previous, "reason": reason })))?;
     let changes = IncidentChanges { status: Some(Status::New), ..Default::default() };
     apply_changes(conn, ctx, row, &changes, matrix)
 }

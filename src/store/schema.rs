@@ -247,9 +247,28 @@ diesel::joinable!(note_deliveries -> notes (note_id));
 diesel::joinable!(note_deliveries -> legs (leg_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    suppliers, routing_rules, incidents, legs, events, notes, note_deliveries, outbox, inbox,
-    idempotency_keys, dead_letters, api_keys, poll_state, blob_chunks, blobs, attachments,
-    attachment_deliveries, inbound_refusals, sla_configuration, sla_dirty, sla_tickets, sla_clocks,
+    suppliers,
+    routing_rules,
+    incidents,
+    legs,
+    events,
+    notes,
+    note_deliveries,
+    outbox,
+    inbox,
+    idempotency_keys,
+    dead_letters,
+    api_keys,
+    poll_state,
+    blob_chunks,
+    blobs,
+    attachments,
+    attachment_deliveries,
+    inbound_refusals,
+    sla_configuration,
+    sla_dirty,
+    sla_tickets,
+    sla_clocks,
     sla_alerts,
 );
 

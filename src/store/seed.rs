@@ -146,9 +146,8 @@ pub fn insert(conn: &mut PgConnection, stories: &[Story]) -> StoreResult<Vec<(i6
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             id: i64,
         }
-        let ids: Vec<Id> = diesel::sql_query("SELECT nextval('incident_number_seq') AS id FROM generate_series(1, $1)")
-            .bind::<diesel::sql_types::BigInt, _>(stories.len() as i64)
-            .load(conn)?;
+        let ids: Vec<Id> =
+            diesel::sql_query("SELECT nextval('incident_number_seq') AS id FROM generate_series(1, $1)").bind::<diesel::sql_types::BigInt, _>(stories.len() as i64).load(conn)?;
         let refs: Vec<(i64, String)> = ids.iter().map(|i| (i.id, crate::domain::TicketRef::incident(i.id).to_string())).collect();
         let rows: Vec<_> = stories
             .iter()

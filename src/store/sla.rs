@@ -116,13 +116,7 @@ pub fn claim_dirty(conn: &mut PgConnection, limit: i64) -> StoreResult<Vec<Mark>
 
 /// Tickets with a clock due to cross a threshold by `now`.
 pub fn due(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<i64>> {
-    Ok(sla_clocks::table
-        .filter(sla_clocks::next_alert_at.le(now))
-        .select(sla_clocks::incident_id)
-        .distinct()
-        .order(sla_clocks::incident_id)
-        .limit(limit)
-        .load(conn)?)
+    Ok(sla_clocks::table.filter(sla_clocks::next_alert_at.le(now)).select(sla_clocks::incident_id).distinct().order(sla_clocks::incident_id).limit(limit).load(conn)?)
 }
 
 /// Takes the same advisory lock for each ticket no other hub is computing (a lock this
@@ -134,11 +128,9 @@ pub fn lock_for_compute(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<Vec
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    let rows: Vec<Id> = diesel::sql_query(
-        "SELECT id FROM unnest($1::bigint[]) AS id WHERE pg_try_advisory_xact_lock(7166190, hashint8(id)) ORDER BY id",
-    )
-    .bind::<Array<BigInt>, _>(ids)
-    .load(conn)?;
+    let rows: Vec<Id> = diesel::sql_query("SELECT id FROM unnest($1::bigint[]) AS id WHERE pg_try_advisory_xact_lock(7166190, hashint8(id)) ORDER BY id")
+        .bind::<Array<BigInt>, _>(ids)
+        .load(conn)?;
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
@@ -193,21 +185,12 @@ pub fn incidents(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<Vec<Incide
 
 /// The event logs of several tickets, each in log order.
 pub fn events(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<Vec<EventRow>> {
-    Ok(events::table
-        .filter(events::incident_id.eq_any(ids))
-        .order((events::incident_id, events::id))
-        .select(EventRow::as_select())
-        .load(conn)?)
+    Ok(events::table.filter(events::incident_id.eq_any(ids)).order((events::incident_id, events::id)).select(EventRow::as_select()).load(conn)?)
 }
 
 /// Ids of the incidents opened in `[from, to)`, in id order.
 pub fn opened_between(conn: &mut PgConnection, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<i64>> {
-    Ok(incidents::table
-        .filter(incidents::opened_at.ge(from))
-        .filter(incidents::opened_at.lt(to))
-        .order(incidents::id)
-        .select(incidents::id)
-        .load(conn)?)
+    Ok(incidents::table.filter(incidents::opened_at.ge(from)).filter(incidents::opened_at.lt(to)).order(incidents::id).select(incidents::id).load(conn)?)
 }
 
 /// Replaces the stored clocks and facts of `ids` with freshly computed ones.
@@ -241,12 +224,7 @@ pub fn replace(conn: &mut PgConnection, ids: &[i64], tickets: &[TicketRow], cloc
 /// was (by this hub or another), in which case the caller must not announce it again.
 pub fn claim_alert(conn: &mut PgConnection, incident_id: i64, clock_key: &str, threshold: i16, event_id: uuid::Uuid) -> StoreResult<bool> {
     let n = diesel::insert_into(sla_alerts::table)
-        .values((
-            sla_alerts::incident_id.eq(incident_id),
-            sla_alerts::clock_key.eq(clock_key),
-            sla_alerts::threshold.eq(threshold),
-            sla_alerts::event_id.eq(event_id),
-        ))
+        .values((sla_alerts::incident_id.eq(incident_id), sla_alerts::clock_key.eq(clock_key), sla_alerts::threshold.eq(threshold), sla_alerts::event_id.eq(event_id)))
         .on_conflict_do_nothing()
         .execute(conn)?;
     Ok(n == 1)
@@ -254,11 +232,7 @@ pub fn claim_alert(conn: &mut PgConnection, incident_id: i64, clock_key: &str, t
 
 /// The stored clocks of one ticket.
 pub fn clocks_of(conn: &mut PgConnection, incident_id: i64) -> StoreResult<Vec<ClockRow>> {
-    Ok(sla_clocks::table
-        .filter(sla_clocks::incident_id.eq(incident_id))
-        .order(sla_clocks::clock_key)
-        .select(ClockRow::as_select())
-        .load(conn)?)
+    Ok(sla_clocks::table.filter(sla_clocks::incident_id.eq(incident_id)).order(sla_clocks::clock_key).select(ClockRow::as_select()).load(conn)?)
 }
 
 pub fn ticket(conn: &mut PgConnection, incident_id: i64) -> StoreResult<Option<TicketRow>> {
@@ -348,10 +322,7 @@ macro_rules! bind_filter {
 impl Filter {
     /// `WHERE` conditions on `sla_clocks c`; binds `$1`..`$5`.
     fn conditions(&self) -> String {
-        format!(
-            "c.opened_at >= $1 AND c.opened_at < $2 AND {} AND ($5::smallint IS NULL OR c.priority = $5)",
-            self.scope.condition()
-        )
+        format!("c.opened_at >= $1 AND c.opened_at < $2 AND {} AND ($5::smallint IS NULL OR c.priority = $5)", self.scope.condition())
     }
 }
 

@@ -209,10 +209,7 @@ pub enum Claim {
 /// Claims the (re)registration of the hub's subscription at `supplier` for `callback`.
 pub fn claim_supplier_subscription(conn: &mut PgConnection, supplier: &str, callback: &str) -> StoreResult<Claim> {
     conn.transaction(|conn| {
-        diesel::insert_into(tmf_supplier_subscriptions::table)
-            .values(tmf_supplier_subscriptions::supplier_id.eq(supplier))
-            .on_conflict_do_nothing()
-            .execute(conn)?;
+        diesel::insert_into(tmf_supplier_subscriptions::table).values(tmf_supplier_subscriptions::supplier_id.eq(supplier)).on_conflict_do_nothing().execute(conn)?;
         let (id, cb, until): (Option<String>, String, Option<DateTime<Utc>>) = tmf_supplier_subscriptions::table
             .find(supplier)
             .select((tmf_supplier_subscriptions::subscription_id, tmf_supplier_subscriptions::callback, tmf_supplier_subscriptions::claimed_until))

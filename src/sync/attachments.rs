@@ -95,7 +95,9 @@ impl Engine {
                 let (incident_id, sha) = (leg.incident_id, sha.clone());
                 let held: bool = self
                     .store
-                    .run(move |c| Ok(diesel::select(diesel::dsl::exists(att_table::table.filter(att_table::incident_id.eq(incident_id)).filter(att_table::sha256.eq(&sha)))).get_result(c)?))
+                    .run(move |c| {
+                        Ok(diesel::select(diesel::dsl::exists(att_table::table.filter(att_table::incident_id.eq(incident_id)).filter(att_table::sha256.eq(&sha)))).get_result(c)?)
+                    })
                     .await?;
                 if held {
                     self.store_download(link, leg, &file, None).await?;
@@ -187,15 +189,7 @@ impl Engine {
             .store
             .tx(move |c| {
                 let mut row = record::lock_row_by_id(c, incident_id)?;
-                let up = Upload {
-                    upload_id,
-                    sha256: &sha,
-                    size,
-                    file_name: &name,
-                    content_type: &content_type,
-                    origin: &supplier,
-                    from_leg: Some((leg_id, &native)),
-                };
+                let up = Upload { upload_id, sha256: &sha, size, file_name: &name, content_type: &content_type, origin: &supplier, from_leg: Some((leg_id, &native)) };
                 Ok(store_att::finish_upload(c, &ctx, &mut row, &up)?.1)
             })
             .await?;

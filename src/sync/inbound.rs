@@ -38,9 +38,7 @@ pub struct Applied {
 
 /// A leg's baseline as native field -> value.
 pub(super) fn baseline_map(v: &serde_json::Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|o| o.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
-        .unwrap_or_default()
+    v.as_object().map(|o| o.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect()).unwrap_or_default()
 }
 
 /// The canonical changes implied by a supplier record (`new`) against the leg's baseline
@@ -85,12 +83,7 @@ fn changes_from(new: &Canonical, old: &Canonical, close_notes: &str) -> Incident
 }
 
 fn find_leg(conn: &mut PgConnection, supplier: &str, rec: &NativeRecord) -> StoreResult<Option<LegRow>> {
-    let by_native = legs::table
-        .filter(legs::supplier_id.eq(supplier))
-        .filter(legs::native_id.eq(&rec.native_id))
-        .select(LegRow::as_select())
-        .first(conn)
-        .optional()?;
+    let by_native = legs::table.filter(legs::supplier_id.eq(supplier)).filter(legs::native_id.eq(&rec.native_id)).select(LegRow::as_select()).first(conn).optional()?;
     if by_native.is_some() {
         return Ok(by_native);
     }
@@ -163,15 +156,7 @@ impl Engine {
     /// Only an active leg changes the record, and only the owning (primary) supplier's leg moves
     /// its fields; other legs of a major incident keep their supplier's values on the leg and
     /// contribute notes. A supplier refusing the ticket hands it back.
-    pub fn apply_record_tx(
-        &self,
-        conn: &mut PgConnection,
-        ctx: &Context,
-        supplier: &str,
-        mapping: &dyn Mapping,
-        rec: &NativeRecord,
-        notes: &[NativeNote],
-    ) -> StoreResult<Applied> {
+    pub fn apply_record_tx(&self, conn: &mut PgConnection, ctx: &Context, supplier: &str, mapping: &dyn Mapping, rec: &NativeRecord, notes: &[NativeNote]) -> StoreResult<Applied> {
         let Some(found) = find_leg(conn, supplier, rec)? else {
             return Ok(Applied { unknown_ticket: true, ..Default::default() });
         };
@@ -202,10 +187,7 @@ impl Engine {
                     match record::apply_changes(conn, ctx, row.clone(), &changes, &self.matrix) {
                         Ok(updated) => {
                             if updated.version != before {
-                                applied.changed = serde_json::to_value(&changes)
-                                    .ok()
-                                    .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
-                                    .unwrap_or_default();
+                                applied.changed = serde_json::to_value(&changes).ok().and_then(|v| v.as_object().map(|o| o.keys().cloned().collect())).unwrap_or_default();
                             }
                             row = updated;
                         }
@@ -320,12 +302,7 @@ impl Engine {
             }
         }
         if !kept.is_empty() {
-            record::record_event(
-                conn,
-                ctx,
-                row,
-                NewEvent::new(EventType::ConflictResolved, &ctx.source, json!({ "supplier": supplier, "kept_hub_value": kept })),
-            )?;
+            record::record_event(conn, ctx, row, NewEvent::new(EventType::ConflictResolved, &ctx.source, json!({ "supplier": supplier, "kept_hub_value": kept })))?;
             record::enqueue_dispatch(conn, ctx, &row.reference, supplier, "conflict")?;
         }
         Ok(())
@@ -342,10 +319,9 @@ fn import_journal_entry(
     row: &mut crate::store::models::IncidentRow,
     entry: &NativeNote,
 ) -> StoreResult<bool> {
-    let known_delivery: bool = diesel::select(diesel::dsl::exists(
-        note_deliveries::table.filter(note_deliveries::leg_id.eq(leg.id)).filter(note_deliveries::native_id.eq(&entry.native_id)),
-    ))
-    .get_result(conn)?;
+    let known_delivery: bool =
+        diesel::select(diesel::dsl::exists(note_deliveries::table.filter(note_deliveries::leg_id.eq(leg.id)).filter(note_deliveries::native_id.eq(&entry.native_id))))
+            .get_result(conn)?;
     if known_delivery {
         return Ok(false);
     }
@@ -415,4 +391,3 @@ impl Engine {
         Ok(applied)
     }
 }
-

@@ -14,8 +14,8 @@ pub mod poller;
 
 use crate::adapters::{Client, MapError, Mapping, SupplierError};
 use crate::config::{Settings, SupplierSettings, SyncSettings};
-use crate::routing::Router;
 use crate::domain::PriorityMatrix;
+use crate::routing::Router;
 use crate::store::{Store, StoreError};
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -65,14 +65,7 @@ impl Engine {
             let (mapping, client) = crate::adapters::connect(s, password)?;
             suppliers.insert(s.id.clone(), Arc::new(SupplierLink { settings: s.clone(), mapping, client, webhook_secret }));
         }
-        Ok(Engine {
-            store,
-            matrix: settings.priority_matrix.clone(),
-            suppliers: Arc::new(suppliers),
-            outbox_signal,
-            router: Router::new(settings),
-            policy: settings.sync.clone(),
-        })
+        Ok(Engine { store, matrix: settings.priority_matrix.clone(), suppliers: Arc::new(suppliers), outbox_signal, router: Router::new(settings), policy: settings.sync.clone() })
     }
 
     pub fn supplier(&self, id: &str) -> Result<Arc<SupplierLink>, SyncError> {

@@ -32,18 +32,9 @@ struct Snapshot {
 
 fn snapshot(conn: &mut PgConnection, reference: &str, supplier: &str) -> StoreResult<Option<Snapshot>> {
     let row = record::find_row(conn, reference)?;
-    let leg = legs::table
-        .filter(legs::incident_id.eq(row.id))
-        .filter(legs::supplier_id.eq(supplier))
-        .order(legs::id.desc())
-        .select(LegRow::as_select())
-        .first(conn)
-        .optional()?;
+    let leg = legs::table.filter(legs::incident_id.eq(row.id)).filter(legs::supplier_id.eq(supplier)).order(legs::id.desc()).select(LegRow::as_select()).first(conn).optional()?;
     let Some(leg) = leg else { return Ok(None) };
-    let confirmed = note_deliveries::table
-        .filter(note_deliveries::leg_id.eq(leg.id))
-        .filter(note_deliveries::confirmed.eq(true))
-        .select(note_deliveries::note_id);
+    let confirmed = note_deliveries::table.filter(note_deliveries::leg_id.eq(leg.id)).filter(note_deliveries::confirmed.eq(true)).select(note_deliveries::note_id);
     let unconfirmed: Vec<NoteRow> = notes::table
         .filter(notes::incident_id.eq(row.id))
         .filter(notes::origin.ne(supplier))
@@ -51,19 +42,18 @@ fn snapshot(conn: &mut PgConnection, reference: &str, supplier: &str) -> StoreRe
         .order(notes::id)
         .select(NoteRow::as_select())
         .load(conn)?;
-    let attempted: Vec<i64> = note_deliveries::table
-        .filter(note_deliveries::leg_id.eq(leg.id))
-        .filter(note_deliveries::confirmed.eq(false))
-        .select(note_deliveries::note_id)
-        .load(conn)?;
-    let pending = unconfirmed.into_iter().map(|n| {
-        let tried = attempted.contains(&n.id);
-        (n, tried)
-    }).collect();
+    let attempted: Vec<i64> =
+        note_deliveries::table.filter(note_deliveries::leg_id.eq(leg.id)).filter(note_deliveries::confirmed.eq(false)).select(note_deliveries::note_id).load(conn)?;
+    let pending = unconfirmed
+        .into_iter()
+        .map(|n| {
+            let tried = attempted.contains(&n.id);
+            (n, tried)
+        })
+        .collect();
     let incident = record::document(conn, &row)?;
     Ok(Some(Snapshot { incident, row, leg, notes: pending }))
 }
-
 
 /// Dispatch reason of a supplier's own change: only fetch its new files. Nothing is pushed back
 /// to a supplier because of a change it made itself.
@@ -181,12 +171,7 @@ impl Engine {
         self.store
             .run(move |c| {
                 diesel::update(legs::table.find(leg_id))
-                    .set((
-                        legs::state.eq(LegState::Closed.as_str()),
-                        legs::native_id.eq(native_id),
-                        legs::native_status.eq(native_status),
-                        legs::closed_at.eq(Utc::now()),
-                    ))
+                    .set((legs::state.eq(LegState::Closed.as_str()), legs::native_id.eq(native_id), legs::native_status.eq(native_status), legs::closed_at.eq(Utc::now())))
                     .execute(c)?;
                 Ok(())
             })
@@ -207,10 +192,8 @@ impl Engine {
                 let held: bool = self
                     .store
                     .run(move |c| {
-                        Ok(diesel::select(diesel::dsl::exists(
-                            legs::table.filter(legs::supplier_id.eq(&s)).filter(legs::native_id.eq(&id)).filter(legs::id.ne(leg_id)),
-                        ))
-                        .get_result(c)?)
+                        Ok(diesel::select(diesel::dsl::exists(legs::table.filter(legs::supplier_id.eq(&s)).filter(legs::native_id.eq(&id)).filter(legs::id.ne(leg_id))))
+                            .get_result(c)?)
                     })
                     .await?;
                 (!held).then_some(existing)
@@ -253,11 +236,7 @@ impl Engine {
                     conn,
                     &ctx,
                     &row,
-                    NewEvent::new(
-                        EventType::LegOpened,
-                        &ctx.source,
-                        json!({ "supplier": s, "system": system, "native_id": rec.native_id, "native_number": rec.native_number }),
-                    ),
+                    NewEvent::new(EventType::LegOpened, &ctx.source, json!({ "supplier": s, "system": system, "native_id": rec.native_id, "native_number": rec.native_number })),
                 )?;
                 record::assign_if_new(conn, &ctx, row, &matrix)?;
                 Ok(())
@@ -403,18 +382,11 @@ fn confirm_delivery(conn: &mut PgConnection, note_id: i64, leg_id: i64, native_i
 fn mark_leg_failed(conn: &mut PgConnection, supplier: &str, reference: &str, reason: &str, correlation: &str) -> StoreResult<()> {
     let found = record::find_row(conn, reference)?;
     let row = record::lock_row_by_id(conn, found.id)?;
-    let leg: Option<LegRow> = legs::table
-        .filter(legs::incident_id.eq(row.id))
-        .filter(legs::supplier_id.eq(supplier))
-        .order(legs::id.desc())
-        .select(LegRow::as_select())
-        .first(conn)
-        .optional()?;
+    let leg: Option<LegRow> =
+        legs::table.filter(legs::incident_id.eq(row.id)).filter(legs::supplier_id.eq(supplier)).order(legs::id.desc()).select(LegRow::as_select()).first(conn).optional()?;
     let Some(leg) = leg else { return Ok(()) };
     let state = if leg.native_id.is_none() { LegState::Failed } else { leg.state()? };
-    diesel::update(legs::table.find(leg.id))
-        .set((legs::last_error.eq(reason), legs::state.eq(state.as_str())))
-        .execute(conn)?;
+    diesel::update(legs::table.find(leg.id)).set((legs::last_error.eq(reason), legs::state.eq(state.as_str()))).execute(conn)?;
     let ctx = Context::hub(correlation);
     record::record_event(conn, &ctx, &row, NewEvent::new(EventType::LegFailed, "hub", json!({ "supplier": supplier, "reason": reason })))
 }

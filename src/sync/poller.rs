@@ -27,10 +27,8 @@ impl Engine {
     pub async fn sweep(&self, supplier: &str) -> Result<SweepReport, SyncError> {
         let link = self.supplier(supplier)?;
         let s = supplier.to_string();
-        let watermark: Option<DateTime<Utc>> = self
-            .store
-            .run(move |c| Ok(poll_state::table.find(&s).select(poll_state::watermark).first::<Option<DateTime<Utc>>>(c).optional()?.flatten()))
-            .await?;
+        let watermark: Option<DateTime<Utc>> =
+            self.store.run(move |c| Ok(poll_state::table.find(&s).select(poll_state::watermark).first::<Option<DateTime<Utc>>>(c).optional()?.flatten())).await?;
         let since = watermark.unwrap_or_else(|| Utc::now() - Duration::days(1)) - Duration::seconds(link.settings.poll_overlap_secs);
         let mut report = SweepReport { watermark, ..Default::default() };
         let mut offset = 0;
@@ -53,12 +51,8 @@ impl Engine {
                 let known: Option<Option<i64>> = self
                     .store
                     .run(move |c| {
-                        let by_id: Option<Option<i64>> = legs::table
-                            .filter(legs::supplier_id.eq(&s))
-                            .filter(legs::native_id.eq(&native_id))
-                            .select(legs::native_revision)
-                            .first(c)
-                            .optional()?;
+                        let by_id: Option<Option<i64>> =
+                            legs::table.filter(legs::supplier_id.eq(&s)).filter(legs::native_id.eq(&native_id)).select(legs::native_revision).first(c).optional()?;
                         Ok(by_id.or(corr.map(|_| None)))
                     })
                     .await?;

@@ -13,11 +13,7 @@ fn siam_hub() -> Command {
 #[tokio::test]
 async fn keys_create_prints_a_key_that_the_api_accepts() {
     let hub = TestHub::spawn().await;
-    let out = siam_hub()
-        .args(["keys", "create", "--role", "manager", "--label", "ops"])
-        .env("SIAM_DATABASE_URL", &hub.settings.database_url)
-        .output()
-        .unwrap();
+    let out = siam_hub().args(["keys", "create", "--role", "manager", "--label", "ops"]).env("SIAM_DATABASE_URL", &hub.settings.database_url).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(key.starts_with("siam_"));

@@ -16,7 +16,17 @@ async fn chromium(args: Vec<String>) -> String {
     tokio::task::spawn_blocking(move || {
         let profile = std::env::temp_dir().join(format!("siam-chromium-{}", uuid::Uuid::new_v4()));
         let mut child = Command::new(CHROMIUM)
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+            ])
             .arg(format!("--user-data-dir={}", profile.display()))
             .args(&args)
             .stdout(Stdio::piped())
@@ -85,13 +95,7 @@ fn contract_cell(dom: &str, contract: &str, field: &str) -> String {
 }
 
 fn links(dom: &str) -> Vec<String> {
-    let mut out: Vec<String> = dom
-        .split("href=\"")
-        .skip(1)
-        .filter_map(|s| s.split('"').next())
-        .filter(|h| h.starts_with("/dashboard/incidents/"))
-        .map(str::to_string)
-        .collect();
+    let mut out: Vec<String> = dom.split("href=\"").skip(1).filter_map(|s| s.split('"').next()).filter(|h| h.starts_with("/dashboard/incidents/")).map(str::to_string).collect();
     out.sort();
     out.dedup();
     out
@@ -198,12 +202,7 @@ async fn the_browser_session_is_an_http_only_strict_cookie_and_the_key_leaves_th
     assert!(page.text().await.unwrap().contains("SLA dashboard"));
 
     // The form signs in the same way and only sends the browser back into the dashboard.
-    let resp = plain
-        .post(hub.url("/dashboard/login"))
-        .form(&[("key", hub.keys.manager.as_str()), ("next", "https://elsewhere.example/")])
-        .send()
-        .await
-        .unwrap();
+    let resp = plain.post(hub.url("/dashboard/login")).form(&[("key", hub.keys.manager.as_str()), ("next", "https://elsewhere.example/")]).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(resp.headers()["location"], "/dashboard");
     let resp = plain.post(hub.url("/dashboard/login")).form(&[("key", "siam_wrong")]).send().await.unwrap();

@@ -49,7 +49,8 @@ async fn hub_changes_and_notes_reach_the_supplier_and_do_not_come_back_as_new() 
     assert_eq!(resp.status(), StatusCode::OK);
     let patched: Value = resp.json().await.unwrap();
     assert_eq!(patched["priority"], 1, "impact 1 x urgency 1 re-derives priority 1");
-    let internal = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "Caller is a VIP; do not phone before 10:00", "visibility": "internal"})).await;
+    let internal =
+        hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "Caller is a VIP; do not phone before 10:00", "visibility": "internal"})).await;
     assert_eq!(internal.status(), StatusCode::CREATED);
     let public = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "We are looking into it", "visibility": "public"})).await;
     assert_eq!(public.status(), StatusCode::CREATED);
@@ -93,9 +94,12 @@ async fn domain_events_are_published_as_cloudevents() {
     use lapin::options::*;
     use lapin::types::FieldTable;
     let hub = TestHub::spawn().await;
-    let conn = lapin::Connection::connect(&hub.settings.amqp_url, lapin::ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio))
-        .await
-        .unwrap();
+    let conn = lapin::Connection::connect(
+        &hub.settings.amqp_url,
+        lapin::ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio),
+    )
+    .await
+    .unwrap();
     let ch = conn.create_channel().await.unwrap();
     let q = ch.queue_declare("", QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default()).await.unwrap();
     let exchange = format!("{}.events", hub.settings.broker.prefix);

@@ -101,7 +101,8 @@ async fn one_ticket_travels_through_three_suppliers_on_three_systems() {
     hub.wait_incident(&r, "Jira starting work", |d| d["status"] == "in_progress").await;
 
     // 3. The service desk moves it to Remedy; Jira's issue is withdrawn.
-    let resp = hub.post(&format!("/api/v1/incidents/{r}/route"), &hub.keys.service_desk, &json!({"supplier": REMEDY, "reason": "HR portal runs on the Remedy-managed platform"})).await;
+    let resp =
+        hub.post(&format!("/api/v1/incidents/{r}/route"), &hub.keys.service_desk, &json!({"supplier": REMEDY, "reason": "HR portal runs on the Remedy-managed platform"})).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let doc = hub.wait_incident(&r, "the Remedy leg", |d| leg(d, REMEDY).is_some_and(|l| l["state"] == "open")).await;
     let number = leg(&doc, REMEDY).unwrap()["native_number"].as_str().unwrap().to_string();
@@ -111,14 +112,13 @@ async fn one_ticket_travels_through_three_suppliers_on_three_systems() {
     remedy.agent_update(&number, json!({"Status": "In Progress"})).unwrap();
     remedy.agent_work_log(&number, "Public", "Portal load balancer pool member was flapping.").unwrap();
     hub.wait_incident(&r, "Remedy working", |d| d["status"] == "in_progress" && d["notes"].as_array().unwrap().iter().any(|n| n["origin"] == REMEDY)).await;
-    remedy
-        .agent_update(&number, json!({"Status": "Resolved", "Status_Reason": "No Further Action Required", "Resolution": "Removed the flapping pool member."}))
-        .unwrap();
+    remedy.agent_update(&number, json!({"Status": "Resolved", "Status_Reason": "No Further Action Required", "Resolution": "Removed the flapping pool member."})).unwrap();
     let doc = hub.wait_incident(&r, "the first resolution", |d| d["status"] == "resolved").await;
     assert_eq!(doc["resolution"]["code"], "fixed");
     let resp = hub.patch(&r, doc["version"].as_i64().unwrap(), &json!({"status": "in_progress"})).await;
     assert_eq!(resp.status(), StatusCode::OK, "reopen");
-    wait_for("the reopen at Remedy", || remedy.incidents_by_vendor_ticket(&r).first().filter(|i| i["values"]["Status"] == "In Progress" || i["Status"] == "In Progress").cloned()).await;
+    wait_for("the reopen at Remedy", || remedy.incidents_by_vendor_ticket(&r).first().filter(|i| i["values"]["Status"] == "In Progress" || i["Status"] == "In Progress").cloned())
+        .await;
     remedy.agent_update(&number, json!({"Status": "Resolved", "Status_Reason": "No Further Action Required", "Resolution": "Pool member replaced."})).unwrap();
     let doc = hub.wait_incident(&r, "the second resolution", |d| d["status"] == "resolved" && d["resolution"]["notes"] == "Pool member replaced.").await;
 

@@ -16,8 +16,6 @@ const SYSTEM: &str = "servicenow";
 const MIN_NATIVE_FIXTURES: usize = 8;
 const MIN_REVERSE_FIXTURES: usize = 2;
 
-
-
 #[test]
 fn golden_native_fixtures_map_to_their_canonical_documents() {
     check_native_fixtures(SYSTEM, MIN_NATIVE_FIXTURES, |_, text| map_payload(SYSTEM, false, text));

@@ -141,8 +141,28 @@ fn first_only(v: &Value) -> Value {
 fn held(system: &str, doc: &Value) -> Value {
     let mut view = json!({});
     for k in [
-        "ref", "title", "description", "type", "status", "on_hold", "hold_reason", "approval", "risk", "impact", "urgency", "priority", "planned_start",
-        "planned_end", "actual_start", "actual_end", "outcome", "outcome_notes", "services", "cis", "opened_at", "closed_at",
+        "ref",
+        "title",
+        "description",
+        "type",
+        "status",
+        "on_hold",
+        "hold_reason",
+        "approval",
+        "risk",
+        "impact",
+        "urgency",
+        "priority",
+        "planned_start",
+        "planned_end",
+        "actual_start",
+        "actual_end",
+        "outcome",
+        "outcome_notes",
+        "services",
+        "cis",
+        "opened_at",
+        "closed_at",
     ] {
         view[k] = doc[k].clone();
     }

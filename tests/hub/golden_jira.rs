@@ -20,8 +20,6 @@ const SYSTEM: &str = "jira";
 const MIN_NATIVE_FIXTURES: usize = 11;
 const MIN_REVERSE_FIXTURES: usize = 5;
 
-
-
 #[test]
 fn jira_native_fixtures_map_to_their_canonical_documents() {
     check_native_fixtures(SYSTEM, MIN_NATIVE_FIXTURES, |_, text| map_payload(SYSTEM, false, text));

@@ -19,8 +19,6 @@ const SYSTEM: &str = "remedy";
 const MIN_NATIVE_FIXTURES: usize = 10;
 const MIN_REVERSE_FIXTURES: usize = 4;
 
-
-
 #[test]
 fn remedy_golden_native_fixtures_map_to_their_canonical_documents() {
     check_native_fixtures(SYSTEM, MIN_NATIVE_FIXTURES, |_, text| map_payload(SYSTEM, false, text));

@@ -214,12 +214,7 @@ impl TestHub {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let db_name = format!("siam_test_{}", &id[..16]);
         let prefix = format!("t_{}", &id[..12]);
-        let sim = ServiceNowSim::new(SimConfig {
-            user: SIM_USER.into(),
-            password: SIM_PASSWORD.into(),
-            clock_skew_secs: options.sim_clock_skew_secs,
-            ..SimConfig::default()
-        });
+        let sim = ServiceNowSim::new(SimConfig { user: SIM_USER.into(), password: SIM_PASSWORD.into(), clock_skew_secs: options.sim_clock_skew_secs, ..SimConfig::default() });
         sim.start(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).expect("simulator starts");
         let sim_url = sim.base_url().unwrap();
         let proxy = if options.broker_proxy { Some(BrokerProxy::start().await) } else { None };
@@ -264,9 +259,7 @@ impl TestHub {
     }
 
     async fn start(&mut self) {
-        let app = Application::build_with_listener(self.settings.clone(), std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .await
-            .expect("the hub starts");
+        let app = Application::build_with_listener(self.settings.clone(), std::net::TcpListener::bind("127.0.0.1:0").unwrap()).await.expect("the hub starts");
         self.addr = format!("http://127.0.0.1:{}", app.port());
         self.sim.set_webhook(Some(WebhookTarget {
             url: format!("{}/webhooks/{SUPPLIER}", self.addr),
@@ -299,7 +292,10 @@ impl TestHub {
         let suppliers: Vec<String> = self.settings.suppliers.iter().map(|s| s.id.clone()).collect();
         if let Ok(Ok(conn)) = tokio::time::timeout(
             Duration::from_secs(5),
-            lapin::Connection::connect(&amqp_base(), lapin::ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio)),
+            lapin::Connection::connect(
+                &amqp_base(),
+                lapin::ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio),
+            ),
         )
         .await
         {

@@ -98,11 +98,7 @@ impl JiraHub {
 
     /// The hub's writes to Jira (everything but reads).
     fn writes(&self) -> Vec<LoggedRequest> {
-        self.sim
-            .request_log()
-            .into_iter()
-            .filter(|l| l.method != "GET" && !l.path.starts_with("/rest/api/3/search/jql"))
-            .collect()
+        self.sim.request_log().into_iter().filter(|l| l.method != "GET" && !l.path.starts_with("/rest/api/3/search/jql")).collect()
     }
 
     async fn finish(self) {
@@ -213,11 +209,7 @@ async fn hub_status_changes_are_made_through_the_right_transitions() {
     let h = JiraHub::spawn().await;
     let (r, id) = h.open("Shared mailbox permissions").await;
     let transitions = |h: &JiraHub| -> Vec<String> {
-        h.writes()
-            .iter()
-            .filter(|w| w.path.ends_with("/transitions"))
-            .map(|w| w.body.as_ref().unwrap()["transition"]["id"].as_str().unwrap().to_string())
-            .collect()
+        h.writes().iter().filter(|w| w.path.ends_with("/transitions")).map(|w| w.body.as_ref().unwrap()["transition"]["id"].as_str().unwrap().to_string()).collect()
     };
 
     h.patch(&r, json!({"status": "in_progress"})).await;
@@ -428,12 +420,8 @@ async fn jira_webhooks_must_carry_the_hub_signature() {
                       "issue": {"id": id, "key": "OPS-1", "fields": fields}})
     .to_string();
     let send = |sig: Option<String>, delivery: &str| {
-        let mut req = h
-            .hub
-            .http
-            .post(h.hub.url(&format!("/webhooks/{JIRA}")))
-            .header("content-type", "application/json")
-            .header("X-Atlassian-Webhook-Identifier", delivery.to_string());
+        let mut req =
+            h.hub.http.post(h.hub.url(&format!("/webhooks/{JIRA}"))).header("content-type", "application/json").header("X-Atlassian-Webhook-Identifier", delivery.to_string());
         if let Some(s) = sig {
             req = req.header("X-Hub-Signature", s);
         }
@@ -448,15 +436,7 @@ async fn jira_webhooks_must_carry_the_hub_signature() {
     let repeat: Value = send(Some(sign_webhook(&h.secret, &body)), "d-1").await.unwrap().json().await.unwrap();
     assert_eq!(repeat["stale"], true, "the same delivery identifier is applied once");
     let deleted = json!({"timestamp": 1, "webhookEvent": "jira:issue_deleted", "issue": {"id": id, "fields": {}}}).to_string();
-    let resp = h
-        .hub
-        .http
-        .post(h.hub.url(&format!("/webhooks/{JIRA}")))
-        .header("X-Hub-Signature", sign_webhook(&h.secret, &deleted))
-        .body(deleted)
-        .send()
-        .await
-        .unwrap();
+    let resp = h.hub.http.post(h.hub.url(&format!("/webhooks/{JIRA}"))).header("X-Hub-Signature", sign_webhook(&h.secret, &deleted)).body(deleted).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     h.finish().await;
 }
@@ -486,7 +466,15 @@ async fn the_client_pages_the_sweep_through_the_search_cursor() {
     let settings = jira_settings(&sim, "");
     let http = siam_hub::adapters::http::SupplierHttp::new(Duration::from_secs(2), 50, 3).unwrap();
     let password = SecretString::from(SimConfig::default().api_token);
-    let client = JiraClient::new(http.clone(), &settings.base_url, &settings.username, password.clone(), std::sync::Arc::new(JiraConfig::from_settings(&settings.jira).unwrap()), &settings.jira).unwrap();
+    let client = JiraClient::new(
+        http.clone(),
+        &settings.base_url,
+        &settings.username,
+        password.clone(),
+        std::sync::Arc::new(JiraConfig::from_settings(&settings.jira).unwrap()),
+        &settings.jira,
+    )
+    .unwrap();
     let since = chrono::Utc::now() - chrono::Duration::minutes(5);
     for n in 0..7 {
         let incident: siam_hub::domain::Incident = serde_json::from_value(json!({
@@ -505,10 +493,12 @@ async fn the_client_pages_the_sweep_through_the_search_cursor() {
         seen.extend(page.iter().map(title));
     }
     assert_eq!(seen, (0..7).map(|n| format!("paged {n}")).collect::<Vec<_>>());
-    let searches = sim.request_log().iter().filter(|l| l.path == "/rest/api/3/search/jql" && l.body.as_ref().is_some_and(|b| b["jql"].as_str().unwrap().contains("updated"))).count();
+    let searches =
+        sim.request_log().iter().filter(|l| l.path == "/rest/api/3/search/jql" && l.body.as_ref().is_some_and(|b| b["jql"].as_str().unwrap().contains("updated"))).count();
     assert_eq!(searches, 3, "each page continued the cursor");
     // A fresh client asked for a later offset walks the cursor to it.
-    let fresh = JiraClient::new(http, &settings.base_url, &settings.username, password, std::sync::Arc::new(JiraConfig::from_settings(&settings.jira).unwrap()), &settings.jira).unwrap();
+    let fresh =
+        JiraClient::new(http, &settings.base_url, &settings.username, password, std::sync::Arc::new(JiraConfig::from_settings(&settings.jira).unwrap()), &settings.jira).unwrap();
     let page = fresh.updated_since(since, 5, 3).await.unwrap();
     assert_eq!(page.iter().map(title).collect::<Vec<_>>(), ["paged 5", "paged 6"]);
     // The JQL minute is the user's (LA): a sweep from the future finds nothing.

@@ -31,12 +31,7 @@ struct Setup {
 }
 
 async fn spawn(setup: Setup) -> RemedyHub {
-    let sim = RemedySim::new(SimConfig {
-        user: SIM_USER.into(),
-        password: REMEDY_PASSWORD.into(),
-        extra_statuses: setup.extra_statuses.clone(),
-        ..SimConfig::default()
-    });
+    let sim = RemedySim::new(SimConfig { user: SIM_USER.into(), password: REMEDY_PASSWORD.into(), extra_statuses: setup.extra_statuses.clone(), ..SimConfig::default() });
     sim.start(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).expect("the Remedy simulator starts");
     let url = sim.base_url().unwrap();
     let toml = format!(
@@ -264,9 +259,7 @@ async fn remedy_agent_work_reaches_the_hub_through_the_sweep() {
     let internal = doc["notes"].as_array().unwrap().iter().find(|n| n["text"] == "Relay certificate expired overnight.").expect("the internal work log");
     assert_eq!(internal["visibility"], "internal");
 
-    rh.sim
-        .agent_update(&number, json!({"Status": "Resolved", "Status_Reason": "Temporary Corrective Action", "Resolution": "Installed a temporary certificate."}))
-        .unwrap();
+    rh.sim.agent_update(&number, json!({"Status": "Resolved", "Status_Reason": "Temporary Corrective Action", "Resolution": "Installed a temporary certificate."})).unwrap();
     rh.reconcile().await;
     let doc = rh.hub.incident(&r).await;
     assert_eq!(doc["status"], "resolved");
@@ -295,9 +288,23 @@ async fn remedy_hub_changes_and_notes_reach_remedy_without_echoes_or_leaks() {
 
     let resp = rh.hub.patch(&r, doc["version"].as_i64().unwrap(), &json!({"status": "on_hold", "hold_reason": "awaiting_supplier", "urgency": 1})).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let internal = rh.hub.post(&format!("/api/v1/incidents/{r}/notes"), &rh.hub.keys.service_desk, &json!({"text": "Vendor case 4471 opened; do not share with the caller.", "visibility": "internal"})).await;
+    let internal = rh
+        .hub
+        .post(
+            &format!("/api/v1/incidents/{r}/notes"),
+            &rh.hub.keys.service_desk,
+            &json!({"text": "Vendor case 4471 opened; do not share with the caller.", "visibility": "internal"}),
+        )
+        .await;
     assert_eq!(internal.status(), StatusCode::CREATED);
-    let public = rh.hub.post(&format!("/api/v1/incidents/{r}/notes"), &rh.hub.keys.service_desk, &json!({"text": "We are waiting for the mail vendor.\nNext update at 14:00.", "visibility": "public"})).await;
+    let public = rh
+        .hub
+        .post(
+            &format!("/api/v1/incidents/{r}/notes"),
+            &rh.hub.keys.service_desk,
+            &json!({"text": "We are waiting for the mail vendor.\nNext update at 14:00.", "visibility": "public"}),
+        )
+        .await;
     assert_eq!(public.status(), StatusCode::CREATED);
 
     let ticket = rh.wait_ticket(&r, "Pending at Remedy", |t| t["Status"] == "Pending").await;
@@ -400,7 +407,10 @@ async fn remedy_an_unknown_status_is_kept_on_the_leg_and_reported() {
     assert_eq!(doc["legs"][0]["unmapped"], json!({"Status": "Waiting Approval"}));
     let events: Vec<Value> = rh.hub.history(&r).await.into_iter().filter(|e| e["type"] == "mapping.unmapped_value").collect();
     assert_eq!(events.len(), 1);
-    assert_eq!((events[0]["data"]["system"].as_str(), events[0]["data"]["field"].as_str(), events[0]["data"]["value"].as_str()), (Some("remedy"), Some("Status"), Some("Waiting Approval")));
+    assert_eq!(
+        (events[0]["data"]["system"].as_str(), events[0]["data"]["field"].as_str(), events[0]["data"]["value"].as_str()),
+        (Some("remedy"), Some("Status"), Some("Waiting Approval"))
+    );
     rh.finish().await;
 }
 

@@ -405,14 +405,7 @@ async fn the_cli_prints_the_report_and_explains_mistakes_in_one_line() {
     let file = dir.join("hub.toml");
     std::fs::write(&file, &hub.toml).unwrap();
     let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_siam-hub"))
-            .env_remove("SIAM_CONFIG")
-            .env("RUST_LOG", "error")
-            .arg("--config")
-            .arg(&file)
-            .args(args)
-            .output()
-            .unwrap()
+        std::process::Command::new(env!("CARGO_BIN_EXE_siam-hub")).env_remove("SIAM_CONFIG").env("RUST_LOG", "error").arg("--config").arg(&file).args(args).output().unwrap()
     };
     let month = scenario_month().label;
     let out = cli(&["sla", "report", "--supplier", SUPPLIER, "--month", &month, "--format", "csv"]);

@@ -102,7 +102,10 @@ async fn duplicate_and_out_of_order_webhooks_end_as_one_in_order_delivery_would(
     hub.sim.agent_update(&sys_id, json!({"state": "3", "hold_reason": "4", "work_notes": "step 2"})).unwrap();
     hub.sim.agent_update(&sys_id, json!({"urgency": "1", "comments": "step 3"})).unwrap();
     let doc = hub.wait_incident(&r, "all three changes", |d| d["notes"].as_array().unwrap().len() >= 3 && d["urgency"] == 1).await;
-    let doc = { let _ = doc; hub.settle(&r).await };
+    let doc = {
+        let _ = doc;
+        hub.settle(&r).await
+    };
     assert_eq!(doc["status"], "on_hold", "the newest supplier state wins whatever the arrival order");
     assert_eq!(doc["hold_reason"], "awaiting_supplier");
     assert_eq!(doc["urgency"], 1);
@@ -186,7 +189,10 @@ async fn an_unknown_supplier_value_is_kept_on_the_leg_and_listed_for_administrat
 
     let list: Value = hub.get_as("/api/v1/admin/mapping-events", &hub.keys.admin).await.json().await.unwrap();
     let item = list["items"].as_array().unwrap().iter().find(|i| i["ref"] == r.as_str()).expect("listed");
-    assert_eq!((item["supplier"].as_str(), item["system"].as_str(), item["field"].as_str(), item["value"].as_str()), (Some(SUPPLIER), Some("servicenow"), Some("state"), Some("11")));
+    assert_eq!(
+        (item["supplier"].as_str(), item["system"].as_str(), item["field"].as_str(), item["value"].as_str()),
+        (Some(SUPPLIER), Some("servicenow"), Some("state"), Some("11"))
+    );
     assert_eq!(hub.get_as("/api/v1/admin/mapping-events", &hub.keys.service_desk).await.status(), StatusCode::FORBIDDEN);
     hub.finish().await;
 }

@@ -413,11 +413,14 @@ async fn tmf_v5_with_oauth2_carries_urgency_and_a_rejection_hands_the_ticket_bac
     let (r, id) = t.open("Webmail login loops").await;
     let ticket = t.ticket(&id);
     assert_eq!(ticket["externalIdentifier"][0]["id"], r.as_str());
-    let chars: Vec<(String, String)> = ticket["troubleTicketCharacteristic"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["value"].as_str().unwrap().to_string())).collect();
+    let chars: Vec<(String, String)> =
+        ticket["troubleTicketCharacteristic"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["value"].as_str().unwrap().to_string())).collect();
     assert!(chars.contains(&("urgency".into(), "2".into())) && chars.contains(&("category".into(), "email".into())), "{chars:?}");
     assert!(t.sim.request_log().iter().all(|l| l.user.as_deref() == Some("oauth:hub.integration")), "every call used the bearer token");
 
-    t.sim.agent_update(&id, json!({"troubleTicketCharacteristic": [{"name": "impact", "value": "2"}, {"name": "urgency", "value": "1"}, {"name": "category", "value": "email"}]})).unwrap();
+    t.sim
+        .agent_update(&id, json!({"troubleTicketCharacteristic": [{"name": "impact", "value": "2"}, {"name": "urgency", "value": "1"}, {"name": "category", "value": "email"}]}))
+        .unwrap();
     let doc = t.hub.wait_incident(&r, "urgency 1", |d| d["urgency"] == 1).await;
     assert_eq!(doc["priority"], 2, "re-derived from impact 2 x urgency 1");
 
@@ -500,7 +503,8 @@ async fn tmf_api_create_read_patch_and_subscribe_to_status_changes() {
     let hub = TestHub::spawn().await;
     let sd = hub.keys.service_desk.clone();
     let (callback, got) = listener();
-    let sub = hub.post(&format!("{API}/hub"), &sd, &json!({"callback": callback, "query": "eventType=TroubleTicketStatusChangeEvent,TroubleTicketAttributeValueChangeEvent"})).await;
+    let sub =
+        hub.post(&format!("{API}/hub"), &sd, &json!({"callback": callback, "query": "eventType=TroubleTicketStatusChangeEvent,TroubleTicketAttributeValueChangeEvent"})).await;
     let sub_status = sub.status();
     let sub: Value = sub.json().await.unwrap();
     assert_eq!(sub_status, StatusCode::CREATED, "{sub}");
@@ -518,7 +522,10 @@ async fn tmf_api_create_read_patch_and_subscribe_to_status_changes() {
     assert_eq!(created_status, StatusCode::CREATED, "{t}");
     let r = t["id"].as_str().unwrap().to_string();
     assert!(r.starts_with("INC-"));
-    assert_eq!((t["status"].as_str(), t["externalId"].as_str(), t["severity"].as_str(), t["priority"].as_str()), (Some("acknowledged"), Some("CUST-4711"), Some("Major"), Some("High")));
+    assert_eq!(
+        (t["status"].as_str(), t["externalId"].as_str(), t["severity"].as_str(), t["priority"].as_str()),
+        (Some("acknowledged"), Some("CUST-4711"), Some("Major"), Some("High"))
+    );
     assert_eq!(t["note"][0]["text"], "Reported by phone");
     // A retry with the same externalId is the same ticket.
     let again: Value = hub.post(&format!("{API}/troubleTicket"), &sd, &body).await.json().await.unwrap();
@@ -542,7 +549,8 @@ async fn tmf_api_create_read_patch_and_subscribe_to_status_changes() {
     // A client re-sending the array is fine; a new file inline is refused with where to send it.
     let resend = hub.http.patch(hub.url(&format!("{API}/troubleTicket/{r}"))).bearer_auth(&sd).json(&json!({"attachment": t["attachment"]})).send().await.unwrap();
     assert_eq!(resend.status(), StatusCode::OK);
-    let inline = hub.http.patch(hub.url(&format!("{API}/troubleTicket/{r}"))).bearer_auth(&sd).json(&json!({"attachment": [{"name": "x.txt", "content": "eA=="}]})).send().await.unwrap();
+    let inline =
+        hub.http.patch(hub.url(&format!("{API}/troubleTicket/{r}"))).bearer_auth(&sd).json(&json!({"attachment": [{"name": "x.txt", "content": "eA=="}]})).send().await.unwrap();
     let err = tmf_error(inline, StatusCode::BAD_REQUEST, "24").await;
     assert!(err["message"].as_str().unwrap().contains("/attachments?file_name="), "{err}");
 
@@ -556,8 +564,14 @@ async fn tmf_api_create_read_patch_and_subscribe_to_status_changes() {
 
     let secret_text = "Internal: the router is under a maintenance contract dispute";
     hub.post(&format!("/api/v1/incidents/{r}/notes"), &sd, &json!({"text": secret_text, "visibility": "internal"})).await;
-    let patch = hub.http.patch(hub.url(&format!("{API}/troubleTicket/{r}"))).bearer_auth(&sd)
-        .json(&json!({"status": "pending", "statusChangeReason": "Awaiting caller", "note": [{"text": "Is the site powered?"}]})).send().await.unwrap();
+    let patch = hub
+        .http
+        .patch(hub.url(&format!("{API}/troubleTicket/{r}")))
+        .bearer_auth(&sd)
+        .json(&json!({"status": "pending", "statusChangeReason": "Awaiting caller", "note": [{"text": "Is the site powered?"}]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(patch.status(), StatusCode::OK);
     let t: Value = patch.json().await.unwrap();
     assert_eq!((t["status"].as_str(), t["statusChangeReason"].as_str()), (Some("pending"), Some("Awaiting caller")));

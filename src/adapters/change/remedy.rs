@@ -105,8 +105,7 @@ const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f+0000";
 fn profile() -> &'static Profile {
     static PROFILE: OnceLock<Profile> = OnceLock::new();
     PROFILE.get_or_init(|| {
-        serde_json::from_str(include_str!("../../../adapters/remedy/change_profile.json"))
-            .expect("adapters/remedy/change_profile.json is valid (checked by tests)")
+        serde_json::from_str(include_str!("../../../adapters/remedy/change_profile.json")).expect("adapters/remedy/change_profile.json is valid (checked by tests)")
     })
 }
 
@@ -188,9 +187,7 @@ impl ChangeMapping for RemedyChange {
         // Ids are read before the reading exists: unreadable ids are an error, not a value.
         let id = |names: &[String]| v.first(names).and_then(|(_, v)| v.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
         let number = id(&f.number);
-        let native_id = id(&f.entry_id)
-            .or_else(|| number.clone())
-            .ok_or_else(|| MapError("the change has no Request ID, Change_Entry_ID or Infrastructure Change ID".into()))?;
+        let native_id = id(&f.entry_id).or_else(|| number.clone()).ok_or_else(|| MapError("the change has no Request ID, Change_Entry_ID or Infrastructure Change ID".into()))?;
         let mut r = Reading::new(SYSTEM, native_id);
         r.leg.native_number = number;
 
@@ -381,9 +378,8 @@ mod tests {
     #[test]
     fn create_and_read_names_read_alike() {
         let read_names = read(json!({"Change Request Status": "Scheduled", "Infrastructure Change ID": "CRQ000000000201"}));
-        let create_names = RemedyChange
-            .read(&json!({"values": {"Status": "Scheduled", "Change_Entry_ID": "CRQ000000000201", "Infrastructure Change Id": "CRQ000000000201"}}))
-            .unwrap();
+        let create_names =
+            RemedyChange.read(&json!({"values": {"Status": "Scheduled", "Change_Entry_ID": "CRQ000000000201", "Infrastructure Change Id": "CRQ000000000201"}})).unwrap();
         assert_eq!(read_names.status, create_names.status);
         assert_eq!(read_names.legs[0].native_number, create_names.legs[0].native_number);
         assert_eq!(create_names.approval, Some(Approval::Approved));

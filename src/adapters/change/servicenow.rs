@@ -57,8 +57,7 @@ struct Profile {
 fn profile() -> &'static Profile {
     static PROFILE: OnceLock<Profile> = OnceLock::new();
     PROFILE.get_or_init(|| {
-        serde_json::from_str(include_str!("../../../adapters/servicenow/change_profile.json"))
-            .expect("adapters/servicenow/change_profile.json is valid (checked by tests)")
+        serde_json::from_str(include_str!("../../../adapters/servicenow/change_profile.json")).expect("adapters/servicenow/change_profile.json is valid (checked by tests)")
     })
 }
 
@@ -230,7 +229,8 @@ impl ChangeMapping for ServiceNowChange {
         put("type", c.change_type.and_then(|t| p.change_type.write(t, kept(leg, "type"))));
         let status = c.status.and_then(|s| p.state.write(s, leg.and_then(|l| l.native_status.as_deref())));
         put("state", status);
-        let approval = if c.status == Some(ChangeStatus::Rejected) { Some(p.rejected.approval.clone()) } else { c.approval.and_then(|a| p.approval.write(a, kept(leg, "approval"))) };
+        let approval =
+            if c.status == Some(ChangeStatus::Rejected) { Some(p.rejected.approval.clone()) } else { c.approval.and_then(|a| p.approval.write(a, kept(leg, "approval"))) };
         put("approval", approval);
         put("on_hold", p.on_hold.write(c.on_hold, None));
         put("on_hold_reason", c.hold_reason.clone().filter(|_| c.on_hold));

@@ -82,9 +82,7 @@ struct Profile {
 
 fn profile() -> &'static Profile {
     static PROFILE: OnceLock<Profile> = OnceLock::new();
-    PROFILE.get_or_init(|| {
-        serde_json::from_str(include_str!("../../../adapters/tmf655/profile.json")).expect("adapters/tmf655/profile.json is valid (checked by tests)")
-    })
+    PROFILE.get_or_init(|| serde_json::from_str(include_str!("../../../adapters/tmf655/profile.json")).expect("adapters/tmf655/profile.json is valid (checked by tests)"))
 }
 
 /// The changeRequest in `payload`.
@@ -181,7 +179,14 @@ impl ChangeMapping for Tmf655Change {
             r.change.urgency = r.code(&format!("changeRequestCharacteristic.{}", p.urgency.characteristic), &v, &p.urgency.map);
         }
 
-        for (field, name) in [("planned_start", "plannedStartTime"), ("planned_end", "plannedEndTime"), ("actual_start", "actualStartTime"), ("actual_end", "actualEndTime"), ("opened_at", "requestDate"), ("closed_at", "completionDate")] {
+        for (field, name) in [
+            ("planned_start", "plannedStartTime"),
+            ("planned_end", "plannedEndTime"),
+            ("actual_start", "actualStartTime"),
+            ("actual_end", "actualEndTime"),
+            ("opened_at", "requestDate"),
+            ("closed_at", "completionDate"),
+        ] {
             let native = string(&mut r, obj, name);
             let t = r.instant(name, native.as_deref(), parse_iso);
             match field {
@@ -225,9 +230,7 @@ impl ChangeMapping for Tmf655Change {
                 let id = entity.get("id").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
                 let kind = entity.get("@referredType").and_then(Value::as_str).map(loose).unwrap_or_default();
                 let is_service = kind.contains("service");
-                let is_ci = p.entities.ci_types.contains(&kind)
-                    || p.entities.ci_type_prefixes.iter().any(|t| kind.starts_with(t.as_str()))
-                    || (kind.is_empty() && untyped_is_ci);
+                let is_ci = p.entities.ci_types.contains(&kind) || p.entities.ci_type_prefixes.iter().any(|t| kind.starts_with(t.as_str())) || (kind.is_empty() && untyped_is_ci);
                 let field = format!("{array}[{i}]");
                 match id {
                     Some(id) if is_service => r.affected(Affected::Service, &field, id),

@@ -47,28 +47,13 @@ impl JiraClient {
     /// `user` is the account's e-mail address and `token` its API token (basic auth).
     pub fn new(http: SupplierHttp, base_url: &str, user: &str, token: SecretString, cfg: Arc<JiraConfig>, settings: &JiraSettings) -> Result<Self, String> {
         let tz = settings.time_zone.parse::<chrono_tz::Tz>().map_err(|_| format!("time_zone `{}` is not an IANA time zone", settings.time_zone))?;
-        Ok(JiraClient {
-            http,
-            base: base_url.trim_end_matches('/').to_string(),
-            user: user.to_string(),
-            token,
-            cfg,
-            settings: settings.clone(),
-            tz,
-            cursor: Mutex::new(None),
-        })
+        Ok(JiraClient { http, base: base_url.trim_end_matches('/').to_string(), user: user.to_string(), token, cfg, settings: settings.clone(), tz, cursor: Mutex::new(None) })
     }
 
     /// One request, one attempt; 204 answers `Value::Null`.
     async fn send_once(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
         let url = format!("{}{}", self.base, path);
-        let mut req = self
-            .http
-            .client
-            .request(method, &url)
-            .basic_auth(&self.user, Some(self.token.expose_secret()))
-            .header("Accept", "application/json")
-            .query(query);
+        let mut req = self.http.client.request(method, &url).basic_auth(&self.user, Some(self.token.expose_secret())).header("Accept", "application/json").query(query);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -91,10 +76,11 @@ impl JiraClient {
     }
 
     fn read_fields(&self, comments: bool) -> Vec<String> {
-        let mut f: Vec<String> = ["summary", "description", "status", "priority", "resolution", "resolutiondate", "assignee", "reporter", "created", "updated", "labels", "issuetype", "project"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut f: Vec<String> =
+            ["summary", "description", "status", "priority", "resolution", "resolutiondate", "assignee", "reporter", "created", "updated", "labels", "issuetype", "project"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         f.extend([&self.cfg.reference_field, &self.cfg.impact_field, &self.cfg.urgency_field].into_iter().flatten().cloned());
         if comments {
             f.push("comment".into());
@@ -180,10 +166,7 @@ impl JiraClient {
         let listed = self.send_once("Jira list transitions", Method::GET, &path, &[], None).await?;
         let available = listed.get("transitions").and_then(Value::as_array).cloned().unwrap_or_default();
         let to = |t: &Value| -> (String, String) {
-            (
-                t.pointer("/to/id").and_then(Value::as_str).unwrap_or("").to_string(),
-                t.pointer("/to/statusCategory/key").and_then(Value::as_str).unwrap_or("").to_string(),
-            )
+            (t.pointer("/to/id").and_then(Value::as_str).unwrap_or("").to_string(), t.pointer("/to/statusCategory/key").and_then(Value::as_str).unwrap_or("").to_string())
         };
         // Transition ids are per workflow: look the transition up by the status it reaches, or
         // else by a status the profile reads as the same canonical status.
@@ -275,7 +258,10 @@ impl JiraClient {
                 let body = json!({ "body": text_to_wiki(text), "public": false });
                 let r = self.send_once("Jira add internal comment", Method::POST, &path, &[], Some(&body)).await?;
                 if r.get("public").and_then(Value::as_bool) != Some(false) {
-                    return Err(SupplierError::Protocol(format!("Jira issue {id}: the internal note was not confirmed internal (answer: {})", r.get("public").unwrap_or(&Value::Null))));
+                    return Err(SupplierError::Protocol(format!(
+                        "Jira issue {id}: the internal note was not confirmed internal (answer: {})",
+                        r.get("public").unwrap_or(&Value::Null)
+                    )));
                 }
             }
             Visibility::Public => {
@@ -482,9 +468,7 @@ impl Client for JiraClient {
     /// `GET /rest/api/3/attachment/content/{id}`, as a stream.
     async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
         let url = format!("{}/rest/api/3/attachment/content/{}", self.base, segment(&file.native_id));
-        self.http
-            .download("Jira attachment download", || self.http.client.get(&url).basic_auth(&self.user, Some(self.token.expose_secret())), error_detail)
-            .await
+        self.http.download("Jira attachment download", || self.http.client.get(&url).basic_auth(&self.user, Some(self.token.expose_secret())), error_detail).await
     }
 }
 
@@ -517,7 +501,10 @@ mod tests {
 
     #[test]
     fn error_bodies_of_both_apis_read_as_one_line() {
-        assert_eq!(error_detail(r#"{"errorMessages":["Issue does not exist or you do not have permission to see it."],"errors":{}}"#), "Issue does not exist or you do not have permission to see it.");
+        assert_eq!(
+            error_detail(r#"{"errorMessages":["Issue does not exist or you do not have permission to see it."],"errors":{}}"#),
+            "Issue does not exist or you do not have permission to see it."
+        );
         assert_eq!(error_detail(r#"{"errorMessages":[],"errors":{"summary":"You must specify a summary of the issue."}}"#), "summary: You must specify a summary of the issue.");
         assert_eq!(error_detail(r#"{"errorMessage":"Request type not found","i18nErrorMessage":{"i18nKey":"x","parameters":[]}}"#), "Request type not found");
         assert_eq!(error_detail(""), "(empty body)");

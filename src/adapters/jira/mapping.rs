@@ -60,16 +60,7 @@ pub mod field {
     pub const DESCRIPTION: &str = "description";
 }
 
-pub const SYNCED: &[&str] = &[
-    field::STATUS,
-    field::STATUS_CATEGORY,
-    field::RESOLUTION,
-    field::PRIORITY,
-    field::IMPACT,
-    field::URGENCY,
-    field::SUMMARY,
-    field::DESCRIPTION,
-];
+pub const SYNCED: &[&str] = &[field::STATUS, field::STATUS_CATEGORY, field::RESOLUTION, field::PRIORITY, field::IMPACT, field::URGENCY, field::SUMMARY, field::DESCRIPTION];
 
 // ---- The profile -----------------------------------------------------------------------------
 
@@ -130,9 +121,7 @@ pub struct Profile {
 
 pub fn profile() -> &'static Profile {
     static PROFILE: OnceLock<Profile> = OnceLock::new();
-    PROFILE.get_or_init(|| {
-        serde_json::from_str(include_str!("../../../adapters/jira/profile.json")).expect("adapters/jira/profile.json is valid (checked by tests)")
-    })
+    PROFILE.get_or_init(|| serde_json::from_str(include_str!("../../../adapters/jira/profile.json")).expect("adapters/jira/profile.json is valid (checked by tests)"))
 }
 
 /// What one status id means on this site.
@@ -234,11 +223,7 @@ impl JiraConfig {
             return Err(format!("priority `{}`: priority must be 1..5 and urgency 1..3", p.name));
         }
         for status in Status::ALL {
-            let keys: Vec<String> = if *status == Status::OnHold {
-                HoldReason::ALL.iter().map(|h| format!("on_hold:{h}")).collect()
-            } else {
-                vec![status.to_string()]
-            };
+            let keys: Vec<String> = if *status == Status::OnHold { HoldReason::ALL.iter().map(|h| format!("on_hold:{h}")).collect() } else { vec![status.to_string()] };
             for key in keys {
                 let id = cfg.targets.get(&key).ok_or_else(|| format!("no target status for `{key}`"))?;
                 let r = cfg.statuses.get(id).ok_or_else(|| format!("target status {id} of `{key}` has no status rule"))?;
@@ -474,10 +459,8 @@ pub fn parse_record(cfg: &JiraConfig, payload: &Value) -> Result<JiraRecord, Map
     };
     let issue = issue.as_object().ok_or_else(|| MapError("the issue must be a JSON object".into()))?;
     let id = issue.get("id").and_then(string_of).filter(|s| !s.is_empty()).ok_or_else(|| MapError("the issue has no id".into()))?;
-    let fields = issue
-        .get("fields")
-        .and_then(Value::as_object)
-        .ok_or_else(|| MapError(format!("issue {id} has no fields (a create answer holds only id and key: read the issue)")))?;
+    let fields =
+        issue.get("fields").and_then(Value::as_object).ok_or_else(|| MapError(format!("issue {id} has no fields (a create answer holds only id and key: read the issue)")))?;
     let shape = if webhook.is_some() {
         Shape::Webhook
     } else if matches!(fields.get("description"), Some(Value::String(_))) || issue.get("self").and_then(Value::as_str).is_some_and(|s| s.contains("/rest/api/2/")) {
@@ -972,7 +955,13 @@ mod tests {
     #[test]
     fn a_site_priority_scheme_replaces_the_profiles() {
         let level = |id: &str, name: &str, priority: u8, urgency: u8| PriorityLevel { id: id.into(), name: name.into(), priority, urgency };
-        let scheme = vec![level("10001", "P1 - Critical", 1, 1), level("10002", "P2 - High", 2, 1), level("10003", "P3 - Moderate", 3, 2), level("10004", "P4 - Low", 4, 3), level("10004", "P4 - Low", 5, 3)];
+        let scheme = vec![
+            level("10001", "P1 - Critical", 1, 1),
+            level("10002", "P2 - High", 2, 1),
+            level("10003", "P3 - Moderate", 3, 2),
+            level("10004", "P4 - Low", 4, 3),
+            level("10004", "P4 - Low", 5, 3),
+        ];
         let s = JiraSettings { project_key: "OPS".into(), priorities: scheme, ..JiraSettings::default() };
         let c = JiraConfig::from_settings(&s).unwrap();
         assert_eq!(c.priority_for(1).map(|p| p.id.as_str()), Some("10001"));
@@ -1027,7 +1016,16 @@ mod tests {
     #[test]
     fn bad_payloads_are_map_errors_not_panics() {
         let c = cfg();
-        for p in [json!(null), json!([]), json!({}), json!({"id": "1"}), json!({"webhookEvent": "jira:issue_updated"}), json!({"webhookEvent": "jira:issue_deleted", "issue": {"id": "1", "fields": {}}}), json!({"issueId": ""}), json!({"id": {"x": 1}, "fields": {}})] {
+        for p in [
+            json!(null),
+            json!([]),
+            json!({}),
+            json!({"id": "1"}),
+            json!({"webhookEvent": "jira:issue_updated"}),
+            json!({"webhookEvent": "jira:issue_deleted", "issue": {"id": "1", "fields": {}}}),
+            json!({"issueId": ""}),
+            json!({"id": {"x": 1}, "fields": {}}),
+        ] {
             assert!(parse_record(&c, &p).is_err(), "{p}");
         }
         for p in [json!(null), json!({"comments": [1, null, {"id": null}]}), json!({"values": "x"})] {
@@ -1043,15 +1041,62 @@ mod tests {
     #[test]
     fn random_payloads_never_panic() {
         use rand::{Rng, SeedableRng};
-        const KEYS: &[&str] = &["id", "key", "fields", "status", "statusCategory", "updated", "created", "description", "summary", "priority", "name",
-            "resolution", "comment", "comments", "body", "jsdPublic", "public", "issue", "webhookEvent", "issueId", "requestFieldValues", "fieldId",
-            "value", "currentStatus", "epochMillis", "type", "content", "text", "labels", "customfield_10004", "customfield_10100", "changelog", "items", "self"];
+        const KEYS: &[&str] = &[
+            "id",
+            "key",
+            "fields",
+            "status",
+            "statusCategory",
+            "updated",
+            "created",
+            "description",
+            "summary",
+            "priority",
+            "name",
+            "resolution",
+            "comment",
+            "comments",
+            "body",
+            "jsdPublic",
+            "public",
+            "issue",
+            "webhookEvent",
+            "issueId",
+            "requestFieldValues",
+            "fieldId",
+            "value",
+            "currentStatus",
+            "epochMillis",
+            "type",
+            "content",
+            "text",
+            "labels",
+            "customfield_10004",
+            "customfield_10100",
+            "changelog",
+            "items",
+            "self",
+        ];
         fn gen(rng: &mut rand::rngs::StdRng, depth: u32) -> Value {
             match rng.gen_range(0..if depth > 3 { 5 } else { 8 }) {
                 0 => Value::Null,
                 1 => json!(rng.gen_bool(0.5)),
                 2 => json!(rng.gen_range(-5i64..20_000_000_000_000)),
-                3 => json!(["10011", "done", "indeterminate", "2024-05-14T02:47:31.556-0700", "doc", "INC-000001", "siam-INC-000001", "jira:issue_updated", "comment_created", "*x*", "{code}"][rng.gen_range(0..11)]),
+                3 => json!(
+                    [
+                        "10011",
+                        "done",
+                        "indeterminate",
+                        "2024-05-14T02:47:31.556-0700",
+                        "doc",
+                        "INC-000001",
+                        "siam-INC-000001",
+                        "jira:issue_updated",
+                        "comment_created",
+                        "*x*",
+                        "{code}"
+                    ][rng.gen_range(0..11)]
+                ),
                 4 => json!(""),
                 5 | 6 => Value::Object((0..rng.gen_range(0..6)).map(|_| (KEYS[rng.gen_range(0..KEYS.len())].to_string(), gen(rng, depth + 1))).collect()),
                 _ => Value::Array((0..rng.gen_range(0..4)).map(|_| gen(rng, depth + 1)).collect()),

@@ -53,17 +53,25 @@ fn block(n: &Value) -> String {
         "paragraph" | "heading" | "codeBlock" => inline(children(n)),
         "bulletList" => list(n, None),
         "orderedList" => list(n, Some(attr(n, "order").and_then(Value::as_u64).unwrap_or(1))),
-        "taskList" | "decisionList" => children(n).iter().map(|item| {
-            let done = attr_str(item, "state").is_some_and(|s| s == "DONE" || s == "DECIDED");
-            let mark = if node_type(n) == "taskList" { if done { "[x] " } else { "[ ] " } } else { "- " };
-            format!("{mark}{}", inline(children(item)))
-        }).collect::<Vec<_>>().join("\n"),
-        "rule" => "---".into(),
-        "table" => children(n)
+        "taskList" | "decisionList" => children(n)
             .iter()
-            .map(|row| children(row).iter().map(|cell| blocks(children(cell), " ")).collect::<Vec<_>>().join(" | "))
+            .map(|item| {
+                let done = attr_str(item, "state").is_some_and(|s| s == "DONE" || s == "DECIDED");
+                let mark = if node_type(n) == "taskList" {
+                    if done {
+                        "[x] "
+                    } else {
+                        "[ ] "
+                    }
+                } else {
+                    "- "
+                };
+                format!("{mark}{}", inline(children(item)))
+            })
             .collect::<Vec<_>>()
             .join("\n"),
+        "rule" => "---".into(),
+        "table" => children(n).iter().map(|row| children(row).iter().map(|cell| blocks(children(cell), " ")).collect::<Vec<_>>().join(" | ")).collect::<Vec<_>>().join("\n"),
         "mediaSingle" | "mediaGroup" => children(n).iter().map(media).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("\n"),
         "media" => media(n),
         "blockCard" | "embedCard" => attr_str(n, "url").unwrap_or("").to_string(),
@@ -106,11 +114,7 @@ fn inline_node(n: &Value) -> String {
     match node_type(n) {
         "text" => {
             let text = n.get("text").and_then(Value::as_str).unwrap_or("");
-            let href = n
-                .get("marks")
-                .and_then(Value::as_array)
-                .and_then(|marks| marks.iter().find(|m| node_type(m) == "link"))
-                .and_then(|m| attr_str(m, "href"));
+            let href = n.get("marks").and_then(Value::as_array).and_then(|marks| marks.iter().find(|m| node_type(m) == "link")).and_then(|m| attr_str(m, "href"));
             match href {
                 Some(h) if h != text => format!("{text} ({h})"),
                 _ => text.to_string(),
@@ -433,9 +437,7 @@ fn emphasis_end(toks: &[Tok], i: usize) -> Option<usize> {
     if !before_ok || after.c.is_whitespace() || is_markup(after, c) {
         return None;
     }
-    (i + 2..toks.len()).find(|&j| {
-        is_markup(&toks[j], c) && !toks[j - 1].c.is_whitespace() && toks.get(j + 1).is_none_or(|n| !n.c.is_alphanumeric())
-    })
+    (i + 2..toks.len()).find(|&j| is_markup(&toks[j], c) && !toks[j - 1].c.is_whitespace() && toks.get(j + 1).is_none_or(|n| !n.c.is_alphanumeric()))
 }
 
 /// `[text|url]` -> `text (url)`, `[url]` -> `url`, `[~accountid:X]` / `[~X]` -> `@X`.

@@ -170,16 +170,7 @@ pub struct RemedyClient {
 
 impl RemedyClient {
     pub fn new(http: SupplierHttp, base_url: &str, user: &str, password: SecretString, settings: RemedySettings, profile: Arc<Profile>) -> Self {
-        RemedyClient {
-            http,
-            base: base_url.trim_end_matches('/').to_string(),
-            user: user.to_string(),
-            password,
-            settings,
-            profile,
-            token: Arc::default(),
-            numbers: Arc::default(),
-        }
+        RemedyClient { http, base: base_url.trim_end_matches('/').to_string(), user: user.to_string(), password, settings, profile, token: Arc::default(), numbers: Arc::default() }
     }
 
     fn form_url(&self, form: &str) -> String {
@@ -279,13 +270,7 @@ impl RemedyClient {
 
     /// One page of a query: its entries and whether Remedy says there is more.
     async fn query_page(&self, what: &str, form: &str, q: &str, fields: &[&str], sort: &str, offset: usize, limit: usize) -> Result<(Vec<Value>, bool), SupplierError> {
-        let query = [
-            ("q", q.to_string()),
-            ("fields", values_param(fields)),
-            ("sort", sort.to_string()),
-            ("offset", offset.to_string()),
-            ("limit", limit.to_string()),
-        ];
+        let query = [("q", q.to_string()), ("fields", values_param(fields)), ("sort", sort.to_string()), ("offset", offset.to_string()), ("limit", limit.to_string())];
         let v = self.call(what, Method::GET, &self.form_url(form), &query, None).await?.json(what)?;
         let entries = v.get("entries").and_then(Value::as_array).cloned().unwrap_or_default();
         let more = v.pointer("/_links/next").is_some_and(|n| n.as_array().is_some_and(|a| !a.is_empty()));
@@ -390,9 +375,7 @@ impl RemedyClient {
         let length = u64::try_from(file.size).unwrap_or(0);
         let resp = self
             .send_authed(what, |token| {
-                let entry_part = reqwest::multipart::Part::text(entry.to_string())
-                    .mime_str("application/json")
-                    .map_err(|e| SupplierError::Protocol(format!("{what}: {e}")))?;
+                let entry_part = reqwest::multipart::Part::text(entry.to_string()).mime_str("application/json").map_err(|e| SupplierError::Protocol(format!("{what}: {e}")))?;
                 let file_part = reqwest::multipart::Part::stream_with_length(file.body(), length)
                     .file_name(file.file_name.clone())
                     .mime_str(&file.content_type)
@@ -461,9 +444,10 @@ impl Client for RemedyClient {
         match created {
             Created::Existing(entry) => Ok(entry),
             Created::New(Some(id)) => self.get_incident(&id).await,
-            Created::New(None) => self.lookup(incident.reference.as_str()).await?.ok_or_else(|| {
-                SupplierError::Protocol("Remedy accepted the create but no incident carries the hub reference (was z1D_Action CREATE honoured?)".into())
-            }),
+            Created::New(None) => self
+                .lookup(incident.reference.as_str())
+                .await?
+                .ok_or_else(|| SupplierError::Protocol("Remedy accepted the create but no incident carries the hub reference (was z1D_Action CREATE honoured?)".into())),
         }
     }
 
@@ -493,7 +477,9 @@ impl Client for RemedyClient {
         let q = format!("'Last Modified Date' >= {from} AND {hub_tickets}");
         let (mut page, _) = self.query_page("Remedy poll", &self.profile.forms.incident, &q, READ_FIELDS, "Last Modified Date.asc", offset, limit).await?;
         if offset == 0 {
-            let logs = self.query_all("Remedy poll work logs", &self.profile.forms.worklog, &format!("'Submit Date' >= {from}"), &["Work Log ID", "Incident Number"], "Submit Date.asc").await?;
+            let logs = self
+                .query_all("Remedy poll work logs", &self.profile.forms.worklog, &format!("'Submit Date' >= {from}"), &["Work Log ID", "Incident Number"], "Submit Date.asc")
+                .await?;
             let listed: Vec<String> = page.iter().filter_map(|e| parse_entry(&self.profile, e, false).ok()?.incident_number).collect();
             let mut wanted: Vec<String> = Vec::new();
             for l in &logs {
@@ -551,9 +537,7 @@ impl Client for RemedyClient {
         let what = "Remedy download file";
         let (log, field) = file.native_id.split_once('/').ok_or_else(|| SupplierError::Protocol(format!("{what}: `{}` names no work log field", file.native_id)))?;
         let url = format!("{}/{}/attach/{}", self.form_url(&self.profile.forms.worklog), percent_encode(log), percent_encode(field));
-        self.http
-            .retrying(what, || self.send_authed(what, |token| Ok(self.http.client.get(&url).header("Authorization", format!("AR-JWT {token}")))))
-            .await
+        self.http.retrying(what, || self.send_authed(what, |token| Ok(self.http.client.get(&url).header("Authorization", format!("AR-JWT {token}"))))).await
     }
 
     /// The interface entry's REST address (Remedy's mid-tier address is not known to the hub).
@@ -568,11 +552,15 @@ mod tests {
 
     #[test]
     fn errors_read_as_one_line_and_workflow_refusals_are_not_retried() {
-        let body = r#"[{"messageType":"ERROR","messageText":"Entry does not exist in database","messageAppendedText":"HPD:IncidentInterface : INC000000000999","messageNumber":302}]"#;
+        let body =
+            r#"[{"messageType":"ERROR","messageText":"Entry does not exist in database","messageAppendedText":"HPD:IncidentInterface : INC000000000999","messageNumber":302}]"#;
         assert_eq!(error_detail(body), "ERROR 302: Entry does not exist in database (HPD:IncidentInterface : INC000000000999)");
         let h = HeaderMap::new();
-        assert!(!classify("x", StatusCode::INTERNAL_SERVER_ERROR, &h, r#"[{"messageType":"ERROR","messageText":"Assigned Group is invalid","messageNumber":1291053}]"#).is_transient());
-        assert!(classify("x", StatusCode::INTERNAL_SERVER_ERROR, &h, r#"[{"messageType":"ERROR","messageText":"Cannot establish a network connection","messageNumber":90}]"#).is_transient());
+        assert!(
+            !classify("x", StatusCode::INTERNAL_SERVER_ERROR, &h, r#"[{"messageType":"ERROR","messageText":"Assigned Group is invalid","messageNumber":1291053}]"#).is_transient()
+        );
+        assert!(classify("x", StatusCode::INTERNAL_SERVER_ERROR, &h, r#"[{"messageType":"ERROR","messageText":"Cannot establish a network connection","messageNumber":90}]"#)
+            .is_transient());
         assert!(classify("x", StatusCode::SERVICE_UNAVAILABLE, &h, "<html>gateway</html>").is_transient());
         assert!(!classify("x", StatusCode::BAD_REQUEST, &h, body).is_transient());
         assert_eq!(error_detail("plain"), "plain");

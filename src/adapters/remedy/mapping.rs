@@ -193,9 +193,7 @@ impl Profile {
 /// The shipped profile, for `siam-hub map` and as the default of every instance.
 pub fn default_profile() -> Arc<Profile> {
     static PROFILE: OnceLock<Arc<Profile>> = OnceLock::new();
-    PROFILE
-        .get_or_init(|| Arc::new(Profile::with_overrides(None).expect("adapters/remedy/profile.json is valid (checked by tests)")))
-        .clone()
+    PROFILE.get_or_init(|| Arc::new(Profile::with_overrides(None).expect("adapters/remedy/profile.json is valid (checked by tests)"))).clone()
 }
 
 fn merge(base: &mut Value, over: &Value) {
@@ -313,10 +311,7 @@ pub fn worklog_attachments(p: &Profile, payload: &Value) -> Vec<crate::adapters:
 /// `2022-06-21T11:08:05.000+0000` (AR's colon-less offset), or any RFC 3339 instant.
 pub fn parse_ar_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
-    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
-        .or_else(|_| DateTime::parse_from_rfc3339(s))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").or_else(|_| DateTime::parse_from_rfc3339(s)).ok().map(|t| t.with_timezone(&Utc))
 }
 
 /// Renders an instant as AR does (UTC, whole seconds shown with `.000`).
@@ -534,10 +529,7 @@ fn worklog_rows(payload: &Value) -> Vec<&Map<String, Value>> {
     } else {
         vec![payload]
     };
-    rows.into_iter()
-        .filter_map(|r| r.get("values").unwrap_or(r).as_object())
-        .filter(|v| v.get("Work Log ID").is_some_and(|id| !text_of(Some(id)).trim().is_empty()))
-        .collect()
+    rows.into_iter().filter_map(|r| r.get("values").unwrap_or(r).as_object()).filter(|v| v.get("Work Log ID").is_some_and(|id| !text_of(Some(id)).trim().is_empty())).collect()
 }
 
 /// Reads work logs. Only `View Access` = `Public` is public: anything else (Internal, missing,
@@ -811,10 +803,8 @@ pub fn worklog_body(p: &Profile, incident_number: &str, visibility: Visibility, 
 /// the notes alone for a work log list, or the hub's reading of an AR error answer.
 pub fn canonical_document(p: &Profile, payload: &Value) -> Result<Value, MapError> {
     if is_error_array(payload) {
-        let messages: Vec<Value> = parse_errors(payload)
-            .iter()
-            .map(|m| json!({"type": m.kind, "number": m.number, "text": m.text, "appended": m.appended, "meaning": m.meaning()}))
-            .collect();
+        let messages: Vec<Value> =
+            parse_errors(payload).iter().map(|m| json!({"type": m.kind, "number": m.number, "text": m.text, "appended": m.appended, "meaning": m.meaning()})).collect();
         return Ok(json!({ "supplier_error": { "system": "remedy", "messages": messages } }));
     }
     let logs = parse_worklogs(p, payload);
@@ -1078,7 +1068,17 @@ mod tests {
     #[test]
     fn nothing_panics_on_odd_payloads() {
         let p = p();
-        for v in [json!(null), json!(7), json!("x"), json!([]), json!([1, 2]), json!({"entries": 3}), json!({"values": []}), json!({"entry": {"entries": []}}), json!({"values": {"Status": {"a": 1}, "Request ID": 5}})] {
+        for v in [
+            json!(null),
+            json!(7),
+            json!("x"),
+            json!([]),
+            json!([1, 2]),
+            json!({"entries": 3}),
+            json!({"values": []}),
+            json!({"entry": {"entries": []}}),
+            json!({"values": {"Status": {"a": 1}, "Request ID": 5}}),
+        ] {
             let _ = parse_entry(&p, &v, true);
             let _ = canonical_document(&p, &v);
             let _ = parse_worklogs(&p, &v);

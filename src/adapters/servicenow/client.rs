@@ -6,11 +6,11 @@ use crate::adapters::http::{status_error, transport_error, SupplierHttp};
 use crate::adapters::{Client, NativeAttachment, OutgoingFile, SupplierError};
 use crate::domain::{Incident, Visibility};
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 #[derive(Clone)]
 pub struct ServiceNowClient {
@@ -46,13 +46,8 @@ impl ServiceNowClient {
         let url = format!("{}{}", self.base, path);
         {
             {
-                let mut req = self
-                    .http
-                    .client
-                    .request(method.clone(), &url)
-                    .basic_auth(&self.user, Some(self.password.expose_secret()))
-                    .header("Accept", "application/json")
-                    .query(query);
+                let mut req =
+                    self.http.client.request(method.clone(), &url).basic_auth(&self.user, Some(self.password.expose_secret())).header("Accept", "application/json").query(query);
                 if let Some(b) = body {
                     req = req.json(b);
                 }
@@ -60,10 +55,7 @@ impl ServiceNowClient {
                     let resp = req.send().await.map_err(|e| transport_error(what, e))?;
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    let is_json = headers
-                        .get(reqwest::header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .is_some_and(|v| v.contains("json"));
+                    let is_json = headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
                     let text = resp.text().await.map_err(|e| transport_error(what, e))?;
                     if !status.is_success() {
                         return Err(status_error(what, status, &headers, &error_detail(&text)));
@@ -78,8 +70,7 @@ impl ServiceNowClient {
                             retry_after: None,
                         });
                     }
-                    let v: Value = serde_json::from_str(&text)
-                        .map_err(|e| SupplierError::Protocol(format!("{what}: unreadable JSON from ServiceNow: {e}")))?;
+                    let v: Value = serde_json::from_str(&text).map_err(|e| SupplierError::Protocol(format!("{what}: unreadable JSON from ServiceNow: {e}")))?;
                     Ok(v.get("result").cloned().unwrap_or(v))
                 }
                 .await
@@ -93,11 +84,7 @@ impl ServiceNowClient {
                 "ServiceNow lookup by correlation_id",
                 Method::GET,
                 "/api/now/table/incident",
-                &[
-                    ("sysparm_query", format!("correlation_id={reference}^ORDERBYDESCsys_created_on")),
-                    ("sysparm_limit", "1".into()),
-                    ("sysparm_fields", READ_FIELDS.into()),
-                ],
+                &[("sysparm_query", format!("correlation_id={reference}^ORDERBYDESCsys_created_on")), ("sysparm_limit", "1".into()), ("sysparm_fields", READ_FIELDS.into())],
                 None,
             )
             .await?;
@@ -133,10 +120,7 @@ impl ServiceNowClient {
                 "ServiceNow journal",
                 Method::GET,
                 "/api/now/table/sys_journal_field",
-                &[
-                    ("sysparm_query", format!("element_id={sys_id}^elementINwork_notes,comments^ORDERBYsys_created_on")),
-                    ("sysparm_limit", "1000".into()),
-                ],
+                &[("sysparm_query", format!("element_id={sys_id}^elementINwork_notes,comments^ORDERBYsys_created_on")), ("sysparm_limit", "1000".into())],
                 None,
             )
             .await?;
@@ -195,10 +179,7 @@ impl Client for ServiceNowClient {
             .retrying(what, || async {
                 // A failed attempt may have written the entry: a second write would repeat it.
                 if tried.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    let query = [
-                        ("sysparm_query", format!("element_id={native_id}^element={field}^ORDERBYDESCsys_created_on")),
-                        ("sysparm_limit", "20".to_string()),
-                    ];
+                    let query = [("sysparm_query", format!("element_id={native_id}^element={field}^ORDERBYDESCsys_created_on")), ("sysparm_limit", "20".to_string())];
                     let rows = self.attempt("ServiceNow journal", Method::GET, "/api/now/table/sys_journal_field", &query, None).await?;
                     let written = rows.as_array().is_some_and(|r| r.iter().any(|j| j.get("value").and_then(|v| v.as_str()) == Some(text)));
                     if written {
@@ -252,11 +233,7 @@ impl Client for ServiceNowClient {
                 }
             })
             .await?;
-        result
-            .pointer("/result/sys_id")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| SupplierError::Protocol(format!("{what}: no sys_id in the answer")))
+        result.pointer("/result/sys_id").and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| SupplierError::Protocol(format!("{what}: no sys_id in the answer")))
     }
 
     /// `GET /api/now/attachment?sysparm_query=table_sys_id=...`.
@@ -292,9 +269,7 @@ impl Client for ServiceNowClient {
     /// `GET /api/now/attachment/{sys_id}/file`, as a stream.
     async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
         let url = format!("{}/api/now/attachment/{}/file", self.base, file.native_id);
-        self.http
-            .download("ServiceNow attachment download", || self.http.client.get(&url).basic_auth(&self.user, Some(self.password.expose_secret())), error_detail)
-            .await
+        self.http.download("ServiceNow attachment download", || self.http.client.get(&url).basic_auth(&self.user, Some(self.password.expose_secret())), error_detail).await
     }
 }
 

@@ -15,18 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 /// The fields kept in sync in both directions, by their ServiceNow names.
-pub const SYNCED_FIELDS: &[&str] = &[
-    "state",
-    "hold_reason",
-    "impact",
-    "urgency",
-    "short_description",
-    "description",
-    "category",
-    "cmdb_ci",
-    "close_code",
-    "close_notes",
-];
+pub const SYNCED_FIELDS: &[&str] = &["state", "hold_reason", "impact", "urgency", "short_description", "description", "category", "cmdb_ci", "close_code", "close_notes"];
 
 #[derive(Debug, Deserialize)]
 pub struct CodeMap {
@@ -49,10 +38,7 @@ pub struct Profile {
 
 pub fn profile() -> &'static Profile {
     static PROFILE: OnceLock<Profile> = OnceLock::new();
-    PROFILE.get_or_init(|| {
-        serde_json::from_str(include_str!("../../../adapters/servicenow/profile.json"))
-            .expect("adapters/servicenow/profile.json is valid (checked by tests)")
-    })
+    PROFILE.get_or_init(|| serde_json::from_str(include_str!("../../../adapters/servicenow/profile.json")).expect("adapters/servicenow/profile.json is valid (checked by tests)"))
 }
 
 /// How a record was rendered.
@@ -191,8 +177,7 @@ pub fn parse_record(payload: &Value) -> Result<SnRecord, MapError> {
     let shape = detect_shape(rec);
     let p = profile();
     let get = |k: &str| field(rec.get(k));
-    let sys_id = non_empty(get("sys_id").value.unwrap_or_default())
-        .ok_or_else(|| MapError("the record has no sys_id".into()))?;
+    let sys_id = non_empty(get("sys_id").value.unwrap_or_default()).ok_or_else(|| MapError("the record has no sys_id".into()))?;
     let mut fields = BTreeMap::new();
     for name in SYNCED_FIELDS {
         let f = get(name);
@@ -284,14 +269,8 @@ fn strip_code_wrapper(s: &str) -> String {
                     (None, c) => out.push(c),
                 }
             }
-            let text = out
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&#39;", "'")
-                .replace("&apos;", "'")
-                .replace("&nbsp;", " ")
-                .replace("&amp;", "&");
+            let text =
+                out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&apos;", "'").replace("&nbsp;", " ").replace("&amp;", "&");
             text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
         }
         None => s.to_string(),
@@ -392,11 +371,7 @@ pub fn from_canonical(incident: &Incident) -> BTreeMap<String, String> {
 
 /// The Table API body that creates the supplier ticket for `incident`.
 pub fn create_body(incident: &Incident) -> Value {
-    let mut body: Map<String, Value> = from_canonical(incident)
-        .into_iter()
-        .filter(|(k, v)| !v.is_empty() && k != "state")
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
+    let mut body: Map<String, Value> = from_canonical(incident).into_iter().filter(|(k, v)| !v.is_empty() && k != "state").map(|(k, v)| (k, Value::String(v))).collect();
     body.insert("caller_id".into(), json!(incident.caller));
     body.insert("correlation_id".into(), json!(incident.reference.as_str()));
     body.insert("correlation_display".into(), json!("SIAM Hub"));
@@ -447,8 +422,7 @@ pub fn canonical_document(payload: &Value) -> Result<Value, MapError> {
 
 /// The native create body `siam-hub map --reverse` prints for a canonical incident document.
 pub fn native_document(canonical: &Value) -> Result<Value, MapError> {
-    let incident: Incident = serde_json::from_value(canonical.clone())
-        .map_err(|e| MapError(format!("not a canonical incident document: {e}")))?;
+    let incident: Incident = serde_json::from_value(canonical.clone()).map_err(|e| MapError(format!("not a canonical incident document: {e}")))?;
     Ok(native_body(&incident))
 }
 

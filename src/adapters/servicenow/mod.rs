@@ -76,13 +76,7 @@ impl Mapping for ServiceNow {
 
     /// Journal rows: a webhook body's `journal`, or a `sys_journal_field` query answer.
     fn parse_notes(&self, payload: &Value) -> Vec<NativeNote> {
-        let rows = payload
-            .get("journal")
-            .or_else(|| payload.get("result"))
-            .unwrap_or(payload)
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let rows = payload.get("journal").or_else(|| payload.get("result")).unwrap_or(payload).as_array().map(Vec::as_slice).unwrap_or(&[]);
         mapping::parse_journal(rows).into_iter().map(NativeNote::from).collect()
     }
 

@@ -13,10 +13,10 @@ use crate::config::{Tmf621Settings, TmfAuth, TmfFlavour, TmfNotePatch, TmfVersio
 use crate::domain::{Incident, Visibility};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,10 +28,18 @@ const LOOKUP_PAGE: usize = 100;
 
 #[derive(Clone)]
 enum Auth {
-    Basic { user: String, password: SecretString },
+    Basic {
+        user: String,
+        password: SecretString,
+    },
     Bearer(SecretString),
     /// Client credentials; the token is cached until shortly before it expires.
-    Oauth2 { token_url: String, client_id: String, secret: SecretString, token: Arc<Mutex<Option<(SecretString, Instant)>>> },
+    Oauth2 {
+        token_url: String,
+        client_id: String,
+        secret: SecretString,
+        token: Arc<Mutex<Option<(SecretString, Instant)>>>,
+    },
 }
 
 #[derive(Clone)]
@@ -265,10 +273,7 @@ impl Client for Tmf621Client {
                 return Ok(None);
             }
         }
-        Err(SupplierError::Protocol(format!(
-            "TMF621 lookup of {reference}: the supplier ignores the {filter} filter and holds more than {} tickets",
-            LOOKUP_PAGES * LOOKUP_PAGE
-        )))
+        Err(SupplierError::Protocol(format!("TMF621 lookup of {reference}: the supplier ignores the {filter} filter and holds more than {} tickets", LOOKUP_PAGES * LOOKUP_PAGE)))
     }
 
     /// POSTs the ticket once per attempt; before trying again after a failure (which may have
@@ -360,12 +365,7 @@ impl Client for Tmf621Client {
     /// Tickets with `lastUpdate` after `since`, by `lastUpdate`. Foreign tickets are returned too
     /// (the page length drives paging); the sweep skips those without a leg.
     async fn updated_since(&self, since: DateTime<Utc>, offset: usize, limit: usize) -> Result<Vec<Value>, SupplierError> {
-        let q = [
-            ("lastUpdate.gt", self.time_param(&since)),
-            ("sort", "lastUpdate".to_string()),
-            ("offset", offset.to_string()),
-            ("limit", limit.to_string()),
-        ];
+        let q = [("lastUpdate.gt", self.time_param(&since)), ("sort", "lastUpdate".to_string()), ("offset", offset.to_string()), ("limit", limit.to_string())];
         let mut items = self.list("TMF621 poll", &q).await?;
         let key = |v: &Value| mapping::parse_ticket(&self.inst, v).ok().and_then(|t| t.last_update);
         items.sort_by_key(key);
@@ -397,7 +397,10 @@ impl Client for Tmf621Client {
         let first = self.get_ticket(native_id).await?;
         let before: HashSet<String> = mapping::attachments(&first).into_iter().map(|a| a.native_id).collect();
         let added = |t: &Value| {
-            mapping::attachments(t).into_iter().find(|a| !before.contains(&a.native_id) && a.file_name == file.file_name && a.size.is_none_or(|s| s == file.size)).map(|a| a.native_id)
+            mapping::attachments(t)
+                .into_iter()
+                .find(|a| !before.contains(&a.native_id) && a.file_name == file.file_name && a.size.is_none_or(|s| s == file.size))
+                .map(|a| a.native_id)
         };
         let attempts = std::sync::atomic::AtomicU32::new(0);
         let url = self.url(&format!("/troubleTicket/{}", encode(native_id)));
@@ -448,7 +451,8 @@ impl Client for Tmf621Client {
         if let Some(inline) = location.strip_prefix("data:") {
             return data_url(inline).map_err(|e| SupplierError::Rejected { status: 0, message: format!("{what}: `{}`: {e}", file.file_name) });
         }
-        let url = if location.starts_with("http://") || location.starts_with("https://") { location.to_string() } else { format!("{}/{}", self.base, location.trim_start_matches('/')) };
+        let url =
+            if location.starts_with("http://") || location.starts_with("https://") { location.to_string() } else { format!("{}/{}", self.base, location.trim_start_matches('/')) };
         self.http.retrying(what, || self.send(what, self.http.client.get(&url))).await
     }
 }
@@ -459,10 +463,7 @@ fn data_url(rest: &str) -> Result<reqwest::Response, String> {
     let (meta, data) = rest.split_once(',').ok_or("not a data: URL")?;
     let mime = meta.strip_suffix(";base64").ok_or("only base64 content is read")?;
     let bytes = base64::engine::general_purpose::STANDARD.decode(data.trim()).map_err(|e| format!("the content is not base64: {e}"))?;
-    let resp = http::Response::builder()
-        .header("content-type", if mime.is_empty() { "application/octet-stream" } else { mime })
-        .body(bytes)
-        .map_err(|e| e.to_string())?;
+    let resp = http::Response::builder().header("content-type", if mime.is_empty() { "application/octet-stream" } else { mime }).body(bytes).map_err(|e| e.to_string())?;
     Ok(reqwest::Response::from(resp))
 }
 
@@ -501,7 +502,14 @@ mod tests {
         let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
         for sizes in [vec![1000], vec![1, 1, 1, 997], vec![2, 5, 300, 693], vec![999, 1]] {
             let mut at = 0;
-            let chunks: Vec<std::io::Result<Vec<u8>>> = sizes.iter().map(|n| { let c = data[at..at + n].to_vec(); at += n; Ok(c) }).collect();
+            let chunks: Vec<std::io::Result<Vec<u8>>> = sizes
+                .iter()
+                .map(|n| {
+                    let c = data[at..at + n].to_vec();
+                    at += n;
+                    Ok(c)
+                })
+                .collect();
             let out: Vec<Vec<u8>> = base64_stream(futures_util::stream::iter(chunks).boxed()).map(|c| c.unwrap()).collect().await;
             assert_eq!(String::from_utf8(out.concat()).unwrap(), base64::engine::general_purpose::STANDARD.encode(&data), "{sizes:?}");
         }

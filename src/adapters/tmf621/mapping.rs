@@ -119,10 +119,7 @@ pub struct Profile {
 
 pub fn profile() -> &'static Profile {
     static PROFILE: OnceLock<Profile> = OnceLock::new();
-    PROFILE.get_or_init(|| {
-        serde_json::from_str(include_str!("../../../adapters/tmf621/profile.json"))
-            .expect("adapters/tmf621/profile.json is valid (checked by tests)")
-    })
+    PROFILE.get_or_init(|| serde_json::from_str(include_str!("../../../adapters/tmf621/profile.json")).expect("adapters/tmf621/profile.json is valid (checked by tests)"))
 }
 
 /// A supplier instance's view of the profile: its version, flavour and vocabularies.
@@ -229,9 +226,7 @@ impl Instance {
         let rest = raw.trim()[digits.len()..].trim_start();
         let n: u8 = digits.parse().ok()?;
         // `2` or `2 - High`; not `2023-01-19`.
-        (rest.is_empty() || rest.starts_with('-') && !rest[1..].starts_with(|c: char| c.is_ascii_digit()))
-            .then_some(n)
-            .filter(|n| (1..=labels.len()).contains(&usize::from(*n)))
+        (rest.is_empty() || rest.starts_with('-') && !rest[1..].starts_with(|c: char| c.is_ascii_digit())).then_some(n).filter(|n| (1..=labels.len()).contains(&usize::from(*n)))
     }
 
     /// `severity` as the hub writes it, or the raw value when it is not in the vocabulary.
@@ -315,10 +310,7 @@ pub fn canonical_event_type(raw: &str) -> String {
 fn locate(payload: &Value) -> Result<(Option<EventInfo>, &Map<String, Value>), MapError> {
     let obj = payload.as_object().ok_or_else(|| MapError("a TMF621 payload must be a JSON object".into()))?;
     if let Some(event) = obj.get("event").and_then(Value::as_object) {
-        let ticket = event
-            .get("troubleTicket")
-            .and_then(Value::as_object)
-            .ok_or_else(|| MapError("the event carries no event.troubleTicket".into()))?;
+        let ticket = event.get("troubleTicket").and_then(Value::as_object).ok_or_else(|| MapError("the event carries no event.troubleTicket".into()))?;
         let native_kind = text(obj.get("eventType")).or_else(|| text(obj.get("@type"))).unwrap_or_default();
         let time = ["timeOccurred", "timeOcurred", "eventTime"].iter().find_map(|k| text(obj.get(*k)).and_then(|s| parse_time(&s)).map(|(t, _)| t));
         let info = EventInfo {
@@ -412,12 +404,7 @@ fn references(rec: &Map<String, Value>, key: &str, inner: &str) -> Vec<Reference
                     let target = o.get(inner).and_then(Value::as_object).unwrap_or(o);
                     let referred = text(target.get("@referredType")).or_else(|| text(o.get("@referredType"))).unwrap_or_default();
                     let role = non_empty(text(o.get("role"))).map(|r| squash(&r)).unwrap_or_else(|| squash(&referred));
-                    Reference {
-                        id: text(target.get("id")).unwrap_or_default(),
-                        name: text(target.get("name")).unwrap_or_default(),
-                        role,
-                        referred: squash(&referred),
-                    }
+                    Reference { id: text(target.get("id")).unwrap_or_default(), name: text(target.get("name")).unwrap_or_default(), role, referred: squash(&referred) }
                 })
                 .collect()
         })
@@ -456,12 +443,7 @@ fn correlation(rec: &Map<String, Value>) -> Option<String> {
     if let Some(r) = text(rec.get("externalId")).and_then(hub_ref) {
         return Some(r);
     }
-    rec.get("externalIdentifier")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| text(e.get("id")))
-        .find_map(hub_ref)
+    rec.get("externalIdentifier").and_then(Value::as_array).into_iter().flatten().filter_map(|e| text(e.get("id"))).find_map(hub_ref)
 }
 
 /// The last entry of the status history: v4 `statusChange[]` or v5 `statusChangeHistory[]`,
@@ -822,10 +804,7 @@ pub fn characteristic(name: &str, value: &str) -> Value {
 fn external_reference(inst: &Instance, reference: &str) -> (String, Value) {
     match inst.version {
         TmfVersion::V4 => ("externalId".into(), json!(reference)),
-        TmfVersion::V5 => (
-            "externalIdentifier".into(),
-            json!([{ "id": reference, "owner": "SIAM Hub", "externalIdentifierType": "hubReference", "@type": "ExternalIdentifier" }]),
-        ),
+        TmfVersion::V5 => ("externalIdentifier".into(), json!([{ "id": reference, "owner": "SIAM Hub", "externalIdentifierType": "hubReference", "@type": "ExternalIdentifier" }])),
     }
 }
 
@@ -855,10 +834,7 @@ pub fn create_body(inst: &Instance, incident: &Incident) -> Value {
     if !entities.is_empty() {
         body.insert("relatedEntity".into(), Value::Array(entities));
     }
-    let chars: Vec<Value> = fields
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix(F_CHAR).filter(|_| !v.is_empty()).map(|name| characteristic(name, v)))
-        .collect();
+    let chars: Vec<Value> = fields.iter().filter_map(|(k, v)| k.strip_prefix(F_CHAR).filter(|_| !v.is_empty()).map(|name| characteristic(name, v))).collect();
     if !chars.is_empty() {
         body.insert("troubleTicketCharacteristic".into(), Value::Array(chars));
     }
@@ -904,13 +880,7 @@ pub fn patch_body(inst: &Instance, changes: &BTreeMap<String, String>, current: 
         let mut merged: Vec<Value> = current
             .and_then(|r| r.get("troubleTicketCharacteristic"))
             .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter(|c| !c.get("name").and_then(Value::as_str).is_some_and(|n| chars.iter().any(|(k, _)| k.eq_ignore_ascii_case(n))))
-                    .cloned()
-                    .collect()
-            })
+            .map(|items| items.iter().filter(|c| !c.get("name").and_then(Value::as_str).is_some_and(|n| chars.iter().any(|(k, _)| k.eq_ignore_ascii_case(n)))).cloned().collect())
             .unwrap_or_default();
         merged.extend(chars.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| characteristic(k, v)));
         body.insert("troubleTicketCharacteristic".into(), Value::Array(merged));

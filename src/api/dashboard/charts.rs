@@ -52,7 +52,8 @@ pub fn compliance_bars(lines: &[ContractLine]) -> String {
         let y = 30.0 + row * i as f64;
         let _ = write!(s, r#"<g class="contract-bars" data-contract="{}">"#, esc(&l.contract));
         let _ = write!(s, r#"<text x="0" y="{}" font-size="13" font-weight="600" fill="{INK}">{}</text>"#, y + 14.0, esc(&label_of(l)));
-        let _ = write!(s, r#"<text x="0" y="{}" font-size="11" fill="{INK}">{} ticket{} · target {}%</text>"#, y + 32.0, l.tickets, if l.tickets == 1 { "" } else { "s" }, l.target);
+        let _ =
+            write!(s, r#"<text x="0" y="{}" font-size="11" fill="{INK}">{} ticket{} · target {}%</text>"#, y + 32.0, l.tickets, if l.tickets == 1 { "" } else { "s" }, l.target);
         for (j, (name, c)) in [("response", &l.response), ("resolution", &l.resolution)].into_iter().enumerate() {
             let by = y + 2.0 + 22.0 * j as f64;
             let _ = write!(s, r#"<text x="{}" y="{}" font-size="11" text-anchor="end" fill="{INK}">{name}</text>"#, left - 6.0, by + 13.0);
@@ -209,7 +210,13 @@ pub fn ticket_timeline(t: &TicketSla, tz: &str) -> String {
         let y = y0 + lane * (i + 1) as f64;
         let name = format!("{} {}", c.supplier.as_deref().unwrap_or("end to end"), crate::sla::compute::metric_name(c.metric));
         let _ = write!(s, r#"<text x="0" y="{}" font-size="12" fill="{INK}">{}</text>"#, y + 15.0, esc(&name));
-        let colour = if c.breached { BAD } else if c.stopped_at.is_some() { GOOD } else { "#0072b2" };
+        let colour = if c.breached {
+            BAD
+        } else if c.stopped_at.is_some() {
+            GOOD
+        } else {
+            "#0072b2"
+        };
         let (x1, x2) = (x(c.started_at), x(c.stopped_at.unwrap_or(t.now)));
         let _ = write!(
             s,

@@ -68,13 +68,7 @@ async fn check_key(state: &AppState, key: String) -> Result<Viewer, (StatusCode,
 
 fn session_cookie(state: &AppState, key: String) -> Cookie<'static> {
     let secure = state.settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
-    Cookie::build(COOKIE, key)
-        .path("/dashboard")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(secure)
-        .max_age(CookieDuration::hours(COOKIE_HOURS))
-        .finish()
+    Cookie::build(COOKIE, key).path("/dashboard").http_only(true).same_site(SameSite::Strict).secure(secure).max_age(CookieDuration::hours(COOKIE_HOURS)).finish()
 }
 
 fn cleared_cookie() -> Cookie<'static> {

@@ -102,9 +102,7 @@ fn top_bar(viewer: Option<&Viewer>, extra: &str) -> String {
                 Some(s) => format!("supplier {}", esc(s)),
                 None => format!("{:?}", v.role).to_lowercase(),
             };
-            format!(
-                r#"<div class="who">Signed in as {role}<form method="post" action="/dashboard/logout"><button type="submit">Sign out</button></form></div>"#
-            )
+            format!(r#"<div class="who">Signed in as {role}<form method="post" action="/dashboard/logout"><button type="submit">Sign out</button></form></div>"#)
         }
         None => String::new(),
     };
@@ -165,7 +163,13 @@ fn used_cell(elapsed: i64, target: i64) -> String {
 }
 
 fn meter(p: f64) -> String {
-    let colour = if p >= 100.0 { charts::BAD } else if p >= 90.0 { "#e69f00" } else { "#0072b2" };
+    let colour = if p >= 100.0 {
+        charts::BAD
+    } else if p >= 90.0 {
+        "#e69f00"
+    } else {
+        "#0072b2"
+    };
     format!(r#"<span class="meter"><i style="width:{:.0}%;background:{colour}"></i></span>{p:.0}%"#, p.clamp(0.0, 100.0))
 }
 
@@ -177,7 +181,8 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
         let (y, m): (i32, u32) = (y.parse().ok()?, m.parse().ok()?);
         Some(if m == 12 { format!("{}-01", y + 1) } else { format!("{y}-{:02}", m + 1) })
     });
-    let mut nav = format!(r#"<nav class="months" aria-label="Month"><a id="prev-month" href="/dashboard?month={prev}">‹ {prev}</a><span id="month">{}</span>"#, esc(&o.period.label));
+    let mut nav =
+        format!(r#"<nav class="months" aria-label="Month"><a id="prev-month" href="/dashboard?month={prev}">‹ {prev}</a><span id="month">{}</span>"#, esc(&o.period.label));
     if let Some(n) = next {
         let _ = write!(nav, r#"<a id="next-month" href="/dashboard?month={n}">{n} ›</a>"#);
     }
@@ -186,7 +191,11 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
     // Headline figures: the end-to-end contracts when the viewer sees them, else all lines.
     let headline: Vec<_> = {
         let e2e: Vec<_> = o.lines.iter().filter(|l| l.supplier.is_none()).collect();
-        if e2e.is_empty() { o.lines.iter().collect() } else { e2e }
+        if e2e.is_empty() {
+            o.lines.iter().collect()
+        } else {
+            e2e
+        }
     };
     let sum = |f: &dyn Fn(&crate::sla::dashboard::ContractLine) -> (i64, i64)| headline.iter().fold((0, 0), |a, l| (a.0 + f(l).0, a.1 + f(l).1));
     let (rm, rb) = sum(&|l| (l.response.met, l.response.breached));
@@ -224,13 +233,29 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
     }
     body.push_str("</tbody></table></section>");
 
-    let _ = write!(body, r#"<section id="trend"><h2>Resolution compliance over {} months</h2>{}<div class="legend">"#, o.months.len(), charts::trend(&o.months, &o.lines, reporting.compliance_target));
+    let _ = write!(
+        body,
+        r#"<section id="trend"><h2>Resolution compliance over {} months</h2>{}<div class="legend">"#,
+        o.months.len(),
+        charts::trend(&o.months, &o.lines, reporting.compliance_target)
+    );
     for (i, l) in o.lines.iter().enumerate() {
-        let _ = write!(body, r#"<span><b style="background:{}"></b>{}</span>"#, charts::series_colour(i), esc(l.supplier.as_deref().map(|s| format!("{s} ({})", l.contract)).as_deref().unwrap_or(&format!("end to end ({})", l.contract))));
+        let _ = write!(
+            body,
+            r#"<span><b style="background:{}"></b>{}</span>"#,
+            charts::series_colour(i),
+            esc(l.supplier.as_deref().map(|s| format!("{s} ({})", l.contract)).as_deref().unwrap_or(&format!("end to end ({})", l.contract)))
+        );
     }
     body.push_str("</div></section>");
 
-    let _ = write!(body, r#"<section id="breaches"><h2>Breaches in {} ({} in all{})</h2>"#, esc(&o.period.label), o.breaches_total, if o.breaches_total as usize > o.breaches.len() { format!(", latest {} shown", o.breaches.len()) } else { String::new() });
+    let _ = write!(
+        body,
+        r#"<section id="breaches"><h2>Breaches in {} ({} in all{})</h2>"#,
+        esc(&o.period.label),
+        o.breaches_total,
+        if o.breaches_total as usize > o.breaches.len() { format!(", latest {} shown", o.breaches.len()) } else { String::new() }
+    );
     if o.breaches.is_empty() {
         body.push_str(r#"<p class="muted">No clock breached its target.</p>"#);
     } else {
@@ -288,7 +313,11 @@ fn event_summary(kind: &str, data: &serde_json::Value) -> String {
         "incident.routed" => format!("routed to {}", s("supplier")),
         "incident.status_changed" => {
             let hold = s("hold_reason");
-            if hold.is_empty() { format!("{} → {}", s("from"), s("to")) } else { format!("{} → {} ({hold})", s("from"), s("to")) }
+            if hold.is_empty() {
+                format!("{} → {}", s("from"), s("to"))
+            } else {
+                format!("{} → {} ({hold})", s("from"), s("to"))
+            }
         }
         "incident.updated" => {
             let keys: Vec<String> = data.get("changes").and_then(|c| c.as_object()).map(|o| o.keys().cloned().collect()).unwrap_or_default();
@@ -296,12 +325,9 @@ fn event_summary(kind: &str, data: &serde_json::Value) -> String {
         }
         "incident.note_added" => format!("{} note", s("visibility")),
         "leg.opened" => format!("{} ticket {}", s("supplier"), s("native_number")),
-        "sla.warning" | "sla.breached" => format!(
-            "{} {} {}%",
-            data.get("supplier").and_then(|v| v.as_str()).unwrap_or("end to end"),
-            s("metric"),
-            data.get("threshold").and_then(|v| v.as_i64()).unwrap_or(0)
-        ),
+        "sla.warning" | "sla.breached" => {
+            format!("{} {} {}%", data.get("supplier").and_then(|v| v.as_str()).unwrap_or("end to end"), s("metric"), data.get("threshold").and_then(|v| v.as_i64()).unwrap_or(0))
+        }
         _ => String::new(),
     }
 }

@@ -933,14 +933,47 @@ impl SupplierSettings {
         }
     }
 
+    /// The webhook secret, resolved and checked: an empty or short one would let anyone sign
+    /// deliveries (or guess the basic-auth password), so the hub refuses to start with it.
+    pub fn webhook_secret(&self) -> Result<Option<SecretString>, ConfigError> {
+        let secret = self.resolve(&self.webhook_secret)?;
+        if let Some(s) = &secret {
+            let len = secrecy::ExposeSecret::expose_secret(s).trim().len();
+            if len < MIN_WEBHOOK_SECRET {
+                return Err(ConfigError::Invalid(format!(
+                    "supplier `{}`: the webhook secret is {len} characters long; it needs at least {MIN_WEBHOOK_SECRET} (for instance `openssl rand -hex 32`)",
+                    self.id
+                )));
+            }
+        }
+        Ok(secret)
+    }
+
     pub fn is_external(&self) -> bool {
         self.system != QUEUE_SYSTEM
     }
 }
 
+/// The shortest webhook secret the hub accepts.
+pub const MIN_WEBHOOK_SECRET: usize = 16;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_or_short_webhook_secret_is_refused_at_start() {
+        let supplier = |secret: &str| {
+            let mut s = Settings::from_toml("[[suppliers]]\nid = \"sn\"\nname = \"SN\"\nsystem = \"servicenow\"\nbase_url = \"https://sn.example\"\n").unwrap().suppliers.remove(0);
+            s.webhook_secret = Some(SecretRef::Value(SecretString::from(secret.to_string())));
+            s
+        };
+        for bad in ["", "   ", "short-secret"] {
+            let err = supplier(bad).webhook_secret().unwrap_err().to_string();
+            assert!(err.contains("supplier `sn`") && err.contains("at least 16"), "{err}");
+        }
+        assert!(supplier("a-long-enough-webhook-secret").webhook_secret().unwrap().is_some());
+    }
 
     #[test]
     fn rejects_routing_to_unknown_supplier() {

@@ -148,6 +148,7 @@ pub trait Mapping: Send + Sync {
     /// The canonical reading of native field values, with what could not be mapped.
     fn to_canonical(&self, fields: &BTreeMap<String, String>, assigned: bool) -> Canonical;
     /// The native values the hub wants the supplier ticket to hold.
+    #[allow(clippy::wrong_self_convention)] // the instance's profile does the conversion
     fn from_canonical(&self, incident: &Incident) -> BTreeMap<String, String>;
     /// What to push given what the supplier holds (`baseline`, in native values). Systems whose
     /// reading is many-to-one (Remedy's four impact levels, its many status reasons per hold

@@ -1,8 +1,8 @@
 //! `/api/v1/incidents/{ref}/attachments`: files on the record, streamed in and out.
 
-use super::auth::{Principal, Role};
+use super::auth::{Need, Principal, Role};
 use super::error::ApiError;
-use super::incidents::{parse_ref, visible};
+use super::incidents::{load_for, parse_ref};
 use super::{correlation_id, AppState};
 use crate::domain::Attachment;
 use crate::store::attachments::{self as store_att, Upload, CHUNK};
@@ -45,9 +45,7 @@ pub async fn upload(
     let r = parse_ref(&path)?;
     let file_name = clean_name(q.file_name.as_deref())?;
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).unwrap_or("application/octet-stream").to_string();
-    let r2 = r.clone();
-    let incident = state.store.read(move |c| record::load(c, r2.as_str())).await?;
-    visible(&p, &incident)?;
+    let incident = load_for(&state, &p, &r, Need::Work).await?;
     if incident.status.is_terminal() {
         return Err(ApiError::unprocessable("invalid-transition", "The incident is closed", format!("{} is {} and takes no new files", incident.reference, incident.status)));
     }
@@ -111,8 +109,7 @@ pub async fn upload(
 pub async fn download(p: Principal, state: web::Data<AppState>, path: web::Path<(String, i64)>) -> Result<HttpResponse, ApiError> {
     let (raw_ref, id) = path.into_inner();
     let r = parse_ref(&raw_ref)?;
-    let incident = state.store.read(move |c| record::load(c, r.as_str())).await?;
-    visible(&p, &incident)?;
+    let incident = load_for(&state, &p, &r, Need::Read).await?;
     let att = incident.attachments.iter().find(|a| a.id == id).cloned().ok_or_else(|| ApiError::not_found(format!("attachment {id} of {} does not exist", incident.reference)))?;
     let store = state.store.clone();
     let sha = att.sha256.clone();

@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::AppState;
+use crate::domain::{Incident, SupplierAccess};
 use crate::store::auth;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use std::future::Future;
@@ -48,6 +49,39 @@ impl Principal {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!("this operation needs one of the roles {allowed:?}; the key has {:?}", self.role)))
+        }
+    }
+}
+
+/// What a request needs from an incident: to read it, or to work it (notes, files, hand-back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Read,
+    Work,
+}
+
+impl Principal {
+    /// The supplier a supplier key speaks for (`None` for the hub's own roles); a supplier key
+    /// scoped to no supplier is refused.
+    pub fn scoped_supplier(&self) -> Result<Option<&str>, ApiError> {
+        match (self.role, &self.supplier) {
+            (Role::Supplier, None) => Err(ApiError::forbidden("this supplier key is not scoped to a supplier")),
+            (Role::Supplier, Some(s)) => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The incident as this caller may see it, if it may `need` it at all: the hub's roles see
+    /// everything; a supplier sees a ticket by the rule of [`crate::domain::access`] (one it
+    /// has let go of does not exist for it), without other suppliers' leg details.
+    pub fn incident(&self, incident: Incident, need: Need) -> Result<Incident, ApiError> {
+        let Some(s) = self.scoped_supplier()? else { return Ok(incident) };
+        match (incident.supplier_access(s), need) {
+            (SupplierAccess::None, _) => Err(ApiError::not_found(format!("incident {} does not exist", incident.reference))),
+            (SupplierAccess::Read, Need::Work) => {
+                Err(ApiError::forbidden(format!("{}'s part in {} is over ({}): the ticket can be read, not changed", s, incident.reference, incident.status)))
+            }
+            _ => Ok(incident.seen_by_supplier(s)),
         }
     }
 }

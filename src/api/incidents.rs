@@ -1,6 +1,6 @@
 //! `/api/v1/incidents`: raise, read, list, change, annotate and trace incidents.
 
-use super::auth::{Principal, Role};
+use super::auth::{Need, Principal, Role};
 use super::error::ApiError;
 use super::{correlation_id, parse_json, read_body, AppState};
 use crate::domain::*;
@@ -24,13 +24,11 @@ pub(crate) fn parse_ref(raw: &str) -> Result<TicketRef, ApiError> {
     raw.parse::<TicketRef>().map_err(ApiError::not_found)
 }
 
-/// A supplier key sees only tickets in which its supplier holds a leg.
-pub(crate) fn visible(p: &Principal, incident: &Incident) -> Result<(), ApiError> {
-    match (&p.role, &p.supplier) {
-        (Role::Supplier, Some(s)) if !incident.legs.iter().any(|l| &l.supplier == s) => Err(ApiError::not_found(format!("incident {} does not exist", incident.reference))),
-        (Role::Supplier, None) => Err(ApiError::forbidden("this supplier key is not scoped to a supplier")),
-        _ => Ok(()),
-    }
+/// Loads an incident as the caller may see it, if it may `need` it.
+pub(crate) async fn load_for(state: &AppState, p: &Principal, r: &TicketRef, need: Need) -> Result<Incident, ApiError> {
+    let r = r.clone();
+    let incident = state.store.read(move |c| record::load(c, r.as_str())).await?;
+    p.incident(incident, need)
 }
 
 fn check_service(state: &AppState, new: &NewIncident) -> Result<(), ApiError> {
@@ -82,9 +80,7 @@ pub async fn create(req: HttpRequest, p: Principal, state: web::Data<AppState>, 
 
 /// `GET /api/v1/incidents/{ref}`
 pub async fn get(p: Principal, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let r = parse_ref(&path)?;
-    let incident = state.store.read(move |c| record::load(c, r.as_str())).await?;
-    visible(&p, &incident)?;
+    let incident = load_for(&state, &p, &parse_ref(&path)?, Need::Read).await?;
     let (h, v) = etag(incident.version);
     Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
 }
@@ -109,9 +105,8 @@ pub async fn list(p: Principal, state: web::Data<AppState>, q: web::Query<ListQu
         service: q.service.clone(),
         visible_to_supplier: None,
     };
-    if p.role == Role::Supplier {
-        filter.visible_to_supplier = Some(p.supplier.clone().ok_or_else(|| ApiError::forbidden("this supplier key is not scoped to a supplier"))?);
-    }
+    let viewer = p.scoped_supplier()?.map(str::to_string);
+    filter.visible_to_supplier = viewer.clone();
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(bad(format!("limit must be 1..200, got {limit}")));
@@ -129,6 +124,10 @@ pub async fn list(p: Principal, state: web::Data<AppState>, q: web::Query<ListQu
         })
         .transpose()?;
     let (items, next) = state.store.read(move |c| record::list(c, &filter, after, limit)).await?;
+    let items: Vec<Incident> = match &viewer {
+        Some(s) => items.into_iter().map(|i| i.seen_by_supplier(s)).collect(),
+        None => items,
+    };
     let next_cursor = next.map(|id| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("id:{id}")));
     Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
 }
@@ -175,11 +174,7 @@ pub async fn add_note(req: HttpRequest, p: Principal, state: web::Data<AppState>
     let doc = parse_json(&bytes)?;
     validation::validate(Doc::NoteCreate, &doc).map_err(ApiError::schema)?;
     let body: NoteBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid note", e.to_string()))?;
-    if p.role == Role::Supplier {
-        let r2 = r.clone();
-        let incident = state.store.read(move |c| record::load(c, r2.as_str())).await?;
-        visible(&p, &incident)?;
-    }
+    load_for(&state, &p, &r, Need::Work).await?;
     let note = NewNote { visibility: body.visibility, author: p.source(), text: body.text, origin: "hub".into(), native_id: None, created_at: chrono::Utc::now() };
     let c = ctx(&p, &req);
     let (note, incident) = state.store.run(move |conn| record::add_hub_note(conn, &c, r.as_str(), &note)).await?;
@@ -191,17 +186,20 @@ pub async fn add_note(req: HttpRequest, p: Principal, state: web::Data<AppState>
 /// `GET /api/v1/incidents/{ref}/history`: the append-only event log, oldest first.
 pub async fn history(p: Principal, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let r = parse_ref(&path)?;
-    let r2 = r.clone();
-    let incident = state.store.read(move |c| record::load(c, r2.as_str())).await?;
-    visible(&p, &incident)?;
+    let incident = load_for(&state, &p, &r, Need::Read).await?;
     let events = state.store.run(move |c| record::history(c, r.as_str())).await?;
     let held = holders(&events);
+    let viewer = p.scoped_supplier()?;
     let items: Vec<_> = events
         .into_iter()
         .map(|e| {
+            let data = match viewer {
+                Some(s) => crate::domain::access::event_data_seen_by_supplier(&e.kind, &e.data, s),
+                None => e.data,
+            };
             json!({
                 "id": e.event_id, "type": e.kind, "source": e.source, "time": time::rfc3339(&e.occurred_at),
-                "correlation_id": e.correlation_id, "data": e.data,
+                "correlation_id": e.correlation_id, "data": data,
             })
         })
         .collect();
@@ -252,10 +250,10 @@ pub async fn handback(req: HttpRequest, p: Principal, state: web::Data<AppState>
     let doc = parse_json(&bytes)?;
     validation::validate(Doc::Handback, &doc).map_err(ApiError::schema)?;
     let body: HandbackBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid hand-back", e.to_string()))?;
-    let r2 = r.clone();
-    let current = state.store.read(move |c| record::load(c, r2.as_str())).await?;
-    visible(&p, &current)?;
+    load_for(&state, &p, &r, Need::Work).await?;
     let incident = state.engine.hand_back(&supplier, r.as_str(), &body.reason, correlation_id(&req)).await.map_err(sync_error)?;
+    // The answer is the last view the supplier has of the ticket it let go of.
+    let incident = incident.seen_by_supplier(&supplier);
     let (h, v) = etag(incident.version);
     Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
 }

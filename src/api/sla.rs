@@ -2,9 +2,9 @@
 //! report only), as JSON or CSV, and `GET /api/v1/incidents/{ref}/sla`, one ticket's clocks
 //! (a supplier key sees only its own supplier's clocks).
 
-use super::auth::{Principal, Role};
+use super::auth::{Need, Principal, Role};
 use super::error::ApiError;
-use super::incidents::{parse_ref, visible};
+use super::incidents::parse_ref;
 use super::AppState;
 use crate::domain::time;
 use crate::sla::report::{self, Period, ReportQuery};
@@ -99,11 +99,9 @@ pub async fn incident_clocks(p: Principal, state: web::Data<AppState>, path: web
     let contracts = state.contracts.clone();
     let now = Utc::now();
     let mut t = state.store.run(move |c| ticket::load(c, &contracts, r.as_str(), now)).await?;
-    visible(&p, &t.incident)?;
-    if p.role == Role::Supplier {
-        if let Some(s) = &p.supplier {
-            t = t.only_supplier(s);
-        }
+    t.incident = p.incident(t.incident, Need::Read)?;
+    if let Some(s) = p.scoped_supplier()? {
+        t = t.only_supplier(s);
     }
     Ok(HttpResponse::Ok().json(json!({ "ref": t.incident.reference, "computed_at": time::rfc3339(&t.now), "clocks": t.views() })))
 }

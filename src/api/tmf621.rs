@@ -18,7 +18,7 @@
 pub mod notify;
 pub mod render;
 
-use super::auth::{Principal, Role};
+use super::auth::{Need, Principal, Role};
 use super::error::ApiError;
 use super::{correlation_id, read_body, AppState};
 use crate::domain::*;
@@ -130,13 +130,35 @@ fn ctx(p: &Principal, req: &HttpRequest) -> Context {
     Context { source: p.source(), supplier: None, correlation_id: correlation_id(req) }
 }
 
-/// A supplier key sees only tickets in which its supplier holds a leg.
-fn visible(p: &Principal, incident: &Incident) -> Result<(), TmfError> {
-    match (&p.role, &p.supplier) {
-        (Role::Supplier, Some(s)) if !incident.legs.iter().any(|l| &l.supplier == s) => Err(TmfError::not_found(format!("TroubleTicket {} not found", incident.reference))),
-        (Role::Supplier, None) => Err(ApiError::forbidden("this supplier key is not scoped to a supplier").into()),
-        _ => Ok(()),
-    }
+/// The ticket as the caller may see it, by the same rule as `/api/v1` (a supplier sees the
+/// tickets it works, and reads the ones it worked to the end).
+fn visible(p: &Principal, incident: Incident, need: Need) -> Result<Incident, TmfError> {
+    let reference = incident.reference.clone();
+    p.incident(incident, need).map_err(|e| match e.status_code() {
+        StatusCode::NOT_FOUND => TmfError::not_found(format!("TroubleTicket {reference} not found")),
+        _ => e.into(),
+    })
+}
+
+/// The same schema checks as `/api/v1` (lengths, ranges, vocabularies), with TMF630's code for an
+/// invalid body field; `doc` has absent members, not nulls.
+fn check(kind: Doc, doc: &Value) -> Result<(), TmfError> {
+    validation::validate(kind, doc).map_err(|v| {
+        let detail = v.iter().map(|x| format!("{}: {}", if x.pointer.is_empty() { "/" } else { &x.pointer }, x.message)).collect::<Vec<_>>().join("; ");
+        TmfError::new(StatusCode::BAD_REQUEST, "24", "Invalid body field", detail)
+    })
+}
+
+/// Notes given with a ticket become public notes written by the caller's key: an author named
+/// in the body is not taken (anyone could claim to be anyone).
+fn public_notes(texts: &[(String, String)]) -> Result<Vec<String>, TmfError> {
+    texts
+        .iter()
+        .map(|(_, text)| {
+            check(Doc::NoteCreate, &json!({ "text": text, "visibility": "public" }))?;
+            Ok(text.clone())
+        })
+        .collect()
 }
 
 fn parse_body(bytes: &[u8]) -> Result<Value, TmfError> {
@@ -170,15 +192,12 @@ pub async fn create(req: HttpRequest, p: Auth, state: web::Data<AppState>, body:
     let doc = parse_body(&bytes)?;
     let request = render::read_create(&doc, &p.source())?;
     let new = request.new;
-    // The same checks as `POST /api/v1/incidents` (lengths, ranges); absent members, not nulls.
     let mut as_create = serde_json::to_value(&new).unwrap_or(Value::Null);
     if let Some(o) = as_create.as_object_mut() {
         o.retain(|_, v| !v.is_null());
     }
-    validation::validate(Doc::Create, &as_create).map_err(|v| {
-        let detail = v.iter().map(|x| format!("{}: {}", if x.pointer.is_empty() { "/" } else { &x.pointer }, x.message)).collect::<Vec<_>>().join("; ");
-        TmfError::new(StatusCode::BAD_REQUEST, "24", "Invalid body field", detail)
-    })?;
+    check(Doc::Create, &as_create)?;
+    let notes = public_notes(&request.notes)?;
     if let Some(service) = &new.service {
         let catalogue = &state.settings.services;
         if !catalogue.is_empty() && !catalogue.iter().any(|s| s.name.eq_ignore_ascii_case(service)) {
@@ -200,7 +219,7 @@ pub async fn create(req: HttpRequest, p: Auth, state: web::Data<AppState>, body:
     let priority = state.settings.priority_matrix.derive(new.impact, new.urgency);
     let route = state.router.route(&new);
     let c = ctx(&p, &req);
-    let (principal, external_id, notes) = (p.source(), request.external_id.clone(), request.notes.clone());
+    let (principal, external_id) = (p.source(), request.external_id.clone());
     let reference = state
         .store
         .run(move |conn| {
@@ -210,9 +229,15 @@ pub async fn create(req: HttpRequest, p: Auth, state: web::Data<AppState>, body:
                 tmf_store::set_external_id(conn, row.id, &principal, e)?;
             }
             if !replayed {
-                for (author, text) in &notes {
-                    let author = if author.is_empty() { principal.clone() } else { author.clone() };
-                    let note = NewNote { visibility: Visibility::Public, author, text: text.clone(), origin: "hub".into(), native_id: None, created_at: chrono::Utc::now() };
+                for text in &notes {
+                    let note = NewNote {
+                        visibility: Visibility::Public,
+                        author: principal.clone(),
+                        text: text.clone(),
+                        origin: "hub".into(),
+                        native_id: None,
+                        created_at: chrono::Utc::now(),
+                    };
                     record::add_hub_note(conn, &c, incident.reference.as_str(), &note)?;
                 }
             }
@@ -230,7 +255,7 @@ pub async fn create(req: HttpRequest, p: Auth, state: web::Data<AppState>, body:
 pub async fn get(req: HttpRequest, p: Auth, state: web::Data<AppState>, path: web::Path<String>, q: web::Query<Vec<(String, String)>>) -> Result<HttpResponse, TmfError> {
     let p = p?;
     let (_, incident, ext, history) = load(&state, path.into_inner()).await?;
-    visible(&p, &incident)?;
+    let incident = visible(&p, incident, Need::Read)?;
     let fields = q.iter().find(|(k, _)| k == "fields").map(|(_, v)| v.as_str());
     Ok(HttpResponse::Ok().json(render::project(render::trouble_ticket(&base_url(&req, &state), &incident, ext.as_deref(), &history), fields)))
 }
@@ -278,9 +303,7 @@ pub async fn list(req: HttpRequest, p: Auth, state: web::Data<AppState>, q: web:
             other => return Err(TmfError::bad_query(format!("{other} is not a filter this API supports (status, externalId, id, lastUpdate.gt, fields, offset, limit)"))),
         }
     }
-    if p.role == Role::Supplier {
-        filter.visible_to_supplier = Some(p.supplier.clone().ok_or_else(|| TmfError::from(ApiError::forbidden("this supplier key is not scoped to a supplier")))?);
-    }
+    filter.visible_to_supplier = p.scoped_supplier()?.map(str::to_string);
     let (items, total) = state
         .store
         .read(move |c| {
@@ -306,16 +329,18 @@ pub async fn patch(req: HttpRequest, p: Auth, state: web::Data<AppState>, path: 
     let bytes = read_body(body, state.settings.max_body_bytes).await?;
     let doc = parse_body(&bytes)?;
     let (_, current, _, _) = load(&state, reference.clone()).await?;
-    visible(&p, &current)?;
+    let current = visible(&p, current, Need::Work)?;
     let request = render::read_patch(&doc, &current)?;
     if !request.changes.is_empty() {
         p.require(&[Role::ServiceDesk])?;
+        check(Doc::Patch, &serde_json::to_value(&request.changes).unwrap_or(Value::Null))?;
     } else {
         p.require(&[Role::ServiceDesk, Role::Supplier])?;
     }
+    let notes = public_notes(&request.notes)?;
     let c = ctx(&p, &req);
     let matrix = state.settings.priority_matrix.clone();
-    let (changes, notes, author) = (request.changes, request.notes, p.source());
+    let (changes, author) = (request.changes, p.source());
     let r = reference.clone();
     state
         .store
@@ -334,15 +359,9 @@ pub async fn patch(req: HttpRequest, p: Auth, state: web::Data<AppState>, path: 
                     }
                 }
             }
-            for (a, text) in &notes {
-                let note = NewNote {
-                    visibility: Visibility::Public,
-                    author: if a.is_empty() { author.clone() } else { a.clone() },
-                    text: text.clone(),
-                    origin: "hub".into(),
-                    native_id: None,
-                    created_at: chrono::Utc::now(),
-                };
+            for text in &notes {
+                let note =
+                    NewNote { visibility: Visibility::Public, author: author.clone(), text: text.clone(), origin: "hub".into(), native_id: None, created_at: chrono::Utc::now() };
                 record::add_hub_note(conn, &c, &r, &note)?;
             }
             Ok(())

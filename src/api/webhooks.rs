@@ -31,51 +31,79 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Checks the delivery's credentials against the supplier's webhook secret.
-pub fn verify(link: &SupplierLink, req: &HttpRequest, body: &[u8], now: i64) -> Result<(), ApiError> {
-    let secret =
-        link.webhook_secret.as_ref().ok_or_else(|| ApiError::forbidden(format!("webhooks from `{}` are refused: no webhook secret is configured for it", link.settings.id)))?;
+/// What a refused delivery is told, whatever the reason and whether the supplier exists: the
+/// answer never says which (no probing for configured suppliers or their signature scheme);
+/// the hub's log says why.
+const NOT_AUTHENTICATED: &str = "the delivery is not authenticated for this supplier (check the signature, its timestamp and the shared secret)";
+
+fn refused(supplier: &str, why: &str) -> ApiError {
+    tracing::warn!(%supplier, reason = %why, "webhook delivery refused");
+    ApiError::unauthorized(NOT_AUTHENTICATED)
+}
+
+/// Checks the delivery's credentials against the supplier's webhook secret. For a delivery
+/// whose signature covers no timestamp header (Jira's `X-Hub-Signature`), answers the key by
+/// which a replay of the same signed body is recognised.
+pub fn verify(link: &SupplierLink, req: &HttpRequest, body: &[u8], now: i64) -> Result<Option<String>, ApiError> {
+    check(link, req, body, now).map_err(|why| refused(&link.settings.id, &why))
+}
+
+fn check(link: &SupplierLink, req: &HttpRequest, body: &[u8], now: i64) -> Result<Option<String>, String> {
+    let secret = link.webhook_secret.as_ref().ok_or("no webhook secret is configured for this supplier")?;
+    let tolerance = link.settings.webhook_tolerance_secs;
+    let mac = || Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).map_err(|_| "unusable secret".to_string());
     match link.settings.webhook_auth {
         WebhookAuth::Hmac => {
-            let ts = header(req, "x-siam-timestamp").ok_or_else(|| ApiError::unauthorized("missing X-Siam-Timestamp header"))?;
-            let sig = header(req, "x-siam-signature").ok_or_else(|| ApiError::unauthorized("missing X-Siam-Signature header"))?;
-            let ts_num: i64 = ts.trim().parse().map_err(|_| ApiError::unauthorized("X-Siam-Timestamp must be Unix seconds"))?;
-            if (now - ts_num).abs() > link.settings.webhook_tolerance_secs {
-                return Err(ApiError::unauthorized(format!(
-                    "the delivery timestamp is {}s from the hub's clock, outside the {}s tolerance (replayed or clock skew)",
-                    now - ts_num,
-                    link.settings.webhook_tolerance_secs
-                )));
-            }
+            let ts = header(req, "x-siam-timestamp").ok_or("missing X-Siam-Timestamp header")?;
+            let sig = header(req, "x-siam-signature").ok_or("missing X-Siam-Signature header")?;
+            let ts_num: i64 = ts.trim().parse().map_err(|_| "X-Siam-Timestamp must be Unix seconds")?;
             let hex_sig = sig.trim().strip_prefix("sha256=").unwrap_or(sig.trim());
-            let given = hex::decode(hex_sig).map_err(|_| ApiError::unauthorized("X-Siam-Signature must be sha256=<hex>"))?;
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).map_err(|_| ApiError::unauthorized("bad secret"))?;
+            let given = hex::decode(hex_sig).map_err(|_| "X-Siam-Signature must be sha256=<hex>")?;
+            let mut mac = mac()?;
             mac.update(ts.trim().as_bytes());
             mac.update(b".");
             mac.update(body);
-            mac.verify_slice(&given).map_err(|_| ApiError::unauthorized("the webhook signature does not match the body"))
+            mac.verify_slice(&given).map_err(|_| "the signature does not match the body")?;
+            within(now - ts_num, tolerance)?;
+            Ok(None)
         }
         WebhookAuth::HubSignature => {
-            let sig = header(req, "x-hub-signature").ok_or_else(|| ApiError::unauthorized("missing X-Hub-Signature header"))?;
-            let hex_sig = sig.trim().strip_prefix("sha256=").ok_or_else(|| ApiError::unauthorized("X-Hub-Signature must be sha256=<hex>"))?;
-            let given = hex::decode(hex_sig).map_err(|_| ApiError::unauthorized("X-Hub-Signature must be sha256=<hex>"))?;
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).map_err(|_| ApiError::unauthorized("bad secret"))?;
+            let sig = header(req, "x-hub-signature").ok_or("missing X-Hub-Signature header")?;
+            let hex_sig = sig.trim().strip_prefix("sha256=").ok_or("X-Hub-Signature must be sha256=<hex>")?;
+            let given = hex::decode(hex_sig).map_err(|_| "X-Hub-Signature must be sha256=<hex>")?;
+            let mut mac = mac()?;
             mac.update(body);
-            mac.verify_slice(&given).map_err(|_| ApiError::unauthorized("the webhook signature does not match the body"))
+            mac.verify_slice(&given).map_err(|_| "the signature does not match the body")?;
+            // The signature covers the body alone, so freshness comes from the body's own
+            // `timestamp` (milliseconds), and a replay inside the window from remembering the
+            // signed body: the delivery identifier header is not signed, so it cannot be trusted.
+            let sent_ms = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("timestamp").and_then(serde_json::Value::as_i64))
+                .ok_or("the signed body carries no `timestamp`, so a replay could not be told apart")?;
+            within(now - sent_ms.div_euclid(1000), tolerance)?;
+            Ok(Some(format!("sha256:{}", hex::encode(<Sha256 as sha2::Digest>::digest(body)))))
         }
         WebhookAuth::Basic => {
-            let auth = header(req, "authorization").and_then(|a| a.strip_prefix("Basic ")).ok_or_else(|| ApiError::unauthorized("basic auth required"))?;
-            let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).map_err(|_| ApiError::unauthorized("malformed basic auth"))?;
+            let auth = header(req, "authorization").and_then(|a| a.strip_prefix("Basic ")).ok_or("basic auth required")?;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).map_err(|_| "malformed basic auth")?;
             let expected = format!("{}:{}", link.settings.id, secret.expose_secret());
             // Compare digests so the time taken says nothing about the secret.
-            let same = hmac_eq(&decoded, expected.as_bytes());
-            if same {
-                Ok(())
+            if hmac_eq(&decoded, expected.as_bytes()) {
+                Ok(None)
             } else {
-                Err(ApiError::unauthorized("wrong webhook credentials"))
+                Err("wrong webhook credentials".into())
             }
         }
     }
+}
+
+/// A delivery sent `age` seconds ago (negative: from the future) is fresh within `tolerance`.
+fn within(age: i64, tolerance: i64) -> Result<(), String> {
+    if age.abs() > tolerance {
+        return Err(format!("the delivery was signed {age}s from the hub's clock, outside the {tolerance}s tolerance (replayed, or clock skew)"));
+    }
+    Ok(())
 }
 
 fn hmac_eq(a: &[u8], b: &[u8]) -> bool {
@@ -103,9 +131,10 @@ pub async fn listener(req: HttpRequest, state: web::Data<AppState>, path: web::P
 }
 
 async fn deliver(req: &HttpRequest, state: &AppState, supplier: &str, body: web::Payload) -> Result<crate::sync::inbound::Applied, ApiError> {
-    let link = state.engine.supplier(supplier).map_err(|_| ApiError::not_found(format!("no supplier `{supplier}` is configured")))?;
     let bytes = read_body(body, state.settings.max_body_bytes).await?;
-    verify(&link, req, &bytes, chrono::Utc::now().timestamp())?;
+    // An unknown supplier is answered exactly like a bad signature.
+    let link = state.engine.supplier(supplier).map_err(|_| refused(supplier, "no such supplier is configured"))?;
+    let replay_key = verify(&link, req, &bytes, chrono::Utc::now().timestamp())?;
     let doc = parse_json(&bytes)?;
     // A deleted supplier ticket carries no state to apply; the leg keeps what it last knew.
     if let Some(kind) = doc.get("eventType").and_then(|v| v.as_str()).filter(|k| k.ends_with("DeleteEvent")) {
@@ -131,15 +160,29 @@ async fn deliver(req: &HttpRequest, state: &AppState, supplier: &str, body: web:
     }
     // A delivery id stable across the supplier's retries makes a repeat a no-op (a TMF event's
     // `eventId` is one).
-    let delivery = ["x-siam-delivery", "x-atlassian-webhook-identifier"]
-        .iter()
-        .find_map(|h| header(req, h))
-        .map(str::to_string)
-        .or_else(|| doc.get("eventId").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string()))));
-    state.engine.apply(supplier, rec, notes, correlation_id(req), delivery, true).await.map_err(|e| match e {
+    // `eventId` is one). A body signed without a timestamp header is known by its digest.
+    let delivery = replay_key.clone().or_else(|| {
+        ["x-siam-delivery", "x-atlassian-webhook-identifier"]
+            .iter()
+            .find_map(|h| header(req, h))
+            .map(str::to_string)
+            .or_else(|| doc.get("eventId").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string()))))
+    });
+    let applied = state.engine.apply(supplier, rec, notes, correlation_id(req), delivery, true).await.map_err(|e| match e {
         crate::sync::SyncError::Store(s) => ApiError::from(s),
         other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unapplicable", "The delivery could not be applied", other.to_string()),
-    })
+    })?;
+    if applied.duplicate && replay_key.is_some() {
+        // The same signed body again: a supplier's retry after a lost answer, or a replay.
+        // Either way nothing is applied; the answer says so plainly.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "replayed-delivery",
+            "Delivery already received",
+            "this signed delivery was already received and applied; a repeat changes nothing",
+        ));
+    }
+    Ok(applied)
 }
 
 #[cfg(test)]

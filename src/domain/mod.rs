@@ -4,12 +4,14 @@
 //! adapters, database rows) so the rest of the hub never handles an unchecked impact, status or
 //! reference.
 
+pub mod access;
 pub mod change;
 pub mod event;
 pub mod incident;
 pub mod priority;
 pub mod time;
 
+pub use access::SupplierAccess;
 pub use event::{EventType, NewEvent};
 pub use incident::*;
 pub use priority::PriorityMatrix;

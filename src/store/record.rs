@@ -106,11 +106,12 @@ pub fn enqueue_dispatch(conn: &mut PgConnection, ctx: &Context, reference: &str,
     enqueue(conn, id, &dispatch_key(supplier), &envelope)
 }
 
-/// Dispatches to every live leg except the one the change came from.
+/// Dispatches to every live leg (and every withdrawn one whose supplier ticket is not yet
+/// cancelled) except the one the change came from.
 fn dispatch_to_legs(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow, reason: &str) -> StoreResult<()> {
     let targets: Vec<String> = legs::table
         .filter(legs::incident_id.eq(row.id))
-        .filter(legs::state.eq_any([LegState::Pending.as_str(), LegState::Open.as_str(), LegState::Withdrawn.as_str()]))
+        .filter(legs::state.eq_any([LegState::Pending.as_str(), LegState::Open.as_str()]).or(legs::state.eq(LegState::Withdrawn.as_str()).and(legs::closed_at.is_null())))
         .select(legs::supplier_id)
         .distinct()
         .load(conn)?;
@@ -172,6 +173,13 @@ pub struct ListFilter {
     pub visible_to_supplier: Option<String>,
 }
 
+/// The ids of the incidents `supplier` may see (see [`crate::domain::access`]); a closed or
+/// cancelled incident it held to the end stays among them, read only.
+pub fn seen_by_supplier(supplier: &str) -> legs::BoxedQuery<'static, diesel::pg::Pg, diesel::sql_types::BigInt> {
+    let states: Vec<&'static str> = LegState::SEEN_BY_ITS_SUPPLIER.iter().map(|s| s.as_str()).collect();
+    legs::table.filter(legs::supplier_id.eq(supplier.to_string())).filter(legs::state.eq_any(states)).select(legs::incident_id).into_boxed()
+}
+
 /// A page of incidents, newest first; `after` is the id the previous page ended on.
 pub fn list(conn: &mut PgConnection, filter: &ListFilter, after: Option<i64>, limit: i64) -> StoreResult<(Vec<Incident>, Option<i64>)> {
     let mut q = incidents::table.select(IncidentRow::as_select()).order(incidents::id.desc()).limit(limit + 1).into_boxed();
@@ -188,8 +196,7 @@ pub fn list(conn: &mut PgConnection, filter: &ListFilter, after: Option<i64>, li
         q = q.filter(incidents::service.eq(s.clone()));
     }
     if let Some(s) = &filter.visible_to_supplier {
-        let with_leg = legs::table.filter(legs::supplier_id.eq(s.clone())).select(legs::incident_id);
-        q = q.filter(incidents::id.eq_any(with_leg));
+        q = q.filter(incidents::id.eq_any(seen_by_supplier(s)));
     }
     if let Some(after) = after {
         q = q.filter(incidents::id.lt(after));

@@ -157,7 +157,7 @@ fn filtered(f: &Filter) -> Boxed<'static> {
         );
     }
     if let Some(s) = &f.visible_to_supplier {
-        q = q.filter(incidents::id.eq_any(legs::table.filter(legs::supplier_id.eq(s.clone())).select(legs::incident_id)));
+        q = q.filter(incidents::id.eq_any(super::record::seen_by_supplier(s)));
     }
     if let Some(t) = f.updated_after {
         q = q.filter(incidents::updated_at.gt(t));

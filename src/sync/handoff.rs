@@ -27,7 +27,7 @@ impl Engine {
                 r.rule = format!("handback: {}", r.rule);
                 r
             }
-            HandbackRule::ServiceDesk => self.router.to(&self.router.default_queue().to_string(), "handback: service desk to choose".into()),
+            HandbackRule::ServiceDesk => self.router.to(self.router.default_queue(), "handback: service desk to choose".into()),
         };
         record::route_to(conn, ctx, row, &route, reason, false, &self.matrix)
     }

@@ -26,6 +26,8 @@ pub struct Applied {
     pub unknown_ticket: bool,
     /// The delivery was older than, or the same as, what the hub already had.
     pub stale: bool,
+    /// The delivery (by its id) was received before; nothing was applied again.
+    pub duplicate: bool,
     /// Canonical fields that changed.
     pub changed: Vec<String>,
     pub notes_added: usize,
@@ -372,7 +374,7 @@ impl Engine {
             .tx(move |conn| {
                 if let Some(id) = &delivery {
                     if !crate::store::outbox::mark_seen(conn, &format!("webhook:{supplier_id}"), id)? {
-                        return Ok(Applied { stale: true, ..Default::default() });
+                        return Ok(Applied { stale: true, duplicate: true, ..Default::default() });
                     }
                 }
                 let ctx = Context::supplier(&supplier_id, correlation_id);

@@ -61,7 +61,7 @@ impl Engine {
         let mut suppliers = HashMap::new();
         for s in settings.suppliers.iter().filter(|s| s.is_external()) {
             let password = s.resolve(&s.password).map_err(|e| e.to_string())?.unwrap_or_else(|| SecretString::from(String::new()));
-            let webhook_secret = s.resolve(&s.webhook_secret).map_err(|e| e.to_string())?;
+            let webhook_secret = s.webhook_secret().map_err(|e| e.to_string())?;
             let (mapping, client) = crate::adapters::connect(s, password)?;
             suppliers.insert(s.id.clone(), Arc::new(SupplierLink { settings: s.clone(), mapping, client, webhook_secret }));
         }

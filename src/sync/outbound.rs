@@ -80,6 +80,8 @@ impl Engine {
         };
         match snap.leg.state()? {
             LegState::Closed | LegState::HandedBack => return Ok(()),
+            // Withdrawn and already cancelled at the supplier.
+            LegState::Withdrawn if snap.leg.closed_at.is_some() => return Ok(()),
             LegState::Withdrawn => return self.withdraw(supplier, &snap, correlation_id).await,
             _ => {}
         }
@@ -144,8 +146,9 @@ impl Engine {
         Ok(())
     }
 
-    /// The hub moved the ticket elsewhere: cancel the supplier's ticket (if it exists) and close
-    /// the leg.
+    /// The hub moved the ticket elsewhere: cancel the supplier's ticket (if it exists) and end
+    /// the leg. It stays `withdrawn` (with its closing time), so the record says why it ended
+    /// and the supplier no longer sees the ticket.
     async fn withdraw(&self, supplier: &str, snap: &Snapshot, _correlation_id: &str) -> Result<(), SyncError> {
         let link = self.supplier(supplier)?;
         let native_id = match &snap.leg.native_id {
@@ -170,9 +173,7 @@ impl Engine {
         let leg_id = snap.leg.id;
         self.store
             .run(move |c| {
-                diesel::update(legs::table.find(leg_id))
-                    .set((legs::state.eq(LegState::Closed.as_str()), legs::native_id.eq(native_id), legs::native_status.eq(native_status), legs::closed_at.eq(Utc::now())))
-                    .execute(c)?;
+                diesel::update(legs::table.find(leg_id)).set((legs::native_id.eq(native_id), legs::native_status.eq(native_status), legs::closed_at.eq(Utc::now()))).execute(c)?;
                 Ok(())
             })
             .await?;

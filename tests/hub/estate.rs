@@ -62,14 +62,14 @@ async fn one_ticket_travels_through_three_suppliers_on_three_systems() {
     .unwrap();
     let mut suppliers = std::mem::take(&mut extra.suppliers);
     suppliers[0].password = Some(SecretRef::Value(SecretString::from(jc.api_token.clone())));
-    suppliers[0].webhook_secret = Some(SecretRef::Value(SecretString::from("jira-secret".to_string())));
+    suppliers[0].webhook_secret = Some(SecretRef::Value(SecretString::from("jira-webhook-secret-01".to_string())));
     suppliers[1].password = Some(SecretRef::Value(SecretString::from("remedy-password".to_string())));
-    suppliers[1].webhook_secret = Some(SecretRef::Value(SecretString::from("remedy-secret".to_string())));
+    suppliers[1].webhook_secret = Some(SecretRef::Value(SecretString::from("remedy-webhook-secret-01".to_string())));
     // network: ServiceNow first, then Jira, then Remedy.
     let rules = [JIRA, REMEDY].map(|s| RoutingRule { service: Some("network".into()), ci: None, category: None, supplier: s.into() }).to_vec();
     let hub = TestHub::spawn_with_suppliers(Options::default(), suppliers, rules).await;
-    jira.set_webhook(Some(JiraHook { url: hub.url(&format!("/webhooks/{JIRA}")), secret: Some("jira-secret".into()) }));
-    remedy.set_webhook(Some(RemedyHook { url: hub.url(&format!("/webhooks/{REMEDY}")), username: REMEDY.into(), password: "remedy-secret".into() }));
+    jira.set_webhook(Some(JiraHook { url: hub.url(&format!("/webhooks/{JIRA}")), secret: Some("jira-webhook-secret-01".into()) }));
+    remedy.set_webhook(Some(RemedyHook { url: hub.url(&format!("/webhooks/{REMEDY}")), username: REMEDY.into(), password: "remedy-webhook-secret-01".into() }));
 
     // 1. Raised once, routed to ServiceNow, with a file.
     let doc = hub.raise(&network_incident("Intermittent packet loss to the HR portal")).await;
@@ -144,7 +144,7 @@ async fn one_ticket_travels_through_three_suppliers_on_three_systems() {
         .iter()
         .filter_map(|w| w["z2AF Work Log01"]["name"].as_str().filter(|n| *n == "traceroute.txt").and_then(|_| remedy.file(w["Work Log ID"].as_str()?, "z2AF Work Log01")))
         .collect();
-    assert_eq!(held, [file.clone()], "Remedy holds the file once, as sent");
+    assert_eq!(held, std::slice::from_ref(&file), "Remedy holds the file once, as sent");
     assert_eq!(doc["attachments"].as_array().unwrap().len(), 1, "no supplier's copy came back as a new file");
     siam_hub::validation::validate(siam_hub::validation::Doc::Incident, &doc).expect("a valid canonical document");
     hub.finish().await;

@@ -240,18 +240,19 @@ impl TestHub {
             options,
         };
         hub.start().await;
-        let store = hub.app().store.clone();
-        let key = |role: &'static str, supplier: Option<&'static str>| {
-            let store = store.clone();
-            async move { store.run(move |c| siam_hub::store::auth::create(c, role, supplier, Some("test"))).await.unwrap() }
-        };
         hub.keys = Keys {
-            service_desk: key("service_desk", None).await,
-            admin: key("admin", None).await,
-            supplier: key("supplier", Some(SUPPLIER)).await,
-            manager: key("manager", None).await,
+            service_desk: hub.key("service_desk", None).await,
+            admin: hub.key("admin", None).await,
+            supplier: hub.key("supplier", Some(SUPPLIER)).await,
+            manager: hub.key("manager", None).await,
         };
         hub
+    }
+
+    /// A new API key with `role` (for a supplier key, scoped to `supplier`).
+    pub async fn key(&self, role: &str, supplier: Option<&str>) -> String {
+        let (role, supplier) = (role.to_string(), supplier.map(str::to_string));
+        self.app().store.run(move |c| siam_hub::store::auth::create(c, &role, supplier.as_deref(), Some("test"))).await.unwrap()
     }
 
     pub fn app(&self) -> &Application {

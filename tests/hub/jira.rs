@@ -416,7 +416,8 @@ async fn jira_webhooks_must_carry_the_hub_signature() {
     fields["status"] = json!({"id": "10011", "statusCategory": {"key": "indeterminate"}});
     fields["updated"] = json!("2099-01-01T00:00:00.000-0800");
     fields["description"] = json!(adf_text(&issue["fields"]["description"]).replace('*', "\\*").replace('[', "\\[").replace(']', "\\]"));
-    let body = json!({"timestamp": 4070937600000_i64, "webhookEvent": "jira:issue_updated", "issue_event_type_name": "issue_generic",
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let body = json!({"timestamp": now_ms, "webhookEvent": "jira:issue_updated", "issue_event_type_name": "issue_generic",
                       "issue": {"id": id, "key": "OPS-1", "fields": fields}})
     .to_string();
     let send = |sig: Option<String>, delivery: &str| {
@@ -433,9 +434,24 @@ async fn jira_webhooks_must_carry_the_hub_signature() {
     let ok = send(Some(sign_webhook(&h.secret, &body)), "d-1").await.unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(h.hub.incident(&r).await["status"], "in_progress");
-    let repeat: Value = send(Some(sign_webhook(&h.secret, &body)), "d-1").await.unwrap().json().await.unwrap();
-    assert_eq!(repeat["stale"], true, "the same delivery identifier is applied once");
-    let deleted = json!({"timestamp": 1, "webhookEvent": "jira:issue_deleted", "issue": {"id": id, "fields": {}}}).to_string();
+    // The signature covers the body only: a replay of a captured body is refused whatever
+    // delivery identifier it comes with, and so is a body signed longer ago than the tolerance.
+    for delivery in ["d-1", "d-2-forged"] {
+        let repeat = send(Some(sign_webhook(&h.secret, &body)), delivery).await.unwrap();
+        assert_eq!(repeat.status(), StatusCode::CONFLICT, "a replay under {delivery}");
+        let problem: Value = repeat.json().await.unwrap();
+        assert_eq!(problem["type"].as_str().unwrap().rsplit('/').next(), Some("replayed-delivery"), "{problem}");
+    }
+    let mut old_fields = fields.clone();
+    old_fields["summary"] = json!("an old, captured delivery");
+    let old = json!({"timestamp": now_ms - 3_600_000, "webhookEvent": "jira:issue_updated", "issue": {"id": id, "key": "OPS-1", "fields": old_fields}}).to_string();
+    let resp = h.hub.http.post(h.hub.url(&format!("/webhooks/{JIRA}"))).header("X-Hub-Signature", sign_webhook(&h.secret, &old)).body(old).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "a body signed an hour ago");
+    let untimed = json!({"webhookEvent": "jira:issue_updated", "issue": {"id": id, "key": "OPS-1", "fields": fields}}).to_string();
+    let resp = h.hub.http.post(h.hub.url(&format!("/webhooks/{JIRA}"))).header("X-Hub-Signature", sign_webhook(&h.secret, &untimed)).body(untimed).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "a body that carries no timestamp");
+    assert_ne!(h.hub.incident(&r).await["title"], "an old, captured delivery");
+    let deleted = json!({"timestamp": now_ms, "webhookEvent": "jira:issue_deleted", "issue": {"id": id, "fields": {}}}).to_string();
     let resp = h.hub.http.post(h.hub.url(&format!("/webhooks/{JIRA}"))).header("X-Hub-Signature", sign_webhook(&h.secret, &deleted)).body(deleted).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     h.finish().await;

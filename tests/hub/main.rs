@@ -1,6 +1,7 @@
 //! Integration tests: the hub on the real PostgreSQL and RabbitMQ, with the supplier simulators
 //! (ServiceNow, Jira, Remedy, TMF621) standing in for the suppliers. One binary keeps link time down.
 
+mod access;
 mod api;
 mod attachments;
 mod cli;

@@ -143,6 +143,22 @@ async fn webhooks_must_be_signed_fresh_and_well_formed() {
     };
     let wrong = send(now, sign_webhook("not-the-secret", &now.to_string(), &body), body.clone()).await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    // A supplier id the hub does not know is answered exactly like a bad signature, so the
+    // webhook endpoint cannot be used to list the configured suppliers.
+    let wrong: Value = wrong.json().await.unwrap();
+    let unknown = hub
+        .http
+        .post(hub.url("/webhooks/not-a-supplier"))
+        .header("content-type", "application/json")
+        .header("X-Siam-Timestamp", now.to_string())
+        .header("X-Siam-Signature", sign_webhook("not-the-secret", &now.to_string(), &body))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    let unknown: Value = unknown.json().await.unwrap();
+    assert_eq!((&unknown["type"], &unknown["detail"]), (&wrong["type"], &wrong["detail"]));
     let old = now - 3600;
     let stale = send(old, sign_webhook(&hub.webhook_secret, &old.to_string(), &body), body.clone()).await.unwrap();
     assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);

@@ -415,9 +415,7 @@ fn incident_values(payload: &Value) -> Result<(&Map<String, Value>, Option<&Valu
 fn id_from_link(links: Option<&Value>, p: &Profile) -> Option<String> {
     let href = links?.get("self")?.as_array()?.first()?.get("href")?.as_str()?;
     let path = href.split('?').next().unwrap_or(href);
-    let mut parts = path.rsplitn(2, '/');
-    let id = parts.next()?;
-    let form_path = parts.next()?;
+    let (form_path, id) = path.rsplit_once('/')?;
     let form = percent_decode(form_path.rsplit('/').next()?);
     let decoded = percent_decode(id);
     if form == p.forms.incident || form == p.forms.base {

@@ -220,9 +220,17 @@ async fn timeline(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
         }
     };
     let t = match &viewer.supplier {
-        // A supplier sees the tickets it has a leg in, like the API, and only its own clocks.
-        Some(s) if !t.incident.legs.iter().any(|l| &l.supplier == s) => return not_found(),
-        Some(s) => t.only_supplier(s),
+        // A supplier sees the tickets it may see through the API, only its own clocks, and no
+        // other supplier's leg details.
+        Some(s) if t.incident.supplier_access(s) == crate::domain::SupplierAccess::None => return not_found(),
+        Some(s) => {
+            let mut t = t.only_supplier(s);
+            t.incident = t.incident.seen_by_supplier(s);
+            for e in &mut t.events {
+                e.data = crate::domain::access::event_data_seen_by_supplier(&e.kind, &e.data, s);
+            }
+            t
+        }
         None => t,
     };
     html(StatusCode::OK, pages::timeline(&t, &viewer, &state.settings.reporting.time_zone))

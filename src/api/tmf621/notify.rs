@@ -106,7 +106,7 @@ async fn handle(store: &Store, http: &reqwest::Client, base_url: &str, msg: &Inc
     for sub in subs {
         // A supplier-scoped subscription hears only of tickets its supplier holds a leg in.
         if let Some(s) = &sub.supplier_id {
-            if !incident.legs.iter().any(|l| &l.supplier == s) {
+            if incident.supplier_access(s) == crate::domain::SupplierAccess::None {
                 continue;
             }
         }

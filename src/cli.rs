@@ -121,6 +121,9 @@ pub enum KeysCommand {
         #[arg(long)]
         label: Option<String>,
     },
+    /// Revoke a key by its prefix (the part after `siam_`): it stops working at once, and every
+    /// browser session opened with it ends.
+    Revoke { prefix: String },
 }
 
 /// What `siam-hub map` translates: the canonical incident of `schemas/incident.v1.json` or the
@@ -223,6 +226,17 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let key = db.run(move |c| store::auth::create(c, &role, supplier.as_deref(), label.as_deref())).await.map_err(|e| e.to_string())?;
             println!("{key}");
             Ok(())
+        }
+        Command::Keys { command: KeysCommand::Revoke { prefix } } => {
+            let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+            let db = Store::connect(&settings.database_url, 1)?;
+            let p = prefix.clone();
+            if db.run(move |c| store::auth::revoke(c, &p)).await.map_err(|e| e.to_string())? {
+                println!("key siam_{prefix}_... revoked");
+                Ok(())
+            } else {
+                Err(format!("no live key has the prefix `{prefix}`"))
+            }
         }
         Command::Sla { command } => sla(cli.config, command).await,
         Command::Map { system, kind, supplier, reverse, file } => {

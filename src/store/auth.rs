@@ -1,4 +1,6 @@
-//! API keys, stored as SHA-256 hashes: the key itself is shown once, when it is created.
+//! API keys, stored as SHA-256 hashes: the key itself is shown once, when it is created. A
+//! browser signs in with a key once and then holds a session: a random id of its own (stored
+//! hashed too), which ends at its expiry, on sign-out, or when its key is revoked.
 
 use super::schema::*;
 use super::StoreResult;
@@ -38,4 +40,54 @@ pub fn lookup(conn: &mut PgConnection, key: &str) -> StoreResult<Option<KeyRecor
         .select((api_keys::prefix, api_keys::role, api_keys::supplier_id))
         .first(conn)
         .optional()?)
+}
+
+/// Revokes the key whose prefix is given; `false` if there is no such live key. Its browser
+/// sessions end with it (they are checked against the key on every request).
+pub fn revoke(conn: &mut PgConnection, prefix: &str) -> StoreResult<bool> {
+    let n = diesel::update(api_keys::table.filter(api_keys::prefix.eq(prefix)).filter(api_keys::revoked_at.is_null()))
+        .set(api_keys::revoked_at.eq(chrono::Utc::now()))
+        .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Opens a browser session for a live key; answers the session id (the cookie value) and the
+/// key's record, or `None` for an unknown or revoked key.
+pub fn open_session(conn: &mut PgConnection, key: &str, lifetime: chrono::Duration) -> StoreResult<Option<(String, KeyRecord)>> {
+    let found: Option<(i64, KeyRecord)> = api_keys::table
+        .filter(api_keys::key_hash.eq(hash_key(key)))
+        .filter(api_keys::revoked_at.is_null())
+        .select((api_keys::id, (api_keys::prefix, api_keys::role, api_keys::supplier_id)))
+        .first(conn)
+        .optional()?;
+    let Some((key_id, record)) = found else { return Ok(None) };
+    let now = chrono::Utc::now();
+    // Sessions long over are of no use to anyone: clear them while here.
+    diesel::delete(browser_sessions::table.filter(browser_sessions::expires_at.lt(now - chrono::Duration::days(1)))).execute(conn)?;
+    let id: String = rand::thread_rng().sample_iter(&Alphanumeric).take(43).map(char::from).collect();
+    diesel::insert_into(browser_sessions::table)
+        .values((browser_sessions::id_hash.eq(hash_key(&id)), browser_sessions::key_id.eq(key_id), browser_sessions::expires_at.eq(now + lifetime)))
+        .execute(conn)?;
+    Ok(Some((id, record)))
+}
+
+/// The key behind a live session: not expired, not ended, its key not revoked.
+pub fn session(conn: &mut PgConnection, id: &str) -> StoreResult<Option<KeyRecord>> {
+    Ok(browser_sessions::table
+        .inner_join(api_keys::table)
+        .filter(browser_sessions::id_hash.eq(hash_key(id)))
+        .filter(browser_sessions::ended_at.is_null())
+        .filter(browser_sessions::expires_at.gt(chrono::Utc::now()))
+        .filter(api_keys::revoked_at.is_null())
+        .select((api_keys::prefix, api_keys::role, api_keys::supplier_id))
+        .first(conn)
+        .optional()?)
+}
+
+/// Ends a session (sign-out); ending an unknown or ended one is harmless.
+pub fn end_session(conn: &mut PgConnection, id: &str) -> StoreResult<()> {
+    diesel::update(browser_sessions::table.filter(browser_sessions::id_hash.eq(hash_key(id))).filter(browser_sessions::ended_at.is_null()))
+        .set(browser_sessions::ended_at.eq(chrono::Utc::now()))
+        .execute(conn)?;
+    Ok(())
 }

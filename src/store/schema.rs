@@ -326,3 +326,16 @@ diesel::table! {
 
 diesel::joinable!(attachment_deliveries -> attachments (attachment_id));
 diesel::joinable!(attachment_deliveries -> legs (leg_id));
+
+diesel::table! {
+    browser_sessions (id_hash) {
+        id_hash -> Text,
+        key_id -> Int8,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(browser_sessions -> api_keys (key_id));
+diesel::allow_tables_to_appear_in_same_query!(browser_sessions, api_keys);

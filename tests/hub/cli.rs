@@ -4,7 +4,7 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use std::process::Command;
 
-fn siam_hub() -> Command {
+pub(crate) fn siam_hub() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_siam-hub"));
     c.env_remove("SIAM_CONFIG").env("RUST_LOG", "error");
     c

@@ -226,3 +226,56 @@ async fn the_browser_session_is_an_http_only_strict_cookie_and_the_key_leaves_th
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     hub.finish().await;
 }
+
+/// The value of the session cookie a sign-in answer sets (`name=value`).
+fn session_of(resp: &reqwest::Response) -> String {
+    resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn the_session_cookie_holds_no_key_and_ends_on_sign_out_expiry_and_key_revocation() {
+    let hub = TestHub::spawn().await;
+    let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let key = hub.key("manager", None).await;
+    let sign_in = || plain.post(hub.url("/dashboard/login")).form(&[("key", key.as_str())]).send();
+    let opens = |session: String| {
+        let plain = plain.clone();
+        let url = hub.url("/dashboard");
+        async move { plain.get(url).header("cookie", session).send().await.unwrap().status() }
+    };
+
+    // The cookie carries a session id of its own; the key itself opens nothing as a cookie.
+    let resp = sign_in().await.unwrap();
+    let session = session_of(&resp);
+    assert!(!session.contains(&key) && !session.contains(key.split('_').nth(2).unwrap()), "the key travels in the cookie: {session}");
+    assert_eq!(opens(session.clone()).await, StatusCode::OK);
+    assert_eq!(opens(format!("siam_dashboard={key}")).await, StatusCode::UNAUTHORIZED);
+    assert!(!resp.headers()["set-cookie"].to_str().unwrap().contains("Secure"), "plain http, no public https URL");
+
+    // Signing out ends the session on the hub's side: the same cookie replayed opens nothing.
+    let out = plain.post(hub.url("/dashboard/logout")).header("cookie", &session).send().await.unwrap();
+    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(opens(session).await, StatusCode::UNAUTHORIZED);
+
+    // The hub enforces the expiry itself, whatever the browser keeps.
+    let session = session_of(&sign_in().await.unwrap());
+    hub.app().store.run(|c| Ok(diesel::RunQueryDsl::execute(diesel::sql_query("UPDATE browser_sessions SET expires_at = now() - interval '1 second'"), c)?)).await.unwrap();
+    assert_eq!(opens(session).await, StatusCode::UNAUTHORIZED);
+
+    // Revoking the key (as an operator does, with the CLI) ends every session opened with it.
+    let session = session_of(&sign_in().await.unwrap());
+    assert_eq!(opens(session.clone()).await, StatusCode::OK);
+    let prefix = key.split('_').nth(1).unwrap();
+    let revoked = crate::cli::siam_hub().args(["keys", "revoke", prefix]).env("SIAM_DATABASE_URL", &hub.settings.database_url).output().unwrap();
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert_eq!(opens(session).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(hub.get_as("/api/v1/incidents", &key).await.status(), StatusCode::UNAUTHORIZED, "the key itself is dead too");
+    let again = crate::cli::siam_hub().args(["keys", "revoke", prefix]).env("SIAM_DATABASE_URL", &hub.settings.database_url).output().unwrap();
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).starts_with("error: no live key"));
+
+    // Over TLS (here: a proxy saying so) the cookie is Secure.
+    let other = hub.key("manager", None).await;
+    let resp = plain.post(hub.url("/dashboard/login")).header("x-forwarded-proto", "https").form(&[("key", other.as_str())]).send().await.unwrap();
+    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("Secure"));
+    hub.finish().await;
+}

@@ -3,9 +3,10 @@
 //!
 //! A browser signs in with an API key (manager or admin; a supplier key sees only its own
 //! supplier), through the form at `/dashboard/login` or once as `?key=` on any dashboard URL
-//! (for scripts; the hub answers with a redirect that strips it). The key then travels in an
-//! HttpOnly, SameSite=Strict cookie scoped to `/dashboard`, and is checked on every request as a
-//! bearer key would be, so revoking the key ends the session.
+//! (for scripts; the hub answers with a redirect that strips it). The browser then holds a
+//! server-side session (see [`crate::store::auth`]): its cookie carries a random session id,
+//! never the key, HttpOnly, SameSite=Strict, scoped to `/dashboard`. The hub checks the session
+//! on every request: it ends at its expiry, on sign-out, or when its key is revoked.
 
 mod charts;
 mod pages;
@@ -25,7 +26,8 @@ use chrono::Utc;
 use serde::Deserialize;
 
 const COOKIE: &str = "siam_dashboard";
-const COOKIE_HOURS: i64 = 8;
+/// How long a browser session lasts.
+const SESSION_HOURS: i64 = 8;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/dashboard").route(web::get().to(overview)))
@@ -51,14 +53,9 @@ impl Viewer {
     }
 }
 
-/// Checks a key for dashboard use: manager, admin, or a supplier key scoped to its supplier.
-async fn check_key(state: &AppState, key: String) -> Result<Viewer, (StatusCode, &'static str)> {
-    let record = state
-        .store
-        .run(move |c| auth::lookup(c, &key))
-        .await
-        .map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "The service record is unavailable; try again shortly."))?
-        .ok_or((StatusCode::UNAUTHORIZED, "That key is unknown or revoked."))?;
+/// Who a key stands for on the dashboard: manager, admin, or a supplier key scoped to its
+/// supplier.
+fn viewer_of(record: auth::KeyRecord) -> Result<Viewer, (StatusCode, &'static str)> {
     match (Role::parse(&record.role), record.supplier_id) {
         (Some(role @ (Role::Manager | Role::Admin)), _) => Ok(Viewer { role, supplier: None }),
         (Some(Role::Supplier), Some(s)) => Ok(Viewer { role: Role::Supplier, supplier: Some(s) }),
@@ -66,9 +63,37 @@ async fn check_key(state: &AppState, key: String) -> Result<Viewer, (StatusCode,
     }
 }
 
-fn session_cookie(state: &AppState, key: String) -> Cookie<'static> {
-    let secure = state.settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
-    Cookie::build(COOKIE, key).path("/dashboard").http_only(true).same_site(SameSite::Strict).secure(secure).max_age(CookieDuration::hours(COOKIE_HOURS)).finish()
+const UNAVAILABLE: (StatusCode, &str) = (StatusCode::SERVICE_UNAVAILABLE, "The service record is unavailable; try again shortly.");
+
+/// Signs a key in: checks it may open the dashboard, then opens a session for it. Answers the
+/// viewer and the session id the cookie will carry (never the key).
+async fn sign_in(state: &AppState, key: String) -> Result<(Viewer, String), (StatusCode, &'static str)> {
+    let k = key.clone();
+    let record = state.store.run(move |c| auth::lookup(c, &k)).await.map_err(|_| UNAVAILABLE)?.ok_or((StatusCode::UNAUTHORIZED, "That key is unknown or revoked."))?;
+    let viewer = viewer_of(record)?;
+    let lifetime = chrono::Duration::hours(SESSION_HOURS);
+    let (session, _) =
+        state.store.run(move |c| auth::open_session(c, &key, lifetime)).await.map_err(|_| UNAVAILABLE)?.ok_or((StatusCode::UNAUTHORIZED, "That key is unknown or revoked."))?;
+    Ok((viewer, session))
+}
+
+/// The viewer of a live session.
+async fn check_session(state: &AppState, session: String) -> Result<Viewer, (StatusCode, &'static str)> {
+    let record = state
+        .store
+        .run(move |c| auth::session(c, &session))
+        .await
+        .map_err(|_| UNAVAILABLE)?
+        .ok_or((StatusCode::UNAUTHORIZED, "Your session has ended (signed out, expired, or its key was revoked); sign in again."))?;
+    viewer_of(record)
+}
+
+/// The session cookie: HttpOnly, SameSite=Strict, scoped to `/dashboard`, `Secure` whenever the
+/// request came over TLS (directly or through a proxy saying so) or the hub's public URL is
+/// https. Its lifetime matches the session's, which the hub enforces on its side too.
+fn session_cookie(req: &HttpRequest, state: &AppState, session: String) -> Cookie<'static> {
+    let secure = req.connection_info().scheme() == "https" || state.settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    Cookie::build(COOKIE, session).path("/dashboard").http_only(true).same_site(SameSite::Strict).secure(secure).max_age(CookieDuration::hours(SESSION_HOURS)).finish()
 }
 
 fn cleared_cookie() -> Cookie<'static> {
@@ -119,8 +144,8 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<(Viewer, Ve
             }
             location = format!("{location}?{}", ser.finish());
         }
-        return Err(match check_key(state, key.trim().to_string()).await {
-            Ok(_) => redirect(&location).cookie(session_cookie(state, key.trim().to_string())).finish(),
+        return Err(match sign_in(state, key.trim().to_string()).await {
+            Ok((_, session)) => redirect(&location).cookie(session_cookie(req, state, session)).finish(),
             Err((status, msg)) => html(status, pages::login(Some(msg), &location)),
         });
     }
@@ -131,7 +156,7 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<(Viewer, Ve
     let Some(cookie) = req.cookie(COOKIE).filter(|c| !c.value().is_empty()) else {
         return Err(html(StatusCode::UNAUTHORIZED, pages::login(None, &next)));
     };
-    match check_key(state, cookie.value().to_string()).await {
+    match check_session(state, cookie.value().to_string()).await {
         Ok(v) => Ok((v, pairs)),
         Err((status, msg)) => {
             let mut resp = html(status, pages::login(Some(msg), &next));
@@ -154,7 +179,7 @@ struct LoginForm {
 }
 
 /// `POST /dashboard/login` (form: `key`, `next`)
-async fn login(state: web::Data<AppState>, form: Option<web::Form<LoginForm>>) -> HttpResponse {
+async fn login(req: HttpRequest, state: web::Data<AppState>, form: Option<web::Form<LoginForm>>) -> HttpResponse {
     let Some(form) = form else {
         return html(StatusCode::BAD_REQUEST, pages::login(Some("Enter an API key."), "/dashboard"));
     };
@@ -163,14 +188,21 @@ async fn login(state: web::Data<AppState>, form: Option<web::Form<LoginForm>>) -
     if key.is_empty() || key.len() > 200 {
         return html(StatusCode::BAD_REQUEST, pages::login(Some("Enter an API key."), &next));
     }
-    match check_key(&state, key.clone()).await {
-        Ok(_) => redirect(&next).cookie(session_cookie(&state, key)).finish(),
+    match sign_in(&state, key).await {
+        Ok((_, session)) => redirect(&next).cookie(session_cookie(&req, &state, session)).finish(),
         Err((status, msg)) => html(status, pages::login(Some(msg), &next)),
     }
 }
 
-/// `POST /dashboard/logout`
-async fn logout() -> HttpResponse {
+/// `POST /dashboard/logout`: ends the session on the hub's side too, so a copied cookie is
+/// worth nothing afterwards.
+async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(session) = req.cookie(COOKIE).map(|c| c.value().to_string()).filter(|v| !v.is_empty()) {
+        if let Err(e) = state.store.run(move |c| auth::end_session(c, &session)).await {
+            tracing::error!(error = %e, "could not end a dashboard session");
+            return html(StatusCode::SERVICE_UNAVAILABLE, pages::message("Sign-out failed", "The service record could not be reached; try again shortly."));
+        }
+    }
     redirect("/dashboard/login").cookie(cleared_cookie()).finish()
 }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod health;
 pub mod incidents;
 pub mod openapi;
+pub mod routes;
 pub mod sla;
 pub mod tmf621;
 pub mod webhooks;
@@ -66,30 +67,45 @@ pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_json(format!("{e} (line {}, column {})", e.line(), e.column())))
 }
 
+/// Registers every endpoint ([`routes`]) and the answer for unknown paths: problem+json, or
+/// TMF630's error body under the TMF621 API's base path.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
-        .service(web::resource("/openapi.json").route(web::get().to(openapi::serve)))
-        .service(
-            web::scope("/api/v1")
-                .service(web::resource("/incidents").route(web::post().to(incidents::create)).route(web::get().to(incidents::list)))
-                .service(web::resource("/incidents/{ref}").route(web::get().to(incidents::get)).route(web::patch().to(incidents::patch)))
-                .service(web::resource("/incidents/{ref}/notes").route(web::post().to(incidents::add_note)))
-                .service(web::resource("/incidents/{ref}/history").route(web::get().to(incidents::history)))
-                .service(web::resource("/incidents/{ref}/attachments").route(web::post().to(attachments::upload)))
-                .service(web::resource("/incidents/{ref}/attachments/{id}").route(web::get().to(attachments::download)))
-                .service(web::resource("/incidents/{ref}/route").route(web::post().to(incidents::route)))
-                .service(web::resource("/incidents/{ref}/handback").route(web::post().to(incidents::handback)))
-                .service(web::resource("/incidents/{ref}/sla").route(web::get().to(sla::incident_clocks)))
-                .service(web::resource("/reports/sla").route(web::get().to(sla::report)))
-                .service(web::resource("/admin/dead-letters").route(web::get().to(admin::dead_letters)))
-                .service(web::resource("/admin/mapping-events").route(web::get().to(admin::mapping_events)))
-                .service(web::resource("/admin/dead-letters/{id}/replay").route(web::post().to(admin::replay)))
-                .service(web::resource("/admin/suppliers/{id}/reconcile").route(web::post().to(admin::reconcile))),
-        )
-        .service(web::resource("/webhooks/{supplier}").route(web::post().to(webhooks::receive)))
-        .service(web::resource("/webhooks/{supplier}/listener/{event}").route(web::post().to(webhooks::listener)))
-        .configure(tmf621::configure)
-        .configure(dashboard::configure)
-        .default_service(web::to(|req: HttpRequest| async move { Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!("no endpoint {} {}", req.method(), req.path()))) }));
+    routes::configure(cfg);
+    cfg.default_service(web::to(|req: HttpRequest| async move {
+        let what = format!("no endpoint {} {}", req.method(), req.path());
+        if req.path().starts_with(tmf621::render::BASE_PATH) {
+            return Err::<actix_web::HttpResponse, actix_web::Error>(tmf621::TmfError::not_found(what).into());
+        }
+        Err(ApiError::not_found(what).into())
+    }));
+}
+
+/// The hub's own API, webhooks and health endpoints.
+fn endpoints() -> Vec<routes::Endpoint> {
+    use actix_web::http::Method;
+    use routes::endpoint;
+    const V1: &str = "/api/v1";
+    vec![
+        endpoint(Method::GET, "/healthz", health::healthz),
+        endpoint(Method::GET, "/readyz", health::readyz),
+        endpoint(Method::GET, "/openapi.json", openapi::serve),
+        endpoint(Method::POST, format!("{V1}/incidents"), incidents::create),
+        endpoint(Method::GET, format!("{V1}/incidents"), incidents::list),
+        endpoint(Method::GET, format!("{V1}/incidents/{{ref}}"), incidents::get),
+        endpoint(Method::PATCH, format!("{V1}/incidents/{{ref}}"), incidents::patch),
+        endpoint(Method::POST, format!("{V1}/incidents/{{ref}}/notes"), incidents::add_note),
+        endpoint(Method::GET, format!("{V1}/incidents/{{ref}}/history"), incidents::history),
+        endpoint(Method::POST, format!("{V1}/incidents/{{ref}}/attachments"), attachments::upload),
+        endpoint(Method::GET, format!("{V1}/incidents/{{ref}}/attachments/{{id}}"), attachments::download),
+        endpoint(Method::POST, format!("{V1}/incidents/{{ref}}/route"), incidents::route),
+        endpoint(Method::POST, format!("{V1}/incidents/{{ref}}/handback"), incidents::handback),
+        endpoint(Method::GET, format!("{V1}/incidents/{{ref}}/sla"), sla::incident_clocks),
+        endpoint(Method::GET, format!("{V1}/reports/sla"), sla::report),
+        endpoint(Method::GET, format!("{V1}/admin/dead-letters"), admin::dead_letters),
+        endpoint(Method::GET, format!("{V1}/admin/mapping-events"), admin::mapping_events),
+        endpoint(Method::POST, format!("{V1}/admin/dead-letters/{{id}}/replay"), admin::replay),
+        endpoint(Method::POST, format!("{V1}/admin/suppliers/{{id}}/reconcile"), admin::reconcile),
+        endpoint(Method::POST, "/webhooks/{supplier}", webhooks::receive),
+        endpoint(Method::POST, "/webhooks/{supplier}/listener/{event}", webhooks::listener),
+    ]
 }

@@ -44,7 +44,7 @@ impl TmfError {
     fn new(status: StatusCode, code: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
         TmfError { status, code, reason, message: message.into() }
     }
-    fn not_found(what: impl Into<String>) -> Self {
+    pub(super) fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "60", "Resource not found", what)
     }
     fn bad_query(message: impl Into<String>) -> Self {
@@ -102,17 +102,19 @@ impl From<render::BodyError> for TmfError {
 
 type Auth = Result<Principal, ApiError>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope(BASE_PATH)
-            .service(web::resource("/troubleTicket").route(web::post().to(create)).route(web::get().to(list)))
-            .service(web::resource("/troubleTicket/{id}").route(web::get().to(get)).route(web::patch().to(patch)))
-            .service(web::resource("/hub").route(web::post().to(subscribe)))
-            .service(web::resource("/hub/{id}").route(web::get().to(subscription)).route(web::delete().to(unsubscribe)))
-            .default_service(web::to(|req: HttpRequest| async move {
-                Err::<HttpResponse, _>(TmfError::new(StatusCode::NOT_FOUND, "60", "Resource not found", format!("no operation {} {}", req.method(), req.path())))
-            })),
-    );
+/// The TMF621 API's endpoints, under [`BASE_PATH`].
+pub(super) fn endpoints() -> Vec<super::routes::Endpoint> {
+    use super::routes::endpoint;
+    use actix_web::http::Method;
+    vec![
+        endpoint(Method::POST, format!("{BASE_PATH}/troubleTicket"), create),
+        endpoint(Method::GET, format!("{BASE_PATH}/troubleTicket"), list),
+        endpoint(Method::GET, format!("{BASE_PATH}/troubleTicket/{{id}}"), get),
+        endpoint(Method::PATCH, format!("{BASE_PATH}/troubleTicket/{{id}}"), patch),
+        endpoint(Method::POST, format!("{BASE_PATH}/hub"), subscribe),
+        endpoint(Method::GET, format!("{BASE_PATH}/hub/{{id}}"), subscription),
+        endpoint(Method::DELETE, format!("{BASE_PATH}/hub/{{id}}"), unsubscribe),
+    ]
 }
 
 /// Base of `href`s: the configured public URL, else what the caller reached.

@@ -145,3 +145,143 @@ async fn tmf621_notes_are_written_by_the_key_and_checked_like_the_api() {
     assert!(doc["notes"].as_array().unwrap().iter().all(|n| n["author"] == format!("api:{desk_prefix}")), "{doc}");
     hub.finish().await;
 }
+
+/// The callers of the access matrix, in the order of its columns.
+const CALLERS: [&str; 7] = ["anonymous", "service_desk", "manager", "admin", "own supplier", "former supplier", "other supplier"];
+
+/// Who may call what: the expected status per caller (columns as [`CALLERS`]), on a ticket the
+/// own supplier holds, the former supplier handed back and the other supplier never had. Every
+/// endpoint the hub serves must have a row; a new endpoint fails the test until it gets one.
+const MATRIX: &[(&str, &str, [u16; 7])] = &[
+    ("GET", "/healthz", [200, 200, 200, 200, 200, 200, 200]),
+    ("GET", "/readyz", [200, 200, 200, 200, 200, 200, 200]),
+    ("GET", "/openapi.json", [200, 200, 200, 200, 200, 200, 200]),
+    ("POST", "/api/v1/incidents", [401, 201, 403, 201, 403, 403, 403]),
+    ("GET", "/api/v1/incidents", [401, 200, 200, 200, 200, 200, 200]),
+    ("GET", "/api/v1/incidents/{ref}", [401, 200, 200, 200, 200, 404, 404]),
+    ("PATCH", "/api/v1/incidents/{ref}", [401, 200, 403, 200, 403, 403, 403]),
+    ("POST", "/api/v1/incidents/{ref}/notes", [401, 201, 403, 201, 201, 404, 404]),
+    ("GET", "/api/v1/incidents/{ref}/history", [401, 200, 200, 200, 200, 404, 404]),
+    ("POST", "/api/v1/incidents/{ref}/attachments", [401, 201, 403, 201, 201, 404, 404]),
+    ("GET", "/api/v1/incidents/{ref}/attachments/{id}", [401, 200, 200, 200, 200, 404, 404]),
+    ("POST", "/api/v1/incidents/{ref}/route", [401, 409, 403, 409, 403, 403, 403]),
+    ("POST", "/api/v1/incidents/{ref}/handback", [401, 403, 403, 403, 200, 404, 404]),
+    ("GET", "/api/v1/incidents/{ref}/sla", [401, 200, 200, 200, 200, 404, 404]),
+    ("GET", "/api/v1/reports/sla", [401, 403, 200, 200, 200, 200, 200]),
+    ("GET", "/api/v1/admin/dead-letters", [401, 403, 403, 200, 403, 403, 403]),
+    ("GET", "/api/v1/admin/mapping-events", [401, 403, 403, 200, 403, 403, 403]),
+    ("POST", "/api/v1/admin/dead-letters/{id}/replay", [401, 403, 403, 404, 403, 403, 403]),
+    ("POST", "/api/v1/admin/suppliers/{id}/reconcile", [401, 403, 403, 200, 403, 403, 403]),
+    ("POST", "/webhooks/{supplier}", [401, 401, 401, 401, 401, 401, 401]),
+    ("POST", "/webhooks/{supplier}/listener/{event}", [401, 401, 401, 401, 401, 401, 401]),
+    ("POST", "/tmf-api/troubleTicket/v4/troubleTicket", [401, 201, 403, 201, 403, 403, 403]),
+    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket", [401, 200, 200, 200, 200, 200, 200]),
+    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket/{id}", [401, 200, 200, 200, 200, 404, 404]),
+    ("PATCH", "/tmf-api/troubleTicket/v4/troubleTicket/{id}", [401, 200, 403, 200, 200, 404, 404]),
+    ("POST", "/tmf-api/troubleTicket/v4/hub", [401, 201, 201, 201, 201, 201, 201]),
+    ("GET", "/tmf-api/troubleTicket/v4/hub/{id}", [401, 404, 404, 404, 404, 404, 404]),
+    ("DELETE", "/tmf-api/troubleTicket/v4/hub/{id}", [401, 404, 404, 404, 404, 404, 404]),
+    ("GET", "/dashboard", [401, 401, 200, 200, 200, 200, 200]),
+    ("GET", "/dashboard/login", [200, 200, 200, 200, 200, 200, 200]),
+    ("POST", "/dashboard/login", [400, 403, 303, 303, 303, 303, 303]),
+    ("POST", "/dashboard/logout", [303, 303, 303, 303, 303, 303, 303]),
+    ("GET", "/dashboard/incidents/{ref}", [401, 401, 200, 200, 200, 404, 404]),
+];
+
+#[tokio::test]
+async fn every_endpoint_answers_every_role_and_supplier_as_the_access_matrix_says() {
+    let (hub, _sim2) = two_supplier_hub(Options::sla(), "").await;
+    let own = hub.key("supplier", Some(SECOND)).await;
+    let other = hub.key("supplier", Some("hosting")).await;
+    let keys: [Option<String>; 7] =
+        [None, Some(hub.keys.service_desk.clone()), Some(hub.keys.manager.clone()), Some(hub.keys.admin.clone()), Some(own), Some(hub.keys.supplier.clone()), Some(other)];
+    // The ticket: the first supplier held it and handed it back; the second holds it now.
+    let r = hub.raise(&network_incident("Access matrix")).await["ref"].as_str().unwrap().to_string();
+    hub.wait_incident(&r, "the first leg", |d| leg(d, SUPPLIER, "open").is_some()).await;
+    let resp = hub.post(&format!("/api/v1/incidents/{r}/handback"), &hub.keys.supplier, &json!({"reason": "not ours"})).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    hub.wait_incident(&r, "the second leg", |d| leg(d, SECOND, "open").is_some()).await;
+    assert_eq!(hub.attach(&r, "evidence.txt", "text/plain", b"evidence".to_vec()).await.status(), StatusCode::CREATED);
+    let file_id = hub.incident(&r).await["attachments"][0]["id"].as_i64().unwrap();
+
+    // Every endpoint the app serves, hand-back last (it ends the own supplier's part).
+    let mut endpoints = siam_hub::api::routes::list();
+    endpoints.sort_by_key(|(_, path)| path.ends_with("/handback"));
+    let mut wrong = Vec::new();
+    for (method, path) in &endpoints {
+        let Some((_, _, want)) = MATRIX.iter().find(|(m, p, _)| *m == method.as_str() && p == path) else {
+            wrong.push(format!("{method} {path} has no row in the access matrix: decide who may call it"));
+            continue;
+        };
+        let url = path
+            .replace("{ref}", &r)
+            .replace("/troubleTicket/{id}", &format!("/troubleTicket/{r}"))
+            .replace("/attachments/{id}", &format!("/attachments/{file_id}"))
+            .replace("/hub/{id}", &format!("/hub/{}", uuid::Uuid::new_v4()))
+            .replace("/dead-letters/{id}", "/dead-letters/999999")
+            .replace("/suppliers/{id}", &format!("/suppliers/{SUPPLIER}"))
+            .replace("{supplier}", SUPPLIER)
+            .replace("{event}", "troubleTicketStatusChangeEvent");
+        for (i, key) in keys.iter().enumerate() {
+            let got = call(&hub, method.as_str(), path, &url, key.as_deref(), CALLERS[i]).await;
+            if got != want[i] {
+                wrong.push(format!("{method} {path} as {}: {got}, the matrix says {}", CALLERS[i], want[i]));
+            }
+        }
+    }
+    for (m, p, _) in MATRIX {
+        if !endpoints.iter().any(|(method, path)| method.as_str() == *m && path == p) {
+            wrong.push(format!("the matrix lists {m} {p}, which the hub does not serve"));
+        }
+    }
+    assert!(wrong.is_empty(), "the access matrix does not hold:\n{}", wrong.join("\n"));
+    hub.finish().await;
+}
+
+/// One call of the matrix: `key` presented as the API expects (a bearer key; for the dashboard,
+/// the session its sign-in form gives), with a body that the endpoint would accept from a
+/// caller allowed to use it, so what decides the answer is who calls.
+async fn call(hub: &TestHub, method: &str, pattern: &str, url: &str, key: Option<&str>, caller: &str) -> u16 {
+    let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    if pattern == "/dashboard/login" && method == "POST" {
+        let form: Vec<(&str, &str)> = key.map(|k| vec![("key", k)]).unwrap_or_default();
+        return plain.post(hub.url(url)).form(&form).send().await.unwrap().status().as_u16();
+    }
+    let mut req = plain.request(method.parse().unwrap(), hub.url(url));
+    if pattern.starts_with("/dashboard") {
+        if let Some(k) = key {
+            let signed = plain.post(hub.url("/dashboard/login")).form(&[("key", k)]).send().await.unwrap();
+            if let Some(cookie) = signed.headers().get("set-cookie") {
+                req = req.header("cookie", cookie.to_str().unwrap().split(';').next().unwrap().to_string());
+            }
+        }
+    } else if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let reference = pattern.contains("{ref}") || pattern.contains("/troubleTicket/{id}");
+    let body = match (method, pattern.rsplit('/').next().unwrap_or("")) {
+        ("POST", "incidents") => Some(network_incident(&format!("raised by {caller}"))),
+        ("PATCH", "{ref}") => Some(json!({"description": format!("edited by {caller}")})),
+        ("POST", "notes") => Some(json!({"text": format!("note by {caller}"), "visibility": "public"})),
+        ("POST", "route") => Some(json!({"supplier": SECOND, "reason": "already theirs"})),
+        ("POST", "handback") => Some(json!({"reason": "not ours either"})),
+        ("POST", "troubleTicket") => Some(json!({
+            "name": format!("raised by {caller}"), "description": "matrix", "severity": "Minor", "ticketType": "incident",
+            "relatedEntity": [{"id": "network", "role": "affectedService", "@referredType": "Service"}],
+        })),
+        ("PATCH", "{id}") if reference => Some(json!({"note": [{"text": format!("TMF note by {caller}")}]})),
+        ("POST", "hub") => Some(json!({"callback": "http://127.0.0.1:9/listener"})),
+        ("POST", _) if pattern.starts_with("/webhooks") => Some(json!({})),
+        _ => None,
+    };
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    if pattern.ends_with("/attachments") {
+        req = req.query(&[("file_name", "matrix.txt")]).header("content-type", "text/plain").body(format!("uploaded by {caller}"));
+    }
+    if method == "PATCH" && pattern.starts_with("/api/v1") {
+        req = req.header("If-Match", format!("\"{}\"", hub.incident(url.rsplit('/').next().unwrap()).await["version"]));
+    }
+    req.send().await.unwrap().status().as_u16()
+}

@@ -29,11 +29,17 @@ const COOKIE: &str = "siam_dashboard";
 /// How long a browser session lasts.
 const SESSION_HOURS: i64 = 8;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/dashboard").route(web::get().to(overview)))
-        .service(web::resource("/dashboard/login").route(web::get().to(login_form)).route(web::post().to(login)))
-        .service(web::resource("/dashboard/logout").route(web::post().to(logout)))
-        .service(web::resource("/dashboard/incidents/{ref}").route(web::get().to(timeline)));
+/// The dashboard's pages and its sign-in.
+pub(super) fn endpoints() -> Vec<super::routes::Endpoint> {
+    use super::routes::endpoint;
+    use actix_web::http::Method;
+    vec![
+        endpoint(Method::GET, "/dashboard", overview),
+        endpoint(Method::GET, "/dashboard/login", login_form),
+        endpoint(Method::POST, "/dashboard/login", login),
+        endpoint(Method::POST, "/dashboard/logout", logout),
+        endpoint(Method::GET, "/dashboard/incidents/{ref}", timeline),
+    ]
 }
 
 /// Who is looking at the dashboard.

@@ -4,6 +4,13 @@
 //! as ServiceNow keeps it, and approval is a state of its own, because suppliers disagree on
 //! both (Remedy has a `Pending` status and expresses approval only through statuses). Anything a
 //! supplier says that these types cannot carry stays on the leg, never guessed.
+//!
+//! [`lifecycle`] says how a change coordinated over several suppliers may move (stages, gates,
+//! CAB rules, back-out after a failure); [`schedule`] finds its conflicts in the forward
+//! schedule.
+
+pub mod lifecycle;
+pub mod schedule;
 
 use super::incident::{scale, vocabulary, Impact, Priority, UnknownValue, Urgency};
 use super::time::serde_ms;

@@ -1457,9 +1457,12 @@ fn pick(row: &Row, fields: &Option<Vec<String>>) -> Value {
     }
 }
 
+/// Files of a work log create: (attachment field, file name, content).
+type AttachedFiles = Vec<(String, String, Vec<u8>)>;
+
 /// A work log create: JSON values, or multipart/form-data with an `entry` part of values and
 /// one `attach-<field>` part per file.
-fn worklog_request(req: &HttpRequest, body: &[u8]) -> Result<(Map<String, Value>, Vec<(String, String, Vec<u8>)>), SimError> {
+fn worklog_request(req: &HttpRequest, body: &[u8]) -> Result<(Map<String, Value>, AttachedFiles), SimError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or("");
     if !content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
         return Ok((read_values(body)?, vec![]));

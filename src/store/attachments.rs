@@ -192,11 +192,14 @@ pub fn refuse_inbound(conn: &mut PgConnection, ctx: &Context, row: &IncidentRow,
     Ok(())
 }
 
+/// A delivery as read for the document: attachment id, supplier, state, reason, native id.
+type DeliveryRow = (i64, String, String, Option<String>, Option<String>);
+
 /// The attachments of the given incidents, with their deliveries, for the canonical document.
 pub fn for_incidents(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<Vec<(i64, Attachment)>> {
     let atts: Vec<AttachmentRow> = attachments::table.filter(attachments::incident_id.eq_any(ids)).order(attachments::id).select(AttachmentRow::as_select()).load(conn)?;
     let att_ids: Vec<i64> = atts.iter().map(|a| a.id).collect();
-    let deliveries: Vec<(i64, String, String, Option<String>, Option<String>)> = attachment_deliveries::table
+    let deliveries: Vec<DeliveryRow> = attachment_deliveries::table
         .inner_join(legs::table)
         .filter(attachment_deliveries::attachment_id.eq_any(&att_ids))
         .order((attachment_deliveries::attachment_id, attachment_deliveries::at))

@@ -6,6 +6,7 @@
 //! (the supplier's API), so adding a system means adding a module, not touching the sync.
 
 pub mod change;
+pub mod egress;
 pub mod http;
 pub mod jira;
 pub mod remedy;
@@ -246,9 +247,14 @@ pub fn mapping_for_supplier(settings: &crate::config::SupplierSettings) -> Optio
 /// The systems `mapping_for` knows.
 pub const SYSTEMS: &[&str] = &["servicenow", "jira", "remedy", "tmf621"];
 
-/// Builds the mapping and the API client of one configured supplier instance.
-pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::SecretString) -> Result<(Arc<dyn Mapping>, Arc<dyn Client>), String> {
-    let http = http::SupplierHttp::new(Duration::from_secs(settings.timeout_secs), settings.rate_per_sec, settings.max_attempts)?;
+/// Builds the mapping and the API client of one configured supplier instance, under the hub's
+/// egress policy.
+pub fn connect(
+    settings: &crate::config::SupplierSettings,
+    egress: &crate::config::EgressSettings,
+    password: secrecy::SecretString,
+) -> Result<(Arc<dyn Mapping>, Arc<dyn Client>), String> {
+    let http = http::SupplierHttp::for_supplier(settings, egress)?;
     match settings.system.as_str() {
         "servicenow" => Ok((
             Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone())),

@@ -4,6 +4,8 @@
 //!
 //! The sync stages see a system only through [`Mapping`] (pure translation) and [`Client`]
 //! (the supplier's API), so adding a system means adding a module, not touching the sync.
+//! Every client shares [`http`] (retries, rate governor, answer size cap) and [`egress`] (where
+//! a supplier's credentials and the hub's requests may go).
 
 pub mod change;
 pub mod egress;

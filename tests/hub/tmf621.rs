@@ -880,3 +880,27 @@ async fn tmf_api_a_subscriber_that_never_answers_delays_no_one_and_its_events_ar
     assert_eq!(created(&got), refs.len(), "the healthy subscriber got each event once");
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn tmf_api_a_callback_the_egress_policy_no_longer_allows_gets_nothing_at_delivery() {
+    let mut hub = TestHub::spawn().await;
+    let (callback, got) = listener();
+    let resp = hub.post(&format!("{API}/hub"), &hub.keys.service_desk, &json!({"callback": callback, "query": "eventType=TroubleTicketCreateEvent"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED, "loopback is allowed when it subscribes");
+    // The hub now runs without loopback allowed: the stored callback is checked as it is posted.
+    hub.settings.egress.allow_networks.clear();
+    hub.restart().await;
+    let r = hub.raise(&network_incident("Not for loopback")).await["ref"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        if let Some(d) = tmf_dead_letters(&hub).await.into_iter().find(|d| d["incident_ref"] == r.as_str()) {
+            break d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter for the refused callback");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let reason = dead["reason"].as_str().unwrap();
+    assert!(reason.contains(&callback) && reason.contains("127.0.0.1 is a loopback address"), "{reason}");
+    assert!(got.lock().unwrap().is_empty(), "the callback was posted to");
+    hub.finish().await;
+}

@@ -56,6 +56,54 @@ pub struct Settings {
     /// How SLA reports and the dashboard present the figures.
     #[serde(default)]
     pub reporting: ReportingSettings,
+    /// Where the hub's requests to addresses it did not configure may go.
+    #[serde(default)]
+    pub egress: EgressSettings,
+    /// Event subscriptions to the hub's own TMF621 API (`/hub`).
+    #[serde(default)]
+    pub tmf621_hub: Tmf621HubSettings,
+}
+
+/// The hub reaches a URL it was given rather than configured (a file a supplier lists on an
+/// origin in its `attachment_origins`, a subscriber's callback) only on public addresses: not
+/// on loopback, link-local, private, unspecified, multicast or cloud-metadata ones, unless
+/// listed here.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EgressSettings {
+    /// Networks (CIDR, e.g. `"10.20.0.0/16"`, or single addresses) the hub may reach all the
+    /// same. Empty by default.
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
+}
+
+/// Limits of the event subscriptions to the hub's TMF621 API.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tmf621HubSettings {
+    /// Subscriptions one API key may hold.
+    #[serde(default = "defaults::subscriptions_per_key")]
+    pub max_subscriptions_per_key: usize,
+    /// Notifications waiting for one subscriber; beyond this its waiting notifications go to
+    /// the dead-letter list.
+    #[serde(default = "defaults::pending_deliveries")]
+    pub max_pending_deliveries: i64,
+    /// How long a subscriber's notification is retried (with backoff) before it and every
+    /// notification waiting behind it go to the dead-letter list.
+    #[serde(default = "defaults::retry_budget")]
+    pub retry_budget_secs: u64,
+    /// Seconds a subscriber has to answer one notification.
+    #[serde(default = "defaults::delivery_timeout")]
+    pub delivery_timeout_secs: u64,
+}
+
+impl Default for Tmf621HubSettings {
+    fn default() -> Self {
+        Tmf621HubSettings {
+            max_subscriptions_per_key: defaults::subscriptions_per_key(),
+            max_pending_deliveries: defaults::pending_deliveries(),
+            retry_budget_secs: defaults::retry_budget(),
+            delivery_timeout_secs: defaults::delivery_timeout(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -249,6 +297,14 @@ pub struct SupplierSettings {
     /// says so.
     #[serde(default = "defaults::supplier_attachment_bytes")]
     pub max_attachment_bytes: i64,
+    /// Origins besides `base_url`'s (e.g. `["https://files.example.com"]`) from which the hub
+    /// fetches the files this supplier lists, without its credentials and only on addresses
+    /// `[egress]` allows. A file anywhere else is refused, and the leg says so.
+    #[serde(default)]
+    pub attachment_origins: Vec<String>,
+    /// Largest API answer read from this supplier (files excepted); a larger one is an error.
+    #[serde(default = "defaults::max_response_bytes")]
+    pub max_response_bytes: usize,
     /// This instance's own values on top of its system's mapping profile.
     #[serde(default)]
     pub overrides: ProfileOverrides,
@@ -774,6 +830,21 @@ mod defaults {
     pub fn supplier_attachment_bytes() -> i64 {
         25 * 1024 * 1024
     }
+    pub fn max_response_bytes() -> usize {
+        16 * 1024 * 1024
+    }
+    pub fn subscriptions_per_key() -> usize {
+        10
+    }
+    pub fn pending_deliveries() -> i64 {
+        1000
+    }
+    pub fn retry_budget() -> u64 {
+        600
+    }
+    pub fn delivery_timeout() -> u64 {
+        5
+    }
     pub fn default_queue() -> String {
         "integrator".into()
     }
@@ -835,6 +906,11 @@ impl Settings {
                     s.id, s.system
                 )));
             }
+            if s.is_external() {
+                let token_url = if s.system == "tmf621" { s.tmf621.token_url.as_deref() } else { None };
+                crate::adapters::egress::SupplierOrigins::new(&s.base_url, token_url, &s.attachment_origins)
+                    .map_err(|e| ConfigError::Invalid(format!("supplier `{}`: {e}", s.id)))?;
+            }
             if s.system == "tmf621" {
                 s.tmf621.check().map_err(|e| ConfigError::Invalid(format!("supplier `{}`: {e}", s.id)))?;
             }
@@ -856,6 +932,11 @@ impl Settings {
         let percent = |v: f64| (0.0..=100.0).contains(&v);
         if !percent(self.reporting.compliance_target) || !percent(self.reporting.at_risk_percent) || !self.reporting.compliance_targets.values().all(|v| percent(*v)) {
             return Err(ConfigError::Invalid("reporting: compliance targets and at_risk_percent are percentages (0 to 100)".into()));
+        }
+        crate::adapters::egress::AddressPolicy::new(&self.egress).map_err(ConfigError::Invalid)?;
+        let hub = &self.tmf621_hub;
+        if hub.max_pending_deliveries < 1 || hub.delivery_timeout_secs == 0 {
+            return Err(ConfigError::Invalid("tmf621_hub: max_pending_deliveries and delivery_timeout_secs must be at least 1".into()));
         }
         if self.sla_monitor.interval_secs == 0 || self.sla_monitor.batch < 1 {
             return Err(ConfigError::Invalid("sla_monitor: interval_secs and batch must be at least 1".into()));
@@ -1005,6 +1086,22 @@ mod tests {
         assert!(err.to_string().contains("needs 3 labels"), "{err}");
         let err = Settings::from_toml(&format!("{base}[suppliers.tmf621]\nstatus_map = {{ Open = \"busy\" }}\n")).unwrap_err();
         assert!(err.to_string().contains("neither a canonical status"), "{err}");
+    }
+
+    #[test]
+    fn egress_settings_default_to_deny_and_are_checked() {
+        let base = "[[suppliers]]\nid = \"t\"\nname = \"T\"\nsystem = \"tmf621\"\nbase_url = \"https://tt.example\"\n";
+        let s = Settings::from_toml(base).unwrap();
+        assert!(s.egress.allow_networks.is_empty() && s.suppliers[0].attachment_origins.is_empty());
+        assert_eq!((s.suppliers[0].max_response_bytes, s.tmf621_hub.max_subscriptions_per_key, s.tmf621_hub.max_pending_deliveries), (16 * 1024 * 1024, 10, 1000));
+        let s = Settings::from_toml(&format!("[egress]\nallow_networks = [\"10.20.0.0/16\", \"fd00::/8\"]\n{base}attachment_origins = [\"https://files.example\"]\n")).unwrap();
+        assert_eq!(s.suppliers[0].attachment_origins, ["https://files.example"]);
+        let err = Settings::from_toml(&format!("[egress]\nallow_networks = [\"intranet\"]\n{base}")).unwrap_err();
+        assert!(err.to_string().contains("`intranet` is not a network"), "{err}");
+        let err = Settings::from_toml(&format!("{base}attachment_origins = [\"files.example\"]\n")).unwrap_err();
+        assert!(err.to_string().contains("supplier `t`: attachment_origins"), "{err}");
+        let err = Settings::from_toml(&format!("[tmf621_hub]\ndelivery_timeout_secs = 0\n{base}")).unwrap_err();
+        assert!(err.to_string().contains("tmf621_hub"), "{err}");
     }
 
     #[test]

@@ -99,20 +99,23 @@ impl Application {
 
         let mut consumers: Vec<ConsumerSpec> =
             external.iter().map(|s| ConsumerSpec { queue: topology.dispatch_queue(s), supplier: Some(s.clone()), prefetch: 16, handler: engine.dispatch_handler(s) }).collect();
-        consumers.push(ConsumerSpec {
-            queue: topology.tmf621_notify_queue(),
-            supplier: None,
-            prefetch: 4,
-            handler: api::tmf621::notify::handler(store.clone(), public_base.clone()),
-        });
-        let mut workers = vec![tokio::spawn(bus.clone().run(consumers, shutdown_rx.clone()))];
+        let deliveries = api::tmf621::notify::Deliveries::new(store.clone(), public_base.clone(), &settings)?;
+        consumers.push(ConsumerSpec { queue: topology.tmf621_notify_queue(), supplier: None, prefetch: 4, handler: deliveries.handler() });
+        let mut workers = vec![tokio::spawn(bus.clone().run(consumers, shutdown_rx.clone())), tokio::spawn(deliveries.run(shutdown_rx.clone()))];
         for s in settings.suppliers.iter().filter(|s| s.is_external() && s.poll_interval_secs > 0) {
             workers.push(tokio::spawn(engine.as_ref().clone().run_poller(s.id.clone(), shutdown_rx.clone())));
         }
         for s in settings.suppliers.iter().filter(|s| s.system == "tmf621" && s.tmf621.subscribe) {
             let password = s.resolve(&s.password).map_err(|e| e.to_string())?.unwrap_or_else(|| secrecy::SecretString::from(String::new()));
             let callback = format!("{public_base}/webhooks/{}", s.id);
-            workers.push(tokio::spawn(crate::adapters::tmf621::subscription::keep_subscribed(store.clone(), s.clone(), password, callback, shutdown_rx.clone())));
+            workers.push(tokio::spawn(crate::adapters::tmf621::subscription::keep_subscribed(
+                store.clone(),
+                s.clone(),
+                settings.egress.clone(),
+                password,
+                callback,
+                shutdown_rx.clone(),
+            )));
         }
         let monitor = Monitor { store: store.clone(), contracts: contracts.clone(), settings: settings.sla_monitor.clone(), outbox_signal: bus.outbox_signal.clone() };
         workers.push(tokio::spawn(monitor.run(shutdown_rx.clone())));

@@ -1,6 +1,10 @@
 //! What every supplier client shares: timeouts, retries with backoff that honour `Retry-After`,
-//! and a rate governor per supplier instance.
+//! a rate governor per supplier instance, answers read up to a size cap, and where the
+//! supplier's credentials may go ([`super::egress`]): only to its own origin, following
+//! redirects only within it; files it lists elsewhere are fetched by a second client that
+//! carries no credentials.
 
+use super::egress::{AddressPolicy, FileUrl, SupplierOrigins};
 use super::SupplierError;
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -9,24 +13,60 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Largest answer read when no limit is configured.
+const DEFAULT_MAX_RESPONSE: usize = 16 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct SupplierHttp {
+    /// The client that carries the supplier's credentials: redirects only within its origins.
     pub client: reqwest::Client,
+    /// The client for files on other origins: no credentials, addresses checked.
+    files: reqwest::Client,
+    origins: Option<Arc<SupplierOrigins>>,
+    addresses: AddressPolicy,
     limiter: Arc<DefaultDirectRateLimiter>,
     max_attempts: u32,
     min_backoff: Duration,
+    max_response: usize,
 }
 
 impl SupplierHttp {
+    /// A client for no supplier in particular: it follows no redirect and fetches no file by
+    /// URL.
     pub fn new(timeout: Duration, rate_per_sec: u32, max_attempts: u32) -> Result<Self, String> {
+        Self::build(timeout, rate_per_sec, max_attempts, None, AddressPolicy::default(), DEFAULT_MAX_RESPONSE)
+    }
+
+    /// The client of one configured supplier instance, under the hub's egress policy.
+    pub fn for_supplier(settings: &crate::config::SupplierSettings, egress: &crate::config::EgressSettings) -> Result<Self, String> {
+        let token_url = if settings.system == "tmf621" { settings.tmf621.token_url.as_deref() } else { None };
+        let origins = SupplierOrigins::new(&settings.base_url, token_url, &settings.attachment_origins).map_err(|e| format!("supplier `{}`: {e}", settings.id))?;
+        let addresses = AddressPolicy::new(egress)?;
+        Self::build(Duration::from_secs(settings.timeout_secs), settings.rate_per_sec, settings.max_attempts, Some(origins), addresses, settings.max_response_bytes)
+    }
+
+    fn build(timeout: Duration, rate_per_sec: u32, max_attempts: u32, origins: Option<SupplierOrigins>, addresses: AddressPolicy, max_response: usize) -> Result<Self, String> {
+        let redirects = origins.as_ref().map(SupplierOrigins::credentialed_redirects).unwrap_or_else(reqwest::redirect::Policy::none);
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("siam-hub/", env!("CARGO_PKG_VERSION")))
+            .redirect(redirects)
             .build()
             .map_err(|e| e.to_string())?;
+        let file_redirects = origins.as_ref().map(|o| o.file_redirects(&addresses)).unwrap_or_else(reqwest::redirect::Policy::none);
+        let files = addresses.client(timeout, file_redirects)?;
         let rate = NonZeroU32::new(rate_per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
-        Ok(SupplierHttp { client, limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))), max_attempts: max_attempts.max(1), min_backoff: Duration::from_millis(200) })
+        Ok(SupplierHttp {
+            client,
+            files,
+            origins: origins.map(Arc::new),
+            addresses,
+            limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+            max_attempts: max_attempts.max(1),
+            min_backoff: Duration::from_millis(200),
+            max_response: max_response.max(1),
+        })
     }
 
     /// Shortens the first backoff step (tests use it to keep retry storms quick).
@@ -71,9 +111,47 @@ impl SupplierHttp {
 }
 
 impl SupplierHttp {
-    /// Opens a download with retries and returns the answer for its body to be streamed;
-    /// `detail` reads the supplier's own error body.
-    pub async fn download(&self, what: &str, request: impl Fn() -> reqwest::RequestBuilder, detail: fn(&str) -> String) -> Result<reqwest::Response, SupplierError> {
+    /// Refuses `url` unless it is on the supplier's own origin: the check before anything is
+    /// sent there with the supplier's credentials.
+    pub fn check_own(&self, what: &str, url: &str) -> Result<url::Url, SupplierError> {
+        let refused = |message: String| SupplierError::Rejected { status: 0, message: format!("{what}: {message}") };
+        let parsed = url::Url::parse(url).map_err(|e| refused(format!("`{url}` is not a URL: {e}")))?;
+        let origins = self.origins.as_ref().ok_or_else(|| refused("this client has no supplier origin to send credentials to".into()))?;
+        origins.check_own(&parsed).map_err(refused)?;
+        Ok(parsed)
+    }
+
+    /// Sorts a file URL the supplier gave (see [`SupplierOrigins::file_url`]); a refusal is a
+    /// `Rejected` with why.
+    pub fn file_url(&self, url: &url::Url) -> Result<FileUrl, SupplierError> {
+        let origins = self.origins.as_ref().ok_or_else(|| SupplierError::Rejected { status: 0, message: format!("file URL {url}: this client fetches no files by URL") })?;
+        origins.file_url(url, &self.addresses).map_err(|message| SupplierError::Rejected { status: 0, message })
+    }
+
+    /// Opens a download on the supplier's own origin, with its credentials (`auth` adds them),
+    /// with retries, and returns the answer for its body to be streamed; `detail` reads the
+    /// supplier's own error body.
+    pub async fn download(
+        &self,
+        what: &str,
+        url: &str,
+        auth: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+        detail: fn(&str) -> String,
+    ) -> Result<reqwest::Response, SupplierError> {
+        let url = self.check_own(what, url)?;
+        self.open(what, || auth(self.client.get(url.clone())), detail).await
+    }
+
+    /// Opens a file on an origin the supplier's `attachment_origins` allows: without
+    /// credentials, through the client whose resolver and redirects obey the egress policy.
+    pub async fn download_elsewhere(&self, what: &str, url: &url::Url, detail: fn(&str) -> String) -> Result<reqwest::Response, SupplierError> {
+        match self.file_url(url)? {
+            FileUrl::Allowed(u) => self.open(what, || self.files.get(u.clone()), detail).await,
+            FileUrl::Own(_) => Err(SupplierError::Rejected { status: 0, message: format!("{what}: {url} is the supplier's own origin, fetched with its credentials") }),
+        }
+    }
+
+    async fn open(&self, what: &str, request: impl Fn() -> reqwest::RequestBuilder, detail: fn(&str) -> String) -> Result<reqwest::Response, SupplierError> {
         self.retrying(what, || {
             let req = request();
             async move {
@@ -82,12 +160,36 @@ impl SupplierHttp {
                     return Ok(resp);
                 }
                 let (status, headers) = (resp.status(), resp.headers().clone());
-                let text = resp.text().await.unwrap_or_default();
+                let text = self.read_text(what, resp).await.unwrap_or_default();
                 Err(status_error(what, status, &headers, &detail(&text)))
             }
         })
         .await
     }
+
+    /// The body of an answer as text, read up to the supplier's `max_response_bytes`; a larger
+    /// one is a protocol error (the hub reads whole answers only as JSON or error text, never
+    /// files, which stream).
+    pub async fn read_text(&self, what: &str, resp: reqwest::Response) -> Result<String, SupplierError> {
+        let bytes = read_capped(what, resp, self.max_response).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// Reads a whole answer, refusing one larger than `limit` bytes without reading the rest.
+pub async fn read_capped(what: &str, mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, SupplierError> {
+    let too_large = || SupplierError::Protocol(format!("{what}: the answer is larger than {limit} bytes (max_response_bytes)"));
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(what, e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Reads `Retry-After` as delay-seconds or as an HTTP date.
@@ -101,8 +203,12 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(wait.to_std().unwrap_or(Duration::ZERO).min(Duration::from_secs(3600)))
 }
 
-/// Classifies a transport error (no HTTP answer at all).
+/// Classifies a transport error (no HTTP answer at all). A request the egress policy stopped
+/// is a refusal: trying again would go to the same place.
 pub fn transport_error(what: &str, e: reqwest::Error) -> SupplierError {
+    if let Some(why) = super::egress::refusal(&e) {
+        return SupplierError::Rejected { status: 0, message: format!("{what}: {why}") };
+    }
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -123,9 +229,113 @@ pub fn status_error(what: &str, status: reqwest::StatusCode, headers: &HeaderMap
     }
 }
 
+/// A bare HTTP/1.1 server on 127.0.0.1 for tests: answers every request with what `answer`
+/// makes of its path, and records each request's head.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub type Heads = Arc<Mutex<Vec<String>>>;
+
+    pub async fn start(answer: impl Fn(&str, u16) -> Vec<u8> + Send + Sync + 'static) -> (u16, Heads) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads: Heads = Arc::default();
+        let (h, answer) = (heads.clone(), Arc::new(answer));
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let (h, answer) = (h.clone(), answer.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut byte = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut byte).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&byte[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf).to_string();
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    h.lock().unwrap().push(head);
+                    let _ = sock.write_all(&answer(&path, port)).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        (port, heads)
+    }
+
+    pub fn response(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+        let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        let mut out = out.into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_server::{response, start};
     use super::*;
+
+    fn supplier(base: &str, extra: &str) -> crate::config::SupplierSettings {
+        let toml = format!("[[suppliers]]\nid = \"s\"\nname = \"S\"\nsystem = \"servicenow\"\nbase_url = \"{base}\"\nmax_attempts = 1\n{extra}");
+        crate::config::Settings::from_toml(&toml).unwrap().suppliers.remove(0)
+    }
+
+    #[tokio::test]
+    async fn credentials_follow_redirects_within_the_supplier_origin_only() {
+        let (elsewhere, stolen) = start(|_, _| response("200 OK", &[], b"secret please")).await;
+        let (port, seen) = start(move |path, port| match path {
+            "/away" => response("302 Found", &[("Location", format!("http://127.0.0.1:{elsewhere}/steal"))], b""),
+            "/moved" => response("302 Found", &[("Location", format!("http://127.0.0.1:{port}/file"))], b""),
+            _ => response("200 OK", &[("Content-Length", "5".into())], b"hello"),
+        })
+        .await;
+        let base = format!("http://127.0.0.1:{port}");
+        let http = SupplierHttp::for_supplier(&supplier(&base, ""), &crate::config::EgressSettings::default()).unwrap();
+        let auth = |r: reqwest::RequestBuilder| r.basic_auth("hub", Some("pw"));
+        let ok = http.download("download", &format!("{base}/moved"), auth, |s| s.to_string()).await.unwrap();
+        assert_eq!(ok.bytes().await.unwrap().as_ref(), b"hello", "a redirect within the origin is followed");
+        assert!(seen.lock().unwrap().iter().all(|h| h.contains("authorization: Basic")), "{:?}", seen.lock().unwrap());
+        let err = http.download("download", &format!("{base}/away"), auth, |s| s.to_string()).await.unwrap_err();
+        match &err {
+            SupplierError::Rejected { message, .. } => assert!(message.contains(&format!("to http://127.0.0.1:{elsewhere}/steal leaves")), "{message}"),
+            other => panic!("not a refusal: {other:?}"),
+        }
+        assert!(stolen.lock().unwrap().is_empty(), "the other origin was reached");
+        let err = http.download("download", &format!("http://127.0.0.1:{elsewhere}/x"), auth, |s| s.to_string()).await.unwrap_err();
+        assert!(matches!(&err, SupplierError::Rejected { message, .. } if message.contains("another origin than the supplier's")), "{err:?}");
+        assert!(stolen.lock().unwrap().is_empty(), "credentials were sent to another origin");
+    }
+
+    #[tokio::test]
+    async fn answers_over_max_response_bytes_are_protocol_errors() {
+        let (port, _) = start(|path, _| {
+            let body = vec![b'x'; 2000];
+            match path {
+                "/sized" => response("200 OK", &[("Content-Length", body.len().to_string())], &body),
+                "/small" => response("200 OK", &[], b"{}"),
+                // No length: the cap is found while reading.
+                _ => response("200 OK", &[], &body),
+            }
+        })
+        .await;
+        let base = format!("http://127.0.0.1:{port}");
+        let http = SupplierHttp::for_supplier(&supplier(&base, "max_response_bytes = 1000"), &crate::config::EgressSettings::default()).unwrap();
+        for path in ["/sized", "/streamed"] {
+            let resp = http.client.get(format!("{base}{path}")).send().await.unwrap();
+            let err = http.read_text("read", resp).await.unwrap_err();
+            assert!(matches!(&err, SupplierError::Protocol(m) if m == "read: the answer is larger than 1000 bytes (max_response_bytes)"), "{path}: {err:?}");
+        }
+        let resp = http.client.get(format!("{base}/small")).send().await.unwrap();
+        assert_eq!(http.read_text("read", resp).await.unwrap(), "{}");
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

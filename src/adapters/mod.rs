@@ -4,8 +4,11 @@
 //!
 //! The sync stages see a system only through [`Mapping`] (pure translation) and [`Client`]
 //! (the supplier's API), so adding a system means adding a module, not touching the sync.
+//! Every client shares [`http`] (retries, rate governor, answer size cap) and [`egress`] (where
+//! a supplier's credentials and the hub's requests may go).
 
 pub mod change;
+pub mod egress;
 pub mod http;
 pub mod jira;
 pub mod remedy;
@@ -247,9 +250,13 @@ pub fn mapping_for_supplier(settings: &crate::config::SupplierSettings) -> Optio
 /// The systems `mapping_for` knows.
 pub const SYSTEMS: &[&str] = &["servicenow", "jira", "remedy", "tmf621"];
 
-/// Builds the mapping and the API client of one configured supplier instance.
-pub fn connect(settings: &crate::config::SupplierSettings, password: secrecy::SecretString) -> Result<(Arc<dyn Mapping>, Arc<dyn Client>), String> {
-    let http = http::SupplierHttp::new(Duration::from_secs(settings.timeout_secs), settings.rate_per_sec, settings.max_attempts)?;
+/// A supplier instance's mapping and API client.
+pub type Connection = (Arc<dyn Mapping>, Arc<dyn Client>);
+
+/// Builds the mapping and the API client of one configured supplier instance, under the hub's
+/// egress policy.
+pub fn connect(settings: &crate::config::SupplierSettings, egress: &crate::config::EgressSettings, password: secrecy::SecretString) -> Result<Connection, String> {
+    let http = http::SupplierHttp::for_supplier(settings, egress)?;
     match settings.system.as_str() {
         "servicenow" => Ok((
             Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone())),

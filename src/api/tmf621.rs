@@ -10,7 +10,8 @@
 //! - `PATCH .../troubleTicket/{id}`: merge-patch of status, name, description, severity,
 //!   priority, characteristics, CI, and `note[]` entries to append (public notes); a supplier
 //!   key may only add notes, to its own tickets.
-//! - `POST/GET/DELETE .../hub[/{id}]`: event subscriptions; see [`notify`].
+//! - `POST/GET/DELETE .../hub[/{id}]`: event subscriptions (service desk, supplier and admin
+//!   keys; callbacks checked against the egress policy, a limit per key); see [`notify`].
 //!
 //! Every call needs one of the hub's API keys; errors are TMF630 bodies
 //! `{code, reason, message, status}`.
@@ -378,24 +379,44 @@ fn subscription_doc(s: &tmf_store::Subscription) -> Value {
     json!({ "id": s.id.to_string(), "callback": s.callback, "query": s.query, "@type": "Hub" })
 }
 
-/// `POST /tmf-api/troubleTicket/v4/hub` `{"callback", "query"}`
+/// `POST /tmf-api/troubleTicket/v4/hub` `{"callback", "query"}`. For the service desk, suppliers
+/// (hearing of their own tickets) and admins. The callback must be an http(s) URL without
+/// credentials in it, on an address the egress policy lets the hub reach; a key holds at most
+/// `[tmf621_hub] max_subscriptions_per_key` subscriptions.
 pub async fn subscribe(req: HttpRequest, p: Auth, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, TmfError> {
     let p = p?;
+    p.require(&[Role::ServiceDesk, Role::Supplier])?;
     if p.role == Role::Supplier && p.supplier.is_none() {
         return Err(ApiError::forbidden("this supplier key is not scoped to a supplier").into());
     }
     let bytes = read_body(body, state.settings.max_body_bytes).await?;
     let doc = parse_body(&bytes)?;
-    let callback = doc
+    let text = doc
         .get("callback")
         .and_then(Value::as_str)
         .map(str::trim)
-        .filter(|c| url::Url::parse(c).is_ok_and(|u| matches!(u.scheme(), "http" | "https")))
-        .ok_or_else(|| TmfError::new(StatusCode::BAD_REQUEST, "23", "Missing body field", "callback must be an http(s) URL"))?
-        .to_string();
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| TmfError::new(StatusCode::BAD_REQUEST, "23", "Missing body field", "callback must be an http(s) URL"))?;
+    let invalid = |m: String| TmfError::new(StatusCode::BAD_REQUEST, "24", "Invalid body field", m);
+    let callback =
+        url::Url::parse(text).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()).ok_or_else(|| invalid("callback must be an http(s) URL".into()))?;
+    if !callback.username().is_empty() || callback.password().is_some() {
+        return Err(invalid("callback must not carry user-info (a user name or password in the URL): the hub posts notifications without credentials".into()));
+    }
+    let addresses = crate::adapters::egress::AddressPolicy::new(&state.settings.egress).map_err(|e| TmfError::new(StatusCode::INTERNAL_SERVER_ERROR, "1", "Internal error", e))?;
+    addresses.check_host(&callback).await.map_err(|e| invalid(format!("callback refused: {e}")))?;
     let query = doc.get("query").and_then(Value::as_str).unwrap_or("").to_string();
     let (principal, supplier) = (p.source(), if p.role == Role::Supplier { p.supplier.clone() } else { None });
-    let sub = state.store.run(move |c| tmf_store::add_subscription(c, &callback, &query, &principal, supplier.as_deref())).await?;
+    let limit = state.settings.tmf621_hub.max_subscriptions_per_key;
+    let callback = text.to_string();
+    let sub = state.store.run(move |c| tmf_store::add_subscription(c, &callback, &query, &principal, supplier.as_deref(), limit)).await?.map_err(|held| {
+        TmfError::new(
+            StatusCode::CONFLICT,
+            "24",
+            "Subscription limit reached",
+            format!("this API key holds {held} subscriptions, the limit (max_subscriptions_per_key = {limit}); delete one first"),
+        )
+    })?;
     Ok(HttpResponse::Created().insert_header((header::LOCATION, format!("{}{BASE_PATH}/hub/{}", base_url(&req, &state), sub.id))).json(subscription_doc(&sub)))
 }
 

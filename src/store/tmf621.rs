@@ -1,5 +1,6 @@
-//! What TMF621 needs stored beside the record: subscriptions to the hub's own TMF621 API, the
-//! `externalId` a customer gave a ticket, the status history the API renders, TMF-style paging
+//! What TMF621 needs stored beside the record: subscriptions to the hub's own TMF621 API and
+//! the notifications queued for each (posted in order per subscription), the `externalId` a
+//! customer gave a ticket, the status history the API renders, TMF-style paging
 //! (offset, limit, total) over incidents, and the hub's own subscription at each TMF621
 //! supplier (claimed so several hub processes register it once).
 
@@ -24,6 +25,27 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    tmf_deliveries (id) {
+        id -> Int8,
+        subscription_id -> Uuid,
+        message_id -> Text,
+        event_type -> Text,
+        incident_ref -> Text,
+        envelope -> Jsonb,
+        message -> Jsonb,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        failing_since -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        lease_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(tmf_deliveries -> tmf_subscriptions (subscription_id));
+diesel::allow_tables_to_appear_in_same_query!(tmf_deliveries, tmf_subscriptions);
 
 diesel::table! {
     tmf_external_ids (incident_id) {
@@ -59,17 +81,26 @@ pub struct Subscription {
     pub created_at: DateTime<Utc>,
 }
 
-pub fn add_subscription(conn: &mut PgConnection, callback: &str, query: &str, principal: &str, supplier: Option<&str>) -> StoreResult<Subscription> {
-    Ok(diesel::insert_into(tmf_subscriptions::table)
-        .values((
-            tmf_subscriptions::id.eq(uuid::Uuid::now_v7()),
-            tmf_subscriptions::callback.eq(callback),
-            tmf_subscriptions::query.eq(query),
-            tmf_subscriptions::principal.eq(principal),
-            tmf_subscriptions::supplier_id.eq(supplier),
-        ))
-        .returning(Subscription::as_returning())
-        .get_result(conn)?)
+/// Adds a subscription, unless `principal` already holds `limit` of them (then `Err` with how
+/// many it holds). Concurrent requests of one principal are counted one after the other.
+pub fn add_subscription(conn: &mut PgConnection, callback: &str, query: &str, principal: &str, supplier: Option<&str>, limit: usize) -> StoreResult<Result<Subscription, i64>> {
+    conn.transaction(|conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(716619, hashtext($1))").bind::<Text, _>(principal).execute(conn)?;
+        let held: i64 = tmf_subscriptions::table.filter(tmf_subscriptions::principal.eq(principal)).count().get_result(conn)?;
+        if held >= i64::try_from(limit).unwrap_or(i64::MAX) {
+            return Ok(Err(held));
+        }
+        Ok(Ok(diesel::insert_into(tmf_subscriptions::table)
+            .values((
+                tmf_subscriptions::id.eq(uuid::Uuid::now_v7()),
+                tmf_subscriptions::callback.eq(callback),
+                tmf_subscriptions::query.eq(query),
+                tmf_subscriptions::principal.eq(principal),
+                tmf_subscriptions::supplier_id.eq(supplier),
+            ))
+            .returning(Subscription::as_returning())
+            .get_result(conn)?))
+    })
 }
 
 pub fn subscription(conn: &mut PgConnection, id: uuid::Uuid) -> StoreResult<Option<Subscription>> {
@@ -82,6 +113,127 @@ pub fn subscriptions(conn: &mut PgConnection) -> StoreResult<Vec<Subscription>> 
 
 pub fn delete_subscription(conn: &mut PgConnection, id: uuid::Uuid) -> StoreResult<bool> {
     Ok(diesel::delete(tmf_subscriptions::table.find(id)).execute(conn)? == 1)
+}
+
+/// A notification queued for a subscriber.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tmf_deliveries, check_for_backend(diesel::pg::Pg))]
+pub struct Delivery {
+    pub id: i64,
+    pub subscription_id: uuid::Uuid,
+    pub message_id: String,
+    pub event_type: String,
+    pub incident_ref: String,
+    /// The TMF621 event to post.
+    pub envelope: serde_json::Value,
+    /// The hub event it came from, as the broker carried it.
+    pub message: serde_json::Value,
+    pub attempts: i32,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// A notification to queue.
+pub struct NewDelivery<'a> {
+    pub subscription_id: uuid::Uuid,
+    pub message_id: &'a str,
+    pub event_type: &'a str,
+    pub incident_ref: &'a str,
+    pub envelope: &'a serde_json::Value,
+    pub message: &'a serde_json::Value,
+}
+
+pub fn queue_delivery(conn: &mut PgConnection, d: &NewDelivery) -> StoreResult<()> {
+    diesel::insert_into(tmf_deliveries::table)
+        .values((
+            tmf_deliveries::subscription_id.eq(d.subscription_id),
+            tmf_deliveries::message_id.eq(d.message_id),
+            tmf_deliveries::event_type.eq(d.event_type),
+            tmf_deliveries::incident_ref.eq(d.incident_ref),
+            tmf_deliveries::envelope.eq(d.envelope),
+            tmf_deliveries::message.eq(d.message),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Notifications waiting for one subscription.
+pub fn pending_deliveries(conn: &mut PgConnection, subscription: uuid::Uuid) -> StoreResult<i64> {
+    Ok(tmf_deliveries::table.filter(tmf_deliveries::subscription_id.eq(subscription)).count().get_result(conn)?)
+}
+
+/// Removes and returns every notification waiting for one subscription, oldest first.
+pub fn take_deliveries(conn: &mut PgConnection, subscription: uuid::Uuid) -> StoreResult<Vec<Delivery>> {
+    let mut rows: Vec<Delivery> =
+        diesel::delete(tmf_deliveries::table.filter(tmf_deliveries::subscription_id.eq(subscription))).returning(Delivery::as_returning()).get_results(conn)?;
+    rows.sort_by_key(|d| d.id);
+    Ok(rows)
+}
+
+/// The subscriptions whose oldest waiting notification may be posted now (not leased, not
+/// backing off), and the earliest time another one will be.
+pub fn due_subscriptions(conn: &mut PgConnection) -> StoreResult<(Vec<uuid::Uuid>, Option<DateTime<Utc>>)> {
+    #[derive(QueryableByName)]
+    struct Head {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        subscription_id: uuid::Uuid,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        ready_at: DateTime<Utc>,
+    }
+    let heads: Vec<Head> = diesel::sql_query(
+        "SELECT subscription_id, GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at)) AS ready_at
+         FROM (SELECT DISTINCT ON (subscription_id) subscription_id, next_attempt_at, lease_until
+               FROM tmf_deliveries ORDER BY subscription_id, id) heads",
+    )
+    .load(conn)?;
+    let now = Utc::now();
+    let due = heads.iter().filter(|h| h.ready_at <= now).map(|h| h.subscription_id).collect();
+    let next = heads.iter().filter(|h| h.ready_at > now).map(|h| h.ready_at).min();
+    Ok((due, next))
+}
+
+/// Leases the oldest waiting notification of a subscription for `lease_secs`, with the
+/// subscription's callback, when it is due and no worker (of any hub process) holds one.
+pub fn claim_delivery(conn: &mut PgConnection, subscription: uuid::Uuid, lease_secs: i64) -> StoreResult<Option<(Delivery, String)>> {
+    conn.transaction(|conn| {
+        // The subscription row serialises the claims of one subscription.
+        let callback: Option<String> = tmf_subscriptions::table.find(subscription).select(tmf_subscriptions::callback).for_update().skip_locked().first(conn).optional()?;
+        let Some(callback) = callback else { return Ok(None) };
+        let head: Option<(Delivery, DateTime<Utc>, Option<DateTime<Utc>>)> = tmf_deliveries::table
+            .filter(tmf_deliveries::subscription_id.eq(subscription))
+            .order(tmf_deliveries::id)
+            .select((Delivery::as_select(), tmf_deliveries::next_attempt_at, tmf_deliveries::lease_until))
+            .first(conn)
+            .optional()?;
+        let now = Utc::now();
+        match head {
+            Some((d, next, lease)) if next <= now && lease.is_none_or(|l| l <= now) => {
+                diesel::update(tmf_deliveries::table.find(d.id)).set(tmf_deliveries::lease_until.eq(now + chrono::Duration::seconds(lease_secs))).execute(conn)?;
+                Ok(Some((d, callback)))
+            }
+            _ => Ok(None),
+        }
+    })
+}
+
+/// The subscriber took the notification.
+pub fn delivery_done(conn: &mut PgConnection, id: i64) -> StoreResult<()> {
+    diesel::delete(tmf_deliveries::table.find(id)).execute(conn)?;
+    Ok(())
+}
+
+/// The subscriber did not take it: try again at `next_attempt_at`.
+pub fn delivery_failed(conn: &mut PgConnection, id: i64, error: &str, next_attempt_at: DateTime<Utc>) -> StoreResult<()> {
+    diesel::update(tmf_deliveries::table.find(id))
+        .set((
+            tmf_deliveries::attempts.eq(tmf_deliveries::attempts + 1),
+            tmf_deliveries::failing_since.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>("COALESCE(failing_since, now())")),
+            tmf_deliveries::last_error.eq(error),
+            tmf_deliveries::next_attempt_at.eq(next_attempt_at),
+            tmf_deliveries::lease_until.eq(None::<DateTime<Utc>>),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Remembers a customer's `externalId` for a ticket (the first one given stays).

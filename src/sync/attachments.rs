@@ -1,6 +1,7 @@
 //! Files in both directions: the record's attachments go to every leg that lacks them (within
 //! the supplier's size limit, else the refusal is recorded on the leg), and files attached at a
-//! supplier are fetched into the record. Content streams in chunks both ways and is identified
+//! supplier are fetched into the record (or refused on the leg with why: too large, or a URL the
+//! supplier's client will not follow, see [`crate::adapters::egress`]). Content streams in chunks both ways and is identified
 //! by its SHA-256, so the same file is never stored or sent twice.
 
 use super::{Engine, SupplierLink, SyncError};

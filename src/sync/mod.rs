@@ -62,7 +62,7 @@ impl Engine {
         for s in settings.suppliers.iter().filter(|s| s.is_external()) {
             let password = s.resolve(&s.password).map_err(|e| e.to_string())?.unwrap_or_else(|| SecretString::from(String::new()));
             let webhook_secret = s.webhook_secret().map_err(|e| e.to_string())?;
-            let (mapping, client) = crate::adapters::connect(s, password)?;
+            let (mapping, client) = crate::adapters::connect(s, &settings.egress, password)?;
             suppliers.insert(s.id.clone(), Arc::new(SupplierLink { settings: s.clone(), mapping, client, webhook_secret }));
         }
         Ok(Engine { store, matrix: settings.priority_matrix.clone(), suppliers: Arc::new(suppliers), outbox_signal, router: Router::new(settings), policy: settings.sync.clone() })

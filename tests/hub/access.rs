@@ -178,7 +178,7 @@ const MATRIX: &[(&str, &str, [u16; 7])] = &[
     ("GET", "/tmf-api/troubleTicket/v4/troubleTicket", [401, 200, 200, 200, 200, 200, 200]),
     ("GET", "/tmf-api/troubleTicket/v4/troubleTicket/{id}", [401, 200, 200, 200, 200, 404, 404]),
     ("PATCH", "/tmf-api/troubleTicket/v4/troubleTicket/{id}", [401, 200, 403, 200, 200, 404, 404]),
-    ("POST", "/tmf-api/troubleTicket/v4/hub", [401, 201, 201, 201, 201, 201, 201]),
+    ("POST", "/tmf-api/troubleTicket/v4/hub", [401, 201, 403, 201, 201, 201, 201]),
     ("GET", "/tmf-api/troubleTicket/v4/hub/{id}", [401, 404, 404, 404, 404, 404, 404]),
     ("DELETE", "/tmf-api/troubleTicket/v4/hub/{id}", [401, 404, 404, 404, 404, 404, 404]),
     ("GET", "/dashboard", [401, 401, 200, 200, 200, 200, 200]),

@@ -45,6 +45,11 @@ pub struct Options {
     pub extra_toml: String,
     /// The ServiceNow supplier's attachment size limit.
     pub supplier_max_attachment_bytes: i64,
+    /// `[egress] allow_networks`: loopback by default, where the tests' listeners are.
+    pub allow_networks: Vec<String>,
+    /// `[tmf621_hub]`: how long a TMF621 subscriber is retried, and how long it has to answer.
+    pub notify_retry_budget_secs: u64,
+    pub notify_timeout_secs: u64,
 }
 
 impl Default for Options {
@@ -57,6 +62,9 @@ impl Default for Options {
             sim_clock_skew_secs: 0,
             extra_toml: String::new(),
             supplier_max_attachment_bytes: 25 * 1024 * 1024,
+            allow_networks: vec!["127.0.0.0/8".into()],
+            notify_retry_budget_secs: 3,
+            notify_timeout_secs: 2,
         }
     }
 }
@@ -158,6 +166,13 @@ fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook
         prefix = "{prefix}"
         queue_expires_ms = 120000
 
+        [egress]
+        allow_networks = {allow}
+
+        [tmf621_hub]
+        retry_budget_secs = {budget}
+        delivery_timeout_secs = {notify_timeout}
+
         [[services]]
         name = "network"
         [[services]]
@@ -188,6 +203,9 @@ fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook
         {extra}
         "#,
         extra = o.extra_toml,
+        allow = serde_json::to_string(&o.allow_networks).expect("a list of strings"),
+        budget = o.notify_retry_budget_secs,
+        notify_timeout = o.notify_timeout_secs,
         att_limit = o.supplier_max_attachment_bytes,
         pg = pg_base(),
         poll = o.poll_interval_secs,

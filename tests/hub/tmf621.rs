@@ -149,6 +149,11 @@ fn tmf_supplier(sim_url: &str, version: &str, flavour: &str, auth: &str, secret:
 }
 
 async fn spawn_tmf(version: TmfVersion, flavour: TmfFlavour, auth: &str) -> TmfHub {
+    spawn_tmf_with(version, flavour, auth, |_| {}, Options::default()).await
+}
+
+/// A TMF621 supplier whose settings `tweak` changes, in a hub with `options`.
+async fn spawn_tmf_with(version: TmfVersion, flavour: TmfFlavour, auth: &str, tweak: impl FnOnce(&mut SupplierSettings), options: Options) -> TmfHub {
     let secret = format!("tmf-{}", uuid::Uuid::new_v4().simple());
     let sim = Tmf621Sim::new(SimConfig {
         version,
@@ -161,9 +166,10 @@ async fn spawn_tmf(version: TmfVersion, flavour: TmfFlavour, auth: &str) -> TmfH
     sim.start(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).expect("TMF simulator starts");
     let v = if version == TmfVersion::V5 { "v5" } else { "v4" };
     let f = if flavour == TmfFlavour::Servicenow { "servicenow" } else { "standard" };
-    let supplier = tmf_supplier(&sim.base_url().unwrap(), v, f, auth, &secret);
+    let mut supplier = tmf_supplier(&sim.base_url().unwrap(), v, f, auth, &secret);
+    tweak(&mut supplier);
     let rule = RoutingRule { service: Some("email".into()), ci: None, category: None, supplier: TMF.into() };
-    let hub = TestHub::spawn_with_suppliers(Options::default(), vec![supplier], vec![rule]).await;
+    let hub = TestHub::spawn_with_suppliers(options, vec![supplier], vec![rule]).await;
     let callback = format!("{}/webhooks/{TMF}", hub.addr);
     wait_for("the hub to subscribe to the supplier's events", || sim.subscriptions().into_iter().find(|s| s.callback == callback)).await;
     TmfHub { hub, sim, secret }
@@ -374,6 +380,97 @@ async fn tmf_files_travel_both_ways_in_the_attachment_array_once_each() {
     t.reconcile().await;
     t.hub.settle(&r).await;
     assert_eq!(t.sim.files(&id).len(), 2, "nothing sent back to the supplier");
+    t.finish().await;
+}
+
+type FileRequests = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A file server on an origin of its own: serves `body` at any path and records each request's
+/// path and `Authorization` header.
+fn file_server(body: &'static [u8]) -> (String, FileRequests) {
+    let got: FileRequests = Arc::default();
+    let g = got.clone();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = HttpServer::new(move || {
+        let g = g.clone();
+        App::new().default_service(web::to(move |req: HttpRequest| {
+            let g = g.clone();
+            async move {
+                let auth = req.headers().get("authorization").map(|v| v.to_str().unwrap_or("?").to_string());
+                g.lock().unwrap().push((req.path().to_string(), auth));
+                HttpResponse::Ok().content_type("text/plain").body(body)
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(l)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (format!("http://127.0.0.1:{port}"), got)
+}
+
+/// Lists a file at `url` on the supplier's ticket, as an agent would; returns the hub's record
+/// of the file: its refusal event, or the file.
+async fn list_remote_file(t: &TmfHub, title: &str, url: &str) -> (String, Value) {
+    let (r, id) = t.open(title).await;
+    t.sim.agent_update(&id, json!({"attachment": [{"name": "evidence.txt", "mimeType": "text/plain", "url": url, "@type": "Attachment"}]})).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let refused = t.hub.history(&r).await.into_iter().find(|e| e["type"] == "attachment.refused" && e["data"]["direction"] == "inbound");
+        if let Some(e) = refused {
+            return (r, e);
+        }
+        let doc = t.hub.incident(&r).await;
+        if let Some(file) = doc["attachments"].as_array().and_then(|a| a.first()) {
+            return (r, file.clone());
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the hub neither fetched nor refused the file");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn tmf_a_file_on_another_origin_is_refused_unless_the_supplier_allows_that_origin() {
+    let (files, requests) = file_server(b"stolen?");
+    let t = spawn_tmf(TmfVersion::V4, TmfFlavour::Standard, "basic").await;
+    let url = format!("{files}/x/evidence.txt");
+    let (r, refusal) = list_remote_file(&t, "File elsewhere", &url).await;
+    let origin = t.sim.base_url().unwrap();
+    assert_eq!(refusal["data"]["file_name"], "evidence.txt");
+    assert_eq!(refusal["data"]["reason"].as_str().unwrap(), format!("file URL {url} is on another origin than the supplier's ({origin}) and not in attachment_origins"));
+    assert!(requests.lock().unwrap().is_empty(), "the hub sent a request to the other origin: {:?}", requests.lock().unwrap());
+    assert!(t.hub.incident(&r).await["attachments"].as_array().unwrap().is_empty());
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn tmf_a_file_on_an_allowed_origin_is_fetched_without_the_suppliers_credentials() {
+    let (files, requests) = file_server(b"Received: from mx1.example");
+    let allowed = files.clone();
+    let t = spawn_tmf_with(TmfVersion::V4, TmfFlavour::Standard, "basic", move |s| s.attachment_origins = vec![allowed], Options::default()).await;
+    let (r, file) = list_remote_file(&t, "File on the file server", &format!("{files}/x/evidence.txt")).await;
+    assert_eq!((file["file_name"].as_str(), file["origin"].as_str()), (Some("evidence.txt"), Some(TMF)), "{file}");
+    let back = t.hub.get_as(&format!("/api/v1/incidents/{r}/attachments/{}", file["id"]), &t.hub.keys.service_desk).await;
+    assert_eq!(back.bytes().await.unwrap().as_ref(), b"Received: from mx1.example");
+    let got = requests.lock().unwrap().clone();
+    assert_eq!(got, vec![("/x/evidence.txt".to_string(), None)], "fetched once, with no Authorization header");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn tmf_a_file_on_an_allowed_origin_at_a_loopback_address_is_refused_unless_egress_allows_it() {
+    let (files, requests) = file_server(b"internal");
+    let allowed = files.clone();
+    let options = Options { allow_networks: vec![], ..Default::default() };
+    let t = spawn_tmf_with(TmfVersion::V4, TmfFlavour::Standard, "basic", move |s| s.attachment_origins = vec![allowed], options).await;
+    let url = format!("{files}/x/evidence.txt");
+    let (_, refusal) = list_remote_file(&t, "File on a loopback address", &url).await;
+    let reason = refusal["data"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with(&format!("file URL {url}: 127.0.0.1 is a loopback address")) && reason.contains("allow_networks"), "{reason}");
+    assert!(requests.lock().unwrap().is_empty());
     t.finish().await;
 }
 
@@ -679,5 +776,131 @@ async fn tmf_api_an_unreachable_subscriber_gets_a_dead_letter_of_its_own_replaye
     assert_eq!(event["event"]["troubleTicket"]["id"], r.as_str());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(got.lock().unwrap().len(), before, "the subscriber that had the event did not get it again");
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn tmf_api_subscriptions_are_for_working_roles_with_checked_callbacks_and_a_limit_per_key() {
+    let hub = TestHub::spawn().await;
+    let (callback, _) = listener();
+    let subscribe = |key: String, callback: String| {
+        let hub = &hub;
+        async move { hub.post(&format!("{API}/hub"), &key, &json!({"callback": callback, "query": "eventType=TroubleTicketCreateEvent"})).await }
+    };
+    tmf_error(subscribe(hub.keys.manager.clone(), callback.clone()).await, StatusCode::FORBIDDEN, "50").await;
+    for (bad, why) in [
+        ("http://hub:secret@127.0.0.1:9/x".to_string(), "user-info"),
+        ("http://169.254.169.254/latest/meta-data".to_string(), "169.254.169.254 is a cloud metadata address"),
+        ("http://[fd00:ec2::254]/latest".to_string(), "cloud metadata"),
+        ("http://10.1.2.3:8080/events".to_string(), "10.1.2.3 is a private address"),
+        ("http://[::ffff:192.168.0.10]/events".to_string(), "192.168.0.10 is a private address"),
+        ("http://0.0.0.0:8080/events".to_string(), "unspecified"),
+        ("file:///etc/passwd".to_string(), "http(s) URL"),
+    ] {
+        let err = tmf_error(subscribe(hub.keys.service_desk.clone(), bad.clone()).await, StatusCode::BAD_REQUEST, "24").await;
+        assert!(err["message"].as_str().unwrap().contains(why), "{bad}: {err}");
+    }
+    // Ten per key; the eleventh is refused with the limit, other keys are unaffected.
+    let mut ids = vec![];
+    for _ in 0..10 {
+        let resp = subscribe(hub.keys.service_desk.clone(), callback.clone()).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        ids.push(resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    }
+    let err = tmf_error(subscribe(hub.keys.service_desk.clone(), callback.clone()).await, StatusCode::CONFLICT, "24").await;
+    assert!(err["message"].as_str().unwrap().contains("max_subscriptions_per_key = 10"), "{err}");
+    assert_eq!(subscribe(hub.keys.supplier.clone(), callback.clone()).await.status(), StatusCode::CREATED, "a supplier key subscribes to its own tickets");
+    assert_eq!(subscribe(hub.keys.admin.clone(), callback.clone()).await.status(), StatusCode::CREATED);
+    let del = hub.http.delete(hub.url(&format!("{API}/hub/{}", ids[0]))).bearer_auth(&hub.keys.service_desk).send().await.unwrap();
+    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    assert_eq!(subscribe(hub.keys.service_desk.clone(), callback.clone()).await.status(), StatusCode::CREATED, "a freed place can be taken");
+    hub.finish().await;
+}
+
+/// A listener that accepts connections and never answers; counts the connections.
+async fn hanging_listener() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let a = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((sock, _)) = l.accept().await {
+            a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(sock);
+        }
+    });
+    (format!("http://127.0.0.1:{port}/stuck"), accepted)
+}
+
+async fn tmf_dead_letters(hub: &TestHub) -> Vec<Value> {
+    let list: Value = hub.get_as("/api/v1/admin/dead-letters", &hub.keys.admin).await.json().await.unwrap();
+    list["items"].as_array().unwrap().iter().filter(|d| d["routing_key"] == "tmf621.notify").cloned().collect()
+}
+
+#[tokio::test]
+async fn tmf_api_a_subscriber_that_never_answers_delays_no_one_and_its_events_are_dead_lettered() {
+    let hub = TestHub::spawn_with(Options { notify_retry_budget_secs: 10, notify_timeout_secs: 1, ..Default::default() }).await;
+    let sd = hub.keys.service_desk.clone();
+    let (stuck, accepted) = hanging_listener().await;
+    let (healthy, got) = listener();
+    // The one that never answers subscribes first.
+    for callback in [&stuck, &healthy] {
+        let resp = hub.post(&format!("{API}/hub"), &sd, &json!({"callback": callback, "query": "eventType=TroubleTicketCreateEvent"})).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    let mut refs = vec![];
+    for i in 0..5 {
+        refs.push(hub.raise(&network_incident(&format!("Notify me {i}"))).await["ref"].as_str().unwrap().to_string());
+    }
+    let created = |got: &Received| -> usize { got.lock().unwrap().iter().filter(|(_, e)| refs.iter().any(|r| e["event"]["troubleTicket"]["id"] == r.as_str())).count() };
+    wait_for("the healthy subscriber's five create events", || (created(&got) == refs.len()).then_some(())).await;
+    wait_for("the stuck subscriber to be tried", || (accepted.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(())).await;
+    assert!(tmf_dead_letters(&hub).await.is_empty(), "the stuck subscriber was given up on before the healthy one had its events");
+
+    // Within its retry budget the stuck subscriber's events are all dead-lettered, its own.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let dead = loop {
+        let dead = tmf_dead_letters(&hub).await;
+        if dead.len() >= refs.len() {
+            break dead;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the stuck subscriber's events were not dead-lettered: {dead:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut dead_refs: Vec<String> = dead.iter().map(|d| d["incident_ref"].as_str().unwrap().to_string()).collect();
+    dead_refs.sort();
+    let mut want = refs.clone();
+    want.sort();
+    assert_eq!(dead_refs, want, "one dead letter per event");
+    for d in &dead {
+        let reason = d["reason"].as_str().unwrap();
+        assert!(reason.contains(&stuck) && reason.contains("did not answer in time"), "{reason}");
+    }
+    assert_eq!(created(&got), refs.len(), "the healthy subscriber got each event once");
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn tmf_api_a_callback_the_egress_policy_no_longer_allows_gets_nothing_at_delivery() {
+    let mut hub = TestHub::spawn().await;
+    let (callback, got) = listener();
+    let resp = hub.post(&format!("{API}/hub"), &hub.keys.service_desk, &json!({"callback": callback, "query": "eventType=TroubleTicketCreateEvent"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED, "loopback is allowed when it subscribes");
+    // The hub now runs without loopback allowed: the stored callback is checked as it is posted.
+    hub.settings.egress.allow_networks.clear();
+    hub.restart().await;
+    let r = hub.raise(&network_incident("Not for loopback")).await["ref"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        if let Some(d) = tmf_dead_letters(&hub).await.into_iter().find(|d| d["incident_ref"] == r.as_str()) {
+            break d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter for the refused callback");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let reason = dead["reason"].as_str().unwrap();
+    assert!(reason.contains(&callback) && reason.contains("127.0.0.1 is a loopback address"), "{reason}");
+    assert!(got.lock().unwrap().is_empty(), "the callback was posted to");
     hub.finish().await;
 }

@@ -60,7 +60,7 @@ impl JiraClient {
         let resp = req.send().await.map_err(|e| transport_error(what, e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let text = resp.text().await.map_err(|e| transport_error(what, e))?;
+        let text = self.http.read_text(what, resp).await?;
         if !status.is_success() {
             return Err(status_error(what, status, &headers, &error_detail(&text)));
         }
@@ -427,7 +427,7 @@ impl Client for JiraClient {
                     .await
                     .map_err(|e| transport_error(what, e))?;
                 let (status, headers) = (resp.status(), resp.headers().clone());
-                let text = resp.text().await.map_err(|e| transport_error(what, e))?;
+                let text = self.http.read_text(what, resp).await?;
                 if !status.is_success() {
                     return Err(status_error(what, status, &headers, &error_detail(&text)));
                 }
@@ -465,10 +465,11 @@ impl Client for JiraClient {
             .unwrap_or_default())
     }
 
-    /// `GET /rest/api/3/attachment/content/{id}`, as a stream.
+    /// `GET /rest/api/3/attachment/content/{id}` on the site itself (not the `content` URL the
+    /// listing gives), as a stream.
     async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
         let url = format!("{}/rest/api/3/attachment/content/{}", self.base, segment(&file.native_id));
-        self.http.download("Jira attachment download", || self.http.client.get(&url).basic_auth(&self.user, Some(self.token.expose_secret())), error_detail).await
+        self.http.download("Jira attachment download", &url, |r| r.basic_auth(&self.user, Some(self.token.expose_secret())), error_detail).await
     }
 }
 

@@ -191,7 +191,7 @@ impl RemedyClient {
         }
         let resp = self.http.client.post(format!("{}/api/jwt/login", self.base)).form(&form).send().await.map_err(|e| transport_error(what, e))?;
         let (status, headers) = (resp.status(), resp.headers().clone());
-        let body = resp.text().await.map_err(|e| transport_error(what, e))?;
+        let body = self.http.read_text(what, resp).await?;
         if !status.is_success() {
             return Err(classify(what, status, &headers, &body));
         }
@@ -238,7 +238,7 @@ impl RemedyClient {
             })
             .await?;
         let (status, headers) = (resp.status(), resp.headers().clone());
-        let body = resp.text().await.map_err(|e| transport_error(what, e))?;
+        let body = self.http.read_text(what, resp).await?;
         Ok(Answer { status, headers, body })
     }
 
@@ -353,7 +353,7 @@ impl RemedyClient {
             return Ok(resp);
         }
         let (status, headers) = (resp.status(), resp.headers().clone());
-        let text = resp.text().await.unwrap_or_default();
+        let text = self.http.read_text(what, resp).await.unwrap_or_default();
         Err(classify(what, status, &headers, &text))
     }
 
@@ -394,7 +394,7 @@ impl RemedyClient {
             })
             .await?;
         let location = resp.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_string);
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let body: Value = serde_json::from_str(&self.http.read_text(what, resp).await?).unwrap_or(Value::Null);
         let id = Some(mapping::text_of(body.pointer("/values/Work Log ID")))
             .filter(|s| !s.trim().is_empty())
             .or_else(|| location.and_then(|l| l.rsplit('/').next().map(mapping::percent_decode)).filter(|s| s.starts_with("WLG")))
@@ -532,12 +532,13 @@ impl Client for RemedyClient {
         Ok(mapping::worklog_attachments(&self.profile, &json!({ "entries": self.worklogs(&number).await? })))
     }
 
-    /// `GET .../entry/HPD:WorkLog/{id}/attach/{field}`, as a stream.
+    /// `GET .../entry/HPD:WorkLog/{id}/attach/{field}` on the server itself (not the `href` a
+    /// work log lists), as a stream.
     async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
         let what = "Remedy download file";
         let (log, field) = file.native_id.split_once('/').ok_or_else(|| SupplierError::Protocol(format!("{what}: `{}` names no work log field", file.native_id)))?;
-        let url = format!("{}/{}/attach/{}", self.form_url(&self.profile.forms.worklog), percent_encode(log), percent_encode(field));
-        self.http.retrying(what, || self.send_authed(what, |token| Ok(self.http.client.get(&url).header("Authorization", format!("AR-JWT {token}"))))).await
+        let url = self.http.check_own(what, &format!("{}/{}/attach/{}", self.form_url(&self.profile.forms.worklog), percent_encode(log), percent_encode(field)))?;
+        self.http.retrying(what, || self.send_authed(what, |token| Ok(self.http.client.get(url.clone()).header("Authorization", format!("AR-JWT {token}"))))).await
     }
 
     /// The interface entry's REST address (Remedy's mid-tier address is not known to the hub).

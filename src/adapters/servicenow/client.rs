@@ -56,7 +56,7 @@ impl ServiceNowClient {
                     let status = resp.status();
                     let headers = resp.headers().clone();
                     let is_json = headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
-                    let text = resp.text().await.map_err(|e| transport_error(what, e))?;
+                    let text = self.http.read_text(what, resp).await?;
                     if !status.is_success() {
                         return Err(status_error(what, status, &headers, &error_detail(&text)));
                     }
@@ -225,7 +225,7 @@ impl Client for ServiceNowClient {
                 async move {
                     let resp = req.send().await.map_err(|e| transport_error(what, e))?;
                     let (status, headers) = (resp.status(), resp.headers().clone());
-                    let text = resp.text().await.map_err(|e| transport_error(what, e))?;
+                    let text = self.http.read_text(what, resp).await?;
                     if !status.is_success() {
                         return Err(status_error(what, status, &headers, &error_detail(&text)));
                     }
@@ -266,10 +266,11 @@ impl Client for ServiceNowClient {
             .unwrap_or_default())
     }
 
-    /// `GET /api/now/attachment/{sys_id}/file`, as a stream.
+    /// `GET /api/now/attachment/{sys_id}/file` on the instance itself (not the listing's
+    /// `download_link`), as a stream.
     async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
-        let url = format!("{}/api/now/attachment/{}/file", self.base, file.native_id);
-        self.http.download("ServiceNow attachment download", || self.http.client.get(&url).basic_auth(&self.user, Some(self.password.expose_secret())), error_detail).await
+        let url = format!("{}/api/now/attachment/{}/file", self.base, url::form_urlencoded::byte_serialize(file.native_id.as_bytes()).collect::<String>());
+        self.http.download("ServiceNow attachment download", &url, |r| r.basic_auth(&self.user, Some(self.password.expose_secret())), error_detail).await
     }
 }
 

@@ -4,9 +4,12 @@
 //!
 //! Files travel in the ticket's `attachment[]`: an upload patches in an attachment value whose
 //! base64 `content` is streamed into the request body (the file is never held whole); a
-//! download follows the attachment's `url`, or decodes content the server lists inline.
+//! download follows the attachment's `url` (with the instance's credentials on its own origin,
+//! without them on an origin its `attachment_origins` allows, refused anywhere else), or
+//! decodes content the server lists inline.
 
 use super::mapping::{self, Instance};
+use crate::adapters::egress::FileUrl;
 use crate::adapters::http::{status_error, transport_error, SupplierHttp};
 use crate::adapters::{Client, ContentStream, NativeAttachment, OutgoingFile, SupplierError};
 use crate::config::{Tmf621Settings, TmfAuth, TmfFlavour, TmfNotePatch, TmfVersion};
@@ -94,7 +97,7 @@ impl Tmf621Client {
             .map_err(|e| transport_error(what, e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.text().await.map_err(|e| transport_error(what, e))?;
+        let body = self.http.read_text(what, resp).await?;
         if !status.is_success() {
             return Err(status_error(what, status, &headers, &error_detail(&body)));
         }
@@ -140,7 +143,7 @@ impl Tmf621Client {
         }
         let resp = self.send(what, req).await?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| transport_error(what, e))?;
+        let text = self.http.read_text(what, resp).await?;
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
@@ -164,7 +167,7 @@ impl Tmf621Client {
             return Ok(resp);
         }
         let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
+        let text = self.http.read_text(what, resp).await.unwrap_or_default();
         if status.as_u16() == 401 && matches!(self.auth, Auth::Oauth2 { .. }) {
             // The token expired or was revoked: fetch a new one on the next attempt.
             self.forget_token().await;
@@ -441,8 +444,9 @@ impl Client for Tmf621Client {
         Ok(mapping::attachments(&self.get_ticket(native_id).await?))
     }
 
-    /// The attachment's `url` (relative ones on the supplier's address), with the instance's
-    /// credentials, as a stream; content listed inline is decoded instead.
+    /// The attachment's `url` (relative ones on the supplier's address) as a stream: with the
+    /// instance's credentials on its own origin, without them on an origin `attachment_origins`
+    /// allows, refused (with why) anywhere else. Content listed inline is decoded instead.
     async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
         let what = "TMF621 download file";
         let Some(location) = file.location.as_deref() else {
@@ -451,9 +455,17 @@ impl Client for Tmf621Client {
         if let Some(inline) = location.strip_prefix("data:") {
             return data_url(inline).map_err(|e| SupplierError::Rejected { status: 0, message: format!("{what}: `{}`: {e}", file.file_name) });
         }
-        let url =
-            if location.starts_with("http://") || location.starts_with("https://") { location.to_string() } else { format!("{}/{}", self.base, location.trim_start_matches('/')) };
-        self.http.retrying(what, || self.send(what, self.http.client.get(&url))).await
+        let url = match url::Url::parse(location) {
+            Ok(absolute) => absolute,
+            Err(_) => {
+                let relative = format!("{}/{}", self.base, location.trim_start_matches('/'));
+                url::Url::parse(&relative).map_err(|e| SupplierError::Rejected { status: 0, message: format!("{what}: `{location}` is not a URL: {e}") })?
+            }
+        };
+        match self.http.file_url(&url)? {
+            FileUrl::Own(url) => self.http.retrying(what, || self.send(what, self.http.client.get(url.clone()))).await,
+            FileUrl::Allowed(url) => self.http.download_elsewhere(what, &url, error_detail).await,
+        }
     }
 }
 
@@ -522,6 +534,26 @@ mod tests {
         assert_eq!(resp.bytes().await.unwrap().as_ref(), b"hello");
         assert!(data_url("text/plain,hello").is_err());
         assert!(data_url(";base64,@@@").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_file_url_redirecting_off_the_supplier_origin_is_not_followed_with_credentials() {
+        use crate::adapters::http::test_server::{response, start};
+        let (elsewhere, reached) = start(|_, _| response("200 OK", &[], b"x")).await;
+        let (port, seen) = start(move |_, _| response("302 Found", &[("Location", format!("http://127.0.0.1:{elsewhere}/collect"))], b"")).await;
+        let base = format!("http://127.0.0.1:{port}");
+        let toml = format!("[[suppliers]]\nid = \"t\"\nname = \"T\"\nsystem = \"tmf621\"\nbase_url = \"{base}\"\nmax_attempts = 1\nattachment_origins = [\"http://127.0.0.1:{elsewhere}\"]\n[egress]\nallow_networks = [\"127.0.0.0/8\"]\n");
+        let settings = crate::config::Settings::from_toml(&toml).unwrap();
+        let s = &settings.suppliers[0];
+        let http = SupplierHttp::for_supplier(s, &settings.egress).unwrap();
+        let client = Tmf621Client::new(http, &s.base_url, &s.tmf621, "hub", SecretString::from("pw".to_string()));
+        let file = NativeAttachment { native_id: "f1".into(), file_name: "f.txt".into(), location: Some("/files/f1".into()), ..Default::default() };
+        // Even to an origin the supplier's files may come from: the redirect would carry the credentials.
+        let err = client.download_attachment(&file).await.unwrap_err();
+        assert!(matches!(&err, SupplierError::Rejected { message, .. } if message.contains("leaves the origins")), "{err:?}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert!(seen.lock().unwrap()[0].contains("authorization: Basic"), "the supplier's own origin gets the credentials");
+        assert!(reached.lock().unwrap().is_empty(), "the redirect was followed");
     }
 
     #[test]

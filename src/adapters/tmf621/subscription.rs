@@ -8,7 +8,7 @@
 
 use super::client::Tmf621Client;
 use crate::adapters::http::SupplierHttp;
-use crate::config::{SupplierSettings, TmfFlavour};
+use crate::config::{EgressSettings, SupplierSettings, TmfFlavour};
 use crate::store::tmf621::{self as tmf_store, Claim};
 use crate::store::Store;
 use secrecy::SecretString;
@@ -26,8 +26,8 @@ pub fn event_query(settings: &SupplierSettings) -> String {
 
 /// Keeps trying until the subscription for `callback` is registered (by this process or
 /// another), or until shutdown.
-pub async fn keep_subscribed(store: Store, settings: SupplierSettings, password: SecretString, callback: String, mut shutdown: watch::Receiver<bool>) {
-    let http = match SupplierHttp::new(Duration::from_secs(settings.timeout_secs), settings.rate_per_sec, settings.max_attempts) {
+pub async fn keep_subscribed(store: Store, settings: SupplierSettings, egress: EgressSettings, password: SecretString, callback: String, mut shutdown: watch::Receiver<bool>) {
+    let http = match SupplierHttp::for_supplier(&settings, &egress) {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(supplier = %settings.id, error = %e, "cannot build the HTTP client for the TMF621 subscription");

@@ -1,0 +1,2 @@
+DROP INDEX tmf_subscriptions_by_principal;
+DROP TABLE tmf_deliveries;

@@ -6,7 +6,7 @@
 //! supplier's `correlation_id` before creating.
 
 use super::inbound::baseline_map;
-use super::{Engine, SyncError};
+use super::{Engine, SupplierLink, SyncError};
 use crate::adapters::SupplierError;
 use crate::bus::{Handler, Incoming, Outcome};
 use crate::domain::*;
@@ -150,7 +150,7 @@ impl Engine {
         let link = self.supplier(supplier)?;
         let native_id = match &snap.leg.native_id {
             Some(id) => Some(id.clone()),
-            None => match link.client.find_by_correlation(snap.incident.reference.as_str()).await? {
+            None => match self.unheld_ticket(&link, supplier, snap).await?.0 {
                 Some(found) => Some(link.mapping.parse_record(&found)?.native_id),
                 None => None,
             },
@@ -179,33 +179,32 @@ impl Engine {
         Ok(())
     }
 
+    /// The supplier's ticket for this leg that an earlier attempt made (its answer lost), if
+    /// any, and the native ids of every ticket the supplier holds for the reference. A ticket an
+    /// earlier leg of this supplier held (handed back, withdrawn) is never this leg's: the
+    /// supplier gets a fresh ticket for the new assignment.
+    async fn unheld_ticket(&self, link: &SupplierLink, supplier: &str, snap: &Snapshot) -> Result<(Option<Value>, Vec<String>), SyncError> {
+        let candidates = link.client.find_by_correlation(snap.incident.reference.as_str()).await?;
+        let ids = candidates.iter().map(|c| link.mapping.parse_record(c).map(|r| r.native_id)).collect::<Result<Vec<_>, _>>()?;
+        let (s, leg_id, wanted) = (supplier.to_string(), snap.leg.id, ids.clone());
+        let held: Vec<Option<String>> = self
+            .store
+            .run(move |c| Ok(legs::table.filter(legs::supplier_id.eq(&s)).filter(legs::native_id.eq_any(&wanted)).filter(legs::id.ne(leg_id)).select(legs::native_id).load(c)?))
+            .await?;
+        let unheld = candidates.into_iter().zip(&ids).find(|(_, id)| !held.iter().flatten().any(|h| h == *id)).map(|(c, _)| c);
+        Ok((unheld, ids))
+    }
+
     /// Creates (or adopts) the supplier ticket and opens the leg.
     async fn open_leg(&self, supplier: &str, snap: &Snapshot, correlation_id: &str) -> Result<String, SyncError> {
         let link = self.supplier(supplier)?;
         let reference = snap.incident.reference.as_str();
-        let found = match link.client.find_by_correlation(reference).await? {
-            Some(existing) => {
-                // A ticket an earlier leg of this supplier held (handed back, withdrawn) is not
-                // adopted: the supplier gets a fresh ticket for the new assignment.
-                let id = link.mapping.parse_record(&existing)?.native_id;
-                let (s, leg_id) = (supplier.to_string(), snap.leg.id);
-                let held: bool = self
-                    .store
-                    .run(move |c| {
-                        Ok(diesel::select(diesel::dsl::exists(legs::table.filter(legs::supplier_id.eq(&s)).filter(legs::native_id.eq(&id)).filter(legs::id.ne(leg_id))))
-                            .get_result(c)?)
-                    })
-                    .await?;
-                (!held).then_some(existing)
-            }
-            None => None,
-        };
-        let native = match found {
-            Some(existing) => {
+        let native = match self.unheld_ticket(&link, supplier, snap).await? {
+            (Some(existing), _) => {
                 tracing::info!(%reference, %supplier, "adopting the supplier ticket a previous attempt created");
                 existing
             }
-            None => link.client.create(&snap.incident).await?,
+            (None, known) => link.client.create(&snap.incident, &known).await?,
         };
         let rec = link.mapping.parse_record(&native)?;
         let native_id = rec.native_id.clone();

@@ -434,6 +434,50 @@ impl TestHub {
     }
 }
 
+/// The leg of `supplier` in `state` on an incident document.
+pub fn leg<'a>(doc: &'a Value, supplier: &str, state: &str) -> Option<&'a Value> {
+    doc["legs"].as_array().unwrap().iter().find(|l| l["supplier"] == supplier && l["state"] == state)
+}
+
+impl TestHub {
+    /// The service desk re-routes the incident to `supplier`.
+    pub async fn route(&self, reference: &str, supplier: &str) {
+        let resp = self.post(&format!("/api/v1/incidents/{reference}/route"), &self.keys.service_desk, &json!({"supplier": supplier, "reason": "triage"})).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{}", resp.text().await.unwrap_or_default());
+    }
+
+    /// `supplier` holds the incident's ticket `first`; the service desk routes the incident to
+    /// `other` and back to `supplier`, whose system loses the answer to the create of its new
+    /// ticket (`lose_create` queues the faults on its simulator). Exactly one new ticket is made
+    /// and the new leg holds it, not the old one. `tickets` lists the ids of the tickets the
+    /// supplier's simulator holds with the incident's reference.
+    pub async fn routed_back_gets_one_fresh_ticket(
+        &self,
+        reference: &str,
+        supplier: &str,
+        other: &str,
+        first: &str,
+        lose_create: impl FnOnce(),
+        tickets: impl Fn() -> Vec<String>,
+    ) {
+        self.route(reference, other).await;
+        self.wait_incident(reference, "the first leg to close", |d| leg(d, supplier, "closed").is_some()).await;
+        self.settle(reference).await;
+        assert_eq!(tickets(), [first], "the supplier holds the first ticket only");
+
+        lose_create();
+        self.route(reference, supplier).await;
+        // The dispatcher's own opening of the leg (which sets its link) is the end of the create.
+        self.wait_incident(reference, "the new leg to open", |d| leg(d, supplier, "open").is_some_and(|l| l["url"].is_string())).await;
+        let doc = self.settle(reference).await;
+        let held = tickets();
+        assert_eq!(held.len(), 2, "exactly one new supplier ticket: {held:?}");
+        let fresh = held.iter().find(|id| *id != first).unwrap();
+        assert_eq!(leg(&doc, supplier, "open").unwrap()["native_id"], fresh.as_str(), "the new leg holds the new ticket: {}", doc["legs"]);
+        assert_eq!(leg(&doc, supplier, "closed").unwrap()["native_id"], first, "the earlier leg keeps its ticket: {}", doc["legs"]);
+    }
+}
+
 pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {

@@ -681,3 +681,13 @@ async fn tmf_api_an_unreachable_subscriber_gets_a_dead_letter_of_its_own_replaye
     assert_eq!(got.lock().unwrap().len(), before, "the subscriber that had the event did not get it again");
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn tmf_a_ticket_routed_back_gets_one_fresh_trouble_ticket_even_when_the_create_answer_is_lost() {
+    let t = spawn_tmf(TmfVersion::V4, TmfFlavour::Standard, "basic").await;
+    let (r, first) = t.open("Back and forth").await;
+    let lose_create = || t.sim.push_fault_on("POST", Fault::LoseResponseAfterCommit);
+    let tickets = || t.sim.tickets_by_external_id(&r).iter().map(|x| x["id"].as_str().unwrap().to_string()).collect();
+    t.hub.routed_back_gets_one_fresh_ticket(&r, TMF, SUPPLIER, &first, lose_create, tickets).await;
+    t.finish().await;
+}

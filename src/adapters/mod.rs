@@ -178,7 +178,8 @@ pub trait Client: Send + Sync {
     async fn update(&self, native_id: &str, changes: &BTreeMap<String, String>) -> Result<Value, SupplierError>;
     /// Adds a note; returns the record after, if the system answers with one.
     async fn add_note(&self, native_id: &str, visibility: Visibility, text: &str) -> Result<Option<Value>, SupplierError>;
-    /// One page of the hub's tickets updated at or after `since`, oldest first.
+    /// One page of the hub's tickets updated at or after `since`, oldest first (tickets updated
+    /// at the same time in a stable order, where the system can sort by a second key).
     async fn updated_since(&self, since: DateTime<Utc>, offset: usize, limit: usize) -> Result<Vec<Value>, SupplierError>;
     /// The notes of one ticket, as a payload `Mapping::parse_notes` reads.
     async fn notes(&self, native_id: &str) -> Result<Value, SupplierError>;

@@ -105,7 +105,7 @@ impl ServiceNowClient {
                 Method::GET,
                 "/api/now/table/incident",
                 &[
-                    ("sysparm_query", format!("sys_updated_on>={}^correlation_idSTARTSWITHINC-^ORDERBYsys_updated_on", sn_time(&since))),
+                    ("sysparm_query", format!("sys_updated_on>={}^correlation_idSTARTSWITHINC-^ORDERBYsys_updated_on^ORDERBYsys_id", sn_time(&since))),
                     ("sysparm_fields", READ_FIELDS.into()),
                     ("sysparm_limit", limit.to_string()),
                     ("sysparm_offset", offset.to_string()),

@@ -375,10 +375,16 @@ impl Client for Tmf621Client {
         }
     }
 
-    /// Tickets with `lastUpdate` after `since`, by `lastUpdate`. Foreign tickets are returned too
-    /// (the page length drives paging); the sweep skips those without a leg.
+    /// Tickets with `lastUpdate` at or after `since`, by `lastUpdate`. Foreign tickets are
+    /// returned too (the page length drives paging); the sweep skips those without a leg. The
+    /// filter is `lastUpdate.gt` (what every server takes) a millisecond before `since`.
     async fn updated_since(&self, since: DateTime<Utc>, offset: usize, limit: usize) -> Result<Vec<Value>, SupplierError> {
-        let q = [("lastUpdate.gt", self.time_param(&since)), ("sort", "lastUpdate".to_string()), ("offset", offset.to_string()), ("limit", limit.to_string())];
+        let q = [
+            ("lastUpdate.gt", self.time_param(&(since - chrono::Duration::milliseconds(1)))),
+            ("sort", "lastUpdate".to_string()),
+            ("offset", offset.to_string()),
+            ("limit", limit.to_string()),
+        ];
         let mut items = self.list("TMF621 poll", &q).await?;
         let key = |v: &Value| mapping::parse_ticket(&self.inst, v).ok().and_then(|t| t.last_update);
         items.sort_by_key(key);

@@ -1,5 +1,7 @@
 //! The outbox relay: publishes committed outbox rows with publisher confirms, a whole batch in
-//! flight at once, and marks them published only once the broker has confirmed them.
+//! flight at once, and marks them published only once the broker has confirmed them. While the
+//! database is unreachable it waits for it on the same broker session (ending the session would
+//! give the consumers' held deliveries back to the broker, spending their delivery limit).
 
 use super::Topology;
 use crate::store::{outbox, Store};
@@ -12,13 +14,23 @@ use tokio::sync::Notify;
 
 /// How long a claimed batch stays ours; a relay that died gives its rows up after this.
 const LEASE_SECS: i32 = 30;
+/// How long the relay waits before asking an unreachable database again.
+const STORE_PAUSE: Duration = Duration::from_secs(1);
 
 pub async fn run(channel: lapin::Channel, store: Store, topology: Topology, signal: Arc<Notify>) -> Result<(), String> {
     channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| e.to_string())?;
     let exchange = topology.exchange();
     let window = topology.confirm_window.max(1);
     loop {
-        let batch = store.run(move |c| outbox::claim(c, window, LEASE_SECS)).await.map_err(|e| e.to_string())?;
+        let batch = match store.run(move |c| outbox::claim(c, window, LEASE_SECS)).await {
+            Ok(batch) => batch,
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "outbox unreachable; waiting for the database");
+                tokio::time::sleep(STORE_PAUSE).await;
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         if batch.is_empty() {
             // Woken by a commit in this process; the timeout covers commits by other hubs.
             let _ = tokio::time::timeout(Duration::from_millis(200), signal.notified()).await;
@@ -49,16 +61,28 @@ pub async fn run(channel: lapin::Channel, store: Store, topology: Topology, sign
             }
         }
         let n = acked.len();
-        store
-            .run(move |c| {
-                outbox::mark_published(c, &acked)?;
-                if !nacked.is_empty() {
-                    outbox::release(c, &nacked)?;
+        // What the broker confirmed is marked as soon as the database answers, so it is not
+        // published twice.
+        loop {
+            let (acked, nacked) = (acked.clone(), nacked.clone());
+            let marked = store
+                .run(move |c| {
+                    outbox::mark_published(c, &acked)?;
+                    if !nacked.is_empty() {
+                        outbox::release(c, &nacked)?;
+                    }
+                    Ok(())
+                })
+                .await;
+            match marked {
+                Ok(()) => break,
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(error = %e, "cannot mark confirmed outbox rows yet; waiting for the database");
+                    tokio::time::sleep(STORE_PAUSE).await;
                 }
-                Ok(())
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+                Err(e) => return Err(e.to_string()),
+            }
+        }
         tracing::debug!(published = n, "outbox batch confirmed");
     }
 }

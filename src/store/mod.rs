@@ -47,6 +47,28 @@ pub enum StoreError {
     Pool(String),
 }
 
+impl StoreError {
+    /// The database cannot be reached, or lost the connection mid-request: the hub's own passing
+    /// fault, which goes away once the database answers again (unlike a refused or impossible
+    /// request).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) => true,
+            StoreError::Database(e) => connection_lost(e),
+            _ => false,
+        }
+    }
+}
+
+fn connection_lost(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+    match e {
+        Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _) | Error::BrokenTransactionManager => true,
+        Error::RollbackErrorOnCommit { commit_error, .. } => connection_lost(commit_error),
+        _ => false,
+    }
+}
+
 impl From<crate::domain::incident::UnknownValue> for StoreError {
     fn from(e: crate::domain::incident::UnknownValue) -> Self {
         StoreError::Corrupt(e.to_string())

@@ -304,7 +304,7 @@ impl Engine {
         match self.store.run(move |conn| outbox::seen(conn, &c, &id)).await {
             Ok(true) => return Outcome::Done,
             Ok(false) => {}
-            Err(e) => return Outcome::Retry(e.to_string()),
+            Err(e) => return Outcome::store_failure(&e),
         }
         let Some(reference) = msg.payload.pointer("/data/ref").and_then(|v| v.as_str()).map(str::to_string) else {
             return Outcome::Dead("dispatch message without data.ref".into());
@@ -319,7 +319,7 @@ impl Engine {
         };
         let failure = match result {
             Ok(()) => None,
-            Err(SyncError::Store(e)) => return Outcome::Retry(e.to_string()),
+            Err(SyncError::Store(e)) => return Outcome::store_failure(&e),
             Err(SyncError::Supplier(e @ SupplierError::Transient { .. })) => Some(format!("retries exhausted: {e}")),
             Err(e) => Some(e.to_string()),
         };
@@ -352,7 +352,7 @@ impl Engine {
         self.notify();
         match done {
             Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Retry(e.to_string()),
+            Err(e) => Outcome::store_failure(&e),
         }
     }
 }

@@ -30,7 +30,7 @@ pub fn handler(store: Store, base_url: String) -> Handler {
         Box::pin(async move {
             match handle(&store, &http, &base_url, &msg).await {
                 Ok(()) => Outcome::Done,
-                Err(e) => Outcome::Retry(e.to_string()),
+                Err(e) => Outcome::store_failure(&e),
             }
         })
     })

@@ -609,6 +609,18 @@ impl TestHub {
         }
     }
 
+    /// A channel on the broker the hub uses (the connection comes with it and must be kept).
+    pub async fn broker_channel(&self) -> (lapin::Connection, lapin::Channel) {
+        let conn = lapin::Connection::connect(
+            &amqp_base(),
+            lapin::ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio),
+        )
+        .await
+        .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        (conn, ch)
+    }
+
     /// A temporary queue on the hub's event exchange bound to `pattern` (e.g. `sla.#`).
     pub async fn subscribe(&self, pattern: &str) -> EventTap {
         use lapin::options::*;

@@ -35,6 +35,13 @@ pub struct Settings {
     /// Largest attachment the hub accepts.
     #[serde(default = "defaults::max_attachment_bytes")]
     pub max_attachment_bytes: usize,
+    /// Most files one incident holds; a further upload is refused (and a further supplier file
+    /// is recorded as refused).
+    #[serde(default = "defaults::max_attachments_per_incident")]
+    pub max_attachments_per_incident: i64,
+    /// Pruning of what would otherwise grow without bound.
+    #[serde(default)]
+    pub housekeeping: HousekeepingSettings,
     #[serde(default)]
     pub priority_matrix: PriorityMatrix,
     /// The service catalogue: an incident naming a service outside it is refused.
@@ -57,6 +64,37 @@ pub struct Settings {
     #[serde(default)]
     pub reporting: ReportingSettings,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HousekeepingSettings {
+    /// Seconds between pruning rounds.
+    #[serde(default = "defaults::housekeeping_interval")]
+    pub interval_secs: u64,
+    /// Published outbox messages are kept this long (for inspection), then deleted.
+    #[serde(default = "defaults::retention")]
+    pub outbox_retention_secs: i64,
+    /// Ids of handled messages are kept this long, then deleted. At least a day: a message that
+    /// waited in its queue longer than this (consumers down) would be handled a second time.
+    #[serde(default = "defaults::retention")]
+    pub inbox_retention_secs: i64,
+    /// Content of an upload that stopped this long ago without being finished is deleted.
+    #[serde(default = "defaults::stale_upload")]
+    pub stale_upload_secs: i64,
+}
+
+impl Default for HousekeepingSettings {
+    fn default() -> Self {
+        HousekeepingSettings {
+            interval_secs: defaults::housekeeping_interval(),
+            outbox_retention_secs: defaults::retention(),
+            inbox_retention_secs: defaults::retention(),
+            stale_upload_secs: defaults::stale_upload(),
+        }
+    }
+}
+
+/// The shortest inbox retention [`HousekeepingSettings`] accepts.
+pub const MIN_INBOX_RETENTION_SECS: i64 = 24 * 3600;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SlaMonitorSettings {
@@ -768,6 +806,18 @@ mod defaults {
     pub fn rate_per_sec() -> u32 {
         20
     }
+    pub fn max_attachments_per_incident() -> i64 {
+        100
+    }
+    pub fn housekeeping_interval() -> u64 {
+        3600
+    }
+    pub fn retention() -> i64 {
+        7 * 24 * 3600
+    }
+    pub fn stale_upload() -> i64 {
+        3600
+    }
     pub fn max_attachment_bytes() -> usize {
         50 * 1024 * 1024
     }
@@ -856,6 +906,15 @@ impl Settings {
         let percent = |v: f64| (0.0..=100.0).contains(&v);
         if !percent(self.reporting.compliance_target) || !percent(self.reporting.at_risk_percent) || !self.reporting.compliance_targets.values().all(|v| percent(*v)) {
             return Err(ConfigError::Invalid("reporting: compliance targets and at_risk_percent are percentages (0 to 100)".into()));
+        }
+        let h = &self.housekeeping;
+        if h.interval_secs == 0 || h.outbox_retention_secs < 0 || h.stale_upload_secs < 0 || self.max_attachments_per_incident < 1 {
+            return Err(ConfigError::Invalid("housekeeping: interval_secs must be at least 1 and retentions not negative; max_attachments_per_incident must be at least 1".into()));
+        }
+        if h.inbox_retention_secs < MIN_INBOX_RETENTION_SECS {
+            return Err(ConfigError::Invalid(format!(
+                "housekeeping.inbox_retention_secs must be at least {MIN_INBOX_RETENTION_SECS}: a message that waited in its queue longer would be handled twice"
+            )));
         }
         if self.sla_monitor.interval_secs == 0 || self.sla_monitor.batch < 1 {
             return Err(ConfigError::Invalid("sla_monitor: interval_secs and batch must be at least 1".into()));

@@ -8,6 +8,7 @@
 pub mod attachments;
 pub mod auth;
 pub mod deadletters;
+pub mod housekeeping;
 pub mod models;
 pub mod outbox;
 pub mod record;
@@ -35,6 +36,9 @@ pub enum StoreError {
     VersionConflict { current: i32, expected: i32 },
     #[error("{0}")]
     Conflict(String),
+    /// A configured limit is reached (the most files one incident may hold...).
+    #[error("{0}")]
+    LimitReached(String),
     #[error("idempotency key `{0}` was already used with a different request body")]
     IdempotencyMismatch(String),
     #[error(transparent)]

@@ -39,8 +39,9 @@ pub struct Options {
     pub broker_proxy: bool,
     /// Route the database connections through a proxy the test can cut.
     pub db_proxy: bool,
-    /// Deliveries of one message before the broker dead-letters it (the hub's default if unset).
-    pub delivery_limit: Option<i64>,
+    /// Changes the test settings further, after they are read (top-level settings the appended
+    /// `extra_toml` cannot reach).
+    pub tweak: Option<fn(&mut Settings)>,
     pub webhook_mode: DisplayMode,
     /// Seconds the supplier's clock is ahead of (or, negative, behind) the hub's.
     pub sim_clock_skew_secs: i64,
@@ -58,7 +59,7 @@ impl Default for Options {
             max_attempts: 4,
             broker_proxy: false,
             db_proxy: false,
-            delivery_limit: None,
+            tweak: None,
             webhook_mode: DisplayMode::Raw,
             sim_clock_skew_secs: 0,
             extra_toml: String::new(),
@@ -201,8 +202,8 @@ fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, pg: &st
         attempts = o.max_attempts,
     );
     let mut s = Settings::from_toml(&toml).expect("test settings are valid");
-    if let Some(limit) = o.delivery_limit {
-        s.broker.delivery_limit = limit;
+    if let Some(tweak) = o.tweak {
+        tweak(&mut s);
     }
     s.suppliers[0].password = Some(SecretRef::Value(SecretString::from(SIM_PASSWORD.to_string())));
     s.suppliers[0].webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.to_string())));

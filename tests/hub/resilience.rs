@@ -169,7 +169,7 @@ async fn a_hub_restart_mid_flow_loses_nothing() {
 
 #[tokio::test]
 async fn a_database_outage_holds_dispatches_instead_of_spending_their_delivery_limit() {
-    let hub = TestHub::spawn_with(Options { db_proxy: true, delivery_limit: Some(2), ..Default::default() }).await;
+    let hub = TestHub::spawn_with(Options { db_proxy: true, tweak: Some(|s| s.broker.delivery_limit = 2), ..Default::default() }).await;
     // Every supplier call takes a while, so the dispatches are under way when the database goes.
     hub.sim.set_latency(std::time::Duration::from_millis(700));
     let mut refs = vec![];

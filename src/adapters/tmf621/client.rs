@@ -284,7 +284,7 @@ impl Client for Tmf621Client {
                 }
             }
             if n < LOOKUP_PAGE {
-                found.sort_by(|a, b| b.0.cmp(&a.0));
+                found.sort_by_key(|t| std::cmp::Reverse(t.0));
                 return Ok(found.into_iter().map(|(_, t)| t).collect());
             }
         }

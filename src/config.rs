@@ -35,6 +35,13 @@ pub struct Settings {
     /// Largest attachment the hub accepts.
     #[serde(default = "defaults::max_attachment_bytes")]
     pub max_attachment_bytes: usize,
+    /// Most files one incident holds; a further upload is refused (and a further supplier file
+    /// is recorded as refused).
+    #[serde(default = "defaults::max_attachments_per_incident")]
+    pub max_attachments_per_incident: i64,
+    /// Pruning of what would otherwise grow without bound.
+    #[serde(default)]
+    pub housekeeping: HousekeepingSettings,
     #[serde(default)]
     pub priority_matrix: PriorityMatrix,
     /// The service catalogue: an incident naming a service outside it is refused.
@@ -105,6 +112,37 @@ impl Default for Tmf621HubSettings {
         }
     }
 }
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HousekeepingSettings {
+    /// Seconds between pruning rounds.
+    #[serde(default = "defaults::housekeeping_interval")]
+    pub interval_secs: u64,
+    /// Published outbox messages are kept this long (for inspection), then deleted.
+    #[serde(default = "defaults::retention")]
+    pub outbox_retention_secs: i64,
+    /// Ids of handled messages are kept this long, then deleted. At least a day: a message that
+    /// waited in its queue longer than this (consumers down) would be handled a second time.
+    #[serde(default = "defaults::retention")]
+    pub inbox_retention_secs: i64,
+    /// Content of an upload that stopped this long ago without being finished is deleted.
+    #[serde(default = "defaults::stale_upload")]
+    pub stale_upload_secs: i64,
+}
+
+impl Default for HousekeepingSettings {
+    fn default() -> Self {
+        HousekeepingSettings {
+            interval_secs: defaults::housekeeping_interval(),
+            outbox_retention_secs: defaults::retention(),
+            inbox_retention_secs: defaults::retention(),
+            stale_upload_secs: defaults::stale_upload(),
+        }
+    }
+}
+
+/// The shortest inbox retention [`HousekeepingSettings`] accepts.
+pub const MIN_INBOX_RETENTION_SECS: i64 = 24 * 3600;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SlaMonitorSettings {
@@ -824,6 +862,18 @@ mod defaults {
     pub fn rate_per_sec() -> u32 {
         20
     }
+    pub fn max_attachments_per_incident() -> i64 {
+        100
+    }
+    pub fn housekeeping_interval() -> u64 {
+        3600
+    }
+    pub fn retention() -> i64 {
+        7 * 24 * 3600
+    }
+    pub fn stale_upload() -> i64 {
+        3600
+    }
     pub fn max_attachment_bytes() -> usize {
         50 * 1024 * 1024
     }
@@ -937,6 +987,15 @@ impl Settings {
         let hub = &self.tmf621_hub;
         if hub.max_pending_deliveries < 1 || hub.delivery_timeout_secs == 0 {
             return Err(ConfigError::Invalid("tmf621_hub: max_pending_deliveries and delivery_timeout_secs must be at least 1".into()));
+        }
+        let h = &self.housekeeping;
+        if h.interval_secs == 0 || h.outbox_retention_secs < 0 || h.stale_upload_secs < 0 || self.max_attachments_per_incident < 1 {
+            return Err(ConfigError::Invalid("housekeeping: interval_secs must be at least 1 and retentions not negative; max_attachments_per_incident must be at least 1".into()));
+        }
+        if h.inbox_retention_secs < MIN_INBOX_RETENTION_SECS {
+            return Err(ConfigError::Invalid(format!(
+                "housekeeping.inbox_retention_secs must be at least {MIN_INBOX_RETENTION_SECS}: a message that waited in its queue longer would be handled twice"
+            )));
         }
         if self.sla_monitor.interval_secs == 0 || self.sla_monitor.batch < 1 {
             return Err(ConfigError::Invalid("sla_monitor: interval_secs and batch must be at least 1".into()));

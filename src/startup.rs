@@ -1,6 +1,7 @@
 //! Wiring: prepares the database, registers suppliers and routing rules, and runs the API, the
 //! broker session (relay, dispatch consumers, TMF621 event notifications), the reconciliation
-//! sweeps, the TMF621 suppliers' event subscriptions and the SLA monitor side by side.
+//! sweeps, the TMF621 suppliers' event subscriptions, the SLA monitor and housekeeping side by
+//! side.
 
 use crate::api::{self, AppState};
 use crate::bus::{Bus, ConsumerSpec, Topology};
@@ -119,6 +120,10 @@ impl Application {
         }
         let monitor = Monitor { store: store.clone(), contracts: contracts.clone(), settings: settings.sla_monitor.clone(), outbox_signal: bus.outbox_signal.clone() };
         workers.push(tokio::spawn(monitor.run(shutdown_rx.clone())));
+        let h = &settings.housekeeping;
+        let retention = store::housekeeping::Retention { outbox_secs: h.outbox_retention_secs, inbox_secs: h.inbox_retention_secs, stale_upload_secs: h.stale_upload_secs };
+        let every = std::time::Duration::from_secs(h.interval_secs);
+        workers.push(tokio::spawn(store::housekeeping::run(store.clone(), retention, every, shutdown_rx.clone())));
 
         let state = web::Data::new(AppState {
             settings: Arc::new(settings.clone()),

@@ -170,16 +170,20 @@ pub trait Mapping: Send + Sync {
 /// A supplier system's API, as the dispatcher and the sweep use it.
 #[async_trait]
 pub trait Client: Send + Sync {
-    /// The newest ticket carrying `reference` in the supplier's correlation field, if any (so a
-    /// retried create adopts it instead of making a second one).
-    async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError>;
-    /// Creates the supplier ticket; returns the created record.
-    async fn create(&self, incident: &Incident) -> Result<Value, SupplierError>;
+    /// Every ticket carrying `reference` in the supplier's correlation field, newest first where
+    /// the system can say. A supplier given an incident it held before (handed back, re-routed
+    /// away) holds several: the caller adopts only one that no earlier leg held.
+    async fn find_by_correlation(&self, reference: &str) -> Result<Vec<Value>, SupplierError>;
+    /// Creates the supplier ticket; returns the created record. `known`: the native ids of the
+    /// tickets already carrying the reference (earlier legs' tickets). A retry after an attempt
+    /// whose answer was lost adopts the ticket that attempt made, never one of these.
+    async fn create(&self, incident: &Incident, known: &[String]) -> Result<Value, SupplierError>;
     /// Writes changed synced fields (native names and values); returns the record after.
     async fn update(&self, native_id: &str, changes: &BTreeMap<String, String>) -> Result<Value, SupplierError>;
     /// Adds a note; returns the record after, if the system answers with one.
     async fn add_note(&self, native_id: &str, visibility: Visibility, text: &str) -> Result<Option<Value>, SupplierError>;
-    /// One page of the hub's tickets updated at or after `since`, oldest first.
+    /// One page of the hub's tickets updated at or after `since`, oldest first (tickets updated
+    /// at the same time in a stable order, where the system can sort by a second key).
     async fn updated_since(&self, since: DateTime<Utc>, offset: usize, limit: usize) -> Result<Vec<Value>, SupplierError>;
     /// The notes of one ticket, as a payload `Mapping::parse_notes` reads.
     async fn notes(&self, native_id: &str) -> Result<Value, SupplierError>;
@@ -206,6 +210,12 @@ pub trait Client: Send + Sync {
     async fn fetch(&self, _native_id: &str) -> Result<Option<Value>, SupplierError> {
         Ok(None)
     }
+}
+
+/// The first of `candidates` (tickets carrying a hub reference) whose native id, read by `id_of`,
+/// is not among `known`: the ticket an unanswered create attempt made.
+pub fn first_unknown(candidates: Vec<Value>, known: &[String], id_of: impl Fn(&Value) -> Option<String>) -> Option<Value> {
+    candidates.into_iter().find(|c| id_of(c).is_some_and(|id| !known.contains(&id)))
 }
 
 /// The incident as a supplier instance that derives priority from impact x urgency by its own

@@ -85,12 +85,13 @@ pub async fn upload(
     }
     let sha = hex::encode(hasher.finalize());
     let ctx = Context { source: p.source(), supplier: None, correlation_id: correlation_id(&req) };
-    let (att, created) = state
+    let max_per_incident = state.settings.max_attachments_per_incident;
+    let filed = state
         .store
         .tx(move |c| {
             let found = record::find_row(c, r.as_str())?;
             let mut row = record::lock_row_by_id(c, found.id)?;
-            let up = Upload { upload_id, sha256: &sha, size: size as i64, file_name: &file_name, content_type: &content_type, origin: "hub", from_leg: None };
+            let up = Upload { upload_id, sha256: &sha, size: size as i64, file_name: &file_name, content_type: &content_type, origin: "hub", from_leg: None, max_per_incident };
             let (att, created) = store_att::finish_upload(c, &ctx, &mut row, &up)?;
             let doc: Attachment = store_att::for_incidents(c, &[row.id])?
                 .into_iter()
@@ -99,7 +100,14 @@ pub async fn upload(
                 .ok_or_else(|| crate::store::StoreError::NotFound("attachment".into()))?;
             Ok((doc, created))
         })
-        .await?;
+        .await;
+    let (att, created) = match filed {
+        Ok(filed) => filed,
+        Err(e) => {
+            discard(state.store.clone()).await;
+            return Err(e.into());
+        }
+    };
     state.engine.notify();
     let mut resp = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(resp.json(att))

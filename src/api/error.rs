@@ -87,6 +87,7 @@ impl From<StoreError> for ApiError {
                 format!("Idempotency-Key `{key}` was first used with a different body; use a new key for a new incident"),
             ),
             StoreError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", "The request conflicts with the incident's state", detail),
+            StoreError::LimitReached(detail) => ApiError::unprocessable("limit-reached", "A limit is reached", detail),
             StoreError::Lifecycle(e) => ApiError::unprocessable("invalid-transition", "The change breaks the incident lifecycle", e.to_string()),
             other => {
                 tracing::error!(error = %other, "record unavailable");

@@ -111,25 +111,32 @@ pub async fn list(p: Principal, state: web::Data<AppState>, q: web::Query<ListQu
     if !(1..=200).contains(&limit) {
         return Err(bad(format!("limit must be 1..200, got {limit}")));
     }
-    let after = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.strip_prefix("id:").and_then(|n| n.parse::<i64>().ok()))
-                .ok_or_else(|| bad("cursor is not one this API issued".into()))
-        })
-        .transpose()?;
+    let after = decode_cursor(q.cursor.as_deref(), "id")?;
     let (items, next) = state.store.read(move |c| record::list(c, &filter, after, limit)).await?;
     let items: Vec<Incident> = match &viewer {
         Some(s) => items.into_iter().map(|i| i.seen_by_supplier(s)).collect(),
         None => items,
     };
-    let next_cursor = next.map(|id| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("id:{id}")));
+    let next_cursor = next.map(|id| encode_cursor("id", id));
     Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
+}
+
+/// A paging cursor: the id a page ended on, under the name of what is paged.
+fn encode_cursor(kind: &str, id: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{id}"))
+}
+
+fn decode_cursor(cursor: Option<&str>, kind: &str) -> Result<Option<i64>, ApiError> {
+    cursor
+        .map(|c| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.strip_prefix(kind).and_then(|rest| rest.strip_prefix(':')).and_then(|n| n.parse::<i64>().ok()))
+                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", "Invalid query parameter", "cursor is not one this API issued"))
+        })
+        .transpose()
 }
 
 fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
@@ -183,12 +190,30 @@ pub async fn add_note(req: HttpRequest, p: Principal, state: web::Data<AppState>
     Ok(HttpResponse::Created().insert_header((h, v)).json(note))
 }
 
-/// `GET /api/v1/incidents/{ref}/history`: the append-only event log, oldest first.
-pub async fn history(p: Principal, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/incidents/{ref}/history?limit=&cursor=`: the append-only event log, oldest
+/// first, a page at a time (`next_cursor` continues it), with who held the ticket when.
+pub async fn history(p: Principal, state: web::Data<AppState>, path: web::Path<String>, q: web::Query<HistoryQuery>) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", "Invalid query parameter", format!("limit must be 1..1000, got {limit}")));
+    }
+    let after = decode_cursor(q.cursor.as_deref(), "event")?;
     let r = parse_ref(&path)?;
     let incident = load_for(&state, &p, &r, Need::Read).await?;
-    let events = state.store.run(move |c| record::history(c, r.as_str())).await?;
-    let held = holders(&events);
+    let (events, routings, next) = state
+        .store
+        .read(move |c| {
+            let (page, next) = record::history_page(c, r.as_str(), after, limit)?;
+            Ok((page, record::routings(c, r.as_str())?, next))
+        })
+        .await?;
+    let held = holders(&routings);
     let viewer = p.scoped_supplier()?;
     let items: Vec<_> = events
         .into_iter()
@@ -203,7 +228,8 @@ pub async fn history(p: Principal, state: web::Data<AppState>, path: web::Path<S
             })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "ref": incident.reference, "holders": held, "events": items })))
+    let next_cursor = next.map(|id| encode_cursor("event", id));
+    Ok(HttpResponse::Ok().json(json!({ "ref": incident.reference, "holders": held, "events": items, "next_cursor": next_cursor })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -74,10 +74,10 @@ fn build() -> Value {
         Op {
             method: HttpMethod::Get,
             path: "/api/v1/incidents/{ref}/history",
-            summary: "The incident's append-only event log",
+            summary: "The incident's append-only event log, a page at a time (limit 1..1000, default 200; next_cursor continues)",
             body: None,
             ok: ("200", None),
-            params: &[("ref", ParameterIn::Path)],
+            params: &[("ref", ParameterIn::Path), ("limit", ParameterIn::Query), ("cursor", ParameterIn::Query)],
         },
         Op {
             method: HttpMethod::Post,

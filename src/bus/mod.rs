@@ -6,11 +6,16 @@
 //! after a backoff; nothing is lost because unconfirmed outbox rows are simply republished and
 //! unacknowledged deliveries are redelivered. (lapin's own recovery does not survive a broker
 //! restart, hence a supervisor of our own.)
+//!
+//! A redelivery counts against a queue's delivery limit, so only failures a redelivery may cure
+//! are given back to the broker ([`Outcome::Retry`]). When the hub itself cannot work (its
+//! database is unreachable) the consumer holds the delivery and runs its handler again after a
+//! pause ([`Outcome::Wait`]); with every delivery of its prefetch held, it takes no more.
 
 mod relay;
 pub mod topology;
 
-use crate::store::{deadletters, Store};
+use crate::store::{deadletters, Store, StoreError};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
@@ -39,11 +44,30 @@ pub struct Incoming {
 pub enum Outcome {
     /// Done (or already done before): acknowledge.
     Done,
-    /// A passing fault on the hub's side: redeliver later (the queue's delivery limit applies).
+    /// A fault a later delivery may not meet: redeliver later (the queue's delivery limit applies).
     Retry(String),
+    /// The hub itself cannot work now (its database is unreachable): hold the delivery and run
+    /// the handler again after a pause, without spending the delivery limit on the hub's outage.
+    Wait(String),
     /// Give up: record it in the dead-letter list with this reason, then acknowledge.
     Dead(String),
 }
+
+impl Outcome {
+    /// What a store failure means for a delivery: wait while the database is unreachable,
+    /// otherwise redeliver.
+    pub fn store_failure(e: &StoreError) -> Outcome {
+        if e.is_unavailable() {
+            Outcome::Wait(e.to_string())
+        } else {
+            Outcome::Retry(e.to_string())
+        }
+    }
+}
+
+/// The first pause of a held delivery; each further one doubles, up to [`WAIT_MAX`].
+const WAIT_FIRST: Duration = Duration::from_millis(250);
+const WAIT_MAX: Duration = Duration::from_secs(5);
 
 pub type Handler = Arc<dyn Fn(Incoming) -> BoxFuture<'static, Outcome> + Send + Sync>;
 
@@ -138,7 +162,7 @@ impl Bus {
         all.push(self.dead_letter_recorder());
         for spec in all {
             let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
-            tasks.spawn(consume(channel, spec, self.store.clone()));
+            tasks.spawn(consume(channel, spec, self.store.clone(), shutdown.clone()));
         }
         self.connected.send_replace(true);
         let result = tokio::select! {
@@ -164,7 +188,7 @@ impl Bus {
                 let supplier = msg.routing_key.strip_prefix("dispatch.").map(str::to_string);
                 match record_dead(&store, &msg, supplier.as_deref(), &reason).await {
                     Ok(()) => Outcome::Done,
-                    Err(e) => Outcome::Retry(e),
+                    Err(e) => Outcome::store_failure(&e),
                 }
             })
         });
@@ -172,7 +196,7 @@ impl Bus {
     }
 }
 
-async fn record_dead(store: &Store, msg: &Incoming, supplier: Option<&str>, reason: &str) -> Result<(), String> {
+async fn record_dead(store: &Store, msg: &Incoming, supplier: Option<&str>, reason: &str) -> Result<(), StoreError> {
     let msg = msg.clone();
     let supplier = supplier.map(str::to_string);
     let reason = reason.to_string();
@@ -194,7 +218,6 @@ async fn record_dead(store: &Store, msg: &Incoming, supplier: Option<&str>, reas
             .map(|_| ())
         })
         .await
-        .map_err(|e| e.to_string())
 }
 
 fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
@@ -227,16 +250,16 @@ impl SubjectLocks {
     }
 }
 
-async fn consume(channel: lapin::Channel, spec: ConsumerSpec, store: Store) -> Result<(), String> {
+async fn consume(channel: lapin::Channel, spec: ConsumerSpec, store: Store, shutdown: watch::Receiver<bool>) -> Result<(), String> {
     channel.basic_qos(spec.prefetch, BasicQosOptions::default()).await.map_err(|e| e.to_string())?;
     let consumer = channel.basic_consume(&spec.queue, "", BasicConsumeOptions::default(), FieldTable::default()).await.map_err(|e| format!("consuming {}: {e}", spec.queue))?;
     let locks = SubjectLocks::default();
     let (fail_tx, mut fail_rx) = tokio::sync::mpsc::channel::<String>(1);
     let work = consumer.for_each_concurrent(usize::from(spec.prefetch.max(1)), |delivery| {
-        let (spec, store, locks, fail_tx) = (&spec, &store, &locks, fail_tx.clone());
+        let (spec, store, locks, fail_tx, mut shutdown) = (&spec, &store, &locks, fail_tx.clone(), shutdown.clone());
         async move {
             let result = match delivery {
-                Ok(d) => handle_delivery(d, spec, store, locks).await,
+                Ok(d) => handle_delivery(d, spec, store, locks, &mut shutdown).await,
                 Err(e) => Err(format!("consumer of {}: {e}", spec.queue)),
             };
             if let Err(e) = result {
@@ -250,7 +273,19 @@ async fn consume(channel: lapin::Channel, spec: ConsumerSpec, store: Store) -> R
     }
 }
 
-async fn handle_delivery(delivery: lapin::message::Delivery, spec: &ConsumerSpec, store: &Store, locks: &SubjectLocks) -> Result<(), String> {
+/// Pauses a held delivery for `pause`; `false` when the hub stops meanwhile (the delivery then
+/// goes back to the queue with the channel).
+async fn hold(pause: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => true,
+        _ = shutdown.changed() => false,
+    }
+}
+
+async fn handle_delivery(delivery: lapin::message::Delivery, spec: &ConsumerSpec, store: &Store, locks: &SubjectLocks, shutdown: &mut watch::Receiver<bool>) -> Result<(), String> {
     let props = &delivery.properties;
     let payload: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap_or(serde_json::Value::Null);
     let message_id = props.message_id().as_ref().map(|m| m.as_str().to_string()).or_else(|| payload.get("id").and_then(|v| v.as_str()).map(str::to_string)).unwrap_or_default();
@@ -262,20 +297,41 @@ async fn handle_delivery(delivery: lapin::message::Delivery, spec: &ConsumerSpec
         let subject = msg.payload.get("subject").and_then(|s| s.as_str()).unwrap_or("").to_string();
         let lock = locks.get(&subject);
         let _one_at_a_time = lock.lock().await;
-        (spec.handler)(msg.clone()).await
+        let mut pause = WAIT_FIRST;
+        loop {
+            match (spec.handler)(msg.clone()).await {
+                Outcome::Wait(reason) => {
+                    tracing::warn!(queue = %spec.queue, message = %msg.message_id, %reason, retry_in = ?pause, "the hub cannot handle the message now; holding it");
+                    if !hold(pause, shutdown).await {
+                        return Ok(());
+                    }
+                    pause = (pause * 2).min(WAIT_MAX);
+                }
+                other => break other,
+            }
+        }
     };
     match outcome {
         Outcome::Done => delivery.acker.ack(BasicAckOptions::default()).await.map_err(|e| e.to_string())?,
         Outcome::Dead(reason) => {
             tracing::warn!(queue = %spec.queue, message = %msg.message_id, %reason, "dead-lettering message");
-            if let Err(e) = record_dead(store, &msg, spec.supplier.as_deref(), &reason).await {
-                tracing::error!(error = %e, "cannot record dead letter; leaving it to the broker");
-                delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map_err(|e| e.to_string())?;
-                return Ok(());
+            let mut pause = WAIT_FIRST;
+            while let Err(e) = record_dead(store, &msg, spec.supplier.as_deref(), &reason).await {
+                if !e.is_unavailable() {
+                    tracing::error!(error = %e, "cannot record dead letter; leaving it to the broker");
+                    delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map_err(|e| e.to_string())?;
+                    return Ok(());
+                }
+                tracing::warn!(error = %e, retry_in = ?pause, "cannot record dead letter yet; holding the message");
+                if !hold(pause, shutdown).await {
+                    return Ok(());
+                }
+                pause = (pause * 2).min(WAIT_MAX);
             }
             delivery.acker.ack(BasicAckOptions::default()).await.map_err(|e| e.to_string())?;
         }
-        Outcome::Retry(reason) => {
+        // The handler loop above answers every `Wait` itself.
+        Outcome::Retry(reason) | Outcome::Wait(reason) => {
             tracing::warn!(queue = %spec.queue, message = %msg.message_id, %reason, "will redeliver message");
             tokio::time::sleep(Duration::from_millis(500)).await;
             delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map_err(|e| e.to_string())?;

@@ -51,6 +51,13 @@ impl Topology {
         format!("{}.tmf621.notify", self.prefix)
     }
 
+    /// Whether a message with this routing key is work for the hub's own queues (a dispatch, a
+    /// TMF621 event notification) and is lost if no queue takes it. Other events are broadcasts
+    /// for whoever binds to them; with no one bound, no one wants them.
+    pub fn must_route(&self, routing_key: &str) -> bool {
+        routing_key.starts_with("dispatch.") || routing_key.starts_with("incident.") || routing_key == "tmf621.notify"
+    }
+
     fn quorum_args(&self, dead_letter: bool) -> FieldTable {
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));

@@ -224,6 +224,12 @@ impl ServiceNowSim {
         self.lock().config.webhook = target;
     }
 
+    /// Sets the instance's clock `secs` ahead of real time (behind when negative), as a server
+    /// whose clock was set wrong stamps what it writes.
+    pub fn set_clock_skew(&self, secs: i64) {
+        self.lock().config.clock_skew_secs = secs;
+    }
+
     /// Customises the instance's priority lookup (`[impact-1][urgency-1]`).
     pub fn set_priority_lookup(&self, rows: Option<Vec<Vec<u8>>>) {
         self.lock().config.priority_lookup = rows;

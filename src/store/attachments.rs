@@ -2,11 +2,13 @@
 //!
 //! Content arrives in chunks under an upload id ([`stage_chunk`]); [`finish_upload`] then files
 //! it under its SHA-256, keeping one copy of any content, and attaches it to the incident once.
+//! An upload in progress is listed in `staged_uploads`, so content never finished (the hub
+//! stopped mid-upload) can be found and deleted.
 
 use super::models::IncidentRow;
 use super::record::{add_to_record, record_event, Context};
 use super::schema::*;
-use super::StoreResult;
+use super::{StoreError, StoreResult};
 use crate::domain::*;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -30,12 +32,21 @@ pub struct AttachmentRow {
 }
 
 pub fn stage_chunk(conn: &mut PgConnection, upload_id: uuid::Uuid, seq: i32, data: &[u8]) -> StoreResult<()> {
-    diesel::insert_into(blob_chunks::table).values((blob_chunks::upload_id.eq(upload_id), blob_chunks::seq.eq(seq), blob_chunks::data.eq(data))).execute(conn)?;
-    Ok(())
+    conn.transaction(|conn| {
+        diesel::insert_into(staged_uploads::table)
+            .values(staged_uploads::upload_id.eq(upload_id))
+            .on_conflict(staged_uploads::upload_id)
+            .do_update()
+            .set(staged_uploads::touched_at.eq(diesel::dsl::now))
+            .execute(conn)?;
+        diesel::insert_into(blob_chunks::table).values((blob_chunks::upload_id.eq(upload_id), blob_chunks::seq.eq(seq), blob_chunks::data.eq(data))).execute(conn)?;
+        Ok(())
+    })
 }
 
 pub fn discard_upload(conn: &mut PgConnection, upload_id: uuid::Uuid) -> StoreResult<()> {
     diesel::delete(blob_chunks::table.filter(blob_chunks::upload_id.eq(upload_id))).execute(conn)?;
+    diesel::delete(staged_uploads::table.find(upload_id)).execute(conn)?;
     Ok(())
 }
 
@@ -50,12 +61,28 @@ pub struct Upload<'a> {
     pub origin: &'a str,
     /// For a file fetched from a supplier: its leg and the supplier's attachment id.
     pub from_leg: Option<(i64, &'a str)>,
+    /// The most files the incident may hold.
+    pub max_per_incident: i64,
 }
 
 /// Files the staged content and attaches it to the locked incident. The same content attached
 /// twice (a re-upload, or the supplier's copy of a file the hub sent) is the one attachment:
-/// `false` tells the caller nothing new was added.
+/// `false` tells the caller nothing new was added. A new file on an incident that holds
+/// `max_per_incident` already is refused ([`StoreError::LimitReached`]); the caller discards its
+/// staged content.
 pub fn finish_upload(conn: &mut PgConnection, ctx: &Context, row: &mut IncidentRow, up: &Upload) -> StoreResult<(AttachmentRow, bool)> {
+    let on_record = attachments::table.filter(attachments::incident_id.eq(row.id));
+    let held: bool = diesel::select(diesel::dsl::exists(on_record.filter(attachments::sha256.eq(up.sha256)))).get_result(conn)?;
+    if !held {
+        let count: i64 = on_record.count().get_result(conn)?;
+        if count >= up.max_per_incident {
+            return Err(StoreError::LimitReached(format!(
+                "{} holds {count} files, the most one incident may hold (max_attachments_per_incident = {})",
+                row.reference, up.max_per_incident
+            )));
+        }
+    }
+    diesel::delete(staged_uploads::table.find(up.upload_id)).execute(conn)?;
     let existing_blob: Option<uuid::Uuid> = blobs::table.find(up.sha256).select(blobs::upload_id).first(conn).optional()?;
     match existing_blob {
         Some(kept) if kept != up.upload_id => discard_upload(conn, up.upload_id)?,

@@ -8,6 +8,7 @@
 pub mod attachments;
 pub mod auth;
 pub mod deadletters;
+pub mod housekeeping;
 pub mod models;
 pub mod outbox;
 pub mod record;
@@ -35,6 +36,9 @@ pub enum StoreError {
     VersionConflict { current: i32, expected: i32 },
     #[error("{0}")]
     Conflict(String),
+    /// A configured limit is reached (the most files one incident may hold...).
+    #[error("{0}")]
+    LimitReached(String),
     #[error("idempotency key `{0}` was already used with a different request body")]
     IdempotencyMismatch(String),
     #[error(transparent)]
@@ -45,6 +49,28 @@ pub enum StoreError {
     Database(#[from] diesel::result::Error),
     #[error("database connection: {0}")]
     Pool(String),
+}
+
+impl StoreError {
+    /// The database cannot be reached, or lost the connection mid-request: the hub's own passing
+    /// fault, which goes away once the database answers again (unlike a refused or impossible
+    /// request).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) => true,
+            StoreError::Database(e) => connection_lost(e),
+            _ => false,
+        }
+    }
+}
+
+fn connection_lost(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+    match e {
+        Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _) | Error::BrokenTransactionManager => true,
+        Error::RollbackErrorOnCommit { commit_error, .. } => connection_lost(commit_error),
+        _ => false,
+    }
 }
 
 impl From<crate::domain::incident::UnknownValue> for StoreError {

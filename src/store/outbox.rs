@@ -48,6 +48,15 @@ pub fn release(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<()> {
     Ok(())
 }
 
+/// Gives claimed messages back to be tried again in `secs` (the broker could not route them).
+pub fn postpone(conn: &mut PgConnection, ids: &[i64], secs: i32) -> StoreResult<()> {
+    diesel::sql_query("UPDATE outbox SET lease_until = now() + make_interval(secs => $2) WHERE id = ANY($1)")
+        .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
+        .bind::<Integer, _>(secs)
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn pending_count(conn: &mut PgConnection) -> StoreResult<i64> {
     Ok(outbox::table.filter(outbox::published_at.is_null()).count().get_result(conn)?)
 }

@@ -227,6 +227,29 @@ pub fn history(conn: &mut PgConnection, reference: &str) -> StoreResult<Vec<Even
     Ok(events::table.filter(events::incident_id.eq(row.id)).order(events::id).select(EventRow::as_select()).load(conn)?)
 }
 
+/// A page of the ticket's event log, oldest first, after the event `after` (the id a previous
+/// page ended on); with the id to continue after when there is more.
+pub fn history_page(conn: &mut PgConnection, reference: &str, after: Option<i64>, limit: i64) -> StoreResult<(Vec<EventRow>, Option<i64>)> {
+    let row = find_row(conn, reference)?;
+    let mut page: Vec<EventRow> = events::table
+        .filter(events::incident_id.eq(row.id))
+        .filter(events::id.gt(after.unwrap_or(0)))
+        .order(events::id)
+        .limit(limit + 1)
+        .select(EventRow::as_select())
+        .load(conn)?;
+    let more = page.len() as i64 > limit;
+    page.truncate(limit as usize);
+    let next = if more { page.last().map(|e| e.id) } else { None };
+    Ok((page, next))
+}
+
+/// The ticket's routing events (who held it when), oldest first.
+pub fn routings(conn: &mut PgConnection, reference: &str) -> StoreResult<Vec<EventRow>> {
+    let row = find_row(conn, reference)?;
+    Ok(events::table.filter(events::incident_id.eq(row.id)).filter(events::kind.eq(EventType::Routed.as_str())).order(events::id).select(EventRow::as_select()).load(conn)?)
+}
+
 /// Raises a new incident: stores it, routes it, logs `incident.created` and `incident.routed`,
 /// and queues the dispatch to the chosen supplier. With an idempotency key, a repeat of the same
 /// request returns the first incident (`true` = replayed) instead of creating another.

@@ -270,6 +270,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sla_tickets,
     sla_clocks,
     sla_alerts,
+    staged_uploads,
 );
 
 diesel::table! {
@@ -326,6 +327,13 @@ diesel::table! {
 
 diesel::joinable!(attachment_deliveries -> attachments (attachment_id));
 diesel::joinable!(attachment_deliveries -> legs (leg_id));
+
+diesel::table! {
+    staged_uploads (upload_id) {
+        upload_id -> Uuid,
+        touched_at -> Timestamptz,
+    }
+}
 
 diesel::table! {
     browser_sessions (id_hash) {

@@ -9,6 +9,7 @@ use crate::adapters::{ContentFactory, NativeAttachment, OutgoingFile, SupplierEr
 use crate::store::attachments::{self as store_att, Upload, CHUNK};
 use crate::store::record::{self, Context};
 use crate::store::schema::attachments as att_table;
+use crate::store::StoreError;
 use diesel::prelude::*;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -186,14 +187,25 @@ impl Engine {
         let ctx = Context::supplier(leg.supplier, leg.correlation_id);
         let (incident_id, leg_id, supplier, native) = (leg.incident_id, leg.leg_id, leg.supplier.to_string(), file.native_id.clone());
         let (name, content_type) = (file.file_name.clone(), if file.content_type.is_empty() { "application/octet-stream".to_string() } else { file.content_type.clone() });
-        let created = self
+        let max_per_incident = self.max_attachments;
+        let filed = self
             .store
             .tx(move |c| {
                 let mut row = record::lock_row_by_id(c, incident_id)?;
-                let up = Upload { upload_id, sha256: &sha, size, file_name: &name, content_type: &content_type, origin: &supplier, from_leg: Some((leg_id, &native)) };
+                let up =
+                    Upload { upload_id, sha256: &sha, size, file_name: &name, content_type: &content_type, origin: &supplier, from_leg: Some((leg_id, &native)), max_per_incident };
                 Ok(store_att::finish_upload(c, &ctx, &mut row, &up)?.1)
             })
-            .await?;
-        Ok(created)
+            .await;
+        match filed {
+            Ok(created) => Ok(created),
+            // The record is full: the file is refused on the leg, and not fetched again.
+            Err(StoreError::LimitReached(reason)) => {
+                self.store.run(move |c| store_att::discard_upload(c, upload_id)).await?;
+                self.refuse(leg, file, reason).await?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

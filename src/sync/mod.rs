@@ -53,6 +53,8 @@ pub struct Engine {
     pub outbox_signal: Arc<Notify>,
     pub router: Router,
     pub policy: SyncSettings,
+    /// The most files one incident holds (supplier files beyond it are refused).
+    pub max_attachments: i64,
 }
 
 impl Engine {
@@ -65,7 +67,15 @@ impl Engine {
             let (mapping, client) = crate::adapters::connect(s, &settings.egress, password)?;
             suppliers.insert(s.id.clone(), Arc::new(SupplierLink { settings: s.clone(), mapping, client, webhook_secret }));
         }
-        Ok(Engine { store, matrix: settings.priority_matrix.clone(), suppliers: Arc::new(suppliers), outbox_signal, router: Router::new(settings), policy: settings.sync.clone() })
+        Ok(Engine {
+            store,
+            matrix: settings.priority_matrix.clone(),
+            suppliers: Arc::new(suppliers),
+            outbox_signal,
+            router: Router::new(settings),
+            policy: settings.sync.clone(),
+            max_attachments: settings.max_attachments_per_incident,
+        })
     }
 
     pub fn supplier(&self, id: &str) -> Result<Arc<SupplierLink>, SyncError> {

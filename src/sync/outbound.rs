@@ -6,7 +6,7 @@
 //! supplier's `correlation_id` before creating.
 
 use super::inbound::baseline_map;
-use super::{Engine, SyncError};
+use super::{Engine, SupplierLink, SyncError};
 use crate::adapters::SupplierError;
 use crate::bus::{Handler, Incoming, Outcome};
 use crate::domain::*;
@@ -153,7 +153,7 @@ impl Engine {
         let link = self.supplier(supplier)?;
         let native_id = match &snap.leg.native_id {
             Some(id) => Some(id.clone()),
-            None => match link.client.find_by_correlation(snap.incident.reference.as_str()).await? {
+            None => match self.unheld_ticket(&link, supplier, snap).await?.0 {
                 Some(found) => Some(link.mapping.parse_record(&found)?.native_id),
                 None => None,
             },
@@ -180,33 +180,32 @@ impl Engine {
         Ok(())
     }
 
+    /// The supplier's ticket for this leg that an earlier attempt made (its answer lost), if
+    /// any, and the native ids of every ticket the supplier holds for the reference. A ticket an
+    /// earlier leg of this supplier held (handed back, withdrawn) is never this leg's: the
+    /// supplier gets a fresh ticket for the new assignment.
+    async fn unheld_ticket(&self, link: &SupplierLink, supplier: &str, snap: &Snapshot) -> Result<(Option<Value>, Vec<String>), SyncError> {
+        let candidates = link.client.find_by_correlation(snap.incident.reference.as_str()).await?;
+        let ids = candidates.iter().map(|c| link.mapping.parse_record(c).map(|r| r.native_id)).collect::<Result<Vec<_>, _>>()?;
+        let (s, leg_id, wanted) = (supplier.to_string(), snap.leg.id, ids.clone());
+        let held: Vec<Option<String>> = self
+            .store
+            .run(move |c| Ok(legs::table.filter(legs::supplier_id.eq(&s)).filter(legs::native_id.eq_any(&wanted)).filter(legs::id.ne(leg_id)).select(legs::native_id).load(c)?))
+            .await?;
+        let unheld = candidates.into_iter().zip(&ids).find(|(_, id)| !held.iter().flatten().any(|h| h == *id)).map(|(c, _)| c);
+        Ok((unheld, ids))
+    }
+
     /// Creates (or adopts) the supplier ticket and opens the leg.
     async fn open_leg(&self, supplier: &str, snap: &Snapshot, correlation_id: &str) -> Result<String, SyncError> {
         let link = self.supplier(supplier)?;
         let reference = snap.incident.reference.as_str();
-        let found = match link.client.find_by_correlation(reference).await? {
-            Some(existing) => {
-                // A ticket an earlier leg of this supplier held (handed back, withdrawn) is not
-                // adopted: the supplier gets a fresh ticket for the new assignment.
-                let id = link.mapping.parse_record(&existing)?.native_id;
-                let (s, leg_id) = (supplier.to_string(), snap.leg.id);
-                let held: bool = self
-                    .store
-                    .run(move |c| {
-                        Ok(diesel::select(diesel::dsl::exists(legs::table.filter(legs::supplier_id.eq(&s)).filter(legs::native_id.eq(&id)).filter(legs::id.ne(leg_id))))
-                            .get_result(c)?)
-                    })
-                    .await?;
-                (!held).then_some(existing)
-            }
-            None => None,
-        };
-        let native = match found {
-            Some(existing) => {
+        let native = match self.unheld_ticket(&link, supplier, snap).await? {
+            (Some(existing), _) => {
                 tracing::info!(%reference, %supplier, "adopting the supplier ticket a previous attempt created");
                 existing
             }
-            None => link.client.create(&snap.incident).await?,
+            (None, known) => link.client.create(&snap.incident, &known).await?,
         };
         let rec = link.mapping.parse_record(&native)?;
         let native_id = rec.native_id.clone();
@@ -306,7 +305,7 @@ impl Engine {
         match self.store.run(move |conn| outbox::seen(conn, &c, &id)).await {
             Ok(true) => return Outcome::Done,
             Ok(false) => {}
-            Err(e) => return Outcome::Retry(e.to_string()),
+            Err(e) => return Outcome::store_failure(&e),
         }
         let Some(reference) = msg.payload.pointer("/data/ref").and_then(|v| v.as_str()).map(str::to_string) else {
             return Outcome::Dead("dispatch message without data.ref".into());
@@ -321,7 +320,7 @@ impl Engine {
         };
         let failure = match result {
             Ok(()) => None,
-            Err(SyncError::Store(e)) => return Outcome::Retry(e.to_string()),
+            Err(SyncError::Store(e)) => return Outcome::store_failure(&e),
             Err(SyncError::Supplier(e @ SupplierError::Transient { .. })) => Some(format!("retries exhausted: {e}")),
             Err(e) => Some(e.to_string()),
         };
@@ -354,7 +353,7 @@ impl Engine {
         self.notify();
         match done {
             Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Retry(e.to_string()),
+            Err(e) => Outcome::store_failure(&e),
         }
     }
 }

@@ -2,12 +2,19 @@
 //! overlap, so a supplier clock behind ours or a slow commit loses nothing), pages through
 //! them, and applies each as an inbound record. Re-reading is harmless: unchanged records are
 //! recognised by their revision.
+//!
+//! Pages follow the update time: each page starts at the time the previous one ended on, so a
+//! ticket that changes while the sweep pages moves ahead of the sweep instead of shifting
+//! another out of its page. The watermark is where everything before has been read and applied
+//! (a failure stops it there), and never later than the hub's own clock plus the overlap: a
+//! ticket dated in the future must not make later sweeps skip what changes meanwhile.
 
-use super::{Engine, SyncError};
+use super::{Engine, SupplierLink, SyncError};
 use crate::store::schema::{legs, poll_state};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
+use std::collections::HashSet;
 use tokio::sync::watch;
 
 const PAGE: usize = 100;
@@ -27,14 +34,26 @@ impl Engine {
     pub async fn sweep(&self, supplier: &str) -> Result<SweepReport, SyncError> {
         let link = self.supplier(supplier)?;
         let s = supplier.to_string();
-        let watermark: Option<DateTime<Utc>> =
+        let stored: Option<DateTime<Utc>> =
             self.store.run(move |c| Ok(poll_state::table.find(&s).select(poll_state::watermark).first::<Option<DateTime<Utc>>>(c).optional()?.flatten())).await?;
-        let since = watermark.unwrap_or_else(|| Utc::now() - Duration::days(1)) - Duration::seconds(link.settings.poll_overlap_secs);
-        let mut report = SweepReport { watermark, ..Default::default() };
-        let mut offset = 0;
-        loop {
-            let page = link.client.updated_since(since, offset, PAGE).await?;
-            for native in &page {
+        let started = Utc::now();
+        let overlap = Duration::seconds(link.settings.poll_overlap_secs);
+        let ceiling = started + overlap;
+        let since = stored.unwrap_or_else(|| started - Duration::days(1)).min(ceiling) - overlap;
+        let mut report = SweepReport { watermark: stored, ..Default::default() };
+        // Where the next page starts, and how many tickets read there it skips.
+        let (mut from, mut skip) = (since, 0);
+        let mut newest_read: Option<DateTime<Utc>> = None;
+        let mut seen: HashSet<(String, Option<DateTime<Utc>>)> = HashSet::new();
+        let outcome: Result<(), SyncError> = loop {
+            let page = match link.client.updated_since(from, skip, PAGE).await {
+                Ok(page) => page,
+                Err(e) => break Err(e.into()),
+            };
+            // Update times of the page's ordered part (a client may add tickets after it).
+            let mut times = Vec::with_capacity(page.len());
+            let mut failed = None;
+            for (i, native) in page.iter().enumerate() {
                 report.read += 1;
                 let rec = match link.mapping.parse_record(native) {
                     Ok(r) => r,
@@ -43,47 +62,40 @@ impl Engine {
                         continue;
                     }
                 };
-                if let Some(t) = rec.updated_at {
-                    report.watermark = report.watermark.max(Some(t));
-                }
-                // Fetch the journal only for tickets whose revision moved past what the hub holds.
-                let (s, native_id, corr) = (supplier.to_string(), rec.native_id.clone(), rec.correlation.clone());
-                let known: Option<Option<i64>> = self
-                    .store
-                    .run(move |c| {
-                        let by_id: Option<Option<i64>> =
-                            legs::table.filter(legs::supplier_id.eq(&s)).filter(legs::native_id.eq(&native_id)).select(legs::native_revision).first(c).optional()?;
-                        Ok(by_id.or(corr.map(|_| None)))
-                    })
-                    .await?;
-                let Some(revision) = known else { continue };
-                // Only an older revision is skipped: a revision that is a modification time (Remedy's
-                // whole-second `Last Modified Date`) can be shared by two versions, and a supplier
-                // whose notes are separate records (Remedy's work logs) can gain a note without a
-                // new revision. Re-reading an unchanged ticket changes nothing.
-                if matches!((rec.revision, revision), (Some(new), Some(old)) if new < old) {
+                times.extend(rec.updated_at.filter(|_| i < PAGE));
+                newest_read = newest_read.max(rec.updated_at);
+                // Pages overlap where they meet: a ticket read already is not applied again.
+                if !seen.insert((rec.native_id.clone(), rec.updated_at)) {
                     continue;
                 }
-                let journal = link.client.notes(&rec.native_id).await?;
-                let (notes, listed) = (link.mapping.parse_notes(&journal), link.mapping.parse_attachments(&journal));
-                let native_id = rec.native_id.clone();
-                let correlation = uuid::Uuid::now_v7().to_string();
-                let applied = self.apply(supplier, rec, notes, correlation.clone(), None, false).await?;
-                if let Some((leg_id, incident_id)) = applied.active_leg.filter(|_| !applied.handed_back) {
-                    let leg = super::attachments::LegRef { supplier, leg_id, incident_id, native_id: &native_id, correlation_id: &correlation };
-                    report.attachments_added += self.pull_attachments(&link, &leg, listed).await?;
+                if let Err(e) = self.sweep_record(&link, supplier, rec, &mut report).await {
+                    failed = Some(e);
+                    break;
                 }
-                if !applied.unknown_ticket && !applied.stale && !applied.changed.is_empty() {
-                    report.applied += 1;
-                }
-                report.notes_added += applied.notes_added;
+            }
+            if let Some(e) = failed {
+                break Err(e);
             }
             if page.len() < PAGE {
-                break;
+                break Ok(());
             }
-            offset += PAGE;
+            match times.iter().max().copied().filter(|t| *t > from) {
+                Some(t) => (from, skip) = (t, times.iter().filter(|x| **x == t).count()),
+                // A whole page at one time (or without times): step over it.
+                None => skip += PAGE,
+            }
+        };
+        // Everything before `from` is read and applied; after the last page, everything read.
+        let reached = match &outcome {
+            Ok(()) => newest_read.map(|n| n.max(from)),
+            Err(_) => (from > since).then_some(from),
+        };
+        // A stored watermark past the ceiling (a future-dated ticket read before) is pulled back.
+        let mut watermark = stored.map(|w| w.min(ceiling));
+        if let Some(r) = reached {
+            watermark = watermark.max(Some(r.min(ceiling)));
         }
-        if let Some(w) = report.watermark {
+        if let Some(w) = watermark.filter(|w| Some(*w) != stored) {
             let s = supplier.to_string();
             self.store
                 .run(move |c| {
@@ -97,7 +109,44 @@ impl Engine {
                 })
                 .await?;
         }
-        Ok(report)
+        report.watermark = watermark;
+        outcome.map(|()| report)
+    }
+
+    /// Applies one supplier ticket a sweep read, with its notes and files.
+    async fn sweep_record(&self, link: &SupplierLink, supplier: &str, rec: crate::adapters::NativeRecord, report: &mut SweepReport) -> Result<(), SyncError> {
+        // Fetch the journal only for tickets whose revision moved past what the hub holds.
+        let (s, native_id, corr) = (supplier.to_string(), rec.native_id.clone(), rec.correlation.clone());
+        let known: Option<Option<i64>> = self
+            .store
+            .run(move |c| {
+                let by_id: Option<Option<i64>> =
+                    legs::table.filter(legs::supplier_id.eq(&s)).filter(legs::native_id.eq(&native_id)).select(legs::native_revision).first(c).optional()?;
+                Ok(by_id.or(corr.map(|_| None)))
+            })
+            .await?;
+        let Some(revision) = known else { return Ok(()) };
+        // Only an older revision is skipped: a revision that is a modification time (Remedy's
+        // whole-second `Last Modified Date`) can be shared by two versions, and a supplier
+        // whose notes are separate records (Remedy's work logs) can gain a note without a
+        // new revision. Re-reading an unchanged ticket changes nothing.
+        if matches!((rec.revision, revision), (Some(new), Some(old)) if new < old) {
+            return Ok(());
+        }
+        let journal = link.client.notes(&rec.native_id).await?;
+        let (notes, listed) = (link.mapping.parse_notes(&journal), link.mapping.parse_attachments(&journal));
+        let native_id = rec.native_id.clone();
+        let correlation = uuid::Uuid::now_v7().to_string();
+        let applied = self.apply(supplier, rec, notes, correlation.clone(), None, false).await?;
+        if let Some((leg_id, incident_id)) = applied.active_leg.filter(|_| !applied.handed_back) {
+            let leg = super::attachments::LegRef { supplier, leg_id, incident_id, native_id: &native_id, correlation_id: &correlation };
+            report.attachments_added += self.pull_attachments(link, &leg, listed).await?;
+        }
+        if !applied.unknown_ticket && !applied.stale && !applied.changed.is_empty() {
+            report.applied += 1;
+        }
+        report.notes_added += applied.notes_added;
+        Ok(())
     }
 
     /// Sweeps `supplier` every `poll_interval_secs` until shutdown.

@@ -2,7 +2,7 @@
 //! when it lets go (hand-back, re-route), keeps reading what it worked to the end, and never
 //! sees another supplier's leg details.
 
-use crate::handoff::{leg, two_supplier_hub, SECOND};
+use crate::handoff::{two_supplier_hub, SECOND};
 use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

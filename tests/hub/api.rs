@@ -204,3 +204,44 @@ async fn health_readiness_and_openapi() {
     assert!(api["components"]["schemas"]["create"]["properties"]["impact"].is_object());
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn the_history_comes_a_bounded_page_at_a_time() {
+    let hub = TestHub::spawn().await;
+    let (r, _) = hub.open_ticket("Chatty").await;
+    for n in 0..7 {
+        let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": format!("update {n}"), "visibility": "internal"})).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    hub.settle(&r).await;
+    let path = format!("/api/v1/incidents/{r}/history");
+    let all: Value = hub.get_as(&format!("{path}?limit=1000"), &hub.keys.service_desk).await.json().await.unwrap();
+    assert!(all["next_cursor"].is_null());
+    let everything = all["events"].as_array().unwrap().clone();
+    assert!(everything.len() > 9, "{everything:#?}");
+
+    let (mut paged, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}?limit=3&cursor={c}"),
+            None => format!("{path}?limit=3"),
+        };
+        let page: Value = hub.get_as(&url, &hub.keys.service_desk).await.json().await.unwrap();
+        let events = page["events"].as_array().unwrap();
+        assert!(events.len() <= 3);
+        assert_eq!(page["holders"], all["holders"], "every page says who held the ticket");
+        paged.extend(events.iter().cloned());
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, everything, "the pages together are the whole log, in order");
+    assert_eq!(pages, everything.len().div_ceil(3));
+
+    for bad in ["limit=0", "limit=1001", "cursor=bm9wZQ"] {
+        problem(hub.get_as(&format!("{path}?{bad}"), &hub.keys.service_desk).await, StatusCode::BAD_REQUEST).await;
+    }
+    hub.finish().await;
+}

@@ -105,3 +105,44 @@ async fn wait_for_event(hub: &TestHub, r: &str, pred: impl Fn(&Value) -> bool) -
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn an_incident_holds_at_most_the_configured_number_of_files() {
+    let hub = TestHub::spawn_with(Options { tweak: Some(|s| s.max_attachments_per_incident = 3), ..Default::default() }).await;
+    let (r, sys_id) = hub.open_ticket("Many files").await;
+    for n in 0..3u8 {
+        assert_eq!(upload(&hub, &r, &format!("f{n}.pdf"), file(1000, n)).await.status(), StatusCode::CREATED);
+    }
+    let refused = upload(&hub, &r, "f3.pdf", file(1000, 3)).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    let problem: Value = refused.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("max_attachments_per_incident = 3"), "{problem}");
+    // The same content again is no new file.
+    assert_eq!(upload(&hub, &r, "f0-again.pdf", file(1000, 0)).await.status(), StatusCode::OK);
+    let staged: i64 = hub
+        .app()
+        .store
+        .run(|c| {
+            use diesel::prelude::*;
+            Ok(siam_hub::store::schema::staged_uploads::table.count().get_result(c)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(staged, 0, "the refused upload's content is not kept");
+
+    // A further file the supplier attaches is refused on record, not fetched.
+    hub.sim.agent_attach(&sys_id, "from-the-supplier.txt", "text/plain", b"one too many".to_vec()).unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let events = hub.history(&r).await;
+        if let Some(e) = events.iter().find(|e| e["type"] == "attachment.refused" && e["data"]["file_name"] == "from-the-supplier.txt") {
+            assert!(e["data"]["reason"].as_str().unwrap().contains("max_attachments_per_incident"), "{e}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no refusal on record: {events:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(hub.incident(&r).await["attachments"].as_array().unwrap().len(), 3);
+    hub.finish().await;
+}

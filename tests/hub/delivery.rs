@@ -129,3 +129,41 @@ async fn domain_events_are_published_as_cloudevents() {
     assert_eq!(delivery.properties.message_id().as_ref().unwrap().as_str(), ce["id"].as_str().unwrap());
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn a_dispatch_the_broker_cannot_route_stays_in_the_outbox_until_its_queue_is_bound_again() {
+    use lapin::options::QueueBindOptions;
+    use lapin::types::FieldTable;
+    let hub = TestHub::spawn().await;
+    hub.wait_ready().await;
+    let prefix = &hub.settings.broker.prefix;
+    let (queue, exchange, key) = (format!("{prefix}.dispatch.{SUPPLIER}"), format!("{prefix}.events"), format!("dispatch.{SUPPLIER}"));
+    let (_conn, ch) = hub.broker_channel().await;
+    ch.queue_unbind(&queue, &exchange, &key, FieldTable::default()).await.unwrap();
+
+    let r = hub.raise(&network_incident("Nowhere to go")).await["ref"].as_str().unwrap().to_string();
+    let unpublished = || {
+        let store = hub.app().store.clone();
+        let key = key.clone();
+        async move {
+            store
+                .run(move |c| {
+                    use diesel::prelude::*;
+                    use siam_hub::store::schema::outbox;
+                    Ok(outbox::table.filter(outbox::routing_key.eq(key)).filter(outbox::published_at.is_null()).count().get_result::<i64>(c)?)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(unpublished().await, 1, "the unroutable dispatch is not marked published");
+    assert!(hub.sim.incident_by_correlation(&r).is_empty());
+
+    ch.queue_bind(&queue, &exchange, &key, QueueBindOptions::default(), FieldTable::default()).await.unwrap();
+    hub.wait_sim_ticket(&r).await;
+    hub.wait_incident(&r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
+    assert_eq!(unpublished().await, 0);
+    assert_eq!(hub.sim.incident_by_correlation(&r).len(), 1);
+    hub.finish().await;
+}

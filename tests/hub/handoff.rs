@@ -40,10 +40,6 @@ pub(crate) async fn two_supplier_hub(options: Options, extra_toml: &str) -> (Tes
     (hub, sim2)
 }
 
-pub(crate) fn leg<'a>(doc: &'a Value, supplier: &str, state: &str) -> Option<&'a Value> {
-    doc["legs"].as_array().unwrap().iter().find(|l| l["supplier"] == supplier && l["state"] == state)
-}
-
 #[tokio::test]
 async fn a_supplier_hands_a_ticket_back_and_the_next_supplier_by_rule_gets_it() {
     let (hub, sim2) = two_supplier_hub(Options::default(), "").await;
@@ -189,5 +185,34 @@ async fn hub_wins_keeps_the_hub_value_and_pushes_it_again() {
     wait_for("the hub's title at the supplier", || (hub.sim.incident_by_correlation(&r)[0]["short_description"] == "Title set by the service desk").then_some(())).await;
     let settled = hub.settle(&r).await;
     assert_eq!(settled["title"], "Title set by the service desk");
+    hub.finish().await;
+}
+
+/// A queue-only supplier the service desk can route tickets to.
+const HOSTING_TOML: &str = r#"
+[[suppliers]]
+id = "hosting"
+name = "Hosting supplier"
+system = "queue"
+"#;
+
+#[tokio::test]
+async fn a_ticket_routed_back_to_servicenow_gets_one_fresh_ticket_even_when_the_create_answer_is_lost() {
+    use siam_hub::sim::servicenow::Fault;
+    let hub = TestHub::spawn_with(Options { extra_toml: HOSTING_TOML.into(), ..Default::default() }).await;
+    let (r, first) = hub.open_ticket("Back and forth").await;
+    let pass = || Fault::Timeout { delay: std::time::Duration::from_millis(1) };
+    let lose_create = || {
+        // The lookup passes; the create fails before ServiceNow commits it; the retry's lookup
+        // passes and its create commits, the answer lost on the way back.
+        for f in [pass(), Fault::ServerError, pass(), Fault::LoseResponseAfterCommit] {
+            hub.sim.push_fault(f);
+        }
+    };
+    let tickets = || hub.sim.incident_by_correlation(&r).iter().map(|t| t["sys_id"].as_str().unwrap().to_string()).collect();
+    hub.routed_back_gets_one_fresh_ticket(&r, SUPPLIER, OTHER_SUPPLIER, &first, lose_create, tickets).await;
+    let old = hub.sim.incident_by_correlation(&r).into_iter().find(|t| t["sys_id"] == first.as_str()).unwrap();
+    eprintln!("LOG {:#?}", hub.sim.request_log().iter().map(|l| format!("{} {} {}", l.method, l.path, l.status)).collect::<Vec<_>>());
+    assert_eq!(old["state"], "8", "the withdrawn ticket stays cancelled");
     hub.finish().await;
 }

@@ -37,6 +37,11 @@ pub struct Options {
     pub max_attempts: u32,
     /// Route the broker connection through a proxy the test can cut.
     pub broker_proxy: bool,
+    /// Route the database connections through a proxy the test can cut.
+    pub db_proxy: bool,
+    /// Changes the test settings further, after they are read (top-level settings the appended
+    /// `extra_toml` cannot reach).
+    pub tweak: Option<fn(&mut Settings)>,
     pub webhook_mode: DisplayMode,
     /// Seconds the supplier's clock is ahead of (or, negative, behind) the hub's.
     pub sim_clock_skew_secs: i64,
@@ -58,6 +63,8 @@ impl Default for Options {
             poll_interval_secs: 0,
             max_attempts: 4,
             broker_proxy: false,
+            db_proxy: false,
+            tweak: None,
             webhook_mode: DisplayMode::Raw,
             sim_clock_skew_secs: 0,
             extra_toml: String::new(),
@@ -148,12 +155,14 @@ pub struct TestHub {
     pub keys: Keys,
     pub http: reqwest::Client,
     pub webhook_secret: String,
-    pub proxy: Option<BrokerProxy>,
+    pub proxy: Option<TcpProxy>,
+    /// The database as the hub reaches it, when [`Options::db_proxy`] is set.
+    pub db_proxy: Option<TcpProxy>,
     options: Options,
 }
 
 /// The test settings, and the TOML they were read from (for the CLI).
-fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook_secret: &str, o: &Options) -> (Settings, String) {
+fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, pg: &str, webhook_secret: &str, o: &Options) -> (Settings, String) {
     let toml = format!(
         r#"
         listen = "127.0.0.1:0"
@@ -207,11 +216,13 @@ fn test_settings(db_name: &str, prefix: &str, sim_url: &str, amqp: &str, webhook
         budget = o.notify_retry_budget_secs,
         notify_timeout = o.notify_timeout_secs,
         att_limit = o.supplier_max_attachment_bytes,
-        pg = pg_base(),
         poll = o.poll_interval_secs,
         attempts = o.max_attempts,
     );
     let mut s = Settings::from_toml(&toml).expect("test settings are valid");
+    if let Some(tweak) = o.tweak {
+        tweak(&mut s);
+    }
     s.suppliers[0].password = Some(SecretRef::Value(SecretString::from(SIM_PASSWORD.to_string())));
     s.suppliers[0].webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.to_string())));
     (s, toml)
@@ -235,13 +246,23 @@ impl TestHub {
         let sim = ServiceNowSim::new(SimConfig { user: SIM_USER.into(), password: SIM_PASSWORD.into(), clock_skew_secs: options.sim_clock_skew_secs, ..SimConfig::default() });
         sim.start(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).expect("simulator starts");
         let sim_url = sim.base_url().unwrap();
-        let proxy = if options.broker_proxy { Some(BrokerProxy::start().await) } else { None };
+        let proxy = if options.broker_proxy { Some(TcpProxy::start(&amqp_base()).await) } else { None };
         let amqp = match &proxy {
             Some(p) => format!("amqp://guest:guest@127.0.0.1:{}/%2f", p.port),
             None => amqp_base(),
         };
+        let db_proxy = if options.db_proxy { Some(TcpProxy::start(&pg_base()).await) } else { None };
+        let pg = match &db_proxy {
+            Some(p) => {
+                let mut u = url::Url::parse(&pg_base()).unwrap();
+                u.set_host(Some("127.0.0.1")).unwrap();
+                u.set_port(Some(p.port)).unwrap();
+                u.as_str().trim_end_matches('/').to_string()
+            }
+            None => pg_base(),
+        };
         let webhook_secret = format!("whsec-{}", &id[16..]);
-        let (mut settings, toml) = test_settings(&db_name, &prefix, &sim_url, &amqp, &webhook_secret, &options);
+        let (mut settings, toml) = test_settings(&db_name, &prefix, &sim_url, &amqp, &pg, &webhook_secret, &options);
         settings.suppliers.extend(suppliers);
         settings.routing.rules.extend(rules);
         let mut hub = TestHub {
@@ -255,6 +276,7 @@ impl TestHub {
             http: reqwest::Client::new(),
             webhook_secret,
             proxy,
+            db_proxy,
             options,
         };
         hub.start().await;
@@ -453,6 +475,50 @@ impl TestHub {
     }
 }
 
+/// The leg of `supplier` in `state` on an incident document.
+pub fn leg<'a>(doc: &'a Value, supplier: &str, state: &str) -> Option<&'a Value> {
+    doc["legs"].as_array().unwrap().iter().find(|l| l["supplier"] == supplier && l["state"] == state)
+}
+
+impl TestHub {
+    /// The service desk re-routes the incident to `supplier`.
+    pub async fn route(&self, reference: &str, supplier: &str) {
+        let resp = self.post(&format!("/api/v1/incidents/{reference}/route"), &self.keys.service_desk, &json!({"supplier": supplier, "reason": "triage"})).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{}", resp.text().await.unwrap_or_default());
+    }
+
+    /// `supplier` holds the incident's ticket `first`; the service desk routes the incident to
+    /// `other` and back to `supplier`, whose system loses the answer to the create of its new
+    /// ticket (`lose_create` queues the faults on its simulator). Exactly one new ticket is made
+    /// and the new leg holds it, not the old one. `tickets` lists the ids of the tickets the
+    /// supplier's simulator holds with the incident's reference.
+    pub async fn routed_back_gets_one_fresh_ticket(
+        &self,
+        reference: &str,
+        supplier: &str,
+        other: &str,
+        first: &str,
+        lose_create: impl FnOnce(),
+        tickets: impl Fn() -> Vec<String>,
+    ) {
+        self.route(reference, other).await;
+        self.wait_incident(reference, "the first leg to close", |d| leg(d, supplier, "closed").is_some()).await;
+        self.settle(reference).await;
+        assert_eq!(tickets(), [first], "the supplier holds the first ticket only");
+
+        lose_create();
+        self.route(reference, supplier).await;
+        // The dispatcher's own opening of the leg (which sets its link) is the end of the create.
+        self.wait_incident(reference, "the new leg to open", |d| leg(d, supplier, "open").is_some_and(|l| l["url"].is_string())).await;
+        let doc = self.settle(reference).await;
+        let held = tickets();
+        assert_eq!(held.len(), 2, "exactly one new supplier ticket: {held:?}");
+        let fresh = held.iter().find(|id| *id != first).unwrap();
+        assert_eq!(leg(&doc, supplier, "open").unwrap()["native_id"], fresh.as_str(), "the new leg holds the new ticket: {}", doc["legs"]);
+        assert_eq!(leg(&doc, supplier, "closed").unwrap()["native_id"], first, "the earlier leg keeps its ticket: {}", doc["legs"]);
+    }
+}
+
 pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -477,43 +543,51 @@ pub fn network_incident(title: &str) -> Value {
     })
 }
 
-/// A TCP forwarder in front of RabbitMQ that a test can close (refuse and cut every connection)
-/// and reopen, to play a broker outage without touching the shared broker.
-pub struct BrokerProxy {
+/// A TCP forwarder in front of RabbitMQ or PostgreSQL that a test can close (refuse and cut
+/// every connection) and reopen, to play an outage without touching the shared service.
+pub struct TcpProxy {
     pub port: u16,
     open: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
-impl BrokerProxy {
-    async fn start() -> BrokerProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+impl TcpProxy {
+    /// Forwards to the host and port of `service_url`, on a thread of its own (the hub may
+    /// block the test's runtime while it connects through the proxy).
+    async fn start(service_url: &str) -> TcpProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let open = Arc::new(AtomicBool::new(true));
         let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let target = url::Url::parse(&amqp_base()).unwrap();
-        let target = format!("{}:{}", target.host_str().unwrap_or("127.0.0.1"), target.port().unwrap_or(5672));
+        let target = url::Url::parse(service_url).unwrap();
+        let target =
+            format!("{}:{}", target.host_str().unwrap_or("127.0.0.1"), target.port_or_known_default().unwrap_or(if target.scheme().starts_with("postgres") { 5432 } else { 5672 }));
         let (o, c) = (open.clone(), conns.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
-                if !o.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let target = target.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else { return };
+                    if !o.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
                     }
-                });
-                c.lock().unwrap().push(task.abort_handle());
-            }
+                    let target = target.clone();
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    c.lock().unwrap().push(task.abort_handle());
+                }
+            });
         });
-        BrokerProxy { port, open, conns }
+        TcpProxy { port, open, conns }
     }
 
-    /// The broker "goes down": existing connections are cut, new ones refused.
+    /// The service "goes down": existing connections are cut, new ones refused.
     pub fn close(&self) {
         self.open.store(false, Ordering::SeqCst);
         for c in self.conns.lock().unwrap().drain(..) {
@@ -553,6 +627,18 @@ impl TestHub {
             assert!(tokio::time::Instant::now() < deadline, "the SLA monitor left {pending} tickets uncomputed");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A channel on the broker the hub uses (the connection comes with it and must be kept).
+    pub async fn broker_channel(&self) -> (lapin::Connection, lapin::Channel) {
+        let conn = lapin::Connection::connect(
+            &amqp_base(),
+            lapin::ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio),
+        )
+        .await
+        .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        (conn, ch)
     }
 
     /// A temporary queue on the hub's event exchange bound to `pattern` (e.g. `sla.#`).

@@ -500,7 +500,7 @@ async fn the_client_pages_the_sweep_through_the_search_cursor() {
             "updated_at": "2024-01-01T00:00:00.000Z", "resolved_at": null, "closed_at": null, "version": 1, "legs": []
         }))
         .unwrap();
-        client.create(&incident).await.unwrap();
+        client.create(&incident, &[]).await.unwrap();
     }
     let title = |v: &Value| v["fields"]["summary"].as_str().unwrap().to_string();
     let mut seen = Vec::new();
@@ -545,5 +545,21 @@ async fn files_travel_both_ways_with_jira_once_each() {
     assert!(back.bytes().await.unwrap().as_ref() == shot.as_slice());
     h.hub.settle(&r).await;
     assert_eq!(h.sim.attachments(&id).len(), 2, "each file exists once at Jira");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_ticket_routed_back_to_jira_gets_one_fresh_issue_even_when_the_create_answer_is_lost() {
+    let h = JiraHub::spawn().await;
+    let (r, first) = h.open("Back and forth").await;
+    let lose_create = || {
+        // The lookup (a search, then a read of the issue found) passes; the create commits and
+        // its answer is lost.
+        h.sim.push_fault(Fault::Timeout { delay: Duration::from_millis(1) });
+        h.sim.push_fault(Fault::Timeout { delay: Duration::from_millis(1) });
+        h.sim.push_fault(Fault::LoseResponseAfterCommit);
+    };
+    let issues = || h.sim.issues_by_reference(&r).iter().map(|i| i["id"].as_str().unwrap().to_string()).collect();
+    h.hub.routed_back_gets_one_fresh_ticket(&r, JIRA, SUPPLIER, &first, lose_create, issues).await;
     h.finish().await;
 }

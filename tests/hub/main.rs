@@ -15,6 +15,7 @@ mod golden_jira;
 mod golden_remedy;
 mod handoff;
 mod helpers;
+mod housekeeping;
 mod jira;
 mod remedy;
 mod resilience;

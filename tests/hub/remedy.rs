@@ -545,3 +545,14 @@ async fn remedy_files_travel_both_ways_in_work_logs_once_each_and_are_not_read_a
     assert_eq!(rh.sim.worklogs(&number).len(), 3, "nothing was sent back to Remedy");
     rh.finish().await;
 }
+
+#[tokio::test]
+async fn remedy_a_ticket_routed_back_gets_one_fresh_incident_even_when_the_create_answer_is_lost() {
+    let rh = spawn(Setup::default()).await;
+    let (r, first, _) = rh.open("Back and forth").await;
+    let lose_create = || rh.sim.push_fault_for(FaultTarget { method: Some("POST".into()), form: Some(CREATE_FORM.into()) }, Fault::LoseResponseAfterCommit);
+    let incidents = || rh.sim.incidents_by_vendor_ticket(&r).iter().map(|i| i["Entry ID"].as_str().unwrap().to_string()).collect();
+    rh.hub.routed_back_gets_one_fresh_ticket(&r, REMEDY, SUPPLIER, &first, lose_create, incidents).await;
+    assert!(rh.dead_letters().await.is_empty());
+    rh.finish().await;
+}

@@ -166,3 +166,50 @@ async fn a_hub_restart_mid_flow_loses_nothing() {
     assert_eq!(hub.sim.incidents().len(), 2, "one supplier ticket per incident");
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn a_database_outage_holds_dispatches_instead_of_spending_their_delivery_limit() {
+    let hub = TestHub::spawn_with(Options { db_proxy: true, tweak: Some(|s| s.broker.delivery_limit = 2), ..Default::default() }).await;
+    // Every supplier call takes a while, so the dispatches are under way when the database goes.
+    hub.sim.set_latency(std::time::Duration::from_millis(700));
+    let mut refs = vec![];
+    for n in 0..6 {
+        refs.push(hub.raise(&network_incident(&format!("Raised before the outage {n}"))).await["ref"].as_str().unwrap().to_string());
+    }
+    wait_for("the first dispatch to reach the supplier", || (!hub.sim.request_log().is_empty()).then_some(())).await;
+
+    // The hub loses its database for far longer than two deliveries of every message take.
+    hub.db_proxy.as_ref().unwrap().close();
+    tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+    hub.db_proxy.as_ref().unwrap().reopen();
+
+    for r in &refs {
+        hub.wait_incident(r, "the leg to open after the outage", |d| d["legs"][0]["state"] == "open").await;
+        assert_eq!(hub.sim.incident_by_correlation(r).len(), 1, "exactly one supplier ticket for {r}");
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let list: Value = hub.get_as("/api/v1/admin/dead-letters", &hub.keys.admin).await.json().await.unwrap();
+    assert_eq!(list["items"], json!([]), "nothing was dead-lettered");
+    hub.finish().await;
+}
+
+#[tokio::test]
+async fn a_hub_stopped_while_it_holds_a_delivery_stops_promptly_and_loses_nothing() {
+    let mut hub = TestHub::spawn_with(Options { db_proxy: true, ..Default::default() }).await;
+    hub.sim.set_latency(std::time::Duration::from_millis(700));
+    let r = hub.raise(&network_incident("Held at shutdown")).await["ref"].as_str().unwrap().to_string();
+    wait_for("the dispatch to reach the supplier", || (!hub.sim.request_log().is_empty()).then_some(())).await;
+    hub.db_proxy.as_ref().unwrap().close();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    let stopping = std::time::Instant::now();
+    hub.stop().await;
+    assert!(stopping.elapsed() < std::time::Duration::from_secs(15), "stopping took {:?}", stopping.elapsed());
+
+    // The held delivery went back to the queue: the restarted hub finishes it.
+    hub.db_proxy.as_ref().unwrap().reopen();
+    hub.restart().await;
+    hub.wait_incident(&r, "the leg to open after the restart", |d| d["legs"][0]["state"] == "open").await;
+    assert_eq!(hub.sim.incident_by_correlation(&r).len(), 1);
+    hub.finish().await;
+}

@@ -245,3 +245,28 @@ async fn an_instance_with_its_own_priority_matrix_gets_the_records_priority() {
     assert_eq!((doc["urgency"].as_i64(), doc["priority"].as_i64()), (Some(1), Some(2)));
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn a_ticket_dated_in_the_future_does_not_stop_later_sweeps() {
+    let hub = TestHub::spawn().await;
+    let (_, stray) = hub.open_ticket("Touched under a wrong clock").await;
+    let (r, sys_id) = hub.open_ticket("Worked normally").await;
+    hub.sim.set_webhook(None);
+
+    // Someone at the supplier touches a ticket while the instance's clock is a day ahead.
+    hub.sim.set_clock_skew(24 * 3600);
+    hub.sim.agent_update(&stray, json!({"work_notes": "stamped tomorrow"})).unwrap();
+    hub.sim.set_clock_skew(0);
+    let first = hub.reconcile().await;
+    let watermark: chrono::DateTime<chrono::Utc> = first["watermark"].as_str().unwrap().parse().unwrap();
+    assert!(watermark < chrono::Utc::now() + chrono::Duration::minutes(5), "the watermark follows the hub's clock, not the stray ticket: {first}");
+
+    // A normal change whose webhook is lost is still caught by the next sweep.
+    hub.sim.agent_update(&sys_id, json!({"state": "2", "work_notes": "on it"})).unwrap();
+    let second = hub.reconcile().await;
+    assert_eq!(second["applied"], 1, "{second}");
+    let doc = hub.incident(&r).await;
+    assert_eq!(doc["status"], "in_progress");
+    assert_eq!(doc["notes"][0]["text"], "on it");
+    hub.finish().await;
+}

@@ -904,3 +904,13 @@ async fn tmf_api_a_callback_the_egress_policy_no_longer_allows_gets_nothing_at_d
     assert!(got.lock().unwrap().is_empty(), "the callback was posted to");
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn tmf_a_ticket_routed_back_gets_one_fresh_trouble_ticket_even_when_the_create_answer_is_lost() {
+    let t = spawn_tmf(TmfVersion::V4, TmfFlavour::Standard, "basic").await;
+    let (r, first) = t.open("Back and forth").await;
+    let lose_create = || t.sim.push_fault_on("POST", Fault::LoseResponseAfterCommit);
+    let tickets = || t.sim.tickets_by_external_id(&r).iter().map(|x| x["id"].as_str().unwrap().to_string()).collect();
+    t.hub.routed_back_gets_one_fresh_ticket(&r, TMF, SUPPLIER, &first, lose_create, tickets).await;
+    t.finish().await;
+}

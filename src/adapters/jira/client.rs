@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 /// Jira's own ceiling on a search page is higher; 100 keeps answers small.
 const SEARCH_PAGE: usize = 100;
 const COMMENT_PAGE: usize = 100;
+/// Issues read when looking a hub reference up: one per time the site was given it.
+const LOOKUP_LIMIT: usize = 50;
 
 /// Where the last sweep page ended, so the next offset continues the same cursor instead of
 /// re-reading from the start (the search API has no offsets, only `nextPageToken`).
@@ -201,17 +203,18 @@ impl JiraClient {
     }
 
     /// The id of the issue the hub raised for `reference` (its `siam-INC-…` label).
-    async fn lookup_id(&self, reference: &str) -> Result<Option<String>, SupplierError> {
-        let jql = format!("{} AND labels = {} ORDER BY created ASC", self.scope(), Self::quote(&self.cfg.reference_label(reference)));
-        let (issues, _, _) = self.search(&jql, None, 1).await?;
-        Ok(issues.first().and_then(|i| i.get("id")).and_then(Value::as_str).map(str::to_string))
+    /// The ids of the issues carrying the reference label, newest first.
+    async fn lookup_ids(&self, reference: &str) -> Result<Vec<String>, SupplierError> {
+        let jql = format!("{} AND labels = {} ORDER BY created DESC", self.scope(), Self::quote(&self.cfg.reference_label(reference)));
+        let (issues, _, _) = self.search(&jql, None, LOOKUP_LIMIT).await?;
+        Ok(issues.iter().filter_map(|i| i.get("id").and_then(Value::as_str)).map(str::to_string).collect())
     }
 
     /// One create attempt. A create is not repeatable: after a failed attempt (whose answer may
     /// have been lost after Jira made the issue) the next one first looks the reference up.
-    async fn try_create(&self, incident: &Incident, first: &AtomicBool) -> Result<String, SupplierError> {
+    async fn try_create(&self, incident: &Incident, known: &[String], first: &AtomicBool) -> Result<String, SupplierError> {
         if !first.swap(false, Ordering::SeqCst) {
-            if let Some(id) = self.lookup_id(incident.reference.as_str()).await? {
+            if let Some(id) = self.lookup_ids(incident.reference.as_str()).await?.into_iter().find(|id| !known.contains(id)) {
                 tracing::info!(reference = %incident.reference, issue = %id, "adopting the Jira issue an attempt whose answer was lost created");
                 return Ok(id);
             }
@@ -281,16 +284,17 @@ fn segment(s: &str) -> String {
 #[async_trait]
 impl Client for JiraClient {
     /// Looks the `siam-INC-…` label up (labels match exactly in JQL; text fields do not).
-    async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
-        match self.lookup_id(reference).await? {
-            Some(id) => self.get_issue(&id).await.map(Some),
-            None => Ok(None),
+    async fn find_by_correlation(&self, reference: &str) -> Result<Vec<Value>, SupplierError> {
+        let mut found = Vec::new();
+        for id in self.lookup_ids(reference).await? {
+            found.push(self.get_issue(&id).await?);
         }
+        Ok(found)
     }
 
-    async fn create(&self, incident: &Incident) -> Result<Value, SupplierError> {
+    async fn create(&self, incident: &Incident, known: &[String]) -> Result<Value, SupplierError> {
         let first = AtomicBool::new(true);
-        let id = self.http.retrying("Jira create issue", || self.try_create(incident, &first)).await?;
+        let id = self.http.retrying("Jira create issue", || self.try_create(incident, known, &first)).await?;
         // The create answer holds only ids: read the issue for its state and revision.
         self.get_issue(&id).await
     }

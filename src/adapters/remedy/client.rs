@@ -85,6 +85,8 @@ const MAX_PAGES: usize = 50;
 const PAGE_SIZE: usize = 200;
 /// Incident numbers per `OR` qualification when fetching incidents that gained work logs.
 const NUMBERS_PER_QUERY: usize = 25;
+/// Incidents read when looking a hub reference up: one per time the instance was given it.
+const LOOKUP_LIMIT: usize = 50;
 
 fn values_param(fields: &[&str]) -> String {
     format!("values({})", fields.join(","))
@@ -292,14 +294,20 @@ impl RemedyClient {
         Ok(all)
     }
 
-    async fn lookup(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
+    /// The incidents carrying the hub reference, newest first.
+    async fn lookup(&self, reference: &str) -> Result<Vec<Value>, SupplierError> {
         let q = format!("'{}' = {}", mapping::VENDOR_TICKET, ar_quote(reference));
-        let (entries, _) = self.query_page("Remedy lookup by Vendor Ticket Number", &self.profile.forms.incident, &q, READ_FIELDS, "Submit Date.asc", 0, 1).await?;
-        let found = entries.into_iter().next();
-        if let Some(e) = &found {
+        let (entries, _) = self.query_page("Remedy lookup by Vendor Ticket Number", &self.profile.forms.incident, &q, READ_FIELDS, "Submit Date.desc", 0, LOOKUP_LIMIT).await?;
+        for e in &entries {
             self.remember(e);
         }
-        Ok(found)
+        Ok(entries)
+    }
+
+    /// The incident carrying the hub reference that is none of `known`: the one a create made.
+    async fn lookup_new(&self, reference: &str, known: &[String]) -> Result<Option<Value>, SupplierError> {
+        let entry_id = |e: &Value| parse_entry(&self.profile, e, true).ok().and_then(|r| r.entry_id);
+        Ok(crate::adapters::first_unknown(self.lookup(reference).await?, known, entry_id))
     }
 
     /// The Incident Number of an entry id (work logs are filed by number).
@@ -320,9 +328,9 @@ impl RemedyClient {
     }
 
     /// One create attempt; on a repeat attempt, first adopt what an earlier one made.
-    async fn create_attempt(&self, incident: &Incident, body: &Value, tries: &AtomicU32) -> Result<Created, SupplierError> {
+    async fn create_attempt(&self, incident: &Incident, known: &[String], body: &Value, tries: &AtomicU32) -> Result<Created, SupplierError> {
         if tries.fetch_add(1, Ordering::SeqCst) > 0 {
-            if let Some(found) = self.lookup(incident.reference.as_str()).await? {
+            if let Some(found) = self.lookup_new(incident.reference.as_str(), known).await? {
                 tracing::info!(reference = %incident.reference, "an earlier create attempt reached Remedy; adopting its incident");
                 return Ok(Created::Existing(found));
             }
@@ -431,21 +439,21 @@ impl RemedyClient {
 #[async_trait]
 impl Client for RemedyClient {
     /// Looks the hub reference up in `Vendor Ticket Number`.
-    async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
+    async fn find_by_correlation(&self, reference: &str) -> Result<Vec<Value>, SupplierError> {
         self.lookup(reference).await
     }
 
     /// Creates through `HPD:IncidentInterface_Create`, then reads the incident back from the
     /// interface (the create form answers with its own ids and names only).
-    async fn create(&self, incident: &Incident) -> Result<Value, SupplierError> {
+    async fn create(&self, incident: &Incident, known: &[String]) -> Result<Value, SupplierError> {
         let body = create_body(&self.profile, &self.settings, Some(&self.user), incident);
         let tries = AtomicU32::new(0);
-        let created = self.http.retrying("Remedy create incident", || self.create_attempt(incident, &body, &tries)).await?;
+        let created = self.http.retrying("Remedy create incident", || self.create_attempt(incident, known, &body, &tries)).await?;
         match created {
             Created::Existing(entry) => Ok(entry),
             Created::New(Some(id)) => self.get_incident(&id).await,
             Created::New(None) => self
-                .lookup(incident.reference.as_str())
+                .lookup_new(incident.reference.as_str(), known)
                 .await?
                 .ok_or_else(|| SupplierError::Protocol("Remedy accepted the create but no incident carries the hub reference (was z1D_Action CREATE honoured?)".into())),
         }

@@ -22,6 +22,9 @@ pub struct ServiceNowClient {
     priority_matrix: Option<crate::domain::PriorityMatrix>,
 }
 
+/// Incidents read when looking a hub reference up: one per time the instance was given it.
+const LOOKUP_LIMIT: usize = 50;
+
 /// Fields read on every incident query: the synced ones plus identity and change tracking.
 const READ_FIELDS: &str = "sys_id,number,correlation_id,state,hold_reason,impact,urgency,priority,short_description,description,category,cmdb_ci,caller_id,assigned_to,assignment_group,close_code,close_notes,sys_mod_count,sys_updated_on,opened_at,resolved_at,closed_at";
 
@@ -78,17 +81,16 @@ impl ServiceNowClient {
         }
     }
 
-    async fn lookup(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
-        let r = self
-            .call(
-                "ServiceNow lookup by correlation_id",
-                Method::GET,
-                "/api/now/table/incident",
-                &[("sysparm_query", format!("correlation_id={reference}^ORDERBYDESCsys_created_on")), ("sysparm_limit", "1".into()), ("sysparm_fields", READ_FIELDS.into())],
-                None,
-            )
-            .await?;
-        Ok(r.as_array().and_then(|a| a.first().cloned()))
+    /// One attempt at listing the incidents carrying `reference`, newest first (ties by
+    /// `sys_id`, so the order is stable).
+    async fn lookup_attempt(&self, reference: &str) -> Result<Vec<Value>, SupplierError> {
+        let query = [
+            ("sysparm_query", format!("correlation_id={reference}^ORDERBYDESCsys_created_on^ORDERBYsys_id")),
+            ("sysparm_limit", LOOKUP_LIMIT.to_string()),
+            ("sysparm_fields", READ_FIELDS.into()),
+        ];
+        let r = self.attempt("ServiceNow lookup by correlation_id", Method::GET, "/api/now/table/incident", &query, None).await?;
+        Ok(r.as_array().cloned().unwrap_or_default())
     }
 
     async fn patch(&self, sys_id: &str, body: &Value) -> Result<Value, SupplierError> {
@@ -103,7 +105,7 @@ impl ServiceNowClient {
                 Method::GET,
                 "/api/now/table/incident",
                 &[
-                    ("sysparm_query", format!("sys_updated_on>={}^correlation_idSTARTSWITHINC-^ORDERBYsys_updated_on", sn_time(&since))),
+                    ("sysparm_query", format!("sys_updated_on>={}^correlation_idSTARTSWITHINC-^ORDERBYsys_updated_on^ORDERBYsys_id", sn_time(&since))),
                     ("sysparm_fields", READ_FIELDS.into()),
                     ("sysparm_limit", limit.to_string()),
                     ("sysparm_offset", offset.to_string()),
@@ -131,13 +133,13 @@ impl ServiceNowClient {
 #[async_trait]
 impl Client for ServiceNowClient {
     /// Looks the hub reference up in `correlation_id`.
-    async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
-        self.lookup(reference).await
+    async fn find_by_correlation(&self, reference: &str) -> Result<Vec<Value>, SupplierError> {
+        self.http.retrying("ServiceNow lookup by correlation_id", || self.lookup_attempt(reference)).await
     }
 
     /// Creates once: before trying again after a failure, looks for the ticket the failed
-    /// attempt may have created (its answer lost on the way back).
-    async fn create(&self, incident: &Incident) -> Result<Value, SupplierError> {
+    /// attempt may have created (its answer lost on the way back), which is none of `known`.
+    async fn create(&self, incident: &Incident, known: &[String]) -> Result<Value, SupplierError> {
         let body = create_body(&crate::adapters::aligned_priority(self.priority_matrix.as_ref(), incident));
         let reference = incident.reference.as_str();
         let what = "ServiceNow create incident";
@@ -145,14 +147,9 @@ impl Client for ServiceNowClient {
         self.http
             .retrying(what, || async {
                 if tried.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    let query = [
-                        ("sysparm_query", format!("correlation_id={reference}^ORDERBYDESCsys_created_on")),
-                        ("sysparm_limit", "1".to_string()),
-                        ("sysparm_fields", READ_FIELDS.to_string()),
-                    ];
-                    let found = self.attempt("ServiceNow lookup by correlation_id", Method::GET, "/api/now/table/incident", &query, None).await?;
-                    if let Some(existing) = found.as_array().and_then(|a| a.first()) {
-                        return Ok(existing.clone());
+                    let sys_id = |v: &Value| v.get("sys_id").and_then(Value::as_str).map(str::to_string);
+                    if let Some(existing) = crate::adapters::first_unknown(self.lookup_attempt(reference).await?, known, sys_id) {
+                        return Ok(existing);
                     }
                 }
                 self.attempt(what, Method::POST, "/api/now/table/incident", &[("sysparm_fields", READ_FIELDS.into())], Some(&body)).await

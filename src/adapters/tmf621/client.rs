@@ -251,6 +251,14 @@ fn base64_stream(content: ContentStream) -> impl futures_util::Stream<Item = std
     })
 }
 
+impl Tmf621Client {
+    /// The ticket carrying the hub reference that is none of `known`: the one a create made.
+    async fn lookup_new(&self, reference: &str, known: &[String]) -> Result<Option<Value>, SupplierError> {
+        let id = |t: &Value| mapping::parse_ticket(&self.inst, t).ok().map(|t| t.id);
+        Ok(crate::adapters::first_unknown(self.find_by_correlation(reference).await?, known, id))
+    }
+}
+
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
@@ -260,29 +268,36 @@ impl Client for Tmf621Client {
     /// Looks the hub reference up in `externalId` (v4) or `externalIdentifier.id` (v5), and checks
     /// every answer itself: a server that ignores the filter must not make the hub adopt a
     /// stranger's ticket.
-    async fn find_by_correlation(&self, reference: &str) -> Result<Option<Value>, SupplierError> {
+    /// Newest first by `creationDate` (tickets without one last, in the server's order).
+    async fn find_by_correlation(&self, reference: &str) -> Result<Vec<Value>, SupplierError> {
         let filter = match self.inst.version {
             TmfVersion::V4 => "externalId",
             TmfVersion::V5 => "externalIdentifier.id",
         };
+        let mut found: Vec<(Option<DateTime<Utc>>, Value)> = Vec::new();
         for page in 0..LOOKUP_PAGES {
             let q = [(filter, reference.to_string()), ("offset", (page * LOOKUP_PAGE).to_string()), ("limit", LOOKUP_PAGE.to_string())];
             let items = self.list("TMF621 lookup by external reference", &q).await?;
-            let found = items.iter().find(|t| mapping::parse_ticket(&self.inst, t).ok().and_then(|t| t.correlation).as_deref() == Some(reference));
-            if let Some(t) = found {
-                return Ok(Some(t.clone()));
+            let n = items.len();
+            for t in items {
+                if let Ok(ticket) = mapping::parse_ticket(&self.inst, &t) {
+                    if ticket.correlation.as_deref() == Some(reference) {
+                        found.push((ticket.created, t));
+                    }
+                }
             }
-            if items.len() < LOOKUP_PAGE {
-                return Ok(None);
+            if n < LOOKUP_PAGE {
+                found.sort_by_key(|t| std::cmp::Reverse(t.0));
+                return Ok(found.into_iter().map(|(_, t)| t).collect());
             }
         }
         Err(SupplierError::Protocol(format!("TMF621 lookup of {reference}: the supplier ignores the {filter} filter and holds more than {} tickets", LOOKUP_PAGES * LOOKUP_PAGE)))
     }
 
     /// POSTs the ticket once per attempt; before trying again after a failure (which may have
-    /// come after the server committed), it looks the reference up and adopts what it finds, so
-    /// a lost answer never makes a second ticket.
-    async fn create(&self, incident: &Incident) -> Result<Value, SupplierError> {
+    /// come after the server committed), it looks the reference up and adopts the ticket that is
+    /// none of `known`, so a lost answer never makes a second ticket.
+    async fn create(&self, incident: &Incident, known: &[String]) -> Result<Value, SupplierError> {
         let body = mapping::create_body(&self.inst, incident);
         let reference = incident.reference.as_str();
         let attempts = std::sync::atomic::AtomicU32::new(0);
@@ -293,7 +308,7 @@ impl Client for Tmf621Client {
                 let attempts = &attempts;
                 async move {
                     if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
-                        if let Some(found) = self.find_by_correlation(reference).await? {
+                        if let Some(found) = self.lookup_new(reference, known).await? {
                             tracing::info!(%reference, "adopting the trouble ticket an unanswered create made");
                             return Ok(found);
                         }
@@ -306,9 +321,7 @@ impl Client for Tmf621Client {
             return Ok(answer);
         }
         // 201 without a body: read back what was made.
-        self.find_by_correlation(incident.reference.as_str())
-            .await?
-            .ok_or_else(|| SupplierError::Protocol("TMF621 create answered without the ticket, and the ticket cannot be found".into()))
+        self.lookup_new(reference, known).await?.ok_or_else(|| SupplierError::Protocol("TMF621 create answered without the ticket, and the ticket cannot be found".into()))
     }
 
     async fn update(&self, native_id: &str, changes: &BTreeMap<String, String>) -> Result<Value, SupplierError> {
@@ -365,10 +378,16 @@ impl Client for Tmf621Client {
         }
     }
 
-    /// Tickets with `lastUpdate` after `since`, by `lastUpdate`. Foreign tickets are returned too
-    /// (the page length drives paging); the sweep skips those without a leg.
+    /// Tickets with `lastUpdate` at or after `since`, by `lastUpdate`. Foreign tickets are
+    /// returned too (the page length drives paging); the sweep skips those without a leg. The
+    /// filter is `lastUpdate.gt` (what every server takes) a millisecond before `since`.
     async fn updated_since(&self, since: DateTime<Utc>, offset: usize, limit: usize) -> Result<Vec<Value>, SupplierError> {
-        let q = [("lastUpdate.gt", self.time_param(&since)), ("sort", "lastUpdate".to_string()), ("offset", offset.to_string()), ("limit", limit.to_string())];
+        let q = [
+            ("lastUpdate.gt", self.time_param(&(since - chrono::Duration::milliseconds(1)))),
+            ("sort", "lastUpdate".to_string()),
+            ("offset", offset.to_string()),
+            ("limit", limit.to_string()),
+        ];
         let mut items = self.list("TMF621 poll", &q).await?;
         let key = |v: &Value| mapping::parse_ticket(&self.inst, v).ok().and_then(|t| t.last_update);
         items.sort_by_key(key);

@@ -61,7 +61,7 @@ impl Deliveries {
             Box::pin(async move {
                 match this.queue(&msg).await {
                     Ok(()) => Outcome::Done,
-                    Err(e) => Outcome::Retry(e.to_string()),
+                    Err(e) => Outcome::store_failure(&e),
                 }
             })
         })

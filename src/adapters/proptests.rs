@@ -231,3 +231,48 @@ proptest! {
         }
     }
 }
+
+/// Instants in the years 1..9999 (the range the text forms can carry), to the millisecond.
+fn instant() -> impl Strategy<Value = chrono::DateTime<chrono::Utc>> {
+    (-62_135_596_800_000i64..253_402_300_799_999).prop_map(|ms| chrono::DateTime::from_timestamp_millis(ms).expect("in range"))
+}
+
+fn whole_seconds(t: &chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(t.timestamp(), 0).expect("in range")
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    /// Every time form a supplier uses reads back as the instant the hub wrote in it, and any
+    /// other text reads as no time.
+    #[test]
+    fn supplier_times_read_back_and_odd_ones_are_refused(t in instant(), offset_mins in -14 * 60..=14 * 60i32, odd in testkit::date_like(), text in testkit::odd_text()) {
+        use servicenow::mapping::{parse_sn_time, sn_time};
+        let secs = whole_seconds(&t);
+        prop_assert_eq!(parse_sn_time(&sn_time(&t)), Some(secs));
+        prop_assert_eq!(remedy::mapping::parse_ar_time(&remedy::mapping::ar_time(&t)), Some(secs));
+        let zone = chrono::FixedOffset::east_opt(offset_mins * 60).expect("within a day");
+        prop_assert_eq!(jira::mapping::parse_time(&Value::from(jira::mapping::jira_time(&t, &zone))), Some(t));
+        prop_assert_eq!(jira::mapping::parse_time(&Value::from(t.timestamp_millis())), Some(t));
+        prop_assert_eq!(tmf621::mapping::parse_time(&time::rfc3339(&t)), Some((t, true)));
+        prop_assert_eq!(tmf621::mapping::parse_time(&sn_time(&t)), Some((secs, false)));
+        for s in [odd, text] {
+            let _ = parse_sn_time(&s);
+            let _ = remedy::mapping::parse_ar_time(&s);
+            let _ = jira::mapping::parse_time(&Value::from(s.clone()));
+            let _ = tmf621::mapping::parse_time(&s);
+            let _ = tmf621::mapping::canonical_event_type(&s);
+        }
+    }
+
+    /// A value percent-encoded for a Remedy URL path segment decodes to itself and holds no
+    /// character that means something in a path; any text decodes without failing.
+    #[test]
+    fn remedy_path_segments_round_trip(s in testkit::odd_text(), raw in "[%0-9a-fA-F/|?é]{0,24}") {
+        let encoded = remedy::mapping::percent_encode(&s);
+        prop_assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:%".contains(&b)), "{}", encoded);
+        prop_assert_eq!(remedy::mapping::percent_decode(&encoded), s);
+        let _ = remedy::mapping::percent_decode(&raw);
+    }
+}

@@ -110,7 +110,7 @@ fn field_maps() -> BoxedStrategy<(BTreeMap<String, String>, bool)> {
 }
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(4000))]
 
     #[test]
     fn servicenow_payloads_are_read_or_refused(payload in testkit::payloads(natives("servicenow"))) {

@@ -17,4 +17,6 @@ pub mod sla;
 pub mod startup;
 pub mod store;
 pub mod sync;
+#[cfg(test)]
+mod testkit;
 pub mod validation;

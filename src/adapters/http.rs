@@ -347,4 +347,26 @@ mod tests {
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testkit::config(2000))]
+
+        /// Whatever a supplier puts in `Retry-After` (seconds, a date, garbage, bytes that are no
+        /// text), the wait read is at most an hour, and delay-seconds are read as given.
+        #[test]
+        fn any_retry_after_is_at_most_an_hour(text in proptest::prop_oneof![crate::testkit::date_like(), crate::testkit::odd_text(), "[0-9]{1,25}"], bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let read = |value: Option<reqwest::header::HeaderValue>| {
+                let mut h = HeaderMap::new();
+                h.extend(value.map(|v| (RETRY_AFTER, v)));
+                retry_after(&h)
+            };
+            let (wait, other) = (read(reqwest::header::HeaderValue::from_str(&text).ok()), read(reqwest::header::HeaderValue::from_bytes(&bytes).ok()));
+            for w in [wait, other] {
+                proptest::prop_assert!(w.is_none_or(|w| w <= Duration::from_secs(3600)), "{:?}", w);
+            }
+            if let (Ok(_), Ok(secs)) = (reqwest::header::HeaderValue::from_str(&text), text.trim().parse::<u64>()) {
+                proptest::prop_assert_eq!(wait, Some(Duration::from_secs(secs.min(3600))));
+            }
+        }
+    }
 }

@@ -11,6 +11,8 @@ pub mod change;
 pub mod egress;
 pub mod http;
 pub mod jira;
+#[cfg(test)]
+mod proptests;
 pub mod remedy;
 pub mod servicenow;
 pub mod tmf621;

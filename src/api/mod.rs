@@ -11,6 +11,8 @@ pub mod error;
 pub mod health;
 pub mod incidents;
 pub mod openapi;
+#[cfg(test)]
+mod proptests;
 pub mod routes;
 pub mod sla;
 pub mod tmf621;

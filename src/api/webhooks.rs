@@ -64,7 +64,7 @@ fn check(link: &SupplierLink, req: &HttpRequest, body: &[u8], now: i64) -> Resul
             mac.update(b".");
             mac.update(body);
             mac.verify_slice(&given).map_err(|_| "the signature does not match the body")?;
-            within(now - ts_num, tolerance)?;
+            within(now.saturating_sub(ts_num), tolerance)?;
             Ok(None)
         }
         WebhookAuth::HubSignature => {
@@ -81,7 +81,7 @@ fn check(link: &SupplierLink, req: &HttpRequest, body: &[u8], now: i64) -> Resul
                 .ok()
                 .and_then(|v| v.get("timestamp").and_then(serde_json::Value::as_i64))
                 .ok_or("the signed body carries no `timestamp`, so a replay could not be told apart")?;
-            within(now - sent_ms.div_euclid(1000), tolerance)?;
+            within(now.saturating_sub(sent_ms.div_euclid(1000)), tolerance)?;
             Ok(Some(format!("sha256:{}", hex::encode(<Sha256 as sha2::Digest>::digest(body)))))
         }
         WebhookAuth::Basic => {
@@ -100,7 +100,7 @@ fn check(link: &SupplierLink, req: &HttpRequest, body: &[u8], now: i64) -> Resul
 
 /// A delivery sent `age` seconds ago (negative: from the future) is fresh within `tolerance`.
 fn within(age: i64, tolerance: i64) -> Result<(), String> {
-    if age.abs() > tolerance {
+    if age.saturating_abs() > tolerance {
         return Err(format!("the delivery was signed {age}s from the hub's clock, outside the {tolerance}s tolerance (replayed, or clock skew)"));
     }
     Ok(())

@@ -9,6 +9,8 @@ pub mod change;
 pub mod event;
 pub mod incident;
 pub mod priority;
+#[cfg(test)]
+mod proptests;
 pub mod time;
 
 pub use access::SupplierAccess;

@@ -620,4 +620,31 @@ mod tests {
         assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(csv_field("-5"), "-5");
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testkit::config(2000))]
+
+        /// Whatever a report query names as its period and the configuration as its zone, the
+        /// period is read (and is not empty) or refused with a reason; so are earlier months.
+        #[test]
+        fn any_period_query_is_read_or_refused(
+            month in proptest::option::of(proptest::prop_oneof![crate::testkit::date_like(), crate::testkit::odd_text(), "[+-]?[0-9]{1,6}-[0-9]{1,2}"]),
+            from in proptest::option::of(proptest::prop_oneof![crate::testkit::date_like(), crate::testkit::odd_text(), "[+-]?[0-9]{4,6}-[0-9]{2}-[0-9]{2}"]),
+            to in proptest::option::of(proptest::prop_oneof![crate::testkit::date_like(), crate::testkit::odd_text(), "[+-]?[0-9]{4,6}-[0-9]{2}-[0-9]{2}"]),
+            zone in proptest::prop_oneof![proptest::strategy::Strategy::prop_map(proptest::sample::select(vec!["UTC", "Europe/London", "Pacific/Kiritimati", "America/Adak", "Asia/Kathmandu", "Etc/GMT+12", "Etc/GMT-14"]), str::to_string), crate::testkit::odd_text()],
+            now in -8_000_000_000_000i64..8_000_000_000_000,
+            back in 0u32..4_000_000,
+        ) {
+            let now = DateTime::from_timestamp(now, 0).unwrap_or_default();
+            match Period::parse(month.as_deref(), from.as_deref(), to.as_deref(), &zone, now) {
+                Ok(p) => {
+                    proptest::prop_assert!(p.from < p.to, "{p:?}");
+                    if let Ok(earlier) = p.months_before(back) {
+                        proptest::prop_assert!(earlier.from < earlier.to, "{earlier:?}");
+                    }
+                }
+                Err(e) => proptest::prop_assert!(!e.is_empty()),
+            }
+        }
+    }
 }

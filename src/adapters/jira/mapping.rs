@@ -458,7 +458,7 @@ pub fn parse_record(cfg: &JiraConfig, payload: &Value) -> Result<JiraRecord, Map
         None => (payload, None),
     };
     let issue = issue.as_object().ok_or_else(|| MapError("the issue must be a JSON object".into()))?;
-    let id = issue.get("id").and_then(string_of).filter(|s| !s.is_empty()).ok_or_else(|| MapError("the issue has no id".into()))?;
+    let id = issue.get("id").and_then(string_of).and_then(non_empty).ok_or_else(|| MapError("the issue has no id".into()))?;
     let fields =
         issue.get("fields").and_then(Value::as_object).ok_or_else(|| MapError(format!("issue {id} has no fields (a create answer holds only id and key: read the issue)")))?;
     let shape = if webhook.is_some() {
@@ -569,7 +569,7 @@ fn representative_scale(value: &str, to: &BTreeMap<String, u8>, from: &BTreeMap<
 
 /// A JSM `CustomerRequest` (the answer to `POST /rest/servicedeskapi/request`).
 fn parse_request(cfg: &JiraConfig, o: &Map<String, Value>) -> Result<JiraRecord, MapError> {
-    let id = o.get("issueId").and_then(string_of).filter(|s| !s.is_empty()).ok_or_else(|| MapError("the request has no issueId".into()))?;
+    let id = o.get("issueId").and_then(string_of).and_then(non_empty).ok_or_else(|| MapError("the request has no issueId".into()))?;
     // requestFieldValues is an array of labelled values here (a map only in the create body).
     let values: HashMap<String, &Value> = o
         .get("requestFieldValues")
@@ -636,7 +636,7 @@ pub fn parse_comments(payload: &Value) -> Vec<NativeNote> {
 
 fn comment(c: &Value, issue_id: &str) -> Option<NativeNote> {
     let o = c.as_object()?;
-    let native_id = o.get("id").and_then(string_of).filter(|s| !s.is_empty())?;
+    let native_id = o.get("id").and_then(string_of).and_then(non_empty)?;
     let restricted = o.get("visibility").is_some_and(|v| v.is_object());
     let public = o.get("jsdPublic").or_else(|| o.get("public")).and_then(Value::as_bool);
     let visibility = match public {
@@ -1025,94 +1025,18 @@ mod tests {
             json!({"webhookEvent": "jira:issue_deleted", "issue": {"id": "1", "fields": {}}}),
             json!({"issueId": ""}),
             json!({"id": {"x": 1}, "fields": {}}),
+            json!({"id": " ", "fields": {"updated": 1}}),
+            json!({"issueId": "\t", "currentStatus": {"status": "Open"}}),
         ] {
             assert!(parse_record(&c, &p).is_err(), "{p}");
         }
-        for p in [json!(null), json!({"comments": [1, null, {"id": null}]}), json!({"values": "x"})] {
+        for p in [json!(null), json!({"comments": [1, null, {"id": null}, {"id": " ", "body": "no id"}]}), json!({"values": "x"})] {
             assert!(parse_comments(&p).is_empty());
         }
         let weird = json!({"id": 5, "fields": {"updated": 17, "status": "x", "priority": [], "summary": 3, "description": 4, "labels": "x", "comment": {"comments": [{"id": 9, "body": {"type": "doc"}}]}}});
         let r = parse_record(&c, &weird).unwrap();
         assert_eq!(r.id, "5");
         assert_eq!(parse_comments(&weird)[0].visibility, Visibility::Internal);
-    }
-
-    /// Random JSON built from the names Jira payloads use: parsing may refuse it, never panic.
-    #[test]
-    fn random_payloads_never_panic() {
-        use rand::{Rng, SeedableRng};
-        const KEYS: &[&str] = &[
-            "id",
-            "key",
-            "fields",
-            "status",
-            "statusCategory",
-            "updated",
-            "created",
-            "description",
-            "summary",
-            "priority",
-            "name",
-            "resolution",
-            "comment",
-            "comments",
-            "body",
-            "jsdPublic",
-            "public",
-            "issue",
-            "webhookEvent",
-            "issueId",
-            "requestFieldValues",
-            "fieldId",
-            "value",
-            "currentStatus",
-            "epochMillis",
-            "type",
-            "content",
-            "text",
-            "labels",
-            "customfield_10004",
-            "customfield_10100",
-            "changelog",
-            "items",
-            "self",
-        ];
-        fn gen(rng: &mut rand::rngs::StdRng, depth: u32) -> Value {
-            match rng.gen_range(0..if depth > 3 { 5 } else { 8 }) {
-                0 => Value::Null,
-                1 => json!(rng.gen_bool(0.5)),
-                2 => json!(rng.gen_range(-5i64..20_000_000_000_000)),
-                3 => json!(
-                    [
-                        "10011",
-                        "done",
-                        "indeterminate",
-                        "2024-05-14T02:47:31.556-0700",
-                        "doc",
-                        "INC-000001",
-                        "siam-INC-000001",
-                        "jira:issue_updated",
-                        "comment_created",
-                        "*x*",
-                        "{code}"
-                    ][rng.gen_range(0..11)]
-                ),
-                4 => json!(""),
-                5 | 6 => Value::Object((0..rng.gen_range(0..6)).map(|_| (KEYS[rng.gen_range(0..KEYS.len())].to_string(), gen(rng, depth + 1))).collect()),
-                _ => Value::Array((0..rng.gen_range(0..4)).map(|_| gen(rng, depth + 1)).collect()),
-            }
-        }
-        let c = cfg();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        for _ in 0..5000 {
-            let v = gen(&mut rng, 0);
-            if let Ok(r) = parse_record(&c, &v) {
-                let _ = to_canonical(&c, &r.fields, r.assigned);
-            }
-            let _ = parse_comments(&v);
-            let _ = canonical_document(&c, &v);
-            let _ = native_document(&c, &v);
-        }
     }
 
     #[test]

@@ -94,7 +94,8 @@ fn list(n: &Value, start: Option<u64>) -> String {
         .enumerate()
         .map(|(i, item)| {
             let marker = match start {
-                Some(s) => format!("{}. ", s + i as u64),
+                // Widened: a list may start anywhere a JSON number reaches.
+                Some(s) => format!("{}. ", u128::from(s) + i as u128),
                 None => "- ".to_string(),
             };
             let text = blocks(children(item), "\n");
@@ -131,6 +132,9 @@ fn inline_node(n: &Value) -> String {
             .map(|d| d.format("%Y-%m-%d").to_string())
             .unwrap_or_default(),
         "mediaInline" => media(n),
+        // An inline node with no text of its own (a placeholder, an inline extension) reads as
+        // its content; a block found inline reads as a block.
+        t if INLINE.contains(&t) && !children(n).is_empty() => inline(children(n)),
         _ if !children(n).is_empty() => block(n),
         _ => attr_str(n, "text").unwrap_or("").to_string(),
     }
@@ -463,6 +467,8 @@ fn link(inner: &[Tok]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit;
+    use proptest::prelude::*;
 
     const SAMPLES: &[&str] = &[
         "",
@@ -507,22 +513,120 @@ mod tests {
         }
     }
 
-    #[test]
-    fn random_text_survives_every_trip_and_random_wiki_never_panics() {
-        use rand::{Rng, SeedableRng};
-        let alphabet: Vec<char> = "ab1 .:/\\*_+-^~?{}[]|!#h\n\r\tqü🚀".chars().collect();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        for _ in 0..3000 {
-            let len = rng.gen_range(0..40);
-            let s: String = (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();
+    const ADF_TYPES: &[&str] = &[
+        "doc",
+        "paragraph",
+        "heading",
+        "codeBlock",
+        "bulletList",
+        "orderedList",
+        "listItem",
+        "taskList",
+        "taskItem",
+        "decisionList",
+        "decisionItem",
+        "rule",
+        "table",
+        "tableRow",
+        "tableCell",
+        "mediaSingle",
+        "mediaGroup",
+        "media",
+        "blockCard",
+        "embedCard",
+        "text",
+        "hardBreak",
+        "mention",
+        "emoji",
+        "inlineCard",
+        "date",
+        "status",
+        "placeholder",
+        "inlineExtension",
+        "mediaInline",
+        "panel",
+        "blockquote",
+        "expand",
+        "unknownFutureNode",
+        "",
+    ];
+
+    /// ADF as Jira sends it, and as nobody should: every node type, with attributes of odd
+    /// types and values (list starts near the end of the number range, dates out of range).
+    fn adf() -> BoxedStrategy<Value> {
+        let scalar = prop_oneof![
+            1 => testkit::odd_text().prop_map(Value::from),
+            1 => any::<u64>().prop_map(Value::from),
+            1 => any::<i64>().prop_map(Value::from),
+            2 => prop::sample::select(vec![json!(u64::MAX), json!(i64::MAX), json!(i64::MIN), json!(null), json!(true), json!(1.5), json!("DONE"), json!("DECIDED")]),
+        ];
+        let attrs = prop::collection::btree_map(prop::sample::select(vec!["order", "state", "url", "alt", "text", "id", "shortName", "timestamp", "level"]), scalar, 0..4)
+            .prop_map(|m| json!(m));
+        let marks = prop::collection::vec(
+            (prop::sample::select(vec!["link", "strong", "code"]), testkit::odd_text()).prop_map(|(t, href)| json!({"type": t, "attrs": {"href": href}})),
+            0..3,
+        );
+        let kind = || prop_oneof![prop::sample::select(ADF_TYPES), prop::sample::select(vec!["orderedList", "bulletList", "listItem", "paragraph", "text", "placeholder"])];
+        let leaf = (kind(), testkit::odd_text(), attrs.clone(), marks).prop_map(|(t, text, attrs, marks)| json!({"type": t, "text": text, "attrs": attrs, "marks": marks}));
+        leaf.prop_recursive(8, 96, 6, move |inner| {
+            (kind(), attrs.clone(), prop::collection::vec(inner, 0..6)).prop_map(|(t, attrs, content)| json!({"type": t, "attrs": attrs, "content": content}))
+        })
+        .boxed()
+    }
+
+    /// Text of any characters, many lines and markup characters.
+    fn hub_text() -> BoxedStrategy<String> {
+        prop_oneof!["(?s).{0,60}", "[ab1 .:/\\\\*_+^~?{}\\[\\]|!#h\n\r\tqü🚀-]{0,60}", testkit::odd_text()].boxed()
+    }
+
+    proptest! {
+        #![proptest_config(testkit::config(256))]
+
+        /// The hub's own text survives every trip it makes through Jira.
+        #[test]
+        fn any_text_survives_every_trip(s in hub_text()) {
             let adf = text_to_adf(&s);
-            assert_eq!(adf_to_text(&adf), s, "ADF trip of {s:?}");
-            assert_eq!(wiki_to_text(&adf_to_wiki_like_jira(&adf)), s, "webhook trip of {s:?}");
-            assert_eq!(wiki_to_text(&text_to_wiki(&s)), s, "wiki trip of {s:?}");
-            // Any string is some wiki: reading it must not panic.
+            prop_assert_eq!(adf_to_text(&adf), s.clone(), "text -> ADF -> text");
+            prop_assert_eq!(wiki_to_text(&adf_to_wiki_like_jira(&adf)), s.clone(), "text -> ADF -> wiki -> text");
+            prop_assert_eq!(wiki_to_text(&text_to_wiki(&s)), s, "text -> wiki -> text");
+        }
+
+        /// Any string is some wiki markup: it reads as text.
+        #[test]
+        fn any_wiki_reads_as_text(s in hub_text()) {
             let _ = wiki_to_text(&s);
             let _ = wiki_to_text(&format!("{{code}}{s}"));
+            let _ = wiki_to_text(&format!("{{noformat:x}}\n{s}\n{{noformat}}{s}"));
         }
+
+        /// Any ADF, or any JSON at all, reads as text.
+        #[test]
+        fn any_adf_reads_as_text(doc in adf(), wrap in any::<bool>(), other in testkit::json()) {
+            let doc = if wrap { json!({"type": "doc", "version": 1, "content": [doc]}) } else { doc };
+            let _ = adf_to_text(&doc);
+            let _ = adf_to_text(&other);
+        }
+    }
+
+    /// An inline node of a kind with no text of its own that holds content (a placeholder, an
+    /// inline extension) reads as that content, at the top of a document or inside a paragraph.
+    #[test]
+    fn inline_nodes_holding_content_read_as_their_content() {
+        for kind in ["placeholder", "inlineExtension"] {
+            let node = json!({"type": kind, "attrs": {"text": "hint"}, "content": [{"type": "text", "text": "kept"}]});
+            assert_eq!(adf_to_text(&node), "kept", "{kind}");
+            let doc = json!({"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "a "}, node]}]});
+            assert_eq!(adf_to_text(&doc), "a kept", "{kind}");
+            assert_eq!(adf_to_text(&json!({"type": kind, "attrs": {"text": "hint"}})), "hint", "{kind} without content");
+        }
+    }
+
+    /// An ordered list may claim to start anywhere a JSON number reaches: its items still read.
+    #[test]
+    fn an_ordered_list_starting_at_the_end_of_the_number_range_reads() {
+        let item = |t: &str| json!({"type": "listItem", "content": [{"type": "paragraph", "content": [{"type": "text", "text": t}]}]});
+        let list = json!({"type": "orderedList", "attrs": {"order": u64::MAX}, "content": [item("a"), item("b")]});
+        assert_eq!(adf_to_text(&list), format!("{}. a\n{}. b", u64::MAX, u128::from(u64::MAX) + 1));
     }
 
     #[test]

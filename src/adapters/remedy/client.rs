@@ -580,4 +580,37 @@ mod tests {
         assert_eq!(ar_quote("INC-000001"), "\"INC-000001\"");
         assert_eq!(ar_quote("a\"b"), "\"a\"\"b\"");
     }
+
+    /// AR's reading of a qualification string literal: the text between the outer quotes, a
+    /// doubled quote standing for one; `None` when a lone quote would end the literal early.
+    fn ar_unquote(q: &str) -> Option<String> {
+        let inner = q.strip_prefix('"')?.strip_suffix('"')?;
+        let mut out = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '"' && chars.next() != Some('"') {
+                return None;
+            }
+            out.push(c);
+        }
+        Some(out)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testkit::config(512))]
+
+        /// Any text (a hub reference, a supplier's value) stays one literal in a qualification.
+        #[test]
+        fn any_text_is_one_qualification_literal(s in crate::testkit::odd_text()) {
+            proptest::prop_assert_eq!(ar_unquote(&ar_quote(&s)), Some(s));
+        }
+
+        /// Any answer body, JSON or not, reads as one line of detail and a classified error.
+        #[test]
+        fn any_error_body_is_classified(body in proptest::prop_oneof![proptest::strategy::Strategy::prop_map(crate::testkit::json(), |v| v.to_string()), crate::testkit::odd_text()], status in 400u16..600) {
+            let _ = error_detail(&body);
+            let status = StatusCode::from_u16(status).expect("a status code");
+            let _ = classify("x", status, &HeaderMap::new(), &body);
+        }
+    }
 }

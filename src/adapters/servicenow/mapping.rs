@@ -231,7 +231,7 @@ pub fn parse_journal(rows: &[Value]) -> Vec<JournalEntry> {
             };
             let raw = get("value").value.unwrap_or_default();
             Some(JournalEntry {
-                sys_id: get("sys_id").value?,
+                sys_id: get("sys_id").value.and_then(non_empty)?,
                 element_id: get("element_id").value.unwrap_or_default(),
                 visibility,
                 author: non_empty(text(&get("sys_created_by"))).unwrap_or_else(|| "servicenow".into()),
@@ -472,6 +472,9 @@ mod tests {
             json!({"element":"work_notes","element_id":"a","sys_id":"1","value":"internal","sys_created_by":"bob","sys_created_on":"2024-05-14 06:52:10"}),
             json!({"element":"comments","element_id":"a","sys_id":"2","value":"[code]<p>hello &amp; bye</p>[/code]"}),
             json!({"element":"close_notes","sys_id":"3","value":"x"}),
+            // A row without a sys_id cannot be told from the next one: not a note the hub can keep.
+            json!({"element":"comments","element_id":"a","sys_id":"","value":"no id"}),
+            json!({"element":"comments","element_id":"a","sys_id":" ","value":"no id"}),
         ];
         let j = parse_journal(&rows);
         assert_eq!(j.len(), 2);

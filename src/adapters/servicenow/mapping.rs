@@ -145,7 +145,8 @@ pub(crate) fn text(f: &Field) -> String {
 }
 
 pub fn parse_sn_time(s: &str) -> Option<DateTime<Utc>> {
-    NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S").ok().map(|n| n.and_utc())
+    // A year outside 1..9999 is no real date and has no RFC 3339 spelling.
+    NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S").ok().filter(|n| (1..=9999).contains(&chrono::Datelike::year(n))).map(|n| n.and_utc())
 }
 
 /// Renders an instant as a ServiceNow glide_date_time (UTC).

@@ -502,7 +502,7 @@ impl TestHub {
         tickets: impl Fn() -> Vec<String>,
     ) {
         self.route(reference, other).await;
-        self.wait_incident(reference, "the first leg to close", |d| leg(d, supplier, "closed").is_some()).await;
+        self.wait_incident(reference, "the first leg to be withdrawn", |d| leg(d, supplier, "withdrawn").is_some_and(|l| l["closed_at"].is_string())).await;
         self.settle(reference).await;
         assert_eq!(tickets(), [first], "the supplier holds the first ticket only");
 
@@ -515,7 +515,7 @@ impl TestHub {
         assert_eq!(held.len(), 2, "exactly one new supplier ticket: {held:?}");
         let fresh = held.iter().find(|id| *id != first).unwrap();
         assert_eq!(leg(&doc, supplier, "open").unwrap()["native_id"], fresh.as_str(), "the new leg holds the new ticket: {}", doc["legs"]);
-        assert_eq!(leg(&doc, supplier, "closed").unwrap()["native_id"], first, "the earlier leg keeps its ticket: {}", doc["legs"]);
+        assert_eq!(leg(&doc, supplier, "withdrawn").unwrap()["native_id"], first, "the earlier leg keeps its ticket: {}", doc["legs"]);
     }
 }
 

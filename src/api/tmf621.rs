@@ -152,16 +152,10 @@ fn check(kind: Doc, doc: &Value) -> Result<(), TmfError> {
     })
 }
 
-/// Notes given with a ticket become public notes written by the caller's key: an author named
-/// in the body is not taken (anyone could claim to be anyone).
-fn public_notes(texts: &[(String, String)]) -> Result<Vec<String>, TmfError> {
-    texts
-        .iter()
-        .map(|(_, text)| {
-            check(Doc::NoteCreate, &json!({ "text": text, "visibility": "public" }))?;
-            Ok(text.clone())
-        })
-        .collect()
+/// Notes given with a ticket become public notes written by the caller's key, checked as
+/// `POST .../notes` checks them.
+fn check_notes(texts: &[String]) -> Result<(), TmfError> {
+    texts.iter().try_for_each(|text| check(Doc::NoteCreate, &json!({ "text": text, "visibility": "public" })))
 }
 
 fn parse_body(bytes: &[u8]) -> Result<Value, TmfError> {
@@ -200,7 +194,8 @@ pub async fn create(req: HttpRequest, p: Auth, state: web::Data<AppState>, body:
         o.retain(|_, v| !v.is_null());
     }
     check(Doc::Create, &as_create)?;
-    let notes = public_notes(&request.notes)?;
+    check_notes(&request.notes)?;
+    let notes = request.notes;
     if let Some(service) = &new.service {
         let catalogue = &state.settings.services;
         if !catalogue.is_empty() && !catalogue.iter().any(|s| s.name.eq_ignore_ascii_case(service)) {
@@ -340,7 +335,8 @@ pub async fn patch(req: HttpRequest, p: Auth, state: web::Data<AppState>, path: 
     } else {
         p.require(&[Role::ServiceDesk, Role::Supplier])?;
     }
-    let notes = public_notes(&request.notes)?;
+    check_notes(&request.notes)?;
+    let notes = request.notes;
     let c = ctx(&p, &req);
     let matrix = state.settings.priority_matrix.clone();
     let (changes, author) = (request.changes, p.source());

@@ -646,13 +646,7 @@ impl TestHub {
         use lapin::options::*;
         use lapin::types::FieldTable;
         self.wait_ready().await;
-        let conn = lapin::Connection::connect(
-            &amqp_base(),
-            lapin::ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio),
-        )
-        .await
-        .unwrap();
-        let ch = conn.create_channel().await.unwrap();
+        let (conn, ch) = self.broker_channel().await;
         let q = ch.queue_declare("", QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default()).await.unwrap();
         let exchange = format!("{}.events", self.settings.broker.prefix);
         ch.queue_bind(q.name().as_str(), &exchange, pattern, QueueBindOptions::default(), FieldTable::default()).await.unwrap();

@@ -71,16 +71,19 @@ fn viewer_of(record: auth::KeyRecord) -> Result<Viewer, (StatusCode, &'static st
 
 const UNAVAILABLE: (StatusCode, &str) = (StatusCode::SERVICE_UNAVAILABLE, "The service record is unavailable; try again shortly.");
 
-/// Signs a key in: checks it may open the dashboard, then opens a session for it. Answers the
-/// viewer and the session id the cookie will carry (never the key).
+/// Signs a key in: opens a session for it, kept only if the key may open the dashboard.
+/// Answers the viewer and the session id the cookie will carry (never the key).
 async fn sign_in(state: &AppState, key: String) -> Result<(Viewer, String), (StatusCode, &'static str)> {
-    let k = key.clone();
-    let record = state.store.run(move |c| auth::lookup(c, &k)).await.map_err(|_| UNAVAILABLE)?.ok_or((StatusCode::UNAUTHORIZED, "That key is unknown or revoked."))?;
-    let viewer = viewer_of(record)?;
     let lifetime = chrono::Duration::hours(SESSION_HOURS);
-    let (session, _) =
+    let (session, record) =
         state.store.run(move |c| auth::open_session(c, &key, lifetime)).await.map_err(|_| UNAVAILABLE)?.ok_or((StatusCode::UNAUTHORIZED, "That key is unknown or revoked."))?;
-    Ok((viewer, session))
+    match viewer_of(record) {
+        Ok(viewer) => Ok((viewer, session)),
+        Err(refused) => {
+            state.store.run(move |c| auth::end_session(c, &session)).await.map_err(|_| UNAVAILABLE)?;
+            Err(refused)
+        }
+    }
 }
 
 /// The viewer of a live session.

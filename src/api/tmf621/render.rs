@@ -192,7 +192,9 @@ fn referenced(o: &Map<String, Value>, key: &str, inner: &str, roles: &[String]) 
     })
 }
 
-fn notes_of(o: &Map<String, Value>, known: &[String]) -> Result<Vec<(String, String)>, BodyError> {
+/// The texts of the new notes in a body. A note's `author` is not read: notes are written by the
+/// caller's key, whoever the body names.
+fn notes_of(o: &Map<String, Value>, known: &[String]) -> Result<Vec<String>, BodyError> {
     let Some(items) = o.get("note") else { return Ok(vec![]) };
     let items = items.as_array().ok_or_else(|| invalid("note", "expected an array"))?;
     let mut out = vec![];
@@ -201,7 +203,7 @@ fn notes_of(o: &Map<String, Value>, known: &[String]) -> Result<Vec<(String, Str
             continue; // a note the ticket already has (a client re-sending the whole array)
         }
         let body = text(n.get("text")).filter(|t| !t.trim().is_empty()).ok_or_else(|| missing("note.text"))?;
-        out.push((text(n.get("author")).unwrap_or_default(), body));
+        out.push(body);
     }
     Ok(out)
 }
@@ -223,8 +225,8 @@ fn check_attachments(o: &Map<String, Value>, held: &[String]) -> Result<(), Body
 pub struct CreateRequest {
     pub new: NewIncident,
     pub external_id: Option<String>,
-    /// `(author, text)` of notes given with the ticket; they become public notes.
-    pub notes: Vec<(String, String)>,
+    /// Texts of notes given with the ticket; they become public notes.
+    pub notes: Vec<String>,
 }
 
 /// Reads a `TroubleTicket_Create`. Impact comes from `severity` (or an `impact`
@@ -274,7 +276,7 @@ pub fn read_create(body: &Value, fallback_caller: &str) -> Result<CreateRequest,
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PatchRequest {
     pub changes: IncidentChanges,
-    pub notes: Vec<(String, String)>,
+    pub notes: Vec<String>,
 }
 
 /// Reads a merge-patch against the incident as it stands (for hold and resolution defaults).
@@ -457,7 +459,7 @@ mod tests {
         let p = read_patch(&json!({"status": "resolved", "statusChangeReason": "Replaced the PSU"}), &inc).unwrap();
         assert_eq!(p.changes.resolution, Some(Some(Resolution { code: "other".into(), notes: "Replaced the PSU".into() })));
         let p = read_patch(&json!({"note": [{"id": "2", "text": "On it"}, {"text": "new"}]}), &inc).unwrap();
-        assert_eq!(p.notes, vec![(String::new(), "new".to_string())]);
+        assert_eq!(p.notes, vec!["new".to_string()]);
         assert!(read_patch(&json!({"status": "rejected"}), &inc).is_err());
         assert!(read_patch(&json!({"status": "sleeping"}), &inc).is_err());
     }

@@ -229,27 +229,15 @@ pub fn detect(change: &Planned, legs: &[LegPlan], others: &[Planned], freezes: &
                 detail: format!("{}'s leg is planned {lw}, outside the change window {w}", leg.supplier),
             });
         }
+        let out_of_order =
+            |detail: String| Conflict { kind: ConflictKind::DependencyOrder, other: None, subject: format!("supplier {}", leg.supplier), period: lw, hard: true, detail };
         for dep in &leg.depends_on {
-            let Some(before) = legs.iter().find(|l| &l.supplier == dep) else {
-                out.push(Conflict {
-                    kind: ConflictKind::DependencyOrder,
-                    other: None,
-                    subject: format!("supplier {}", leg.supplier),
-                    period: lw,
-                    hard: true,
-                    detail: format!("{} depends on {dep}, which has no leg in this change", leg.supplier),
-                });
-                continue;
-            };
-            if before.window.is_some_and(|bw| bw.end > lw.start) {
-                out.push(Conflict {
-                    kind: ConflictKind::DependencyOrder,
-                    other: None,
-                    subject: format!("supplier {}", leg.supplier),
-                    period: lw,
-                    hard: true,
-                    detail: format!("{} starts at {} before {dep}, which it depends on, is planned to end", leg.supplier, lw.start.format("%Y-%m-%d %H:%M UTC")),
-                });
+            match legs.iter().find(|l| &l.supplier == dep) {
+                None => out.push(out_of_order(format!("{} depends on {dep}, which has no leg in this change", leg.supplier))),
+                Some(before) if before.window.is_some_and(|bw| bw.end > lw.start) => {
+                    out.push(out_of_order(format!("{} starts at {} before {dep}, which it depends on, is planned to end", leg.supplier, lw.start.format("%Y-%m-%d %H:%M UTC"))))
+                }
+                Some(_) => {}
             }
         }
     }

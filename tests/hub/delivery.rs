@@ -94,6 +94,8 @@ async fn domain_events_are_published_as_cloudevents() {
     use lapin::options::*;
     use lapin::types::FieldTable;
     let hub = TestHub::spawn().await;
+    // The event exchange exists once the hub has declared its topology.
+    hub.wait_ready().await;
     let conn = lapin::Connection::connect(
         &hub.settings.amqp_url,
         lapin::ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio),

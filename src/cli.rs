@@ -113,7 +113,7 @@ pub enum SlaCommand {
 pub enum KeysCommand {
     /// Create an API key and print it (it is stored hashed and cannot be shown again).
     Create {
-        #[arg(long, value_parser = ["service_desk", "supplier", "manager", "admin"])]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::api::auth::Role::NAMES))]
         role: String,
         /// The supplier a `supplier` key speaks for.
         #[arg(long)]
@@ -367,7 +367,13 @@ async fn demo(config: Option<PathBuf>, ports: [u16; 4]) -> Result<(), String> {
         sim.set_webhook(Some(WebhookTarget { url: format!("{hub_url}/webhooks/{}", s.id), secret: webhook_secret, display_value: DisplayMode::Raw }));
     }
     let mut keys = Vec::new();
-    for (role, supplier) in [("service_desk", None), ("manager", None), ("admin", None), ("supplier", settings.suppliers.iter().find(|s| s.is_external()).map(|s| s.id.clone()))] {
+    for (role, supplier) in [
+        ("service_desk", None),
+        ("change_manager", None),
+        ("manager", None),
+        ("admin", None),
+        ("supplier", settings.suppliers.iter().find(|s| s.is_external()).map(|s| s.id.clone())),
+    ] {
         let label = Some("demo".to_string());
         let key = app.store.run(move |c| store::auth::create(c, role, supplier.as_deref(), label.as_deref())).await.map_err(|e| e.to_string())?;
         keys.push((role, key));
@@ -383,7 +389,7 @@ async fn demo(config: Option<PathBuf>, ports: [u16; 4]) -> Result<(), String> {
         println!("  SLA dashboard:         {hub_url}/dashboard?key={manager}");
     }
     for (role, key) in &keys {
-        println!("  {role:<13} API key:  {key}");
+        println!("  {role:<14} API key:  {key}");
     }
     println!("Try:");
     println!(

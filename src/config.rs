@@ -69,6 +69,61 @@ pub struct Settings {
     /// Event subscriptions to the hub's own TMF621 API (`/hub`).
     #[serde(default)]
     pub tmf621_hub: Tmf621HubSettings,
+    /// How changes are authorised and scheduled.
+    #[serde(default)]
+    pub changes: ChangeSettings,
+}
+
+/// The integrated CAB and the forward schedule: whose approval a change needs, when changes
+/// may not happen (freezes) or should (maintenance windows), and pre-approved templates.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChangeSettings {
+    /// CAB rules, the first that covers a change applies; one integrator approval when none does.
+    #[serde(default)]
+    pub cab: Vec<crate::domain::change::lifecycle::CabRule>,
+    #[serde(default)]
+    pub freezes: Vec<crate::domain::change::schedule::Freeze>,
+    /// Services' weekly maintenance windows; a change on a service that has some must fit one.
+    #[serde(default)]
+    pub maintenance: Vec<crate::domain::change::schedule::MaintenanceWindow>,
+    /// Standard changes raised from a template are pre-approved.
+    #[serde(default)]
+    pub templates: Vec<ChangeTemplate>,
+    /// What a failed leg asks of the legs that did their part.
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+}
+
+/// A pre-approved standard change: `POST /api/v1/changes` with `"template"` takes these values
+/// for whatever the request leaves out.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChangeTemplate {
+    pub name: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub services: Vec<String>,
+    #[serde(default)]
+    pub cis: Vec<String>,
+    #[serde(default)]
+    pub risk: Option<u8>,
+    #[serde(default)]
+    pub implementation_plan: String,
+    #[serde(default)]
+    pub backout_plan: String,
+    #[serde(default)]
+    pub test_plan: String,
+}
+
+/// After a failed leg: ask every leg that did (or is doing) its part to back out, or leave it
+/// to the change manager.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    #[default]
+    BackOut,
+    None,
 }
 
 /// The hub reaches a URL it was given rather than configured (a file a supplier lists on an
@@ -939,6 +994,32 @@ impl Settings {
         Ok(settings)
     }
 
+    fn check_changes(&self) -> Result<(), String> {
+        let c = &self.changes;
+        for f in &c.freezes {
+            if f.end <= f.start {
+                return Err(format!("changes.freezes `{}` ends before it starts", f.name));
+            }
+        }
+        for m in &c.maintenance {
+            if let Some(tz) = &m.time_zone {
+                tz.parse::<chrono_tz::Tz>().map_err(|_| format!("changes.maintenance of `{}`: `{tz}` is not an IANA time zone such as Europe/London", m.service))?;
+            }
+            if m.hours == 0 || m.hours > 24 * 7 {
+                return Err(format!("changes.maintenance of `{}`: hours must be 1..168", m.service));
+            }
+        }
+        for t in &c.templates {
+            if t.risk.is_some_and(|r| !(1..=5).contains(&r)) {
+                return Err(format!("changes.templates `{}`: risk is 1 (very high) .. 5 (very low)", t.name));
+            }
+            if c.templates.iter().filter(|o| o.name == t.name).count() > 1 {
+                return Err(format!("changes.templates: `{}` is named twice", t.name));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let known = |id: &str| id == self.routing.default_queue || self.suppliers.iter().any(|s| s.id == id);
         for s in &self.suppliers {
@@ -984,6 +1065,7 @@ impl Settings {
             return Err(ConfigError::Invalid("reporting: compliance targets and at_risk_percent are percentages (0 to 100)".into()));
         }
         crate::adapters::egress::AddressPolicy::new(&self.egress).map_err(ConfigError::Invalid)?;
+        self.check_changes().map_err(ConfigError::Invalid)?;
         let hub = &self.tmf621_hub;
         if hub.max_pending_deliveries < 1 || hub.delivery_timeout_secs == 0 {
             return Err(ConfigError::Invalid("tmf621_hub: max_pending_deliveries and delivery_timeout_secs must be at least 1".into()));

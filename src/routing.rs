@@ -41,6 +41,20 @@ impl Router {
     }
 
     /// A route to a named supplier (or queue).
+    /// Where the work of a change goes: the supplier routing gives each of its services and each
+    /// of its CIs, once each, in the order found.
+    pub fn for_change(&self, services: &[String], cis: &[String]) -> Vec<Route> {
+        let mut out: Vec<Route> = Vec::new();
+        let asked = services.iter().map(|s| (Some(s.clone()), None)).chain(cis.iter().map(|c| (None, Some(c.clone()))));
+        for (service, ci) in asked {
+            let route = self.route_excluding(&service, &ci, &None, &[]);
+            if !out.iter().any(|r| r.supplier == route.supplier) {
+                out.push(route);
+            }
+        }
+        out
+    }
+
     pub fn to(&self, supplier: &str, rule: String) -> Route {
         let supplier = supplier.to_string();
         let system = self.systems.iter().find(|(id, _)| *id == supplier).map(|(_, s)| s.clone()).unwrap_or_else(|| QUEUE_SYSTEM.to_string());

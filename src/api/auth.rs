@@ -12,6 +12,8 @@ use std::pin::Pin;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     ServiceDesk,
+    /// The integrator's change manager: authorises, schedules and coordinates changes.
+    ChangeManager,
     Supplier,
     Manager,
     Admin,
@@ -21,6 +23,7 @@ impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "service_desk" => Some(Role::ServiceDesk),
+            "change_manager" => Some(Role::ChangeManager),
             "supplier" => Some(Role::Supplier),
             "manager" => Some(Role::Manager),
             "admin" => Some(Role::Admin),
@@ -28,7 +31,7 @@ impl Role {
         }
     }
 
-    pub const NAMES: &'static [&'static str] = &["service_desk", "supplier", "manager", "admin"];
+    pub const NAMES: &'static [&'static str] = &["service_desk", "change_manager", "supplier", "manager", "admin"];
 }
 
 #[derive(Debug, Clone)]

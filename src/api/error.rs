@@ -86,6 +86,11 @@ impl From<StoreError> for ApiError {
                 "Idempotency key reused with a different request",
                 format!("Idempotency-Key `{key}` was first used with a different body; use a new key for a new incident"),
             ),
+            StoreError::Blocked(missing) => {
+                let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
+                ApiError::new(StatusCode::CONFLICT, "change-blocked", "The change cannot make this move", missing.join("; ")).with(json!({ "missing": missing }))
+            }
+            StoreError::Invalid(detail) => ApiError::unprocessable("invalid-change", "The change is not coherent", detail),
             StoreError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", "The request conflicts with the incident's state", detail),
             StoreError::LimitReached(detail) => ApiError::unprocessable("limit-reached", "A limit is reached", detail),
             StoreError::Lifecycle(e) => ApiError::unprocessable("invalid-transition", "The change breaks the incident lifecycle", e.to_string()),

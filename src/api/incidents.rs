@@ -46,6 +46,16 @@ fn check_service(state: &AppState, new: &NewIncident) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The request's `Idempotency-Key`, if it has one, for a request whose body hashes to `hash`:
+/// a retry with the same key and body answers what the first did.
+pub(crate) fn idempotency_key(req: &HttpRequest, p: &Principal, hash: String) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let key = v.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 200).ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "Invalid Idempotency-Key", "the Idempotency-Key header must be 1-200 visible characters")
+    })?;
+    Ok(Some(IdempotencyKey { principal: p.source(), key: key.to_string(), request_hash: hash }))
+}
+
 /// `POST /api/v1/incidents`
 pub async fn create(req: HttpRequest, p: Principal, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
     p.require(&[Role::ServiceDesk])?;
@@ -54,16 +64,7 @@ pub async fn create(req: HttpRequest, p: Principal, state: web::Data<AppState>, 
     validation::validate(Doc::Create, &doc).map_err(ApiError::schema)?;
     let new: NewIncident = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid incident", e.to_string()))?;
     check_service(&state, &new)?;
-    let idem = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            let key = v.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 200).ok_or_else(|| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "Invalid Idempotency-Key", "the Idempotency-Key header must be 1-200 visible characters")
-            })?;
-            let canonical = serde_json::to_string(&new).unwrap_or_default();
-            Some(IdempotencyKey { principal: p.source(), key: key.to_string(), request_hash: record::content_hash(&[&canonical]) })
-        }
-    };
+    let idem = idempotency_key(&req, &p, record::content_hash(&[&serde_json::to_string(&new).unwrap_or_default()]))?;
     let priority = state.settings.priority_matrix.derive(new.impact, new.urgency);
     let route = state.router.route(&new);
     let c = ctx(&p, &req);
@@ -122,11 +123,11 @@ pub async fn list(p: Principal, state: web::Data<AppState>, q: web::Query<ListQu
 }
 
 /// A paging cursor: the id a page ended on, under the name of what is paged.
-fn encode_cursor(kind: &str, id: i64) -> String {
+pub(crate) fn encode_cursor(kind: &str, id: i64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{id}"))
 }
 
-fn decode_cursor(cursor: Option<&str>, kind: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn decode_cursor(cursor: Option<&str>, kind: &str) -> Result<Option<i64>, ApiError> {
     cursor
         .map(|c| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -139,7 +140,7 @@ fn decode_cursor(cursor: Option<&str>, kind: &str) -> Result<Option<i64>, ApiErr
         .transpose()
 }
 
-fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
+pub(crate) fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
     let raw = req.headers().get(header::IF_MATCH).ok_or_else(|| {
         ApiError::new(StatusCode::PRECONDITION_REQUIRED, "if-match-required", "If-Match required", "send the version you read as `If-Match: \"<version>\"` (the ETag of GET)")
     })?;

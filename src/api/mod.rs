@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod attachments;
 pub mod auth;
+pub mod changes;
 pub mod dashboard;
 pub mod error;
 pub mod health;
@@ -103,6 +104,18 @@ fn endpoints() -> Vec<routes::Endpoint> {
         endpoint(Method::POST, format!("{V1}/incidents/{{ref}}/handback"), incidents::handback),
         endpoint(Method::GET, format!("{V1}/incidents/{{ref}}/sla"), sla::incident_clocks),
         endpoint(Method::GET, format!("{V1}/reports/sla"), sla::report),
+        // The calendar before `{ref}`, which would otherwise take `calendar` for a reference.
+        endpoint(Method::GET, format!("{V1}/changes/calendar"), changes::calendar),
+        endpoint(Method::POST, format!("{V1}/changes"), changes::create),
+        endpoint(Method::GET, format!("{V1}/changes"), changes::list),
+        endpoint(Method::GET, format!("{V1}/changes/{{ref}}"), changes::get),
+        endpoint(Method::PATCH, format!("{V1}/changes/{{ref}}"), changes::patch),
+        endpoint(Method::PATCH, format!("{V1}/changes/{{ref}}/legs/{{supplier}}"), changes::update_leg),
+        endpoint(Method::POST, format!("{V1}/changes/{{ref}}/approvals"), changes::approve),
+        endpoint(Method::GET, format!("{V1}/changes/{{ref}}/conflicts"), changes::conflicts),
+        endpoint(Method::POST, format!("{V1}/changes/{{ref}}/conflicts/acknowledge"), changes::acknowledge),
+        endpoint(Method::POST, format!("{V1}/changes/{{ref}}/notes"), changes::add_note),
+        endpoint(Method::GET, format!("{V1}/changes/{{ref}}/history"), changes::history),
         endpoint(Method::GET, format!("{V1}/admin/dead-letters"), admin::dead_letters),
         endpoint(Method::GET, format!("{V1}/admin/mapping-events"), admin::mapping_events),
         endpoint(Method::POST, format!("{V1}/admin/dead-letters/{{id}}/replay"), admin::replay),

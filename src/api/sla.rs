@@ -50,7 +50,7 @@ pub fn report_supplier(p: &Principal, state: &AppState, asked: Option<&str>) -> 
                 _ => Ok(Some(own)),
             }
         }
-        Role::ServiceDesk => Err(ApiError::forbidden("SLA reports need a manager, admin or supplier key")),
+        Role::ServiceDesk | Role::ChangeManager => Err(ApiError::forbidden("SLA reports need a manager, admin or supplier key")),
     }
 }
 

@@ -366,7 +366,7 @@ impl IncidentChanges {
 }
 
 /// Distinguishes an absent field (unchanged) from an explicit `null` (cleared).
-mod double_option {
+pub(crate) mod double_option {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<T: Serialize, S: Serializer>(v: &Option<Option<T>>, s: S) -> Result<S::Ok, S::Error> {

@@ -7,6 +7,7 @@
 
 pub mod attachments;
 pub mod auth;
+pub mod change;
 pub mod deadletters;
 pub mod housekeeping;
 pub mod models;
@@ -43,6 +44,12 @@ pub enum StoreError {
     IdempotencyMismatch(String),
     #[error(transparent)]
     Lifecycle(#[from] crate::domain::incident::LifecycleError),
+    /// A change may not make the move asked: everything that stands in the way.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Blocked(Vec<crate::domain::change::lifecycle::Blocked>),
+    /// The request is coherent JSON but not a coherent change of the record.
+    #[error("{0}")]
+    Invalid(String),
     #[error("the record holds a value this build cannot read: {0}")]
     Corrupt(String),
     #[error("database: {0}")]

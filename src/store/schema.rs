@@ -347,3 +347,128 @@ diesel::table! {
 
 diesel::joinable!(browser_sessions -> api_keys (key_id));
 diesel::allow_tables_to_appear_in_same_query!(browser_sessions, api_keys);
+
+diesel::table! {
+    changes (id) {
+        id -> Int8,
+        #[sql_name = "ref"]
+        reference -> Text,
+        title -> Text,
+        description -> Text,
+        #[sql_name = "type"]
+        change_type -> Text,
+        status -> Text,
+        on_hold -> Bool,
+        hold_reason -> Nullable<Text>,
+        risk -> Int2,
+        impact -> Int2,
+        urgency -> Int2,
+        services -> Array<Text>,
+        cis -> Array<Text>,
+        planned_start -> Nullable<Timestamptz>,
+        planned_end -> Nullable<Timestamptz>,
+        actual_start -> Nullable<Timestamptz>,
+        actual_end -> Nullable<Timestamptz>,
+        implementation_plan -> Text,
+        backout_plan -> Text,
+        test_plan -> Text,
+        template -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+        outcome_notes -> Nullable<Text>,
+        requested_by -> Text,
+        opened_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+        version -> Int4,
+    }
+}
+
+diesel::table! {
+    change_legs (id) {
+        id -> Int8,
+        change_id -> Int8,
+        supplier_id -> Text,
+        system -> Text,
+        state -> Text,
+        native_number -> Nullable<Text>,
+        planned_start -> Nullable<Timestamptz>,
+        planned_end -> Nullable<Timestamptz>,
+        depends_on -> Array<Text>,
+        backout_requested_at -> Nullable<Timestamptz>,
+        opened_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    change_approvals (id) {
+        id -> Int8,
+        change_id -> Int8,
+        kind -> Text,
+        approver -> Text,
+        approve -> Bool,
+        comment -> Text,
+        decided_at -> Timestamptz,
+        voided_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    change_conflicts (change_id, key) {
+        change_id -> Int8,
+        key -> Text,
+        kind -> Text,
+        other_ref -> Nullable<Text>,
+        subject -> Text,
+        period_start -> Timestamptz,
+        period_end -> Timestamptz,
+        hard -> Bool,
+        detail -> Text,
+        detected_at -> Timestamptz,
+        acknowledged_by -> Nullable<Text>,
+        ack_reason -> Nullable<Text>,
+        acknowledged_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    change_events (id) {
+        id -> Int8,
+        event_id -> Uuid,
+        change_id -> Int8,
+        #[sql_name = "type"]
+        kind -> Text,
+        source -> Text,
+        data -> Jsonb,
+        occurred_at -> Timestamptz,
+        correlation_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    change_notes (id) {
+        id -> Int8,
+        change_id -> Int8,
+        visibility -> Text,
+        author -> Text,
+        body -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    change_idempotency_keys (principal, key) {
+        principal -> Text,
+        key -> Text,
+        request_hash -> Text,
+        change_id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(change_legs -> changes (change_id));
+diesel::joinable!(change_approvals -> changes (change_id));
+diesel::joinable!(change_conflicts -> changes (change_id));
+diesel::joinable!(change_events -> changes (change_id));
+diesel::joinable!(change_notes -> changes (change_id));
+diesel::allow_tables_to_appear_in_same_query!(changes, change_legs, change_approvals, change_conflicts, change_events, change_notes, change_idempotency_keys);

@@ -147,45 +147,56 @@ async fn tmf621_notes_are_written_by_the_key_and_checked_like_the_api() {
 }
 
 /// The callers of the access matrix, in the order of its columns.
-const CALLERS: [&str; 7] = ["anonymous", "service_desk", "manager", "admin", "own supplier", "former supplier", "other supplier"];
+const CALLERS: [&str; 8] = ["anonymous", "service_desk", "manager", "admin", "own supplier", "former supplier", "other supplier", "change_manager"];
 
 /// Who may call what: the expected status per caller (columns as [`CALLERS`]), on a ticket the
 /// own supplier holds, the former supplier handed back and the other supplier never had. Every
 /// endpoint the hub serves must have a row; a new endpoint fails the test until it gets one.
-const MATRIX: &[(&str, &str, [u16; 7])] = &[
-    ("GET", "/healthz", [200, 200, 200, 200, 200, 200, 200]),
-    ("GET", "/readyz", [200, 200, 200, 200, 200, 200, 200]),
-    ("GET", "/openapi.json", [200, 200, 200, 200, 200, 200, 200]),
-    ("POST", "/api/v1/incidents", [401, 201, 403, 201, 403, 403, 403]),
-    ("GET", "/api/v1/incidents", [401, 200, 200, 200, 200, 200, 200]),
-    ("GET", "/api/v1/incidents/{ref}", [401, 200, 200, 200, 200, 404, 404]),
-    ("PATCH", "/api/v1/incidents/{ref}", [401, 200, 403, 200, 403, 403, 403]),
-    ("POST", "/api/v1/incidents/{ref}/notes", [401, 201, 403, 201, 201, 404, 404]),
-    ("GET", "/api/v1/incidents/{ref}/history", [401, 200, 200, 200, 200, 404, 404]),
-    ("POST", "/api/v1/incidents/{ref}/attachments", [401, 201, 403, 201, 201, 404, 404]),
-    ("GET", "/api/v1/incidents/{ref}/attachments/{id}", [401, 200, 200, 200, 200, 404, 404]),
-    ("POST", "/api/v1/incidents/{ref}/route", [401, 409, 403, 409, 403, 403, 403]),
-    ("POST", "/api/v1/incidents/{ref}/handback", [401, 403, 403, 403, 200, 404, 404]),
-    ("GET", "/api/v1/incidents/{ref}/sla", [401, 200, 200, 200, 200, 404, 404]),
-    ("GET", "/api/v1/reports/sla", [401, 403, 200, 200, 200, 200, 200]),
-    ("GET", "/api/v1/admin/dead-letters", [401, 403, 403, 200, 403, 403, 403]),
-    ("GET", "/api/v1/admin/mapping-events", [401, 403, 403, 200, 403, 403, 403]),
-    ("POST", "/api/v1/admin/dead-letters/{id}/replay", [401, 403, 403, 404, 403, 403, 403]),
-    ("POST", "/api/v1/admin/suppliers/{id}/reconcile", [401, 403, 403, 200, 403, 403, 403]),
-    ("POST", "/webhooks/{supplier}", [401, 401, 401, 401, 401, 401, 401]),
-    ("POST", "/webhooks/{supplier}/listener/{event}", [401, 401, 401, 401, 401, 401, 401]),
-    ("POST", "/tmf-api/troubleTicket/v4/troubleTicket", [401, 201, 403, 201, 403, 403, 403]),
-    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket", [401, 200, 200, 200, 200, 200, 200]),
-    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket/{id}", [401, 200, 200, 200, 200, 404, 404]),
-    ("PATCH", "/tmf-api/troubleTicket/v4/troubleTicket/{id}", [401, 200, 403, 200, 200, 404, 404]),
-    ("POST", "/tmf-api/troubleTicket/v4/hub", [401, 201, 403, 201, 201, 201, 201]),
-    ("GET", "/tmf-api/troubleTicket/v4/hub/{id}", [401, 404, 404, 404, 404, 404, 404]),
-    ("DELETE", "/tmf-api/troubleTicket/v4/hub/{id}", [401, 404, 404, 404, 404, 404, 404]),
-    ("GET", "/dashboard", [401, 401, 200, 200, 200, 200, 200]),
-    ("GET", "/dashboard/login", [200, 200, 200, 200, 200, 200, 200]),
-    ("POST", "/dashboard/login", [400, 403, 303, 303, 303, 303, 303]),
-    ("POST", "/dashboard/logout", [303, 303, 303, 303, 303, 303, 303]),
-    ("GET", "/dashboard/incidents/{ref}", [401, 401, 200, 200, 200, 404, 404]),
+const MATRIX: &[(&str, &str, [u16; 8])] = &[
+    ("GET", "/healthz", [200, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET", "/readyz", [200, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET", "/openapi.json", [200, 200, 200, 200, 200, 200, 200, 200]),
+    ("POST", "/api/v1/incidents", [401, 201, 403, 201, 403, 403, 403, 403]),
+    ("GET", "/api/v1/incidents", [401, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET", "/api/v1/incidents/{ref}", [401, 200, 200, 200, 200, 404, 404, 200]),
+    ("PATCH", "/api/v1/incidents/{ref}", [401, 200, 403, 200, 403, 403, 403, 403]),
+    ("POST", "/api/v1/incidents/{ref}/notes", [401, 201, 403, 201, 201, 404, 404, 403]),
+    ("GET", "/api/v1/incidents/{ref}/history", [401, 200, 200, 200, 200, 404, 404, 200]),
+    ("POST", "/api/v1/incidents/{ref}/attachments", [401, 201, 403, 201, 201, 404, 404, 403]),
+    ("GET", "/api/v1/incidents/{ref}/attachments/{id}", [401, 200, 200, 200, 200, 404, 404, 200]),
+    ("POST", "/api/v1/incidents/{ref}/route", [401, 409, 403, 409, 403, 403, 403, 403]),
+    ("POST", "/api/v1/incidents/{ref}/handback", [401, 403, 403, 403, 200, 404, 404, 403]),
+    ("GET", "/api/v1/incidents/{ref}/sla", [401, 200, 200, 200, 200, 404, 404, 200]),
+    ("GET", "/api/v1/reports/sla", [401, 403, 200, 200, 200, 200, 200, 403]),
+    ("GET", "/api/v1/admin/dead-letters", [401, 403, 403, 200, 403, 403, 403, 403]),
+    ("GET", "/api/v1/admin/mapping-events", [401, 403, 403, 200, 403, 403, 403, 403]),
+    ("GET", "/api/v1/changes/calendar", [401, 200, 200, 200, 200, 200, 200, 200]),
+    ("POST", "/api/v1/changes", [401, 201, 403, 201, 403, 403, 403, 201]),
+    ("GET", "/api/v1/changes", [401, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET", "/api/v1/changes/{ref}", [401, 200, 200, 200, 404, 200, 404, 200]),
+    ("PATCH", "/api/v1/changes/{ref}", [401, 200, 403, 200, 403, 403, 403, 200]),
+    ("PATCH", "/api/v1/changes/{ref}/legs/{supplier}", [401, 403, 403, 200, 404, 200, 404, 200]),
+    ("POST", "/api/v1/changes/{ref}/approvals", [401, 403, 403, 201, 404, 201, 404, 201]),
+    ("GET", "/api/v1/changes/{ref}/conflicts", [401, 200, 200, 200, 404, 200, 404, 200]),
+    ("POST", "/api/v1/changes/{ref}/conflicts/acknowledge", [401, 403, 403, 404, 403, 403, 403, 404]),
+    ("POST", "/api/v1/changes/{ref}/notes", [401, 201, 403, 201, 404, 201, 404, 201]),
+    ("GET", "/api/v1/changes/{ref}/history", [401, 200, 200, 200, 404, 200, 404, 200]),
+    ("POST", "/api/v1/admin/dead-letters/{id}/replay", [401, 403, 403, 404, 403, 403, 403, 403]),
+    ("POST", "/api/v1/admin/suppliers/{id}/reconcile", [401, 403, 403, 200, 403, 403, 403, 403]),
+    ("POST", "/webhooks/{supplier}", [401, 401, 401, 401, 401, 401, 401, 401]),
+    ("POST", "/webhooks/{supplier}/listener/{event}", [401, 401, 401, 401, 401, 401, 401, 401]),
+    ("POST", "/tmf-api/troubleTicket/v4/troubleTicket", [401, 201, 403, 201, 403, 403, 403, 403]),
+    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket", [401, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket/{id}", [401, 200, 200, 200, 200, 404, 404, 200]),
+    ("PATCH", "/tmf-api/troubleTicket/v4/troubleTicket/{id}", [401, 200, 403, 200, 200, 404, 404, 403]),
+    ("POST", "/tmf-api/troubleTicket/v4/hub", [401, 201, 403, 201, 201, 201, 201, 403]),
+    ("GET", "/tmf-api/troubleTicket/v4/hub/{id}", [401, 404, 404, 404, 404, 404, 404, 404]),
+    ("DELETE", "/tmf-api/troubleTicket/v4/hub/{id}", [401, 404, 404, 404, 404, 404, 404, 404]),
+    ("GET", "/dashboard", [401, 401, 200, 200, 200, 200, 200, 401]),
+    ("GET", "/dashboard/login", [200, 200, 200, 200, 200, 200, 200, 200]),
+    ("POST", "/dashboard/login", [400, 403, 303, 303, 303, 303, 303, 403]),
+    ("POST", "/dashboard/logout", [303, 303, 303, 303, 303, 303, 303, 303]),
+    ("GET", "/dashboard/incidents/{ref}", [401, 401, 200, 200, 200, 404, 404, 401]),
 ];
 
 #[tokio::test]
@@ -193,8 +204,17 @@ async fn every_endpoint_answers_every_role_and_supplier_as_the_access_matrix_say
     let (hub, _sim2) = two_supplier_hub(Options::sla(), "").await;
     let own = hub.key("supplier", Some(SECOND)).await;
     let other = hub.key("supplier", Some("hosting")).await;
-    let keys: [Option<String>; 7] =
-        [None, Some(hub.keys.service_desk.clone()), Some(hub.keys.manager.clone()), Some(hub.keys.admin.clone()), Some(own), Some(hub.keys.supplier.clone()), Some(other)];
+    let change_manager = hub.key("change_manager", None).await;
+    let keys: [Option<String>; 8] = [
+        None,
+        Some(hub.keys.service_desk.clone()),
+        Some(hub.keys.manager.clone()),
+        Some(hub.keys.admin.clone()),
+        Some(own),
+        Some(hub.keys.supplier.clone()),
+        Some(other),
+        Some(change_manager),
+    ];
     // The ticket: the first supplier held it and handed it back; the second holds it now.
     let r = hub.raise(&network_incident("Access matrix")).await["ref"].as_str().unwrap().to_string();
     hub.wait_incident(&r, "the first leg", |d| leg(d, SUPPLIER, "open").is_some()).await;
@@ -203,6 +223,19 @@ async fn every_endpoint_answers_every_role_and_supplier_as_the_access_matrix_say
     hub.wait_incident(&r, "the second leg", |d| leg(d, SECOND, "open").is_some()).await;
     assert_eq!(hub.attach(&r, "evidence.txt", "text/plain", b"evidence".to_vec()).await.status(), StatusCode::CREATED);
     let file_id = hub.incident(&r).await["attachments"][0]["id"].as_i64().unwrap();
+    // The change: submitted, so the first supplier (the network's by rule) holds its one leg.
+    let change = hub.post("/api/v1/changes", &hub.keys.service_desk, &matrix_change("the matrix's change")).await.json::<Value>().await.unwrap();
+    let c = change["ref"].as_str().unwrap().to_string();
+    let submitted = hub
+        .http
+        .patch(hub.url(&format!("/api/v1/changes/{c}")))
+        .bearer_auth(&hub.keys.service_desk)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"status": "assess"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), StatusCode::OK);
 
     // Every endpoint the app serves, hand-back last (it ends the own supplier's part).
     let mut endpoints = siam_hub::api::routes::list();
@@ -214,6 +247,7 @@ async fn every_endpoint_answers_every_role_and_supplier_as_the_access_matrix_say
             continue;
         };
         let url = path
+            .replace("/changes/{ref}", &format!("/changes/{c}"))
             .replace("{ref}", &r)
             .replace("/troubleTicket/{id}", &format!("/troubleTicket/{r}"))
             .replace("/attachments/{id}", &format!("/attachments/{file_id}"))
@@ -261,6 +295,10 @@ async fn call(hub: &TestHub, method: &str, pattern: &str, url: &str, key: Option
     let reference = pattern.contains("{ref}") || pattern.contains("/troubleTicket/{id}");
     let body = match (method, pattern.rsplit('/').next().unwrap_or("")) {
         ("POST", "incidents") => Some(network_incident(&format!("raised by {caller}"))),
+        ("POST", "changes") => Some(matrix_change(&format!("raised by {caller}"))),
+        ("PATCH", "{supplier}") => Some(json!({"native_number": format!("CHG-of-{caller}")})),
+        ("POST", "approvals") => Some(json!({"decision": "approve", "comment": format!("approved by {caller}")})),
+        ("POST", "acknowledge") => Some(json!({"key": "overlap:CHG-000999:service network", "reason": "matrix"})),
         ("PATCH", "{ref}") => Some(json!({"description": format!("edited by {caller}")})),
         ("POST", "notes") => Some(json!({"text": format!("note by {caller}"), "visibility": "public"})),
         ("POST", "route") => Some(json!({"supplier": SECOND, "reason": "already theirs"})),
@@ -280,8 +318,18 @@ async fn call(hub: &TestHub, method: &str, pattern: &str, url: &str, key: Option
     if pattern.ends_with("/attachments") {
         req = req.query(&[("file_name", "matrix.txt")]).header("content-type", "text/plain").body(format!("uploaded by {caller}"));
     }
-    if method == "PATCH" && pattern.starts_with("/api/v1") {
+    if method == "PATCH" && pattern.starts_with("/api/v1/incidents") {
         req = req.header("If-Match", format!("\"{}\"", hub.incident(url.rsplit('/').next().unwrap()).await["version"]));
     }
+    if method == "PATCH" && pattern == "/api/v1/changes/{ref}" {
+        let change: Value = hub.get_as(url, &hub.keys.admin).await.json().await.unwrap();
+        req = req.header("If-Match", format!("\"{}\"", change["version"]));
+    }
     req.send().await.unwrap().status().as_u16()
+}
+
+/// A change on the network service, in a window next week.
+fn matrix_change(title: &str) -> Value {
+    let start = chrono::Utc::now() + chrono::Duration::days(7);
+    json!({ "title": title, "services": ["network"], "planned_start": start.to_rfc3339(), "planned_end": (start + chrono::Duration::hours(1)).to_rfc3339() })
 }

@@ -4,6 +4,7 @@
 mod access;
 mod api;
 mod attachments;
+mod changes;
 mod cli;
 mod dashboard;
 mod delivery;

@@ -10,6 +10,7 @@
 //! schedule.
 
 pub mod lifecycle;
+pub mod request;
 pub mod schedule;
 
 use super::incident::{scale, vocabulary, Impact, Priority, UnknownValue, Urgency};

@@ -556,3 +556,26 @@ async fn remedy_a_ticket_routed_back_gets_one_fresh_incident_even_when_the_creat
     assert!(rh.dead_letters().await.is_empty());
     rh.finish().await;
 }
+
+/// Remedy's slow answers outlive the hub's timeout (2 s) and commit after it: one incident, one
+/// work log.
+#[tokio::test]
+async fn remedy_a_create_and_a_work_log_answered_after_the_timeout_are_written_once() {
+    let rh = spawn(Setup::default()).await;
+    let slow = || Fault::Timeout { delay: Duration::from_millis(3000) };
+    rh.sim.push_fault_for(FaultTarget { method: Some("POST".into()), form: Some(CREATE_FORM.into()) }, slow());
+    let (r, entry, number) = rh.open("Slow create").await;
+    quiet(|| rh.sim.request_log().len()).await;
+    assert_eq!(rh.ticket(&r)["Entry ID"], entry.as_str());
+
+    rh.sim.push_fault_for(FaultTarget { method: Some("POST".into()), form: Some(WORKLOG.into()) }, slow());
+    let resp = rh.hub.post(&format!("/api/v1/incidents/{r}/notes"), &rh.hub.keys.service_desk, &json!({"text": "written once, slowly", "visibility": "internal"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let count = || rh.sim.worklogs(&number).iter().filter(|w| w["Detailed Description"] == "written once, slowly").count();
+    wait_for("the work log at Remedy", || (count() > 0).then_some(())).await;
+    quiet(|| rh.sim.request_log().len()).await;
+    assert_eq!(count(), 1, "{:#?}", rh.sim.request_log());
+    assert_eq!(rh.hub.settle(&r).await["notes"].as_array().unwrap().len(), 1);
+    assert_eq!(rh.sim.incidents().len(), 1);
+    rh.finish().await;
+}

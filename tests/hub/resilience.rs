@@ -213,3 +213,33 @@ async fn a_hub_stopped_while_it_holds_a_delivery_stops_promptly_and_loses_nothin
     assert_eq!(hub.sim.incident_by_correlation(&r).len(), 1);
     hub.finish().await;
 }
+
+/// The supplier's slow answer outlives the hub's timeout (2 s) and commits after it: the retry
+/// must find the ticket and the note the first attempt made instead of writing them again.
+#[tokio::test]
+async fn a_create_and_a_note_answered_after_the_timeout_are_written_once() {
+    let hub = TestHub::spawn().await;
+    hub.sim.set_webhook(None);
+    let slow = || Fault::Timeout { delay: std::time::Duration::from_millis(3000) };
+    // The lookup before the create passes; the create is answered late.
+    hub.sim.push_fault(Fault::Timeout { delay: std::time::Duration::from_millis(1) });
+    hub.sim.push_fault(slow());
+    let doc = hub.raise(&network_incident("Slow create")).await;
+    let r = doc["ref"].as_str().unwrap();
+    let doc = hub.wait_incident(r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
+    quiet(|| hub.sim.request_log().len()).await;
+    let tickets = hub.sim.incident_by_correlation(r);
+    assert_eq!(tickets.len(), 1, "exactly one supplier ticket: {:#?}", hub.sim.request_log());
+    assert_eq!(doc["legs"][0]["native_id"], tickets[0]["sys_id"]);
+
+    let sys_id = tickets[0]["sys_id"].as_str().unwrap().to_string();
+    hub.sim.push_fault(slow());
+    let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "written once, slowly", "visibility": "internal"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    wait_for("the note at the supplier", || (!hub.sim.journal(&sys_id).is_empty()).then_some(())).await;
+    quiet(|| hub.sim.request_log().len()).await;
+    let journal = hub.sim.journal(&sys_id);
+    assert_eq!(journal.iter().filter(|j| j["value"] == "written once, slowly").count(), 1, "{journal:#?}");
+    assert_eq!(hub.settle(r).await["notes"].as_array().unwrap().len(), 1);
+    hub.finish().await;
+}

@@ -212,7 +212,7 @@ impl Engine {
         let url = link.client.ticket_url(&rec.native_id);
         let system = link.mapping.system();
         let (leg_id, row_id, s) = (snap.leg.id, snap.row.id, supplier.to_string());
-        let (matrix, corr) = (self.matrix.clone(), correlation_id.to_string());
+        let (matrix, corr, engine, mapping) = (self.matrix.clone(), correlation_id.to_string(), self.clone(), link.mapping.clone());
         self.store
             .tx(move |conn| {
                 let ctx = Context::supplier(&s, corr);
@@ -223,9 +223,6 @@ impl Engine {
                         legs::native_id.eq(&rec.native_id),
                         legs::native_number.eq(&rec.native_number),
                         legs::native_status.eq(&rec.native_status),
-                        legs::native_revision.eq(rec.revision),
-                        legs::native_updated_at.eq(rec.updated_at),
-                        legs::baseline.eq(json!(rec.fields)),
                         legs::url.eq(&url),
                         legs::state.eq(LegState::Open.as_str()),
                         legs::last_error.eq(None::<String>),
@@ -238,7 +235,15 @@ impl Engine {
                     &row,
                     NewEvent::new(EventType::LegOpened, &ctx.source, json!({ "supplier": s, "system": system, "native_id": rec.native_id, "native_number": rec.native_number })),
                 )?;
-                record::assign_if_new(conn, &ctx, row, &matrix)?;
+                let row = record::assign_if_new(conn, &ctx, row, &matrix)?;
+                // The agreed state is what the hub wants the ticket to hold, as the create wrote
+                // it, not the ticket as read back: the supplier may have changed it between the
+                // create and the read, and that change is the supplier's, applied like any
+                // other (which then makes the read the baseline), never taken for the hub's own
+                // and reverted.
+                let written = mapping.desired(&record::document(conn, &row)?, &rec.fields);
+                diesel::update(legs::table.find(leg_id)).set(legs::baseline.eq(json!(written))).execute(conn)?;
+                engine.apply_record_tx(conn, &ctx, &s, mapping.as_ref(), &rec, &[])?;
                 Ok(())
             })
             .await?;

@@ -588,3 +588,25 @@ async fn a_create_and_a_comment_answered_after_the_timeout_are_written_once() {
     assert_eq!(h.hub.settle(&r).await["notes"].as_array().unwrap().len(), 1);
     h.finish().await;
 }
+
+/// An agent starts work between the create and the hub's read of the new issue: the read brings
+/// a supplier change, which the record takes, and the hub does not move the issue back.
+#[tokio::test]
+async fn work_started_before_the_new_issue_is_read_back_is_applied_not_reverted() {
+    let h = JiraHub::spawn().await;
+    h.sim.set_webhook(None);
+    // The lookup and the create pass; the read of the created issue is slow.
+    h.sim.push_fault(Fault::Timeout { delay: Duration::from_millis(1) });
+    h.sim.push_fault(Fault::Timeout { delay: Duration::from_millis(1) });
+    h.sim.push_fault(Fault::Timeout { delay: Duration::from_millis(1500) });
+    let r = h.hub.raise(&email_incident("Quick agent")).await["ref"].as_str().unwrap().to_string();
+    let id = wait_for("the issue at Jira", || h.sim.issues_by_reference(&r).first().map(|i| i["id"].as_str().unwrap().to_string())).await;
+    h.sim.agent_transition(&id, "Start work", None).unwrap();
+    let doc = h.hub.wait_incident(&r, "the Jira leg to open", |d| d["legs"][0]["state"] == "open").await;
+    assert_eq!(doc["legs"][0]["native_id"], id.as_str());
+    quiet(|| h.sim.request_log().len()).await;
+    let doc = h.hub.settle(&r).await;
+    assert_eq!(doc["status"], "in_progress", "the supplier's change reached the record: {:#?} {:#?}", h.hub.history(&r).await, h.sim.request_log());
+    assert_eq!(h.sim.issue(&id).unwrap()["fields"]["status"]["name"], "Work in progress", "the hub moved the issue back: {:#?}", h.writes());
+    h.finish().await;
+}

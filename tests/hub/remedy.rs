@@ -579,3 +579,23 @@ async fn remedy_a_create_and_a_work_log_answered_after_the_timeout_are_written_o
     assert_eq!(rh.sim.incidents().len(), 1);
     rh.finish().await;
 }
+
+/// An agent starts work between the create and the hub's read of the new incident: the read
+/// brings a supplier change, which the record takes, and the hub does not move it back.
+#[tokio::test]
+async fn remedy_work_started_before_the_new_incident_is_read_back_is_applied_not_reverted() {
+    let rh = spawn(Setup::default()).await;
+    let read = FaultTarget { method: Some("GET".into()), form: Some(INTERFACE.into()) };
+    // The lookup before the create passes; the read of the created incident is slow.
+    rh.sim.push_fault_for(read.clone(), Fault::Timeout { delay: Duration::from_millis(1) });
+    rh.sim.push_fault_for(read, Fault::Timeout { delay: Duration::from_millis(1500) });
+    let r = rh.hub.raise(&email_incident("Quick agent")).await["ref"].as_str().unwrap().to_string();
+    let number = rh.wait_ticket(&r, "the incident at Remedy", |_| true).await["Incident Number"].as_str().unwrap().to_string();
+    rh.sim.agent_update(&number, json!({"Status": "In Progress"})).unwrap();
+    rh.hub.wait_incident(&r, "the Remedy leg to open", |d| d["legs"][0]["state"] == "open").await;
+    quiet(|| rh.sim.request_log().len()).await;
+    let doc = rh.hub.settle(&r).await;
+    assert_eq!(doc["status"], "in_progress", "the supplier's change reached the record");
+    assert_eq!(rh.ticket(&r)["Status"], "In Progress", "the hub moved the incident back: {:#?}", rh.sim.request_log());
+    rh.finish().await;
+}

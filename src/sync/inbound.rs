@@ -19,6 +19,9 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 
+/// Dispatch reason of a delivery whose order could not be told: read the ticket again.
+pub const REREAD: &str = "supplier ticket re-read";
+
 /// What an inbound record did to the record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Applied {
@@ -36,6 +39,9 @@ pub struct Applied {
     pub handed_back: bool,
     /// The leg and incident ids, when the leg was active (in play) as the record arrived.
     pub active_leg: Option<(i64, i64)>,
+    /// The delivery carries the revision the hub holds but other values: which is newer cannot
+    /// be told, so nothing was applied and the ticket is read again.
+    pub reread: bool,
 }
 
 /// A leg's baseline as native field -> value.
@@ -158,20 +164,42 @@ impl Engine {
     /// Only an active leg changes the record, and only the owning (primary) supplier's leg moves
     /// its fields; other legs of a major incident keep their supplier's values on the leg and
     /// contribute notes. A supplier refusing the ticket hands it back.
-    pub fn apply_record_tx(&self, conn: &mut PgConnection, ctx: &Context, supplier: &str, mapping: &dyn Mapping, rec: &NativeRecord, notes: &[NativeNote]) -> StoreResult<Applied> {
+    ///
+    /// Revisions order deliveries, but a revision that is a modification time in whole seconds
+    /// (Remedy's) is shared by two changes made in one second. A delivery with the revision
+    /// held but other values may be the older of the two: it is not applied, and the ticket is
+    /// read again ([`REREAD`]), a read the hub makes after the two deliveries and so newer than
+    /// both. `fresh`: `rec` is such a read (the answer to the hub's own write or read), applied
+    /// on an equal revision.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_record_tx(
+        &self,
+        conn: &mut PgConnection,
+        ctx: &Context,
+        supplier: &str,
+        mapping: &dyn Mapping,
+        rec: &NativeRecord,
+        notes: &[NativeNote],
+        fresh: bool,
+    ) -> StoreResult<Applied> {
         let Some(found) = find_leg(conn, supplier, rec)? else {
             return Ok(Applied { unknown_ticket: true, ..Default::default() });
         };
         let mut row = record::lock_row_by_id(conn, found.incident_id)?;
         let leg: LegRow = legs::table.find(found.id).select(LegRow::as_select()).for_update().first(conn)?;
         let mut applied = Applied { reference: Some(row.reference.clone()), ..Default::default() };
-        // An equal revision is applied again: it is a repeat, and the baseline makes it a no-op.
         applied.stale = matches!((rec.revision, leg.native_revision), (Some(new), Some(old)) if new < old);
+        // An equal revision with the values held is a repeat, and the baseline makes it a no-op.
+        let tied = matches!((rec.revision, leg.native_revision), (Some(new), Some(old)) if new == old);
+        applied.reread = tied && !fresh && rec.fields != baseline_map(&leg.baseline);
         let active = leg.state()?.is_active();
         applied.active_leg = active.then_some((leg.id, row.id));
         let mut hand_back = None;
+        if applied.reread && active {
+            record::enqueue_dispatch(conn, ctx, &row.reference, supplier, REREAD)?;
+        }
 
-        if !applied.stale {
+        if !applied.stale && !applied.reread {
             let baseline = baseline_map(&leg.baseline);
             let canonical = mapping.to_canonical(&rec.fields, rec.assigned);
             // The baseline is read with the record's own assignment, so an assignee change alone
@@ -378,10 +406,10 @@ impl Engine {
                     }
                 }
                 let ctx = Context::supplier(&supplier_id, correlation_id);
-                let applied = engine.apply_record_tx(conn, &ctx, &supplier_id, mapping.as_ref(), &rec, &notes)?;
+                let applied = engine.apply_record_tx(conn, &ctx, &supplier_id, mapping.as_ref(), &rec, &notes, false)?;
                 // A pushed change may come with files: the dispatcher looks (and pushes nothing
                 // the supplier already has).
-                if fetch_files && !applied.stale && !applied.unknown_ticket && !applied.handed_back {
+                if fetch_files && !applied.stale && !applied.reread && !applied.unknown_ticket && !applied.handed_back {
                     if let Some(r) = &applied.reference {
                         record::enqueue_dispatch(conn, &ctx, r, &supplier_id, crate::sync::outbound::PULL_FILES)?;
                     }

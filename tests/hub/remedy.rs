@@ -599,3 +599,26 @@ async fn remedy_work_started_before_the_new_incident_is_read_back_is_applied_not
     assert_eq!(rh.ticket(&r)["Status"], "In Progress", "the hub moved the incident back: {:#?}", rh.sim.request_log());
     rh.finish().await;
 }
+
+/// Two agent changes in one second carry the same revision (Remedy keeps whole seconds), and
+/// their notifications arrive newest first: the older one must not undo the newer.
+#[tokio::test]
+async fn remedy_two_changes_in_one_second_arriving_out_of_order_leave_the_newer() {
+    let rh = spawn(Setup { notify: true, ..Default::default() }).await;
+    let (r, _, number) = rh.open("Same second").await;
+    rh.hub.settle(&r).await;
+    rh.sim.set_webhook_behaviour(WebhookBehaviour { reverse_order_of_next: 2, ..Default::default() });
+    // Early in a second, so both changes fall in it.
+    while chrono::Utc::now().timestamp_subsec_millis() > 200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = rh.sim.agent_update(&number, json!({"Status": "In Progress"})).unwrap();
+    let second = rh.sim.agent_update(&number, json!({"Status": "Pending", "Status_Reason": "Client Hold"})).unwrap();
+    assert_eq!(first["Last Modified Date"], second["Last Modified Date"], "both changes share a revision");
+    rh.hub.wait_incident(&r, "a supplier change", |d| d["status"] != "assigned").await;
+    let doc = rh.hub.settle(&r).await;
+    assert_eq!((doc["status"].as_str(), doc["hold_reason"].as_str()), (Some("on_hold"), Some("awaiting_caller")), "{:#?}", rh.hub.history(&r).await);
+    assert_eq!(doc["legs"][0]["native_status"], "Pending");
+    assert_eq!(rh.ticket(&r)["Status"], "Pending", "the hub moved the incident back");
+    rh.finish().await;
+}

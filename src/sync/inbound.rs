@@ -285,8 +285,9 @@ impl Engine {
             }
         }
 
+        let own_user = self.suppliers.get(supplier).map(|l| l.settings.username.as_str()).filter(|u| !u.is_empty());
         for entry in notes.iter().filter(|n| n.ticket_id.is_empty() || n.ticket_id == rec.native_id) {
-            if import_journal_entry(conn, ctx, supplier, &leg, &mut row, entry)? {
+            if import_journal_entry(conn, ctx, supplier, own_user, &leg, &mut row, entry)? {
                 applied.notes_added += 1;
             }
         }
@@ -340,11 +341,15 @@ impl Engine {
 }
 
 /// Adds a supplier journal entry as a note unless it is one already held or one the hub wrote
-/// itself (matched to the hub note it delivered, by content, and linked to its native id).
+/// itself: matched to the hub note it delivered, by content, and linked to its native id; or,
+/// where the system names the hub's integration user (`own_user`) as its author, any entry by
+/// that user, which is never a supplier's note (a second copy of a hub note a lost answer left
+/// behind, a note whose text the supplier reformatted), so it never comes back as one.
 fn import_journal_entry(
     conn: &mut PgConnection,
     ctx: &Context,
     supplier: &str,
+    own_user: Option<&str>,
     leg: &LegRow,
     row: &mut crate::store::models::IncidentRow,
     entry: &NativeNote,
@@ -367,6 +372,10 @@ fn import_journal_entry(
         .optional()?;
     if let Some(note_id) = echo {
         diesel::update(note_deliveries::table.find((note_id, leg.id))).set(note_deliveries::native_id.eq(&entry.native_id)).execute(conn)?;
+        return Ok(false);
+    }
+    if own_user == Some(entry.author.as_str()) {
+        tracing::info!(%supplier, native_id = %entry.native_id, "a journal entry by the hub's own integration user is not taken for a supplier note");
         return Ok(false);
     }
     let note = NewNote {

@@ -243,3 +243,24 @@ async fn a_create_and_a_note_answered_after_the_timeout_are_written_once() {
     assert_eq!(hub.settle(r).await["notes"].as_array().unwrap().len(), 1);
     hub.finish().await;
 }
+
+/// A second copy of a hub note at the supplier (left by an attempt whose answer was lost) is
+/// the hub's own writing: it never comes back as a supplier note.
+#[tokio::test]
+async fn a_second_copy_of_a_hub_note_at_the_supplier_is_not_imported() {
+    let hub = TestHub::spawn().await;
+    let (r, sys_id) = hub.open_ticket("Copied note").await;
+    let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "written by the hub", "visibility": "internal"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    wait_for("the note at the supplier", || (!hub.sim.journal(&sys_id).is_empty()).then_some(())).await;
+    hub.settle(&r).await;
+    // The copy, as the hub's integration user wrote it.
+    hub.sim.agent_update_as(&sys_id, SIM_USER, json!({"work_notes": "written by the hub"})).unwrap();
+    hub.sim.agent_update(&sys_id, json!({"comments": "an agent's own note"})).unwrap();
+    hub.wait_incident(&r, "the agent's note", |d| d["notes"].as_array().unwrap().iter().any(|n| n["text"] == "an agent's own note")).await;
+    hub.reconcile().await;
+    let doc = hub.settle(&r).await;
+    let texts: Vec<&str> = doc["notes"].as_array().unwrap().iter().map(|n| n["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["written by the hub", "an agent's own note"]);
+    hub.finish().await;
+}

@@ -281,11 +281,7 @@ impl Client for JiraClient {
         let reference = incident.reference.as_str();
         let id = self
             .http
-            .write_once(
-                "Jira create issue",
-                || self.try_create(incident),
-                || async { Ok(self.lookup_ids(reference).await?.into_iter().find(|id| !known.contains(id))) },
-            )
+            .write_once("Jira create issue", || self.try_create(incident), || async { Ok(self.lookup_ids(reference).await?.into_iter().find(|id| !known.contains(id))) })
             .await?;
         // The create answer holds only ids: read the issue for its state and revision.
         self.get_issue(&id).await

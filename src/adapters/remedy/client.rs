@@ -441,10 +441,8 @@ impl Client for RemedyClient {
     async fn create(&self, incident: &Incident, known: &[String]) -> Result<Value, SupplierError> {
         let body = create_body(&self.profile, &self.settings, Some(&self.user), incident);
         let reference = incident.reference.as_str();
-        let created = self
-            .http
-            .write_once("Remedy create incident", || self.create_attempt(&body), || async { Ok(self.lookup_new(reference, known).await?.map(Created::Existing)) })
-            .await?;
+        let created =
+            self.http.write_once("Remedy create incident", || self.create_attempt(&body), || async { Ok(self.lookup_new(reference, known).await?.map(Created::Existing)) }).await?;
         match created {
             Created::Existing(entry) => Ok(entry),
             Created::New(Some(id)) => self.get_incident(&id).await,
@@ -468,7 +466,11 @@ impl Client for RemedyClient {
         let number = self.incident_number(native_id).await?;
         let created = self
             .http
-            .write_once("Remedy add work log", || self.worklog_attempt(&number, visibility, text), || async { Ok(self.worklog_written(&number, visibility, text).await?.map(Some)) })
+            .write_once(
+                "Remedy add work log",
+                || self.worklog_attempt(&number, visibility, text),
+                || async { Ok(self.worklog_written(&number, visibility, text).await?.map(Some)) },
+            )
             .await?;
         let entry = self.get_incident(native_id).await?;
         Ok(Some(json!({ "entry": entry, "worklogs": created.into_iter().collect::<Vec<_>>() })))

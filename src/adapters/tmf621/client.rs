@@ -435,7 +435,8 @@ impl Client for Tmf621Client {
                         let text = json!({ "attachment": list }).to_string();
                         let (head, tail) = text.split_once(&marker).ok_or_else(|| SupplierError::Protocol(format!("{what}: could not frame the request")))?;
                         let (head, tail) = (head.as_bytes().to_vec(), tail.as_bytes().to_vec());
-                        let body = futures_util::stream::once(async move { Ok(head) }).chain(base64_stream((file.content)())).chain(futures_util::stream::once(async move { Ok(tail) }));
+                        let body =
+                            futures_util::stream::once(async move { Ok(head) }).chain(base64_stream((file.content)())).chain(futures_util::stream::once(async move { Ok(tail) }));
                         self.exchange(what, self.http.client.patch(url), Some(reqwest::Body::wrap_stream(body)), true).await
                     }
                 },

@@ -40,7 +40,7 @@ pub struct Applied {
     /// The leg and incident ids, when the leg was active (in play) as the record arrived.
     pub active_leg: Option<(i64, i64)>,
     /// The delivery carries the revision the hub holds but other values: which is newer cannot
-    /// be told, so nothing was applied and the ticket is read again.
+    /// be told, so the ticket is read again after it.
     pub reread: bool,
 }
 
@@ -167,10 +167,11 @@ impl Engine {
     ///
     /// Revisions order deliveries, but a revision that is a modification time in whole seconds
     /// (Remedy's) is shared by two changes made in one second. A delivery with the revision
-    /// held but other values may be the older of the two: it is not applied, and the ticket is
-    /// read again ([`REREAD`]), a read the hub makes after the two deliveries and so newer than
-    /// both. `fresh`: `rec` is such a read (the answer to the hub's own write or read), applied
-    /// on an equal revision.
+    /// held but other values may be the newer of the two or the older: it is applied (in order,
+    /// it is the newer), and the ticket is read again ([`REREAD`]) by a read the hub makes
+    /// after both deliveries, so an older one applied last is undone and the record cannot stay
+    /// behind the supplier. `fresh`: `rec` is such a read (the answer to the hub's own write
+    /// or read), which asks for no further one.
     #[allow(clippy::too_many_arguments)]
     pub fn apply_record_tx(
         &self,
@@ -199,7 +200,7 @@ impl Engine {
             record::enqueue_dispatch(conn, ctx, &row.reference, supplier, REREAD)?;
         }
 
-        if !applied.stale && !applied.reread {
+        if !applied.stale {
             let baseline = baseline_map(&leg.baseline);
             let canonical = mapping.to_canonical(&rec.fields, rec.assigned);
             // The baseline is read with the record's own assignment, so an assignee change alone
@@ -418,7 +419,7 @@ impl Engine {
                 let applied = engine.apply_record_tx(conn, &ctx, &supplier_id, mapping.as_ref(), &rec, &notes, false)?;
                 // A pushed change may come with files: the dispatcher looks (and pushes nothing
                 // the supplier already has).
-                if fetch_files && !applied.stale && !applied.reread && !applied.unknown_ticket && !applied.handed_back {
+                if fetch_files && !applied.stale && !applied.unknown_ticket && !applied.handed_back {
                     if let Some(r) = &applied.reference {
                         record::enqueue_dispatch(conn, &ctx, r, &supplier_id, crate::sync::outbound::PULL_FILES)?;
                     }

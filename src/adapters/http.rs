@@ -25,6 +25,8 @@ pub struct SupplierHttp {
     origins: Option<Arc<SupplierOrigins>>,
     addresses: AddressPolicy,
     limiter: Arc<DefaultDirectRateLimiter>,
+    /// How long the hub waits for one answer (see [`SupplierHttp::write_once`]).
+    timeout: Duration,
     max_attempts: u32,
     min_backoff: Duration,
     max_response: usize,
@@ -63,6 +65,7 @@ impl SupplierHttp {
             origins: origins.map(Arc::new),
             addresses,
             limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+            timeout,
             max_attempts: max_attempts.max(1),
             min_backoff: Duration::from_millis(200),
             max_response: max_response.max(1),
@@ -111,6 +114,53 @@ impl SupplierHttp {
 }
 
 impl SupplierHttp {
+    /// Makes a write the supplier must hold once (a ticket, a note, a file): `write` is one
+    /// attempt; before each further attempt `look` searches the supplier for what an earlier
+    /// attempt may have written, and what it finds is the result instead of a second write.
+    ///
+    /// An attempt whose outcome is unknown (it timed out, the connection dropped after the
+    /// request went out, the supplier or its gateway answered 5xx) may still be running at the
+    /// supplier, whose slow answer then commits after the hub gave up on it. A look made at once
+    /// would miss that write and the retry would make a second one. So after such an attempt the
+    /// look waits until one more client timeout has passed since the failure: the write is seen
+    /// if the supplier finished it within twice the hub's timeout of receiving it. Only a
+    /// supplier slower than that can still be written twice, as no client can rule out without
+    /// an idempotency key on the supplier's side. Failures that certainly did nothing (no
+    /// connection, a rate limit) wait only the usual backoff.
+    pub async fn write_once<T, W, WF, L, LF>(&self, what: &str, write: W, look: L) -> Result<T, SupplierError>
+    where
+        W: Fn() -> WF,
+        WF: std::future::Future<Output = Result<T, SupplierError>>,
+        L: Fn() -> LF,
+        LF: std::future::Future<Output = Result<Option<T>, SupplierError>>,
+    {
+        // Attempts made, and when the last attempt whose outcome is unknown failed.
+        let state = std::sync::Mutex::new((0u32, None::<tokio::time::Instant>));
+        let (write, look, state) = (&write, &look, &state);
+        self.retrying(what, || async move {
+            let (attempt, in_doubt) = {
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                s.0 += 1;
+                *s
+            };
+            if attempt > 1 {
+                if let Some(failed) = in_doubt {
+                    tokio::time::sleep_until(failed + self.timeout).await;
+                }
+                if let Some(found) = look().await? {
+                    tracing::info!(call = what, attempt, "an earlier attempt reached the supplier; taking what it wrote");
+                    return Ok(found);
+                }
+            }
+            let result = write().await;
+            if result.as_ref().is_err_and(SupplierError::outcome_unknown) {
+                state.lock().unwrap_or_else(|p| p.into_inner()).1 = Some(tokio::time::Instant::now());
+            }
+            result
+        })
+        .await
+    }
+
     /// Refuses `url` unless it is on the supplier's own origin: the check before anything is
     /// sent there with the supplier's credentials.
     pub fn check_own(&self, what: &str, url: &str) -> Result<url::Url, SupplierError> {
@@ -216,14 +266,16 @@ pub fn transport_error(what: &str, e: reqwest::Error) -> SupplierError {
     } else {
         "failed"
     };
-    SupplierError::Transient { message: format!("{what} {kind}: {e}"), retry_after: None }
+    // A request that found no connection never reached the supplier; any other may have.
+    SupplierError::Transient { message: format!("{what} {kind}: {e}"), retry_after: None, unsent: e.is_connect() }
 }
 
 /// Classifies an HTTP error status; `detail` is the supplier's own error text.
 pub fn status_error(what: &str, status: reqwest::StatusCode, headers: &HeaderMap, detail: &str) -> SupplierError {
     let message = format!("{what} answered {status}: {detail}");
     if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
-        SupplierError::Transient { message, retry_after: retry_after(headers) }
+        // A rate limit refuses a request before any work; a server error may come after it.
+        SupplierError::Transient { message, retry_after: retry_after(headers), unsent: status.as_u16() == 429 }
     } else {
         SupplierError::Rejected { status: status.as_u16(), message }
     }

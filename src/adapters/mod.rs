@@ -29,8 +29,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SupplierError {
     /// Worth retrying: rate limiting, a server error, a timeout, a dropped connection.
+    /// `unsent`: the supplier certainly did nothing with the request (no connection was made,
+    /// or it was refused before any work, as a 429 is); otherwise a write may have happened.
     #[error("{message}")]
-    Transient { message: String, retry_after: Option<Duration> },
+    Transient { message: String, retry_after: Option<Duration>, unsent: bool },
     /// The supplier refused the request; retrying the same request will not help.
     #[error("{message}")]
     Rejected { status: u16, message: String },
@@ -42,6 +44,12 @@ pub enum SupplierError {
 impl SupplierError {
     pub fn is_transient(&self) -> bool {
         matches!(self, SupplierError::Transient { .. })
+    }
+
+    /// A transient failure after which the supplier may have made the write: it may still be
+    /// making it (a timeout, a dropped answer, a 5xx in front of a busy server).
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, SupplierError::Transient { unsent: false, .. })
     }
 }
 

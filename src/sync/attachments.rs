@@ -161,7 +161,7 @@ impl Engine {
                         Ok(p) => p,
                         Err(e) => {
                             let _ = self.store.run(move |c| store_att::discard_upload(c, upload_id)).await;
-                            return Err(SupplierError::Transient { message: format!("downloading {}: {e}", file.file_name), retry_after: None }.into());
+                            return Err(SupplierError::Transient { message: format!("downloading {}: {e}", file.file_name), retry_after: None, unsent: false }.into());
                         }
                     };
                     size += part.len() as i64;

@@ -19,6 +19,9 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 
+/// Dispatch reason of a delivery whose order could not be told: read the ticket again.
+pub const REREAD: &str = "supplier ticket re-read";
+
 /// What an inbound record did to the record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Applied {
@@ -36,6 +39,9 @@ pub struct Applied {
     pub handed_back: bool,
     /// The leg and incident ids, when the leg was active (in play) as the record arrived.
     pub active_leg: Option<(i64, i64)>,
+    /// The delivery carries the revision the hub holds but other values: which is newer cannot
+    /// be told, so the ticket is read again after it.
+    pub reread: bool,
 }
 
 /// A leg's baseline as native field -> value.
@@ -158,18 +164,41 @@ impl Engine {
     /// Only an active leg changes the record, and only the owning (primary) supplier's leg moves
     /// its fields; other legs of a major incident keep their supplier's values on the leg and
     /// contribute notes. A supplier refusing the ticket hands it back.
-    pub fn apply_record_tx(&self, conn: &mut PgConnection, ctx: &Context, supplier: &str, mapping: &dyn Mapping, rec: &NativeRecord, notes: &[NativeNote]) -> StoreResult<Applied> {
+    ///
+    /// Revisions order deliveries, but a revision that is a modification time in whole seconds
+    /// (Remedy's) is shared by two changes made in one second. A delivery with the revision
+    /// held but other values may be the newer of the two or the older: it is applied (in order,
+    /// it is the newer), and the ticket is read again ([`REREAD`]) by a read the hub makes
+    /// after both deliveries, so an older one applied last is undone and the record cannot stay
+    /// behind the supplier. `fresh`: `rec` is such a read (the answer to the hub's own write
+    /// or read), which asks for no further one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_record_tx(
+        &self,
+        conn: &mut PgConnection,
+        ctx: &Context,
+        supplier: &str,
+        mapping: &dyn Mapping,
+        rec: &NativeRecord,
+        notes: &[NativeNote],
+        fresh: bool,
+    ) -> StoreResult<Applied> {
         let Some(found) = find_leg(conn, supplier, rec)? else {
             return Ok(Applied { unknown_ticket: true, ..Default::default() });
         };
         let mut row = record::lock_row_by_id(conn, found.incident_id)?;
         let leg: LegRow = legs::table.find(found.id).select(LegRow::as_select()).for_update().first(conn)?;
         let mut applied = Applied { reference: Some(row.reference.clone()), ..Default::default() };
-        // An equal revision is applied again: it is a repeat, and the baseline makes it a no-op.
         applied.stale = matches!((rec.revision, leg.native_revision), (Some(new), Some(old)) if new < old);
+        // An equal revision with the values held is a repeat, and the baseline makes it a no-op.
+        let tied = matches!((rec.revision, leg.native_revision), (Some(new), Some(old)) if new == old);
+        applied.reread = tied && !fresh && rec.fields != baseline_map(&leg.baseline);
         let active = leg.state()?.is_active();
         applied.active_leg = active.then_some((leg.id, row.id));
         let mut hand_back = None;
+        if applied.reread && active {
+            record::enqueue_dispatch(conn, ctx, &row.reference, supplier, REREAD)?;
+        }
 
         if !applied.stale {
             let baseline = baseline_map(&leg.baseline);
@@ -257,8 +286,9 @@ impl Engine {
             }
         }
 
+        let own_user = self.suppliers.get(supplier).map(|l| l.settings.username.as_str()).filter(|u| !u.is_empty());
         for entry in notes.iter().filter(|n| n.ticket_id.is_empty() || n.ticket_id == rec.native_id) {
-            if import_journal_entry(conn, ctx, supplier, &leg, &mut row, entry)? {
+            if import_journal_entry(conn, ctx, supplier, own_user, &leg, &mut row, entry)? {
                 applied.notes_added += 1;
             }
         }
@@ -312,11 +342,15 @@ impl Engine {
 }
 
 /// Adds a supplier journal entry as a note unless it is one already held or one the hub wrote
-/// itself (matched to the hub note it delivered, by content, and linked to its native id).
+/// itself: matched to the hub note it delivered, by content, and linked to its native id; or,
+/// where the system names the hub's integration user (`own_user`) as its author, any entry by
+/// that user, which is never a supplier's note (a second copy of a hub note a lost answer left
+/// behind, a note whose text the supplier reformatted), so it never comes back as one.
 fn import_journal_entry(
     conn: &mut PgConnection,
     ctx: &Context,
     supplier: &str,
+    own_user: Option<&str>,
     leg: &LegRow,
     row: &mut crate::store::models::IncidentRow,
     entry: &NativeNote,
@@ -339,6 +373,10 @@ fn import_journal_entry(
         .optional()?;
     if let Some(note_id) = echo {
         diesel::update(note_deliveries::table.find((note_id, leg.id))).set(note_deliveries::native_id.eq(&entry.native_id)).execute(conn)?;
+        return Ok(false);
+    }
+    if own_user == Some(entry.author.as_str()) {
+        tracing::info!(%supplier, native_id = %entry.native_id, "a journal entry by the hub's own integration user is not taken for a supplier note");
         return Ok(false);
     }
     let note = NewNote {
@@ -378,7 +416,7 @@ impl Engine {
                     }
                 }
                 let ctx = Context::supplier(&supplier_id, correlation_id);
-                let applied = engine.apply_record_tx(conn, &ctx, &supplier_id, mapping.as_ref(), &rec, &notes)?;
+                let applied = engine.apply_record_tx(conn, &ctx, &supplier_id, mapping.as_ref(), &rec, &notes, false)?;
                 // A pushed change may come with files: the dispatcher looks (and pushes nothing
                 // the supplier already has).
                 if fetch_files && !applied.stale && !applied.unknown_ticket && !applied.handed_back {

@@ -71,6 +71,23 @@ impl Engine {
         Ok(())
     }
 
+    /// Reads the supplier's ticket as it is now and applies it: a delivery whose order against
+    /// what the hub holds could not be told is settled by a read made after it.
+    async fn reread(&self, supplier: &str, reference: &str, correlation_id: &str) -> Result<(), SyncError> {
+        let link = self.supplier(supplier)?;
+        let (r, s) = (reference.to_string(), supplier.to_string());
+        let Some(snap) = self.store.run(move |c| snapshot(c, &r, &s)).await? else { return Ok(()) };
+        let (Some(native_id), true) = (snap.leg.native_id.clone(), snap.leg.state()?.is_active()) else { return Ok(()) };
+        let current = match link.client.fetch(&native_id).await? {
+            Some(ticket) => Some(ticket),
+            None => link.client.find_by_correlation(reference).await?.into_iter().find(|t| link.mapping.parse_record(t).is_ok_and(|rec| rec.native_id == native_id)),
+        };
+        match current {
+            Some(ticket) => self.absorb(supplier, snap.leg.id, None, None, Some(&ticket), correlation_id).await,
+            None => Ok(()),
+        }
+    }
+
     /// Brings `supplier`'s ticket for `reference` in line with the record.
     pub async fn sync_leg(&self, supplier: &str, reference: &str, correlation_id: &str) -> Result<(), SyncError> {
         let link = self.supplier(supplier)?;
@@ -212,7 +229,7 @@ impl Engine {
         let url = link.client.ticket_url(&rec.native_id);
         let system = link.mapping.system();
         let (leg_id, row_id, s) = (snap.leg.id, snap.row.id, supplier.to_string());
-        let (matrix, corr) = (self.matrix.clone(), correlation_id.to_string());
+        let (matrix, corr, engine, mapping) = (self.matrix.clone(), correlation_id.to_string(), self.clone(), link.mapping.clone());
         self.store
             .tx(move |conn| {
                 let ctx = Context::supplier(&s, corr);
@@ -223,9 +240,6 @@ impl Engine {
                         legs::native_id.eq(&rec.native_id),
                         legs::native_number.eq(&rec.native_number),
                         legs::native_status.eq(&rec.native_status),
-                        legs::native_revision.eq(rec.revision),
-                        legs::native_updated_at.eq(rec.updated_at),
-                        legs::baseline.eq(json!(rec.fields)),
                         legs::url.eq(&url),
                         legs::state.eq(LegState::Open.as_str()),
                         legs::last_error.eq(None::<String>),
@@ -238,7 +252,15 @@ impl Engine {
                     &row,
                     NewEvent::new(EventType::LegOpened, &ctx.source, json!({ "supplier": s, "system": system, "native_id": rec.native_id, "native_number": rec.native_number })),
                 )?;
-                record::assign_if_new(conn, &ctx, row, &matrix)?;
+                let row = record::assign_if_new(conn, &ctx, row, &matrix)?;
+                // The agreed state is what the hub wants the ticket to hold, as the create wrote
+                // it, not the ticket as read back: the supplier may have changed it between the
+                // create and the read, and that change is the supplier's, applied like any
+                // other (which then makes the read the baseline), never taken for the hub's own
+                // and reverted.
+                let written = mapping.desired(&record::document(conn, &row)?, &rec.fields);
+                diesel::update(legs::table.find(leg_id)).set(legs::baseline.eq(json!(written))).execute(conn)?;
+                engine.apply_record_tx(conn, &ctx, &s, mapping.as_ref(), &rec, &[], true)?;
                 Ok(())
             })
             .await?;
@@ -278,7 +300,7 @@ impl Engine {
                 }
                 if let Some(rec) = &rec {
                     let ctx = Context::supplier(&s, corr);
-                    engine.apply_record_tx(conn, &ctx, &s, mapping.as_ref(), rec, &notes)?;
+                    engine.apply_record_tx(conn, &ctx, &s, mapping.as_ref(), rec, &notes, true)?;
                 }
                 Ok(())
             })
@@ -313,10 +335,10 @@ impl Engine {
         let correlation = msg.payload.get("correlationid").and_then(|v| v.as_str()).unwrap_or(&msg.message_id).to_string();
         let span = tracing::info_span!("dispatch", %supplier, %reference, correlation_id = %correlation);
         let _enter = span.enter();
-        let result = if msg.payload.pointer("/data/reason").and_then(|v| v.as_str()) == Some(PULL_FILES) {
-            self.pull_files(supplier, &reference, &correlation).await
-        } else {
-            self.sync_leg(supplier, &reference, &correlation).await
+        let result = match msg.payload.pointer("/data/reason").and_then(|v| v.as_str()) {
+            Some(PULL_FILES) => self.pull_files(supplier, &reference, &correlation).await,
+            Some(super::inbound::REREAD) => self.reread(supplier, &reference, &correlation).await,
+            _ => self.sync_leg(supplier, &reference, &correlation).await,
         };
         let failure = match result {
             Ok(()) => None,

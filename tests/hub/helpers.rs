@@ -530,6 +530,20 @@ pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Waits until the simulator's request log has not grown for a second: the dispatch in flight
+/// is over.
+pub async fn quiet(len: impl Fn() -> usize) {
+    let mut last = len();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = len();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
 pub fn network_incident(title: &str) -> Value {
     json!({
         "title": title,

@@ -563,3 +563,50 @@ async fn a_ticket_routed_back_to_jira_gets_one_fresh_issue_even_when_the_create_
     h.hub.routed_back_gets_one_fresh_ticket(&r, JIRA, SUPPLIER, &first, lose_create, issues).await;
     h.finish().await;
 }
+
+/// Jira's slow answers outlive the hub's timeout (2 s) and commit after it: one issue, one
+/// comment.
+#[tokio::test]
+async fn a_create_and_a_comment_answered_after_the_timeout_are_written_once() {
+    let h = JiraHub::spawn().await;
+    h.sim.set_webhook(None);
+    let slow = || Fault::Timeout { delay: Duration::from_millis(3000) };
+    h.sim.push_fault(Fault::Timeout { delay: Duration::from_millis(1) });
+    h.sim.push_fault(slow());
+    let (r, id) = h.open("Slow create").await;
+    quiet(|| h.sim.request_log().len()).await;
+    let issues = h.sim.issues_by_reference(&r);
+    assert_eq!(issues.len(), 1, "exactly one Jira issue: {:#?}", h.writes());
+    assert_eq!(issues[0]["id"], id.as_str());
+
+    h.sim.push_fault(slow());
+    h.note(&r, "public", "written once, slowly").await;
+    let count = || h.sim.issue(&id).unwrap()["fields"]["comment"]["comments"].as_array().unwrap().iter().filter(|c| c["body"].to_string().contains("written once, slowly")).count();
+    wait_for("the comment at Jira", || (count() > 0).then_some(())).await;
+    quiet(|| h.sim.request_log().len()).await;
+    assert_eq!(count(), 1, "{:#?}", h.writes());
+    assert_eq!(h.hub.settle(&r).await["notes"].as_array().unwrap().len(), 1);
+    h.finish().await;
+}
+
+/// An agent starts work between the create and the hub's read of the new issue: the read brings
+/// a supplier change, which the record takes, and the hub does not move the issue back.
+#[tokio::test]
+async fn work_started_before_the_new_issue_is_read_back_is_applied_not_reverted() {
+    let h = JiraHub::spawn().await;
+    h.sim.set_webhook(None);
+    // The lookup and the create pass; the read of the created issue is slow.
+    h.sim.push_fault(Fault::Timeout { delay: Duration::from_millis(1) });
+    h.sim.push_fault(Fault::Timeout { delay: Duration::from_millis(1) });
+    h.sim.push_fault(Fault::Timeout { delay: Duration::from_millis(1500) });
+    let r = h.hub.raise(&email_incident("Quick agent")).await["ref"].as_str().unwrap().to_string();
+    let id = wait_for("the issue at Jira", || h.sim.issues_by_reference(&r).first().map(|i| i["id"].as_str().unwrap().to_string())).await;
+    h.sim.agent_transition(&id, "Start work", None).unwrap();
+    let doc = h.hub.wait_incident(&r, "the Jira leg to open", |d| d["legs"][0]["state"] == "open").await;
+    assert_eq!(doc["legs"][0]["native_id"], id.as_str());
+    quiet(|| h.sim.request_log().len()).await;
+    let doc = h.hub.settle(&r).await;
+    assert_eq!(doc["status"], "in_progress", "the supplier's change reached the record: {:#?} {:#?}", h.hub.history(&r).await, h.sim.request_log());
+    assert_eq!(h.sim.issue(&id).unwrap()["fields"]["status"]["name"], "Work in progress", "the hub moved the issue back: {:#?}", h.writes());
+    h.finish().await;
+}

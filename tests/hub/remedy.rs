@@ -556,3 +556,69 @@ async fn remedy_a_ticket_routed_back_gets_one_fresh_incident_even_when_the_creat
     assert!(rh.dead_letters().await.is_empty());
     rh.finish().await;
 }
+
+/// Remedy's slow answers outlive the hub's timeout (2 s) and commit after it: one incident, one
+/// work log.
+#[tokio::test]
+async fn remedy_a_create_and_a_work_log_answered_after_the_timeout_are_written_once() {
+    let rh = spawn(Setup::default()).await;
+    let slow = || Fault::Timeout { delay: Duration::from_millis(3000) };
+    rh.sim.push_fault_for(FaultTarget { method: Some("POST".into()), form: Some(CREATE_FORM.into()) }, slow());
+    let (r, entry, number) = rh.open("Slow create").await;
+    quiet(|| rh.sim.request_log().len()).await;
+    assert_eq!(rh.ticket(&r)["Entry ID"], entry.as_str());
+
+    rh.sim.push_fault_for(FaultTarget { method: Some("POST".into()), form: Some(WORKLOG.into()) }, slow());
+    let resp = rh.hub.post(&format!("/api/v1/incidents/{r}/notes"), &rh.hub.keys.service_desk, &json!({"text": "written once, slowly", "visibility": "internal"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let count = || rh.sim.worklogs(&number).iter().filter(|w| w["Detailed Description"] == "written once, slowly").count();
+    wait_for("the work log at Remedy", || (count() > 0).then_some(())).await;
+    quiet(|| rh.sim.request_log().len()).await;
+    assert_eq!(count(), 1, "{:#?}", rh.sim.request_log());
+    assert_eq!(rh.hub.settle(&r).await["notes"].as_array().unwrap().len(), 1);
+    assert_eq!(rh.sim.incidents().len(), 1);
+    rh.finish().await;
+}
+
+/// An agent starts work between the create and the hub's read of the new incident: the read
+/// brings a supplier change, which the record takes, and the hub does not move it back.
+#[tokio::test]
+async fn remedy_work_started_before_the_new_incident_is_read_back_is_applied_not_reverted() {
+    let rh = spawn(Setup::default()).await;
+    let read = FaultTarget { method: Some("GET".into()), form: Some(INTERFACE.into()) };
+    // The lookup before the create passes; the read of the created incident is slow.
+    rh.sim.push_fault_for(read.clone(), Fault::Timeout { delay: Duration::from_millis(1) });
+    rh.sim.push_fault_for(read, Fault::Timeout { delay: Duration::from_millis(1500) });
+    let r = rh.hub.raise(&email_incident("Quick agent")).await["ref"].as_str().unwrap().to_string();
+    let number = rh.wait_ticket(&r, "the incident at Remedy", |_| true).await["Incident Number"].as_str().unwrap().to_string();
+    rh.sim.agent_update(&number, json!({"Status": "In Progress"})).unwrap();
+    rh.hub.wait_incident(&r, "the Remedy leg to open", |d| d["legs"][0]["state"] == "open").await;
+    quiet(|| rh.sim.request_log().len()).await;
+    let doc = rh.hub.settle(&r).await;
+    assert_eq!(doc["status"], "in_progress", "the supplier's change reached the record");
+    assert_eq!(rh.ticket(&r)["Status"], "In Progress", "the hub moved the incident back: {:#?}", rh.sim.request_log());
+    rh.finish().await;
+}
+
+/// Two agent changes in one second carry the same revision (Remedy keeps whole seconds), and
+/// their notifications arrive newest first: the older one must not undo the newer.
+#[tokio::test]
+async fn remedy_two_changes_in_one_second_arriving_out_of_order_leave_the_newer() {
+    let rh = spawn(Setup { notify: true, ..Default::default() }).await;
+    let (r, _, number) = rh.open("Same second").await;
+    rh.hub.settle(&r).await;
+    rh.sim.set_webhook_behaviour(WebhookBehaviour { reverse_order_of_next: 2, ..Default::default() });
+    // Early in a second, so both changes fall in it.
+    while chrono::Utc::now().timestamp_subsec_millis() > 200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = rh.sim.agent_update(&number, json!({"Status": "In Progress"})).unwrap();
+    let second = rh.sim.agent_update(&number, json!({"Status": "Pending", "Status_Reason": "Client Hold"})).unwrap();
+    assert_eq!(first["Last Modified Date"], second["Last Modified Date"], "both changes share a revision");
+    rh.hub.wait_incident(&r, "a supplier change", |d| d["status"] != "assigned").await;
+    let doc = rh.hub.settle(&r).await;
+    assert_eq!((doc["status"].as_str(), doc["hold_reason"].as_str()), (Some("on_hold"), Some("awaiting_caller")), "{:#?}", rh.hub.history(&r).await);
+    assert_eq!(doc["legs"][0]["native_status"], "Pending");
+    assert_eq!(rh.ticket(&r)["Status"], "Pending", "the hub moved the incident back");
+    rh.finish().await;
+}

@@ -213,3 +213,54 @@ async fn a_hub_stopped_while_it_holds_a_delivery_stops_promptly_and_loses_nothin
     assert_eq!(hub.sim.incident_by_correlation(&r).len(), 1);
     hub.finish().await;
 }
+
+/// The supplier's slow answer outlives the hub's timeout (2 s) and commits after it: the retry
+/// must find the ticket and the note the first attempt made instead of writing them again.
+#[tokio::test]
+async fn a_create_and_a_note_answered_after_the_timeout_are_written_once() {
+    let hub = TestHub::spawn().await;
+    hub.sim.set_webhook(None);
+    let slow = || Fault::Timeout { delay: std::time::Duration::from_millis(3000) };
+    // The lookup before the create passes; the create is answered late.
+    hub.sim.push_fault(Fault::Timeout { delay: std::time::Duration::from_millis(1) });
+    hub.sim.push_fault(slow());
+    let doc = hub.raise(&network_incident("Slow create")).await;
+    let r = doc["ref"].as_str().unwrap();
+    let doc = hub.wait_incident(r, "the leg to open", |d| d["legs"][0]["state"] == "open").await;
+    quiet(|| hub.sim.request_log().len()).await;
+    let tickets = hub.sim.incident_by_correlation(r);
+    assert_eq!(tickets.len(), 1, "exactly one supplier ticket: {:#?}", hub.sim.request_log());
+    assert_eq!(doc["legs"][0]["native_id"], tickets[0]["sys_id"]);
+
+    let sys_id = tickets[0]["sys_id"].as_str().unwrap().to_string();
+    hub.sim.push_fault(slow());
+    let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "written once, slowly", "visibility": "internal"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    wait_for("the note at the supplier", || (!hub.sim.journal(&sys_id).is_empty()).then_some(())).await;
+    quiet(|| hub.sim.request_log().len()).await;
+    let journal = hub.sim.journal(&sys_id);
+    assert_eq!(journal.iter().filter(|j| j["value"] == "written once, slowly").count(), 1, "{journal:#?}");
+    assert_eq!(hub.settle(r).await["notes"].as_array().unwrap().len(), 1);
+    hub.finish().await;
+}
+
+/// A second copy of a hub note at the supplier (left by an attempt whose answer was lost) is
+/// the hub's own writing: it never comes back as a supplier note.
+#[tokio::test]
+async fn a_second_copy_of_a_hub_note_at_the_supplier_is_not_imported() {
+    let hub = TestHub::spawn().await;
+    let (r, sys_id) = hub.open_ticket("Copied note").await;
+    let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "written by the hub", "visibility": "internal"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    wait_for("the note at the supplier", || (!hub.sim.journal(&sys_id).is_empty()).then_some(())).await;
+    hub.settle(&r).await;
+    // The copy, as the hub's integration user wrote it.
+    hub.sim.agent_update_as(&sys_id, SIM_USER, json!({"work_notes": "written by the hub"})).unwrap();
+    hub.sim.agent_update(&sys_id, json!({"comments": "an agent's own note"})).unwrap();
+    hub.wait_incident(&r, "the agent's note", |d| d["notes"].as_array().unwrap().iter().any(|n| n["text"] == "an agent's own note")).await;
+    hub.reconcile().await;
+    let doc = hub.settle(&r).await;
+    let texts: Vec<&str> = doc["notes"].as_array().unwrap().iter().map(|n| n["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["written by the hub", "an agent's own note"]);
+    hub.finish().await;
+}

@@ -914,3 +914,27 @@ async fn tmf_a_ticket_routed_back_gets_one_fresh_trouble_ticket_even_when_the_cr
     t.hub.routed_back_gets_one_fresh_ticket(&r, TMF, SUPPLIER, &first, lose_create, tickets).await;
     t.finish().await;
 }
+
+/// The TMF621 server's slow answers outlive the hub's timeout (2 s) and commit after it: one
+/// trouble ticket, one note.
+#[tokio::test]
+async fn tmf_a_create_and_a_note_answered_after_the_timeout_are_written_once() {
+    let t = spawn_tmf(TmfVersion::V4, TmfFlavour::Standard, "basic").await;
+    let slow = || Fault::Timeout { delay: Duration::from_millis(3000) };
+    t.sim.push_fault_on("POST", slow());
+    let (r, id) = t.open("Slow create").await;
+    quiet(|| t.sim.request_log().len()).await;
+    let tickets = t.sim.tickets_by_external_id(&r);
+    assert_eq!(tickets.len(), 1, "exactly one trouble ticket: {:#?}", t.sim.request_log());
+    assert_eq!(tickets[0]["id"], id.as_str());
+
+    t.sim.push_fault_on("PATCH", slow());
+    let resp = t.hub.post(&format!("/api/v1/incidents/{r}/notes"), &t.hub.keys.service_desk, &json!({"text": "written once, slowly", "visibility": "public"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let count = || t.sim.stored_notes(&id).iter().filter(|n| n.text == "written once, slowly").count();
+    wait_for("the note at the supplier", || (count() > 0).then_some(())).await;
+    quiet(|| t.sim.request_log().len()).await;
+    assert_eq!(count(), 1, "{:#?}", t.sim.request_log());
+    assert_eq!(t.hub.settle(&r).await["notes"].as_array().unwrap().len(), 1);
+    t.finish().await;
+}

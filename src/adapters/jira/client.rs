@@ -15,7 +15,6 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Jira's own ceiling on a search page is higher; 100 keeps answers small.
@@ -202,7 +201,6 @@ impl JiraClient {
         Ok(set_resolution || resolution.is_none())
     }
 
-    /// The id of the issue the hub raised for `reference` (its `siam-INC-…` label).
     /// The ids of the issues carrying the reference label, newest first.
     async fn lookup_ids(&self, reference: &str) -> Result<Vec<String>, SupplierError> {
         let jql = format!("{} AND labels = {} ORDER BY created DESC", self.scope(), Self::quote(&self.cfg.reference_label(reference)));
@@ -210,15 +208,8 @@ impl JiraClient {
         Ok(issues.iter().filter_map(|i| i.get("id").and_then(Value::as_str)).map(str::to_string).collect())
     }
 
-    /// One create attempt. A create is not repeatable: after a failed attempt (whose answer may
-    /// have been lost after Jira made the issue) the next one first looks the reference up.
-    async fn try_create(&self, incident: &Incident, known: &[String], first: &AtomicBool) -> Result<String, SupplierError> {
-        if !first.swap(false, Ordering::SeqCst) {
-            if let Some(id) = self.lookup_ids(incident.reference.as_str()).await?.into_iter().find(|id| !known.contains(id)) {
-                tracing::info!(reference = %incident.reference, issue = %id, "adopting the Jira issue an attempt whose answer was lost created");
-                return Ok(id);
-            }
-        }
+    /// One create attempt.
+    async fn try_create(&self, incident: &Incident) -> Result<String, SupplierError> {
         let cfg = &self.cfg;
         let id = match self.settings.create_via {
             JiraCreate::Issue => {
@@ -242,16 +233,8 @@ impl JiraClient {
         id.ok_or_else(|| SupplierError::Protocol("Jira answered the create without an issue id".into()))
     }
 
-    /// One attempt at adding a note. After a failed attempt the next one first looks for the
-    /// note among the issue's recent comments (same visibility and text), so a lost answer
-    /// does not post it twice.
-    async fn try_add_note(&self, id: &str, visibility: Visibility, text: &str, first: &AtomicBool, since: DateTime<Utc>) -> Result<(), SupplierError> {
-        if !first.swap(false, Ordering::SeqCst) {
-            let held = mapping::parse_comments(&self.notes(id).await?);
-            if held.iter().any(|n| n.visibility == visibility && n.text.trim() == text.trim() && n.created_at.is_none_or(|t| t >= since)) {
-                return Ok(());
-            }
-        }
+    /// One attempt at adding a note.
+    async fn try_add_note(&self, id: &str, visibility: Visibility, text: &str) -> Result<(), SupplierError> {
         match visibility {
             // Internal notes go through the JSM request API with `public: false`: on an issue
             // outside a service project it fails instead of posting a comment every Jira user
@@ -292,9 +275,14 @@ impl Client for JiraClient {
         Ok(found)
     }
 
+    /// Creates once ([`SupplierHttp::write_once`]): a retry first looks the reference up and
+    /// adopts the issue a failed attempt made (its answer lost), which is none of `known`.
     async fn create(&self, incident: &Incident, known: &[String]) -> Result<Value, SupplierError> {
-        let first = AtomicBool::new(true);
-        let id = self.http.retrying("Jira create issue", || self.try_create(incident, known, &first)).await?;
+        let reference = incident.reference.as_str();
+        let id = self
+            .http
+            .write_once("Jira create issue", || self.try_create(incident), || async { Ok(self.lookup_ids(reference).await?.into_iter().find(|id| !known.contains(id))) })
+            .await?;
         // The create answer holds only ids: read the issue for its state and revision.
         self.get_issue(&id).await
     }
@@ -324,11 +312,21 @@ impl Client for JiraClient {
         self.get_issue(native_id).await
     }
 
+    /// Adds the comment once ([`SupplierHttp::write_once`]): a retry first looks for it among
+    /// the issue's comments (same visibility and text, made since this call began).
     async fn add_note(&self, native_id: &str, visibility: Visibility, text: &str) -> Result<Option<Value>, SupplierError> {
         // Comments from before this call cannot be this note (ten minutes absorb clock skew).
         let since = Utc::now() - chrono::Duration::minutes(10);
-        let first = AtomicBool::new(true);
-        self.http.retrying("Jira add comment", || self.try_add_note(native_id, visibility, text, &first, since)).await?;
+        self.http
+            .write_once(
+                "Jira add comment",
+                || self.try_add_note(native_id, visibility, text),
+                || async {
+                    let held = mapping::parse_comments(&self.notes(native_id).await?);
+                    Ok(held.iter().any(|n| n.visibility == visibility && n.text.trim() == text.trim() && n.created_at.is_none_or(|t| t >= since)).then_some(()))
+                },
+            )
+            .await?;
         self.get_issue(native_id).await.map(Some)
     }
 
@@ -405,42 +403,39 @@ impl Client for JiraClient {
     async fn upload_attachment(&self, native_id: &str, file: &OutgoingFile) -> Result<String, SupplierError> {
         let what = "Jira attachment upload";
         let url = format!("{}/rest/api/3/issue/{}/attachments", self.base, segment(native_id));
-        let tried = AtomicBool::new(false);
         self.http
-            .retrying(what, || async {
-                if tried.swap(true, Ordering::SeqCst) {
-                    let held = self.list_attachments(native_id).await?;
-                    if let Some(f) = held.iter().find(|f| f.file_name == file.file_name && f.size == Some(file.size)) {
-                        return Ok(f.native_id.clone());
+            .write_once(
+                what,
+                || async {
+                    let length = u64::try_from(file.size).unwrap_or(0);
+                    let part = reqwest::multipart::Part::stream_with_length(file.body(), length)
+                        .file_name(file.file_name.clone())
+                        .mime_str(&file.content_type)
+                        .map_err(|e| SupplierError::Protocol(format!("{what}: content type `{}`: {e}", file.content_type)))?;
+                    let resp = self
+                        .http
+                        .client
+                        .post(&url)
+                        .basic_auth(&self.user, Some(self.token.expose_secret()))
+                        .header("Accept", "application/json")
+                        .header("X-Atlassian-Token", "no-check")
+                        .multipart(reqwest::multipart::Form::new().part("file", part))
+                        .send()
+                        .await
+                        .map_err(|e| transport_error(what, e))?;
+                    let (status, headers) = (resp.status(), resp.headers().clone());
+                    let text = self.http.read_text(what, resp).await?;
+                    if !status.is_success() {
+                        return Err(status_error(what, status, &headers, &error_detail(&text)));
                     }
-                }
-                let length = u64::try_from(file.size).unwrap_or(0);
-                let part = reqwest::multipart::Part::stream_with_length(file.body(), length)
-                    .file_name(file.file_name.clone())
-                    .mime_str(&file.content_type)
-                    .map_err(|e| SupplierError::Protocol(format!("{what}: content type `{}`: {e}", file.content_type)))?;
-                let resp = self
-                    .http
-                    .client
-                    .post(&url)
-                    .basic_auth(&self.user, Some(self.token.expose_secret()))
-                    .header("Accept", "application/json")
-                    .header("X-Atlassian-Token", "no-check")
-                    .multipart(reqwest::multipart::Form::new().part("file", part))
-                    .send()
-                    .await
-                    .map_err(|e| transport_error(what, e))?;
-                let (status, headers) = (resp.status(), resp.headers().clone());
-                let text = self.http.read_text(what, resp).await?;
-                if !status.is_success() {
-                    return Err(status_error(what, status, &headers, &error_detail(&text)));
-                }
-                let answer: Value = serde_json::from_str(&text).map_err(|e| SupplierError::Protocol(format!("{what}: unreadable JSON from Jira: {e}")))?;
-                answer
-                    .pointer("/0/id")
-                    .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string())))
-                    .ok_or_else(|| SupplierError::Protocol(format!("{what}: no attachment id in the answer")))
-            })
+                    let answer: Value = serde_json::from_str(&text).map_err(|e| SupplierError::Protocol(format!("{what}: unreadable JSON from Jira: {e}")))?;
+                    answer
+                        .pointer("/0/id")
+                        .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string())))
+                        .ok_or_else(|| SupplierError::Protocol(format!("{what}: no attachment id in the answer")))
+                },
+                || async { Ok(self.list_attachments(native_id).await?.into_iter().find(|f| f.file_name == file.file_name && f.size == Some(file.size)).map(|f| f.native_id)) },
+            )
             .await
     }
 

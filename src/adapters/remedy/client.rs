@@ -28,7 +28,6 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Incident fields read on every incident call: the synced ones, identity and change tracking.
@@ -327,14 +326,8 @@ impl RemedyClient {
         self.query_all("Remedy work logs", &self.profile.forms.worklog, &q, WORKLOG_FIELDS, "Submit Date.asc").await
     }
 
-    /// One create attempt; on a repeat attempt, first adopt what an earlier one made.
-    async fn create_attempt(&self, incident: &Incident, known: &[String], body: &Value, tries: &AtomicU32) -> Result<Created, SupplierError> {
-        if tries.fetch_add(1, Ordering::SeqCst) > 0 {
-            if let Some(found) = self.lookup_new(incident.reference.as_str(), known).await? {
-                tracing::info!(reference = %incident.reference, "an earlier create attempt reached Remedy; adopting its incident");
-                return Ok(Created::Existing(found));
-            }
-        }
+    /// One create attempt.
+    async fn create_attempt(&self, body: &Value) -> Result<Created, SupplierError> {
         let what = "Remedy create incident";
         let url = self.form_url(&self.profile.forms.create);
         let answer = self.attempt(what, &Method::POST, &url, &[("fields", "values(Incident_Entry_ID,Incident Number)".into())], Some(body)).await?;
@@ -410,24 +403,24 @@ impl RemedyClient {
         Ok(format!("{id}/{field}"))
     }
 
-    async fn worklog_attempt(&self, number: &str, visibility: Visibility, text: &str, tries: &AtomicU32) -> Result<Option<Value>, SupplierError> {
-        if tries.fetch_add(1, Ordering::SeqCst) > 0 {
-            let access = match visibility {
-                Visibility::Internal => &self.profile.worklog.internal,
-                Visibility::Public => &self.profile.worklog.public,
-            };
-            let held = self.worklogs(number).await?;
-            let same = held.into_iter().find(|e| {
-                let v = e.get("values").unwrap_or(e);
-                mapping::text_of(v.get("Detailed Description")).trim() == text.trim()
-                    && mapping::text_of(v.get("View Access")) == *access
-                    && [v.get("Work Log Submitter"), v.get("Submitter")].iter().any(|s| mapping::text_of(*s) == self.user)
-            });
-            if let Some(found) = same {
-                tracing::info!(incident = %number, "an earlier work log attempt reached Remedy; adopting it");
-                return Ok(Some(found));
-            }
-        }
+    /// The work log an earlier attempt filed for the note: same text and view access, by the
+    /// integration user.
+    async fn worklog_written(&self, number: &str, visibility: Visibility, text: &str) -> Result<Option<Value>, SupplierError> {
+        let access = match visibility {
+            Visibility::Internal => &self.profile.worklog.internal,
+            Visibility::Public => &self.profile.worklog.public,
+        };
+        let held = self.worklogs(number).await?;
+        Ok(held.into_iter().find(|e| {
+            let v = e.get("values").unwrap_or(e);
+            mapping::text_of(v.get("Detailed Description")).trim() == text.trim()
+                && mapping::text_of(v.get("View Access")) == *access
+                && [v.get("Work Log Submitter"), v.get("Submitter")].iter().any(|s| mapping::text_of(*s) == self.user)
+        }))
+    }
+
+    /// One attempt at filing a work log; answers the work log when Remedy gives it back.
+    async fn worklog_attempt(&self, number: &str, visibility: Visibility, text: &str) -> Result<Option<Value>, SupplierError> {
         let what = "Remedy add work log";
         let url = self.form_url(&self.profile.forms.worklog);
         let body = worklog_body(&self.profile, number, visibility, text);
@@ -447,8 +440,9 @@ impl Client for RemedyClient {
     /// interface (the create form answers with its own ids and names only).
     async fn create(&self, incident: &Incident, known: &[String]) -> Result<Value, SupplierError> {
         let body = create_body(&self.profile, &self.settings, Some(&self.user), incident);
-        let tries = AtomicU32::new(0);
-        let created = self.http.retrying("Remedy create incident", || self.create_attempt(incident, known, &body, &tries)).await?;
+        let reference = incident.reference.as_str();
+        let created =
+            self.http.write_once("Remedy create incident", || self.create_attempt(&body), || async { Ok(self.lookup_new(reference, known).await?.map(Created::Existing)) }).await?;
         match created {
             Created::Existing(entry) => Ok(entry),
             Created::New(Some(id)) => self.get_incident(&id).await,
@@ -470,8 +464,14 @@ impl Client for RemedyClient {
     /// Answers with the incident and the new work log, so the echo is linked at once.
     async fn add_note(&self, native_id: &str, visibility: Visibility, text: &str) -> Result<Option<Value>, SupplierError> {
         let number = self.incident_number(native_id).await?;
-        let tries = AtomicU32::new(0);
-        let created = self.http.retrying("Remedy add work log", || self.worklog_attempt(&number, visibility, text, &tries)).await?;
+        let created = self
+            .http
+            .write_once(
+                "Remedy add work log",
+                || self.worklog_attempt(&number, visibility, text),
+                || async { Ok(self.worklog_written(&number, visibility, text).await?.map(Some)) },
+            )
+            .await?;
         let entry = self.get_incident(native_id).await?;
         Ok(Some(json!({ "entry": entry, "worklogs": created.into_iter().collect::<Vec<_>>() })))
     }
@@ -519,18 +519,12 @@ impl Client for RemedyClient {
     /// twice.
     async fn upload_attachment(&self, native_id: &str, file: &OutgoingFile) -> Result<String, SupplierError> {
         let number = self.incident_number(native_id).await?;
-        let tried = AtomicU32::new(0);
         self.http
-            .retrying("Remedy attach file", || async {
-                if tried.fetch_add(1, Ordering::SeqCst) > 0 {
-                    let held = self.list_attachments(native_id).await?;
-                    if let Some(f) = held.iter().find(|f| f.file_name == file.file_name && f.size == Some(file.size)) {
-                        tracing::info!(incident = %number, file = %file.file_name, "an earlier upload attempt reached Remedy; adopting it");
-                        return Ok(f.native_id.clone());
-                    }
-                }
-                self.attach_attempt(&number, file).await
-            })
+            .write_once(
+                "Remedy attach file",
+                || self.attach_attempt(&number, file),
+                || async { Ok(self.list_attachments(native_id).await?.into_iter().find(|f| f.file_name == file.file_name && f.size == Some(file.size)).map(|f| f.native_id)) },
+            )
             .await
     }
 

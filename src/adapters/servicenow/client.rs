@@ -71,6 +71,7 @@ impl ServiceNowClient {
                         return Err(SupplierError::Transient {
                             message: format!("{what}: ServiceNow answered {status} without JSON (instance asleep or behind a login page)"),
                             retry_after: None,
+                            unsent: false,
                         });
                     }
                     let v: Value = serde_json::from_str(&text).map_err(|e| SupplierError::Protocol(format!("{what}: unreadable JSON from ServiceNow: {e}")))?;
@@ -137,23 +138,20 @@ impl Client for ServiceNowClient {
         self.http.retrying("ServiceNow lookup by correlation_id", || self.lookup_attempt(reference)).await
     }
 
-    /// Creates once: before trying again after a failure, looks for the ticket the failed
+    /// Creates once ([`SupplierHttp::write_once`]): a retry first looks for the ticket a failed
     /// attempt may have created (its answer lost on the way back), which is none of `known`.
     async fn create(&self, incident: &Incident, known: &[String]) -> Result<Value, SupplierError> {
         let body = create_body(&crate::adapters::aligned_priority(self.priority_matrix.as_ref(), incident));
         let reference = incident.reference.as_str();
         let what = "ServiceNow create incident";
-        let tried = std::sync::atomic::AtomicBool::new(false);
+        let sys_id = |v: &Value| v.get("sys_id").and_then(Value::as_str).map(str::to_string);
+        let read = [("sysparm_fields", READ_FIELDS.into())];
         self.http
-            .retrying(what, || async {
-                if tried.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    let sys_id = |v: &Value| v.get("sys_id").and_then(Value::as_str).map(str::to_string);
-                    if let Some(existing) = crate::adapters::first_unknown(self.lookup_attempt(reference).await?, known, sys_id) {
-                        return Ok(existing);
-                    }
-                }
-                self.attempt(what, Method::POST, "/api/now/table/incident", &[("sysparm_fields", READ_FIELDS.into())], Some(&body)).await
-            })
+            .write_once(
+                what,
+                || self.attempt(what, Method::POST, "/api/now/table/incident", &read, Some(&body)),
+                || async { Ok(crate::adapters::first_unknown(self.lookup_attempt(reference).await?, known, sys_id)) },
+            )
             .await
     }
 
@@ -171,20 +169,21 @@ impl Client for ServiceNowClient {
         let what = "ServiceNow add note";
         let path = format!("/api/now/table/incident/{native_id}");
         let body = serde_json::json!({ field: text });
-        let tried = std::sync::atomic::AtomicBool::new(false);
+        let read = [("sysparm_fields", READ_FIELDS.into())];
         self.http
-            .retrying(what, || async {
+            .write_once(
+                what,
+                || self.attempt(what, Method::PATCH, &path, &read, Some(&body)),
                 // A failed attempt may have written the entry: a second write would repeat it.
-                if tried.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                || async {
                     let query = [("sysparm_query", format!("element_id={native_id}^element={field}^ORDERBYDESCsys_created_on")), ("sysparm_limit", "20".to_string())];
                     let rows = self.attempt("ServiceNow journal", Method::GET, "/api/now/table/sys_journal_field", &query, None).await?;
-                    let written = rows.as_array().is_some_and(|r| r.iter().any(|j| j.get("value").and_then(|v| v.as_str()) == Some(text)));
-                    if written {
-                        return self.attempt(what, Method::GET, &path, &[("sysparm_fields", READ_FIELDS.into())], None).await;
+                    if !rows.as_array().is_some_and(|r| r.iter().any(|j| j.get("value").and_then(|v| v.as_str()) == Some(text))) {
+                        return Ok(None);
                     }
-                }
-                self.attempt(what, Method::PATCH, &path, &[("sysparm_fields", READ_FIELDS.into())], Some(&body)).await
-            })
+                    self.attempt(what, Method::GET, &path, &read, None).await.map(Some)
+                },
+            )
             .await
             .map(Some)
     }

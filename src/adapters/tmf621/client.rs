@@ -151,6 +151,7 @@ impl Tmf621Client {
             // A gateway or a sleeping instance answering HTML with 200.
             message: format!("{what}: the supplier answered {status} without JSON"),
             retry_after: None,
+            unsent: false,
         })
     }
 
@@ -171,7 +172,7 @@ impl Tmf621Client {
         if status.as_u16() == 401 && matches!(self.auth, Auth::Oauth2 { .. }) {
             // The token expired or was revoked: fetch a new one on the next attempt.
             self.forget_token().await;
-            return Err(SupplierError::Transient { message: format!("{what}: the access token was refused"), retry_after: Some(Duration::ZERO) });
+            return Err(SupplierError::Transient { message: format!("{what}: the access token was refused"), retry_after: Some(Duration::ZERO), unsent: true });
         }
         Err(status_error(what, status, &headers, &error_detail(&text)))
     }
@@ -300,22 +301,13 @@ impl Client for Tmf621Client {
     async fn create(&self, incident: &Incident, known: &[String]) -> Result<Value, SupplierError> {
         let body = mapping::create_body(&self.inst, incident);
         let reference = incident.reference.as_str();
-        let attempts = std::sync::atomic::AtomicU32::new(0);
         let answer = self
             .http
-            .retrying("TMF621 create trouble ticket", || {
-                let body = &body;
-                let attempts = &attempts;
-                async move {
-                    if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
-                        if let Some(found) = self.lookup_new(reference, known).await? {
-                            tracing::info!(%reference, "adopting the trouble ticket an unanswered create made");
-                            return Ok(found);
-                        }
-                    }
-                    self.send_once("TMF621 create trouble ticket", Method::POST, "/troubleTicket", body).await
-                }
-            })
+            .write_once(
+                "TMF621 create trouble ticket",
+                || self.send_once("TMF621 create trouble ticket", Method::POST, "/troubleTicket", &body),
+                || self.lookup_new(reference, known),
+            )
             .await?;
         if answer.get("id").is_some() {
             return Ok(answer);
@@ -341,35 +333,36 @@ impl Client for Tmf621Client {
             return Ok(None);
         };
         let copies = |t: &Value| t.get("note").and_then(Value::as_array).map(|n| n.iter().filter(|x| x.get("text").and_then(Value::as_str) == Some(text)).count()).unwrap_or(0);
-        let first = self.get_ticket(native_id).await?;
-        let before = copies(&first);
-        let attempts = std::sync::atomic::AtomicU32::new(0);
+        // The ticket as last read: a full-array patch resends its notes with the new one.
+        let current = std::sync::Mutex::new(self.get_ticket(native_id).await?);
+        let before = copies(&current.lock().unwrap_or_else(|p| p.into_inner()));
         let path = format!("/troubleTicket/{}", encode(native_id));
         let answer = self
             .http
-            .retrying("TMF621 add note", || {
-                let (first, entry, path, attempts) = (&first, &entry, &path, &attempts);
-                async move {
-                    let current = if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
-                        let now = self.get_ticket(native_id).await?;
-                        if copies(&now) > before {
-                            return Ok(now);
-                        }
-                        now
-                    } else {
-                        first.clone()
-                    };
+            .write_once(
+                "TMF621 add note",
+                || {
                     let notes = match self.inst.note_patch {
                         TmfNotePatch::Append => vec![entry.clone()],
                         TmfNotePatch::Full => {
-                            let mut notes = current.get("note").and_then(Value::as_array).cloned().unwrap_or_default();
+                            let mut notes = current.lock().unwrap_or_else(|p| p.into_inner()).get("note").and_then(Value::as_array).cloned().unwrap_or_default();
                             notes.push(entry.clone());
                             notes
                         }
                     };
-                    self.send_once("TMF621 add note", Method::PATCH, path, &json!({ "note": notes })).await
-                }
-            })
+                    let body = json!({ "note": notes });
+                    let path = &path;
+                    async move { self.send_once("TMF621 add note", Method::PATCH, path, &body).await }
+                },
+                || async {
+                    let now = self.get_ticket(native_id).await?;
+                    if copies(&now) > before {
+                        return Ok(Some(now));
+                    }
+                    *current.lock().unwrap_or_else(|p| p.into_inner()) = now;
+                    Ok(None)
+                },
+            )
             .await?;
         if answer.get("id").is_some() {
             Ok(Some(answer))
@@ -424,32 +417,38 @@ impl Client for Tmf621Client {
                 .find(|a| !before.contains(&a.native_id) && a.file_name == file.file_name && a.size.is_none_or(|s| s == file.size))
                 .map(|a| a.native_id)
         };
-        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let current = std::sync::Mutex::new(first);
         let url = self.url(&format!("/troubleTicket/{}", encode(native_id)));
         let answer = self
             .http
-            .retrying(what, || async {
-                let current = if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            .write_once(
+                what,
+                || {
+                    let mut list = match self.inst.note_patch {
+                        TmfNotePatch::Append => vec![],
+                        TmfNotePatch::Full => current.lock().unwrap_or_else(|p| p.into_inner()).get("attachment").and_then(Value::as_array).cloned().unwrap_or_default(),
+                    };
+                    let url = &url;
+                    async move {
+                        let marker = uuid::Uuid::new_v4().simple().to_string();
+                        list.push(mapping::attachment_value(&file.file_name, &file.content_type, file.size, &marker));
+                        let text = json!({ "attachment": list }).to_string();
+                        let (head, tail) = text.split_once(&marker).ok_or_else(|| SupplierError::Protocol(format!("{what}: could not frame the request")))?;
+                        let (head, tail) = (head.as_bytes().to_vec(), tail.as_bytes().to_vec());
+                        let body =
+                            futures_util::stream::once(async move { Ok(head) }).chain(base64_stream((file.content)())).chain(futures_util::stream::once(async move { Ok(tail) }));
+                        self.exchange(what, self.http.client.patch(url), Some(reqwest::Body::wrap_stream(body)), true).await
+                    }
+                },
+                || async {
                     let now = self.get_ticket(native_id).await?;
                     if added(&now).is_some() {
-                        return Ok(now);
+                        return Ok(Some(now));
                     }
-                    now
-                } else {
-                    first.clone()
-                };
-                let mut list = match self.inst.note_patch {
-                    TmfNotePatch::Append => vec![],
-                    TmfNotePatch::Full => current.get("attachment").and_then(Value::as_array).cloned().unwrap_or_default(),
-                };
-                let marker = uuid::Uuid::new_v4().simple().to_string();
-                list.push(mapping::attachment_value(&file.file_name, &file.content_type, file.size, &marker));
-                let text = json!({ "attachment": list }).to_string();
-                let (head, tail) = text.split_once(&marker).ok_or_else(|| SupplierError::Protocol(format!("{what}: could not frame the request")))?;
-                let (head, tail) = (head.as_bytes().to_vec(), tail.as_bytes().to_vec());
-                let body = futures_util::stream::once(async move { Ok(head) }).chain(base64_stream((file.content)())).chain(futures_util::stream::once(async move { Ok(tail) }));
-                self.exchange(what, self.http.client.patch(&url), Some(reqwest::Body::wrap_stream(body)), true).await
-            })
+                    *current.lock().unwrap_or_else(|p| p.into_inner()) = now;
+                    Ok(None)
+                },
+            )
             .await?;
         let after = if answer.get("id").is_some() { answer } else { self.get_ticket(native_id).await? };
         added(&after).ok_or_else(|| SupplierError::Rejected { status: 0, message: "the supplier accepted the file but lists no attachment for it (it keeps no files)".into() })

@@ -35,6 +35,8 @@ pub struct Figures {
     pub updates_missing: usize,
     pub double_applied: usize,
     pub dead_letters: usize,
+    /// Agent updates a simulator refused (not made, so not judged).
+    pub agent_refused: Vec<String>,
     /// One line per problem, naming the ticket.
     pub problems: Vec<String>,
     /// Dead letters by reason: (count, example references).
@@ -184,8 +186,12 @@ pub fn print(f: &Figures, faults: &[String]) {
         ("updates never applied", f.updates_missing),
         ("updates applied twice or more", f.double_applied),
         ("dead letters", f.dead_letters),
+        ("agent updates the simulators refused (not made)", f.agent_refused.len()),
     ] {
         println!("| {name} | {n} |");
+    }
+    for a in f.agent_refused.iter().take(5) {
+        println!("  refused agent update: {a}");
     }
     if !f.dead_by_reason.is_empty() {
         println!();

@@ -1,16 +1,13 @@
 //! The `siam-hub` command line.
 
-use crate::config::{SecretRef, Settings};
-use crate::sim::jira::{JiraSim, SimConfig as JiraSimConfig, WebhookTarget as JiraWebhookTarget};
-use crate::sim::remedy::{RemedySim, SimConfig as RemedySimConfig, WebhookTarget as RemedyWebhookTarget};
-use crate::sim::servicenow::{DisplayMode, ServiceNowSim, SimConfig, WebhookTarget};
-use crate::sim::tmf621::{SimConfig as TmfSimConfig, Tmf621Sim};
+use crate::config::Settings;
+use crate::sim::harness::{self, Estate, SimOptions};
+use crate::sim::ChanceSpec;
 use crate::sla::clock::Contracts;
 use crate::sla::report::{self, Period, ReportQuery};
 use crate::startup::Application;
 use crate::store::{self, Store};
 use clap::{Parser, Subcommand};
-use secrecy::SecretString;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -41,6 +38,40 @@ pub enum Command {
         /// Port of the TMF621 simulator.
         #[arg(long, default_value_t = 8094)]
         tmf_sim_port: u16,
+    },
+    /// Run a simulator of each supplier system in a process of its own (no hub), playing the
+    /// first supplier of each system in the configuration (the demo estate without one), with
+    /// chance faults on a share of the calls. Stops on SIGTERM or Ctrl-C.
+    Sim {
+        /// JSON file kept current with the simulators' addresses, credentials and tickets.
+        #[arg(long)]
+        state: PathBuf,
+        /// The hub the simulators send their webhooks to, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        hub_url: Option<String>,
+        /// The secret the webhooks are signed with (generated when not given).
+        #[arg(long, env = "SIAM_SIM_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: Option<String>,
+        /// Ports of the ServiceNow, Jira, Remedy and TMF621 simulators (0: any free port).
+        #[arg(long, value_delimiter = ',', default_values_t = [0, 0, 0, 0])]
+        ports: Vec<u16>,
+        /// Seed of the chance faults (the same seed draws the same faults).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share (0..1) of API calls answered with a fault, in equal parts 429 with Retry-After,
+        /// 5xx, a slow answer and an answer after --timeout-ms.
+        #[arg(long, default_value_t = 0.0)]
+        fault_share: f64,
+        #[arg(long, default_value_t = 1)]
+        retry_after_secs: u64,
+        #[arg(long, default_value_t = 800)]
+        slow_ms: u64,
+        /// Longer than the hub's `timeout_secs` for the supplier, so the hub gives up first.
+        #[arg(long, default_value_t = 2500)]
+        timeout_ms: u64,
+        /// Seconds between two writes of the state file.
+        #[arg(long, default_value_t = 2)]
+        snapshot_secs: u64,
     },
     /// Create the database if needed and run pending migrations.
     Migrate,
@@ -203,6 +234,21 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             app.run_until_stopped().await
         }
         Command::Demo { sim_port, jira_sim_port, remedy_sim_port, tmf_sim_port } => demo(cli.config, [sim_port, jira_sim_port, remedy_sim_port, tmf_sim_port]).await,
+        Command::Sim { state, hub_url, webhook_secret, ports, seed, fault_share, retry_after_secs, slow_ms, timeout_ms, snapshot_secs } => {
+            let settings = match cli.config {
+                Some(path) => Settings::load(Some(&path)).map_err(|e| e.to_string())?,
+                None => Settings::from_toml(DEMO_CONFIG).map_err(|e| e.to_string())?,
+            };
+            if !(0.0..=1.0).contains(&fault_share) {
+                return Err("--fault-share must be between 0 and 1".into());
+            }
+            let part = fault_share / 4.0;
+            let chance = ChanceSpec { seed, rate_limited: part, server_error: part, slow: part, timeout: part, retry_after_secs, slow_ms, timeout_ms };
+            let ports: [u16; 4] = ports.try_into().map_err(|_| "--ports takes four ports: ServiceNow,Jira,Remedy,TMF621".to_string())?;
+            let webhook_secret = webhook_secret.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            let options = SimOptions { ports, hub_url, webhook_secret, chance, snapshot_every: std::time::Duration::from_secs(snapshot_secs) };
+            harness::run(&settings, &state, options).await
+        }
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
             let url = settings.database_url.clone();
@@ -299,13 +345,8 @@ async fn sla(config: Option<PathBuf>, command: SlaCommand) -> Result<(), String>
     Ok(())
 }
 
-fn bind(port: u16, what: &str, flag: &str) -> Result<std::net::TcpListener, String> {
-    std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("cannot start the {what} simulator on port {port}: {e} (use {flag})"))
-}
-
 /// The hub with a simulator of every supported supplier system, side by side.
 async fn demo(config: Option<PathBuf>, ports: [u16; 4]) -> Result<(), String> {
-    let [sim_port, jira_sim_port, remedy_sim_port, tmf_sim_port] = ports;
     let mut settings = match config {
         Some(path) => Settings::load(Some(&path)).map_err(|e| e.to_string())?,
         None => {
@@ -318,54 +359,15 @@ async fn demo(config: Option<PathBuf>, ports: [u16; 4]) -> Result<(), String> {
             s
         }
     };
-    let sim_listener = bind(sim_port, "ServiceNow", "--sim-port")?;
     let webhook_secret: String = uuid::Uuid::new_v4().simple().to_string();
-    let sim = ServiceNowSim::new(SimConfig { user: "hub.integration".into(), password: "demo-password".into(), ..SimConfig::default() });
-    sim.start(sim_listener).map_err(|e| e.to_string())?;
-    let sim_url = sim.base_url().unwrap_or_default();
-    for s in settings.suppliers.iter_mut().filter(|s| s.system == "servicenow") {
-        s.base_url = sim_url.clone();
-        s.username = "hub.integration".into();
-        s.password = Some(SecretRef::Value(SecretString::from("demo-password".to_string())));
-        s.webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.clone())));
-    }
-    let jira_listener = bind(jira_sim_port, "Jira", "--jira-sim-port")?;
-    let jira = JiraSim::new(JiraSimConfig::default());
-    jira.start(jira_listener).map_err(|e| e.to_string())?;
-    let jira_url = jira.base_url().unwrap_or_default();
-    let jira_login = JiraSimConfig::default();
-    for s in settings.suppliers.iter_mut().filter(|s| s.system == "jira") {
-        s.base_url = jira_url.clone();
-        s.username = jira_login.email.clone();
-        s.password = Some(SecretRef::Value(SecretString::from(jira_login.api_token.clone())));
-        s.webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.clone())));
-        s.webhook_auth = crate::config::WebhookAuth::HubSignature;
-    }
-    let remedy = RemedySim::new(RemedySimConfig { password: "demo-password".into(), ..RemedySimConfig::default() });
-    remedy.start(bind(remedy_sim_port, "Remedy", "--remedy-sim-port")?).map_err(|e| e.to_string())?;
-    let remedy_url = remedy.base_url().unwrap_or_default();
-    let tmf_supplier = settings.suppliers.iter().find(|s| s.system == "tmf621").map(|s| s.id.clone()).unwrap_or_default();
-    let tmf = Tmf621Sim::new(TmfSimConfig { password: "demo-password".into(), listener_auth: Some((tmf_supplier, webhook_secret.clone())), ..TmfSimConfig::default() });
-    tmf.start(bind(tmf_sim_port, "TMF621", "--tmf-sim-port")?).map_err(|e| e.to_string())?;
-    let tmf_url = tmf.base_url().unwrap_or_default();
-    for s in settings.suppliers.iter_mut().filter(|s| s.system == "remedy" || s.system == "tmf621") {
-        s.base_url = if s.system == "remedy" { remedy_url.clone() } else { tmf_url.clone() };
-        s.username = "hub.integration".into();
-        s.password = Some(SecretRef::Value(SecretString::from("demo-password".to_string())));
-        s.webhook_secret = Some(SecretRef::Value(SecretString::from(webhook_secret.clone())));
-        s.webhook_auth = crate::config::WebhookAuth::Basic;
-    }
+    let estate =
+        Estate::start(&settings, ports, &webhook_secret).map_err(|e| format!("{e} (choose other ports with --sim-port, --jira-sim-port, --remedy-sim-port, --tmf-sim-port)"))?;
+    estate.configure(&mut settings);
+    let [sim_url, jira_url, remedy_url, tmf_url] =
+        [estate.servicenow.base_url(), estate.jira.base_url(), estate.remedy.base_url(), estate.tmf621.base_url()].map(Option::unwrap_or_default);
     let app = Application::build(settings.clone()).await?;
     let hub_url = format!("http://127.0.0.1:{}", app.port());
-    if let Some(s) = settings.suppliers.iter().find(|s| s.system == "remedy") {
-        remedy.set_webhook(Some(RemedyWebhookTarget { url: format!("{hub_url}/webhooks/{}", s.id), username: s.id.clone(), password: webhook_secret.clone() }));
-    }
-    if let Some(s) = settings.suppliers.iter().find(|s| s.system == "jira") {
-        jira.set_webhook(Some(JiraWebhookTarget { url: format!("{hub_url}/webhooks/{}", s.id), secret: Some(webhook_secret.clone()) }));
-    }
-    if let Some(s) = settings.suppliers.iter().find(|s| s.system == "servicenow") {
-        sim.set_webhook(Some(WebhookTarget { url: format!("{hub_url}/webhooks/{}", s.id), secret: webhook_secret, display_value: DisplayMode::Raw }));
-    }
+    estate.point_webhooks(&hub_url);
     let mut keys = Vec::new();
     for (role, supplier) in [
         ("service_desk", None),

@@ -108,6 +108,8 @@ pub enum Fault {
     LoseResponseAfterCommit,
 }
 
+super::chance_faults!(Fault);
+
 /// What happens to the next webhook deliveries.
 pub type WebhookBehaviour = super::outbox::Behaviour;
 
@@ -327,6 +329,7 @@ struct State {
     next_comment: u64,
     next_changelog: u64,
     faults: VecDeque<Fault>,
+    chance: super::Chance,
     latency: Duration,
     log: Vec<LoggedRequest>,
     outbox: Outbox,
@@ -350,6 +353,7 @@ impl JiraSim {
                 next_comment: 20_001,
                 next_changelog: 30_001,
                 faults: VecDeque::new(),
+                chance: super::Chance::default(),
                 latency: Duration::ZERO,
                 log: Vec::new(),
                 outbox: Outbox::new("jira", WEBHOOK_ATTEMPTS),
@@ -395,6 +399,11 @@ impl JiraSim {
 
     pub fn set_latency(&self, d: Duration) {
         self.lock().latency = d;
+    }
+
+    /// Answers a share of the API calls with faults, by seeded chance (after queued faults).
+    pub fn set_chance(&self, spec: super::ChanceSpec) {
+        self.lock().chance = super::Chance::new(spec);
     }
 
     pub fn request_log(&self) -> Vec<LoggedRequest> {
@@ -1639,7 +1648,8 @@ async fn rest_api(req: HttpRequest, body: web::Bytes, sim: web::Data<JiraSim>) -
     let user = sim.authenticate(&req);
     let (fault, latency, now) = {
         let mut st = sim.lock();
-        (st.faults.pop_front(), st.latency, st.now())
+        let fault = st.faults.pop_front().or_else(|| st.chance.draw());
+        (fault, st.latency, st.now())
     };
     let arrived = Utc::now();
     if !latency.is_zero() {
@@ -1917,6 +1927,7 @@ enum Control {
     Latency {
         ms: u64,
     },
+    Chance(super::ChanceSpec),
     WebhookBehaviour(WebhookBehaviour),
 }
 
@@ -1973,6 +1984,10 @@ async fn sim_faults(sim: web::Data<JiraSim>, body: web::Bytes) -> HttpResponse {
         Control::LoseResponseAfterCommit => Fault::LoseResponseAfterCommit,
         Control::Latency { ms } => {
             sim.set_latency(Duration::from_millis(ms));
+            return HttpResponse::NoContent().finish();
+        }
+        Control::Chance(spec) => {
+            sim.set_chance(spec);
             return HttpResponse::NoContent().finish();
         }
         Control::WebhookBehaviour(b) => {

@@ -1,6 +1,7 @@
 //! Simulators of the supplier systems, stateful and faithful to the real APIs (including their
 //! failures), for the test suite and the demo. No real supplier is reachable from a test.
 
+pub mod harness;
 pub mod jira;
 pub mod outbox;
 pub mod remedy;
@@ -31,6 +32,92 @@ where
     let handle = server.handle();
     runtime.spawn(server);
     Ok(Running { handle, base_url: format!("http://{host}:{}", addr.port()), runtime })
+}
+
+/// Seeded chance faults: a share of the calls to a simulator's API answered with a fault, the
+/// way a supplier under load answers some calls and not others. Every simulator draws from it
+/// when no queued fault is waiting, so one seed replays the same sequence of draws.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct ChanceSpec {
+    pub seed: u64,
+    /// Shares (0..1) of the calls answered 429 with `Retry-After`, answered 5xx, answered late
+    /// but within the caller's patience, and answered later than `timeout_ms`.
+    pub rate_limited: f64,
+    pub server_error: f64,
+    pub slow: f64,
+    pub timeout: f64,
+    pub retry_after_secs: u64,
+    pub slow_ms: u64,
+    pub timeout_ms: u64,
+}
+
+/// A fault drawn by chance, in the terms every simulator's own faults share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Drawn {
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    ServerError,
+    /// The request is served after the delay (a slow answer, or one after the caller gave up).
+    Delayed(std::time::Duration),
+}
+
+/// Every simulator's own `Fault` has a rate limit, a server error and a delayed answer: a drawn
+/// fault becomes the simulator's, answered in that system's own way.
+macro_rules! chance_faults {
+    ($fault:ident) => {
+        impl From<$crate::sim::Drawn> for $fault {
+            fn from(d: $crate::sim::Drawn) -> Self {
+                match d {
+                    $crate::sim::Drawn::RateLimited { retry_after_secs } => $fault::RateLimited { retry_after_secs },
+                    $crate::sim::Drawn::ServerError => $fault::ServerError,
+                    $crate::sim::Drawn::Delayed(delay) => $fault::Timeout { delay },
+                }
+            }
+        }
+    };
+}
+pub(crate) use chance_faults;
+
+/// The chance faults of one simulator: off until a [`ChanceSpec`] with a share is set.
+#[derive(Debug, Default)]
+pub struct Chance {
+    spec: ChanceSpec,
+    rng: Option<rand::rngs::StdRng>,
+}
+
+impl Chance {
+    pub fn new(spec: ChanceSpec) -> Self {
+        use rand::SeedableRng;
+        let rng = Some(rand::rngs::StdRng::seed_from_u64(spec.seed));
+        Chance { spec, rng }
+    }
+
+    pub fn spec(&self) -> &ChanceSpec {
+        &self.spec
+    }
+
+    /// The fault of the next call, if chance gives it one.
+    pub fn draw<F: From<Drawn>>(&mut self) -> Option<F> {
+        use rand::Rng;
+        let s = &self.spec;
+        let roll: f64 = self.rng.as_mut()?.gen();
+        let shares = [
+            (s.rate_limited, Drawn::RateLimited { retry_after_secs: s.retry_after_secs }),
+            (s.server_error, Drawn::ServerError),
+            (s.slow, Drawn::Delayed(std::time::Duration::from_millis(s.slow_ms))),
+            (s.timeout, Drawn::Delayed(std::time::Duration::from_millis(s.timeout_ms))),
+        ];
+        let mut upto = 0.0;
+        shares
+            .into_iter()
+            .find(|(share, _)| {
+                upto += share.max(0.0);
+                roll < upto
+            })
+            .map(|(_, d)| F::from(d))
+    }
 }
 
 /// A request a simulator served, for tests to inspect.
@@ -91,6 +178,28 @@ pub fn multipart(content_type: &str, body: &[u8]) -> Result<Vec<Part>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chance_faults_hit_their_share_and_replay_by_seed() {
+        let spec = ChanceSpec { seed: 42, rate_limited: 0.05, server_error: 0.05, slow: 0.05, timeout: 0.05, retry_after_secs: 2, slow_ms: 10, timeout_ms: 20 };
+        let draws = |spec: &ChanceSpec| {
+            let mut c = Chance::new(spec.clone());
+            (0..10_000).map(|_| c.draw::<Drawn>()).collect::<Vec<_>>()
+        };
+        let first = draws(&spec);
+        assert_eq!(first, draws(&spec), "one seed, one sequence");
+        let share = |d: Drawn| first.iter().filter(|x| **x == Some(d)).count();
+        for d in [
+            Drawn::RateLimited { retry_after_secs: 2 },
+            Drawn::ServerError,
+            Drawn::Delayed(std::time::Duration::from_millis(10)),
+            Drawn::Delayed(std::time::Duration::from_millis(20)),
+        ] {
+            assert!((350..650).contains(&share(d)), "{d:?}: {} of 10000", share(d));
+        }
+        assert_ne!(first, draws(&ChanceSpec { seed: 43, ..spec }));
+        assert!(Chance::default().draw::<Drawn>().is_none(), "off until set");
+    }
 
     #[test]
     fn multipart_bodies_split_into_named_parts() {

@@ -292,6 +292,8 @@ pub enum Fault {
     TokenExpired,
 }
 
+super::chance_faults!(Fault);
+
 /// Which requests a queued fault may hit: `None` matches anything.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct FaultTarget {
@@ -367,6 +369,7 @@ impl RemedySim {
                 next_create: 103,
                 next_worklog: 2_437_184,
                 faults: VecDeque::new(),
+                chance: super::Chance::default(),
                 latency: Duration::ZERO,
                 log: Vec::new(),
                 outbox: Outbox::new("remedy", WEBHOOK_ATTEMPTS),
@@ -509,6 +512,11 @@ impl RemedySim {
         self.lock().latency = d;
     }
 
+    /// Answers a share of the API calls with faults, by seeded chance (after queued faults).
+    pub fn set_chance(&self, spec: super::ChanceSpec) {
+        self.lock().chance = super::Chance::new(spec);
+    }
+
     /// A poisoned lock only means a panic elsewhere; the data is still usable for a simulator.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -532,6 +540,7 @@ struct State {
     next_create: u64,
     next_worklog: u64,
     faults: VecDeque<(FaultTarget, Fault)>,
+    chance: super::Chance,
     latency: Duration,
     log: Vec<LoggedRequest>,
     outbox: Outbox,
@@ -998,8 +1007,8 @@ impl State {
     }
 
     fn take_fault(&mut self, method: &str, form: &str) -> Option<Fault> {
-        let i = self.faults.iter().position(|(t, _)| t.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && t.form.as_deref().is_none_or(|f| f == form))?;
-        self.faults.remove(i).map(|(_, f)| f)
+        let i = self.faults.iter().position(|(t, _)| t.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && t.form.as_deref().is_none_or(|f| f == form));
+        i.and_then(|i| self.faults.remove(i)).map(|(_, f)| f).or_else(|| self.chance.draw())
     }
 
     fn issue_token(&mut self, user: &str) -> String {
@@ -1666,6 +1675,7 @@ enum Control {
     Latency {
         ms: u64,
     },
+    Chance(super::ChanceSpec),
     WebhookBehaviour(WebhookBehaviour),
 }
 
@@ -1755,6 +1765,10 @@ async fn sim_faults(sim: web::Data<RemedySim>, body: web::Bytes) -> HttpResponse
         }
         Control::Latency { ms } => {
             sim.set_latency(Duration::from_millis(ms));
+            return HttpResponse::NoContent().finish();
+        }
+        Control::Chance(spec) => {
+            sim.set_chance(spec);
             return HttpResponse::NoContent().finish();
         }
         Control::WebhookBehaviour(b) => {

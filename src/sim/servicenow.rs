@@ -147,6 +147,8 @@ pub enum Fault {
     Hibernating,
 }
 
+super::chance_faults!(Fault);
+
 /// What happens to the next webhook deliveries.
 pub type WebhookBehaviour = super::outbox::Behaviour;
 
@@ -190,6 +192,7 @@ impl ServiceNowSim {
             attachments: Vec::new(),
             next_number: 10_001,
             faults: VecDeque::new(),
+            chance: super::Chance::default(),
             latency: Duration::ZERO,
             log: Vec::new(),
             outbox: Outbox::new("servicenow", WEBHOOK_ATTEMPTS),
@@ -309,6 +312,11 @@ impl ServiceNowSim {
         self.lock().latency = d;
     }
 
+    /// Answers a share of the API calls with faults, by seeded chance (after queued faults).
+    pub fn set_chance(&self, spec: super::ChanceSpec) {
+        self.lock().chance = super::Chance::new(spec);
+    }
+
     pub fn set_webhook_behaviour(&self, b: WebhookBehaviour) {
         self.lock().outbox.behaviour = b;
     }
@@ -357,6 +365,7 @@ struct State {
     attachments: Vec<(Row, Vec<u8>)>,
     next_number: u64,
     faults: VecDeque<Fault>,
+    chance: super::Chance,
     latency: Duration,
     log: Vec<LoggedRequest>,
     outbox: Outbox,
@@ -1036,7 +1045,8 @@ async fn table_api(req: HttpRequest, body: web::Bytes, sim: web::Data<ServiceNow
     let user = sim.authenticate(&req);
     let (fault, latency, now) = {
         let mut st = sim.lock();
-        (st.faults.pop_front(), st.latency, st.now())
+        let fault = st.faults.pop_front().or_else(|| st.chance.draw());
+        (fault, st.latency, st.now())
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -1243,6 +1253,7 @@ enum Control {
     Latency {
         ms: u64,
     },
+    Chance(super::ChanceSpec),
     WebhookBehaviour(WebhookBehaviour),
 }
 
@@ -1281,6 +1292,10 @@ async fn sim_faults(sim: web::Data<ServiceNowSim>, body: web::Bytes) -> HttpResp
         Control::Hibernating => Fault::Hibernating,
         Control::Latency { ms } => {
             sim.set_latency(Duration::from_millis(ms));
+            return HttpResponse::NoContent().finish();
+        }
+        Control::Chance(spec) => {
+            sim.set_chance(spec);
             return HttpResponse::NoContent().finish();
         }
         Control::WebhookBehaviour(b) => {

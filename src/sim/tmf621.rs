@@ -88,6 +88,8 @@ pub enum Fault {
     LoseResponseAfterCommit,
 }
 
+super::chance_faults!(Fault);
+
 /// What happens to the next event notifications (a duplicate keeps its `eventId`).
 pub type EventBehaviour = super::outbox::Behaviour;
 
@@ -168,6 +170,7 @@ impl Tmf621Sim {
             next_id: 1001,
             subs: Vec::new(),
             faults: VecDeque::new(),
+            chance: super::Chance::default(),
             latency: Duration::ZERO,
             log: Vec::new(),
             outbox: Outbox::new("tmf621", EVENT_ATTEMPTS),
@@ -255,6 +258,11 @@ impl Tmf621Sim {
 
     pub fn set_latency(&self, d: Duration) {
         self.lock().latency = d;
+    }
+
+    /// Answers a share of the API calls with faults, by seeded chance (after queued faults).
+    pub fn set_chance(&self, spec: super::ChanceSpec) {
+        self.lock().chance = super::Chance::new(spec);
     }
 
     pub fn set_event_behaviour(&self, b: EventBehaviour) {
@@ -394,6 +402,7 @@ struct State {
     subs: Vec<Subscription>,
     /// Faults in order, each for any request or for one method.
     faults: VecDeque<(Option<String>, Fault)>,
+    chance: super::Chance,
     latency: Duration,
     log: Vec<LoggedRequest>,
     outbox: Outbox,
@@ -1004,7 +1013,8 @@ async fn api(req: HttpRequest, body: web::Bytes, sim: web::Data<Tmf621Sim>) -> H
         let mut st = sim.lock();
         let method = req.method().as_str();
         let next = st.faults.iter().position(|(m, _)| m.as_deref().is_none_or(|m| m == method));
-        (next.and_then(|i| st.faults.remove(i)).map(|(_, f)| f), st.latency)
+        let fault = next.and_then(|i| st.faults.remove(i)).map(|(_, f)| f).or_else(|| st.chance.draw());
+        (fault, st.latency)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -1247,6 +1257,7 @@ enum Control {
     Latency {
         ms: u64,
     },
+    Chance(super::ChanceSpec),
     EventBehaviour(EventBehaviour),
 }
 
@@ -1287,6 +1298,10 @@ async fn sim_faults(sim: web::Data<Tmf621Sim>, body: web::Bytes) -> HttpResponse
         Control::LoseResponseAfterCommit => Fault::LoseResponseAfterCommit,
         Control::Latency { ms } => {
             sim.set_latency(Duration::from_millis(ms));
+            return HttpResponse::NoContent().finish();
+        }
+        Control::Chance(spec) => {
+            sim.set_chance(spec);
             return HttpResponse::NoContent().finish();
         }
         Control::EventBehaviour(b) => {

@@ -8,7 +8,7 @@
 
 use super::auth::{Principal, Role};
 use super::error::ApiError;
-use super::incidents::{decode_cursor, encode_cursor, idempotency_key, if_match};
+use super::incidents::{check_services, decode_cursor, encode_cursor, idempotency_key, if_match};
 use super::{correlation_id, parse_json, read_body, AppState};
 use crate::domain::change::lifecycle::Approver;
 use crate::domain::change::request::{Acknowledgement, ApprovalRequest, ChangePatch, DecisionWord, Draft, LegUpdate, NewChange};
@@ -64,24 +64,8 @@ async fn body_of<T: DeserializeOwned>(state: &AppState, body: web::Payload) -> R
 }
 
 fn ok(doc: change::ChangeDoc) -> HttpResponse {
-    let (h, v) = etag(doc.version);
+    let (h, v) = etag(doc.change.version);
     HttpResponse::Ok().insert_header((h, v)).json(doc)
-}
-
-/// Checks names against the service catalogue, as incidents are.
-fn check_services(state: &AppState, services: &[String]) -> Result<(), ApiError> {
-    let catalogue = &state.settings.services;
-    for service in services {
-        if !catalogue.is_empty() && !catalogue.iter().any(|s| s.name.eq_ignore_ascii_case(service)) {
-            let known: Vec<&str> = catalogue.iter().map(|s| s.name.as_str()).collect();
-            return Err(ApiError::unprocessable(
-                "unknown-service",
-                "Unknown service",
-                format!("service `{service}` is not in the service catalogue; known services: {}", known.join(", ")),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Completes a request from its template: a standard change is raised from one, and takes the
@@ -141,9 +125,9 @@ pub async fn create(req: HttpRequest, p: Principal, state: web::Data<AppState>, 
     let idem = idempotency_key(&req, &p, change::request_hash(&d))?;
     let c = ctx(&p, &req);
     let (doc, replayed) = with_rules(&state, move |conn, rules| change::create(conn, &c, rules, idem.as_ref(), &d)).await?;
-    let (h, v) = etag(doc.version);
+    let (h, v) = etag(doc.change.version);
     let mut resp = HttpResponse::Created();
-    resp.insert_header((h, v)).insert_header((header::LOCATION, format!("/api/v1/changes/{}", doc.reference)));
+    resp.insert_header((h, v)).insert_header((header::LOCATION, format!("/api/v1/changes/{}", doc.change.reference)));
     if replayed {
         resp.insert_header(("Idempotent-Replayed", "true"));
     }
@@ -236,7 +220,7 @@ pub async fn patch(req: HttpRequest, p: Principal, state: web::Data<AppState>, p
     let version = if_match(&req)?;
     let patch: ChangePatch = body_of(&state, body).await?;
     if let Some(to) = patch.status {
-        may_move(&p, &load(&state, &p, &r).await?.status, to)?;
+        may_move(&p, &load(&state, &p, &r).await?.change.status, to)?;
     }
     if let Some(s) = &patch.services {
         check_services(&state, s)?;
@@ -290,13 +274,13 @@ pub async fn approve(req: HttpRequest, p: Principal, state: web::Data<AppState>,
     }
     let c = ctx(&p, &req);
     let doc = with_rules(&state, move |conn, rules| change::decide(conn, &c, rules, r.as_str(), &by, a.decision == DecisionWord::Approve, &a.comment)).await?;
-    Ok(HttpResponse::Created().insert_header(etag(doc.version)).json(doc))
+    Ok(HttpResponse::Created().insert_header(etag(doc.change.version)).json(doc))
 }
 
 /// `GET /api/v1/changes/{ref}/conflicts`
 pub async fn conflicts(p: Principal, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let doc = load(&state, &p, &parse_ref(&path)?).await?;
-    Ok(HttpResponse::Ok().json(json!({ "ref": doc.reference, "conflicts": doc.conflicts })))
+    Ok(HttpResponse::Ok().json(json!({ "ref": doc.change.reference, "conflicts": doc.conflicts })))
 }
 
 /// `POST /api/v1/changes/{ref}/conflicts/acknowledge`: `{"key", "reason"}`, by a change manager.
@@ -333,7 +317,7 @@ pub async fn add_note(req: HttpRequest, p: Principal, state: web::Data<AppState>
     let c = ctx(&p, &req);
     let author = p.source();
     let doc = with_rules(&state, move |conn, rules| change::add_note(conn, &c, rules, r.as_str(), note.visibility, &author, &note.text)).await?;
-    Ok(HttpResponse::Created().insert_header(etag(doc.version)).json(doc))
+    Ok(HttpResponse::Created().insert_header(etag(doc.change.version)).json(doc))
 }
 
 #[derive(Debug, Deserialize)]

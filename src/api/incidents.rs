@@ -31,9 +31,10 @@ pub(crate) async fn load_for(state: &AppState, p: &Principal, r: &TicketRef, nee
     p.incident(incident, need)
 }
 
-fn check_service(state: &AppState, new: &NewIncident) -> Result<(), ApiError> {
+/// Refuses a service outside the service catalogue (when one is configured), naming the known ones.
+pub(crate) fn check_services(state: &AppState, services: &[String]) -> Result<(), ApiError> {
     let catalogue = &state.settings.services;
-    if let Some(service) = &new.service {
+    for service in services {
         if !catalogue.is_empty() && !catalogue.iter().any(|s| s.name.eq_ignore_ascii_case(service)) {
             let known: Vec<&str> = catalogue.iter().map(|s| s.name.as_str()).collect();
             return Err(ApiError::unprocessable(
@@ -63,7 +64,7 @@ pub async fn create(req: HttpRequest, p: Principal, state: web::Data<AppState>, 
     let doc = parse_json(&bytes)?;
     validation::validate(Doc::Create, &doc).map_err(ApiError::schema)?;
     let new: NewIncident = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid incident", e.to_string()))?;
-    check_service(&state, &new)?;
+    check_services(&state, new.service.as_slice())?;
     let idem = idempotency_key(&req, &p, record::content_hash(&[&serde_json::to_string(&new).unwrap_or_default()]))?;
     let priority = state.settings.priority_matrix.derive(new.impact, new.urgency);
     let route = state.router.route(&new);

@@ -29,13 +29,17 @@ pub struct Rules<'a> {
     pub back_out: bool,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+/// A change as stored, and (without its id) as the API shows its own fields.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
 #[diesel(table_name = changes, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
 pub struct ChangeRow {
+    #[serde(skip)]
     pub id: i64,
+    #[serde(rename = "ref")]
     pub reference: String,
     pub title: String,
     pub description: String,
+    #[serde(rename = "type")]
     pub change_type: String,
     pub status: String,
     pub on_hold: bool,
@@ -45,9 +49,13 @@ pub struct ChangeRow {
     pub urgency: i16,
     pub services: Vec<String>,
     pub cis: Vec<String>,
+    #[serde(with = "serde_ms::option")]
     pub planned_start: Option<DateTime<Utc>>,
+    #[serde(with = "serde_ms::option")]
     pub planned_end: Option<DateTime<Utc>>,
+    #[serde(with = "serde_ms::option")]
     pub actual_start: Option<DateTime<Utc>>,
+    #[serde(with = "serde_ms::option")]
     pub actual_end: Option<DateTime<Utc>>,
     pub implementation_plan: String,
     pub backout_plan: String,
@@ -56,8 +64,11 @@ pub struct ChangeRow {
     pub outcome: Option<String>,
     pub outcome_notes: Option<String>,
     pub requested_by: String,
+    #[serde(with = "serde_ms")]
     pub opened_at: DateTime<Utc>,
+    #[serde(with = "serde_ms")]
     pub updated_at: DateTime<Utc>,
+    #[serde(with = "serde_ms::option")]
     pub closed_at: Option<DateTime<Utc>>,
     pub version: i32,
 }
@@ -174,45 +185,12 @@ pub struct ChangeNoteRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// The change as the API shows it.
+/// The change as the API shows it: its own fields, where it stands with its approvers, its
+/// legs, conflicts and notes.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChangeDoc {
-    #[serde(rename = "ref")]
-    pub reference: String,
-    pub title: String,
-    pub description: String,
-    #[serde(rename = "type")]
-    pub change_type: String,
-    pub status: String,
-    pub on_hold: bool,
-    pub hold_reason: Option<String>,
-    pub risk: i16,
-    pub impact: i16,
-    pub urgency: i16,
-    pub services: Vec<String>,
-    pub cis: Vec<String>,
-    #[serde(with = "serde_ms::option")]
-    pub planned_start: Option<DateTime<Utc>>,
-    #[serde(with = "serde_ms::option")]
-    pub planned_end: Option<DateTime<Utc>>,
-    #[serde(with = "serde_ms::option")]
-    pub actual_start: Option<DateTime<Utc>>,
-    #[serde(with = "serde_ms::option")]
-    pub actual_end: Option<DateTime<Utc>>,
-    pub implementation_plan: String,
-    pub backout_plan: String,
-    pub test_plan: String,
-    pub template: Option<String>,
-    pub outcome: Option<String>,
-    pub outcome_notes: Option<String>,
-    pub requested_by: String,
-    #[serde(with = "serde_ms")]
-    pub opened_at: DateTime<Utc>,
-    #[serde(with = "serde_ms")]
-    pub updated_at: DateTime<Utc>,
-    #[serde(with = "serde_ms::option")]
-    pub closed_at: Option<DateTime<Utc>>,
-    pub version: i32,
+    #[serde(flatten)]
+    pub change: ChangeRow,
     pub approval: Value,
     pub legs: Vec<Value>,
     pub conflicts: Vec<Value>,
@@ -344,39 +322,7 @@ pub fn document(conn: &mut PgConnection, rules: &Rules<'_>, row: &ChangeRow, vie
         .filter(|n| viewer.is_none() || n.visibility == Visibility::Public.as_str())
         .map(|n| json!({ "id": n.id, "visibility": n.visibility, "author": n.author, "text": n.body, "created_at": ms(&n.created_at) }))
         .collect();
-    Ok(ChangeDoc {
-        reference: row.reference.clone(),
-        title: row.title.clone(),
-        description: row.description.clone(),
-        change_type: row.change_type.clone(),
-        status: row.status.clone(),
-        on_hold: row.on_hold,
-        hold_reason: row.hold_reason.clone(),
-        risk: row.risk,
-        impact: row.impact,
-        urgency: row.urgency,
-        services: row.services.clone(),
-        cis: row.cis.clone(),
-        planned_start: row.planned_start,
-        planned_end: row.planned_end,
-        actual_start: row.actual_start,
-        actual_end: row.actual_end,
-        implementation_plan: row.implementation_plan.clone(),
-        backout_plan: row.backout_plan.clone(),
-        test_plan: row.test_plan.clone(),
-        template: row.template.clone(),
-        outcome: row.outcome.clone(),
-        outcome_notes: row.outcome_notes.clone(),
-        requested_by: row.requested_by.clone(),
-        opened_at: row.opened_at,
-        updated_at: row.updated_at,
-        closed_at: row.closed_at,
-        version: row.version,
-        approval: json!({ "state": word, "missing": missing, "decisions": decisions }),
-        legs,
-        conflicts,
-        notes,
-    })
+    Ok(ChangeDoc { change: row.clone(), approval: json!({ "state": word, "missing": missing, "decisions": decisions }), legs, conflicts, notes })
 }
 
 fn conflict_json(c: &ConflictRow) -> Value {
@@ -541,13 +487,21 @@ pub fn calendar(conn: &mut PgConnection, filter: &ListFilter) -> StoreResult<Vec
         .limit(5000)
         .select(ChangeRow::as_select())
         .load(conn)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let legs = legs_of(conn, r.id)?;
-        let open = conflicts_of(conn, r.id)?.iter().filter(|c| c.acknowledged_at.is_none()).count();
-        out.push((r, legs, open));
-    }
-    Ok(out)
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let legs: Vec<ChangeLegRow> = change_legs::table.filter(change_legs::change_id.eq_any(&ids)).order(change_legs::id).select(ChangeLegRow::as_select()).load(conn)?;
+    let open: Vec<i64> = change_conflicts::table
+        .filter(change_conflicts::change_id.eq_any(&ids))
+        .filter(change_conflicts::acknowledged_at.is_null())
+        .select(change_conflicts::change_id)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let own = legs.iter().filter(|l| l.change_id == r.id).cloned().collect();
+            let count = open.iter().filter(|id| **id == r.id).count();
+            (r, own, count)
+        })
+        .collect())
 }
 
 /// Where routing sends the work on some services and CIs.
@@ -1059,12 +1013,6 @@ fn store_conflicts(conn: &mut PgConnection, ctx: &Context, rules: &Rules<'_>, ro
         }
     }
     Ok(())
-}
-
-/// The conflicts of a change, as listed by the API.
-pub fn conflicts(conn: &mut PgConnection, reference: &str) -> StoreResult<Vec<Value>> {
-    let row = find_row(conn, reference)?;
-    Ok(conflicts_of(conn, row.id)?.iter().map(conflict_json).collect())
 }
 
 /// Adds a note to the change.

@@ -137,28 +137,49 @@ impl SupplierHttp {
         // Attempts made, and when the last attempt whose outcome is unknown failed.
         let state = std::sync::Mutex::new((0u32, None::<tokio::time::Instant>));
         let (write, look, state) = (&write, &look, &state);
-        self.retrying(what, || async move {
-            let (attempt, in_doubt) = {
-                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                s.0 += 1;
-                *s
-            };
-            if attempt > 1 {
-                if let Some(failed) = in_doubt {
-                    tokio::time::sleep_until(failed + self.timeout).await;
+        let last_in_doubt = std::sync::atomic::AtomicBool::new(false);
+        let last_in_doubt = &last_in_doubt;
+        let result = self
+            .retrying(what, || async move {
+                let (attempt, in_doubt) = {
+                    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                    s.0 += 1;
+                    *s
+                };
+                if attempt > 1 {
+                    if let Some(failed) = in_doubt {
+                        tokio::time::sleep_until(failed + self.timeout).await;
+                    }
+                    if let Some(found) = look().await? {
+                        tracing::info!(call = what, attempt, "an earlier attempt reached the supplier; taking what it wrote");
+                        return Ok(found);
+                    }
                 }
-                if let Some(found) = look().await? {
-                    tracing::info!(call = what, attempt, "an earlier attempt reached the supplier; taking what it wrote");
-                    return Ok(found);
+                let result = write().await;
+                let in_doubt = result.as_ref().is_err_and(SupplierError::outcome_unknown);
+                last_in_doubt.store(in_doubt, std::sync::atomic::Ordering::Relaxed);
+                if in_doubt {
+                    state.lock().unwrap_or_else(|p| p.into_inner()).1 = Some(tokio::time::Instant::now());
+                }
+                result
+            })
+            .await;
+        // Out of attempts with the last one in doubt: give it the same time to land and look
+        // once more, so that no caller ever retries a write this call may still make.
+        let failed = state.lock().unwrap_or_else(|p| p.into_inner()).1;
+        match (result, failed) {
+            (Err(e), Some(failed)) if last_in_doubt.load(std::sync::atomic::Ordering::Relaxed) => {
+                tokio::time::sleep_until(failed + self.timeout).await;
+                match look().await {
+                    Ok(Some(found)) => {
+                        tracing::info!(call = what, "the last attempt reached the supplier after all; taking what it wrote");
+                        Ok(found)
+                    }
+                    _ => Err(e),
                 }
             }
-            let result = write().await;
-            if result.as_ref().is_err_and(SupplierError::outcome_unknown) {
-                state.lock().unwrap_or_else(|p| p.into_inner()).1 = Some(tokio::time::Instant::now());
-            }
-            result
-        })
-        .await
+            (result, _) => result,
+        }
     }
 
     /// Refuses `url` unless it is on the supplier's own origin: the check before anything is

@@ -15,6 +15,7 @@
 mod relay;
 pub mod topology;
 
+use crate::store::claims::Claims;
 use crate::store::{deadletters, Store, StoreError};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
@@ -237,8 +238,9 @@ fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
     ))
 }
 
-/// Serialises the handling of messages about one ticket while different tickets proceed in
-/// parallel (up to the consumer's prefetch).
+/// Serialises the handling of messages about one ticket within this process while different
+/// tickets proceed in parallel (up to the consumer's prefetch); [`Claims`] does the same across
+/// hub processes.
 #[derive(Default)]
 struct SubjectLocks(std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
@@ -254,12 +256,13 @@ async fn consume(channel: lapin::Channel, spec: ConsumerSpec, store: Store, shut
     channel.basic_qos(spec.prefetch, BasicQosOptions::default()).await.map_err(|e| e.to_string())?;
     let consumer = channel.basic_consume(&spec.queue, "", BasicConsumeOptions::default(), FieldTable::default()).await.map_err(|e| format!("consuming {}: {e}", spec.queue))?;
     let locks = SubjectLocks::default();
+    let claims = store.claims();
     let (fail_tx, mut fail_rx) = tokio::sync::mpsc::channel::<String>(1);
     let work = consumer.for_each_concurrent(usize::from(spec.prefetch.max(1)), |delivery| {
-        let (spec, store, locks, fail_tx, mut shutdown) = (&spec, &store, &locks, fail_tx.clone(), shutdown.clone());
+        let (spec, store, locks, claims, fail_tx, mut shutdown) = (&spec, &store, &locks, &claims, fail_tx.clone(), shutdown.clone());
         async move {
             let result = match delivery {
-                Ok(d) => handle_delivery(d, spec, store, locks, &mut shutdown).await,
+                Ok(d) => handle_delivery(d, spec, store, locks, claims, &mut shutdown).await,
                 Err(e) => Err(format!("consumer of {}: {e}", spec.queue)),
             };
             if let Err(e) = result {
@@ -285,7 +288,49 @@ async fn hold(pause: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-async fn handle_delivery(delivery: lapin::message::Delivery, spec: &ConsumerSpec, store: &Store, locks: &SubjectLocks, shutdown: &mut watch::Receiver<bool>) -> Result<(), String> {
+/// Claims a ticket's messages against other hub processes, waiting while one of them holds it
+/// or while the database is unreachable; `false` when the hub stops meanwhile.
+async fn claim_across_processes(claims: &Claims, key: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match claims.try_claim(key).await {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, retry_in = ?pause, "cannot claim a ticket's messages yet; holding the delivery"),
+        }
+        if !hold(pause, shutdown).await {
+            return false;
+        }
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Runs the handler until it answers something other than [`Outcome::Wait`]; `None` when the
+/// hub stops meanwhile (the delivery then goes back to the queue with the channel).
+async fn run_handler(spec: &ConsumerSpec, msg: &Incoming, shutdown: &mut watch::Receiver<bool>) -> Option<Outcome> {
+    let mut pause = WAIT_FIRST;
+    loop {
+        match (spec.handler)(msg.clone()).await {
+            Outcome::Wait(reason) => {
+                tracing::warn!(queue = %spec.queue, message = %msg.message_id, %reason, retry_in = ?pause, "the hub cannot handle the message now; holding it");
+                if !hold(pause, shutdown).await {
+                    return None;
+                }
+                pause = (pause * 2).min(WAIT_MAX);
+            }
+            other => return Some(other),
+        }
+    }
+}
+
+async fn handle_delivery(
+    delivery: lapin::message::Delivery,
+    spec: &ConsumerSpec,
+    store: &Store,
+    locks: &SubjectLocks,
+    claims: &Claims,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), String> {
     let props = &delivery.properties;
     let payload: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap_or(serde_json::Value::Null);
     let message_id = props.message_id().as_ref().map(|m| m.as_str().to_string()).or_else(|| payload.get("id").and_then(|v| v.as_str()).map(str::to_string)).unwrap_or_default();
@@ -297,18 +342,19 @@ async fn handle_delivery(delivery: lapin::message::Delivery, spec: &ConsumerSpec
         let subject = msg.payload.get("subject").and_then(|s| s.as_str()).unwrap_or("").to_string();
         let lock = locks.get(&subject);
         let _one_at_a_time = lock.lock().await;
-        let mut pause = WAIT_FIRST;
-        loop {
-            match (spec.handler)(msg.clone()).await {
-                Outcome::Wait(reason) => {
-                    tracing::warn!(queue = %spec.queue, message = %msg.message_id, %reason, retry_in = ?pause, "the hub cannot handle the message now; holding it");
-                    if !hold(pause, shutdown).await {
-                        return Ok(());
-                    }
-                    pause = (pause * 2).min(WAIT_MAX);
-                }
-                other => break other,
+        let claim = format!("{}\n{subject}", spec.queue);
+        if !subject.is_empty() && !claim_across_processes(claims, &claim, shutdown).await {
+            return Ok(());
+        }
+        let outcome = run_handler(spec, &msg, shutdown).await;
+        if !subject.is_empty() {
+            if let Err(e) = claims.release(&claim).await {
+                tracing::warn!(error = %e, "could not release a ticket's claim; it ends with its connection");
             }
+        }
+        match outcome {
+            Some(outcome) => outcome,
+            None => return Ok(()),
         }
     };
     match outcome {

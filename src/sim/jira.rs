@@ -1663,8 +1663,8 @@ async fn rest_api(req: HttpRequest, body: web::Bytes, sim: web::Data<JiraSim>) -
             .content_type("text/html")
             .body("<html><body><h1>Service Unavailable</h1></body></html>"),
         Some(Fault::Timeout { delay }) => {
-            tokio::time::sleep(delay).await;
-            serve(&sim, &req, &body, user.as_deref())
+            let (sim, req, body, user) = (sim.clone(), req.clone(), body.clone(), user.clone());
+            super::answer_late(delay, move || serve(&sim, &req, &body, user.as_deref())).await
         }
         Some(Fault::LoseResponseAfterCommit) => {
             // The write is committed; only the answer is lost at the edge.

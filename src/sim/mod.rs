@@ -175,6 +175,20 @@ pub fn multipart(content_type: &str, body: &[u8]) -> Result<Vec<Part>, String> {
     Ok(parts)
 }
 
+/// A supplier's slow answer: the work is done after `delay` whether or not the client is still
+/// waiting, as a real supplier finishes a transaction its client gave up on (the request
+/// handler itself is dropped when the client disconnects).
+pub(crate) async fn answer_late<F>(delay: std::time::Duration, work: F) -> actix_web::HttpResponse
+where
+    F: FnOnce() -> actix_web::HttpResponse + 'static,
+{
+    let task = actix_web::rt::spawn(async move {
+        tokio::time::sleep(delay).await;
+        work()
+    });
+    task.await.unwrap_or_else(|_| actix_web::HttpResponse::InternalServerError().finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1439,8 +1439,8 @@ async fn entry_api(req: HttpRequest, body: web::Bytes, sim: web::Data<RemedySim>
             .body(json!({"error": "Too Many Requests", "message": "API rate limit exceeded"}).to_string()),
         Some(Fault::ServerError) => SimError::new(500, AR_NO_SERVER, "Cannot establish a network connection to the AR System server", "remedy-sim:0").response(),
         Some(Fault::Timeout { delay }) => {
-            tokio::time::sleep(delay).await;
-            serve(&sim, &req, &segments, &body, user.as_deref())
+            let (sim, req, segments, body, user) = (sim.clone(), req.clone(), segments.clone(), body.clone(), user.clone());
+            super::answer_late(delay, move || serve(&sim, &req, &segments, &body, user.as_deref())).await
         }
         Some(Fault::LoseResponseAfterCommit) => {
             let _committed = serve(&sim, &req, &segments, &body, user.as_deref());

@@ -1056,8 +1056,8 @@ async fn table_api(req: HttpRequest, body: web::Bytes, sim: web::Data<ServiceNow
         Some(Fault::ServerError) => sn_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", json!("An unexpected error occurred while processing the request")),
         Some(Fault::Hibernating) => hibernating(),
         Some(Fault::Timeout { delay }) => {
-            tokio::time::sleep(delay).await;
-            serve(&sim, &req, &body, user.as_deref())
+            let (sim, req, body, user) = (sim.clone(), req.clone(), body.clone(), user.clone());
+            super::answer_late(delay, move || serve(&sim, &req, &body, user.as_deref())).await
         }
         Some(Fault::LoseResponseAfterCommit) => {
             // The write is committed; only the answer is lost on the way back.

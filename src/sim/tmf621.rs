@@ -1030,8 +1030,8 @@ async fn api(req: HttpRequest, body: web::Bytes, sim: web::Data<Tmf621Sim>) -> H
         }
         Some(Fault::ServerError) => tmf_error(500, "1", "Internal error", "an unexpected error occurred"),
         Some(Fault::Timeout { delay }) => {
-            tokio::time::sleep(delay).await;
-            serve(&sim, &req, &body, &user)
+            let (sim, req, body, user) = (sim.clone(), req.clone(), body.clone(), user.clone());
+            super::answer_late(delay, move || serve(&sim, &req, &body, &user)).await
         }
         Some(Fault::LoseResponseAfterCommit) => {
             let _committed = serve(&sim, &req, &body, &user);

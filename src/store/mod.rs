@@ -8,6 +8,7 @@
 pub mod attachments;
 pub mod auth;
 pub mod change;
+pub mod claims;
 pub mod deadletters;
 pub mod housekeeping;
 pub mod models;
@@ -92,6 +93,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    url: String,
 }
 
 impl Store {
@@ -99,7 +101,12 @@ impl Store {
     pub fn connect(url: &str, size: u32) -> Result<Store, String> {
         let manager = ConnectionManager::<PgConnection>::new(url);
         let pool = Pool::builder().max_size(size).min_idle(Some(1)).connection_timeout(std::time::Duration::from_secs(5)).build(manager).map_err(|e| format!("{e}"))?;
-        Ok(Store { pool })
+        Ok(Store { pool, url: url.to_string() })
+    }
+
+    /// A connection of its own for claims across hub processes (see [`claims`]).
+    pub fn claims(&self) -> claims::Claims {
+        claims::Claims::new(&self.url)
     }
 
     pub fn conn(&self) -> StoreResult<PgConn> {

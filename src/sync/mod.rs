@@ -17,6 +17,7 @@ use crate::config::{Settings, SupplierSettings, SyncSettings};
 use crate::domain::PriorityMatrix;
 use crate::routing::Router;
 use crate::store::{Store, StoreError};
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +56,9 @@ pub struct Engine {
     pub policy: SyncSettings,
     /// The most files one incident holds (supplier files beyond it are refused).
     pub max_attachments: i64,
+    /// When this process began: any write to a supplier attempted before it was left in flight
+    /// by a hub process that is gone.
+    pub started_at: DateTime<Utc>,
 }
 
 impl Engine {
@@ -75,7 +79,25 @@ impl Engine {
             router: Router::new(settings),
             policy: settings.sync.clone(),
             max_attachments: settings.max_attachments_per_incident,
+            started_at: Utc::now(),
         })
+    }
+
+    /// Before looking at a supplier for what a write attempted at `attempted_at` left there:
+    /// a write this process made was already given its time to land (`SupplierHttp::write_once`
+    /// waits and looks once more after its last attempt), but one a stopped or killed hub
+    /// process left in flight may still commit. Its request went out before this process
+    /// started, so waiting until twice the client timeout after the start gives it the time
+    /// `write_once` gives the hub's own writes.
+    pub async fn settle_writes_of_earlier_processes(&self, link: &SupplierLink, attempted_at: DateTime<Utc>) {
+        if attempted_at >= self.started_at {
+            return;
+        }
+        let until = self.started_at + chrono::Duration::seconds(2 * link.settings.timeout_secs as i64);
+        if let Ok(wait) = (until - Utc::now()).to_std() {
+            tracing::info!(waited = ?wait, "giving a write left in flight by an earlier hub process time to land before looking for it");
+            tokio::time::sleep(wait).await;
+        }
     }
 
     pub fn supplier(&self, id: &str) -> Result<Arc<SupplierLink>, SyncError> {

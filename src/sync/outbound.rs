@@ -14,11 +14,11 @@ use crate::store::models::{IncidentRow, LegRow, NoteRow};
 use crate::store::record::{self, Context};
 use crate::store::schema::{legs, note_deliveries, notes};
 use crate::store::{outbox, StoreResult};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::PgConnection;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// What the dispatcher needs to know about one leg, read in one go.
@@ -26,8 +26,8 @@ struct Snapshot {
     incident: Incident,
     row: IncidentRow,
     leg: LegRow,
-    /// Hub notes the supplier has not confirmed, with whether an earlier attempt was made.
-    notes: Vec<(NoteRow, bool)>,
+    /// Hub notes the supplier has not confirmed, with when an earlier attempt was made.
+    notes: Vec<(NoteRow, Option<DateTime<Utc>>)>,
 }
 
 fn snapshot(conn: &mut PgConnection, reference: &str, supplier: &str) -> StoreResult<Option<Snapshot>> {
@@ -42,12 +42,17 @@ fn snapshot(conn: &mut PgConnection, reference: &str, supplier: &str) -> StoreRe
         .order(notes::id)
         .select(NoteRow::as_select())
         .load(conn)?;
-    let attempted: Vec<i64> =
-        note_deliveries::table.filter(note_deliveries::leg_id.eq(leg.id)).filter(note_deliveries::confirmed.eq(false)).select(note_deliveries::note_id).load(conn)?;
+    let attempted: HashMap<i64, DateTime<Utc>> = note_deliveries::table
+        .filter(note_deliveries::leg_id.eq(leg.id))
+        .filter(note_deliveries::confirmed.eq(false))
+        .select((note_deliveries::note_id, note_deliveries::delivered_at))
+        .load::<(i64, DateTime<Utc>)>(conn)?
+        .into_iter()
+        .collect();
     let pending = unconfirmed
         .into_iter()
         .map(|n| {
-            let tried = attempted.contains(&n.id);
+            let tried = attempted.get(&n.id).copied();
             (n, tried)
         })
         .collect();
@@ -133,8 +138,9 @@ impl Engine {
         for (note, tried) in &snap.notes {
             let visibility: Visibility = note.visibility.parse().map_err(crate::store::StoreError::from)?;
             let hash = record::content_hash(&[note.visibility.as_str(), note.body.trim()]);
-            if *tried {
+            if let Some(attempted_at) = *tried {
                 // An earlier attempt may have reached the supplier before failing: look first.
+                self.settle_writes_of_earlier_processes(&link, attempted_at).await;
                 let held = link.mapping.parse_notes(&link.client.notes(&sys_id).await?);
                 if let Some(entry) = held.iter().find(|n| record::content_hash(&[n.visibility.as_str(), n.text.trim()]) == hash) {
                     let (note_id, leg_id, native) = (note.id, snap.leg.id, entry.native_id.clone());
@@ -217,6 +223,7 @@ impl Engine {
     async fn open_leg(&self, supplier: &str, snap: &Snapshot, correlation_id: &str) -> Result<String, SyncError> {
         let link = self.supplier(supplier)?;
         let reference = snap.incident.reference.as_str();
+        self.settle_writes_of_earlier_processes(&link, snap.leg.opened_at).await;
         let native = match self.unheld_ticket(&link, supplier, snap).await? {
             (Some(existing), _) => {
                 tracing::info!(%reference, %supplier, "adopting the supplier ticket a previous attempt created");

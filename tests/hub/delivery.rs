@@ -169,3 +169,64 @@ async fn a_dispatch_the_broker_cannot_route_stays_in_the_outbox_until_its_queue_
     assert_eq!(hub.sim.incident_by_correlation(&r).len(), 1);
     hub.finish().await;
 }
+
+#[tokio::test]
+async fn two_hubs_on_one_broker_never_handle_one_ticket_at_once() {
+    use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    use siam_hub::bus::{Bus, ConsumerSpec, Handler, Incoming, Outcome, Topology};
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let hub = TestHub::spawn().await;
+    hub.wait_ready().await;
+    let queue = format!("{}.two-hubs", hub.settings.broker.prefix);
+    let (_conn, ch) = hub.broker_channel().await;
+    ch.queue_declare(&queue, QueueDeclareOptions { auto_delete: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    let tickets = ["INC-000001", "INC-000002", "INC-000003"];
+    for i in 0..36 {
+        let body = json!({"id": format!("m{i}"), "subject": tickets[i % tickets.len()]});
+        ch.basic_publish("", &queue, BasicPublishOptions::default(), &serde_json::to_vec(&body).unwrap(), Default::default()).await.unwrap().await.unwrap();
+    }
+
+    // What each ticket has in hand at once, and the most ever seen: per ticket and overall.
+    let in_hand: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let (most_per_ticket, most_overall, handled) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let handler: Handler = {
+        let (in_hand, most_per_ticket, most_overall, handled) = (in_hand.clone(), most_per_ticket.clone(), most_overall.clone(), handled.clone());
+        Arc::new(move |msg: Incoming| {
+            let (in_hand, most_per_ticket, most_overall, handled) = (in_hand.clone(), most_per_ticket.clone(), most_overall.clone(), handled.clone());
+            Box::pin(async move {
+                let subject = msg.payload["subject"].as_str().unwrap_or_default().to_string();
+                {
+                    let mut map = in_hand.lock().unwrap();
+                    *map.entry(subject.clone()).or_default() += 1;
+                    most_per_ticket.fetch_max(map[&subject], Ordering::SeqCst);
+                    most_overall.fetch_max(map.values().sum(), Ordering::SeqCst);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+                *in_hand.lock().unwrap().get_mut(&subject).unwrap() -= 1;
+                handled.fetch_add(1, Ordering::SeqCst);
+                Outcome::Done
+            })
+        })
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut hubs = Vec::new();
+    for _ in 0..2 {
+        // Each "hub" has its own pool and claims connection, as a second process would.
+        let store = siam_hub::store::Store::connect(&hub.settings.database_url, 4).unwrap();
+        let bus = Bus::new(&hub.settings.amqp_url, Topology::new(&hub.settings.broker, vec![]), store);
+        let spec = ConsumerSpec { queue: queue.clone(), supplier: None, prefetch: 16, handler: handler.clone() };
+        hubs.push(tokio::spawn(bus.run(vec![spec], stopped.clone())));
+    }
+    wait_for("both hubs to handle every message", || (handled.load(Ordering::SeqCst) == 36).then_some(())).await;
+    stop.send_replace(true);
+    for h in hubs {
+        h.await.unwrap();
+    }
+    assert_eq!(most_per_ticket.load(Ordering::SeqCst), 1, "one ticket's messages were handled by two hubs at once");
+    assert!(most_overall.load(Ordering::SeqCst) >= 2, "different tickets should still be handled side by side");
+    hub.finish().await;
+}

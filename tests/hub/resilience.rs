@@ -264,3 +264,56 @@ async fn a_second_copy_of_a_hub_note_at_the_supplier_is_not_imported() {
     assert_eq!(texts, ["written by the hub", "an agent's own note"]);
     hub.finish().await;
 }
+
+/// Every attempt the client may make fails, the last one late but committed at the supplier
+/// all the same: the client gives that last write its time and takes what it wrote, so the
+/// note is delivered, the leg stays healthy and nothing is dead-lettered.
+#[tokio::test]
+async fn a_note_whose_last_attempt_lands_late_is_delivered_not_failed() {
+    let hub = TestHub::spawn().await;
+    let (r, sys_id) = hub.open_ticket("Last attempt lands late").await;
+    let pass = || Fault::Timeout { delay: std::time::Duration::from_millis(1) };
+    // Four attempts (the test setting): three refused with a 5xx, each followed by a look that
+    // finds nothing, then one answered after the timeout.
+    for _ in 0..3 {
+        hub.sim.push_fault(Fault::ServerError);
+        hub.sim.push_fault(pass());
+    }
+    hub.sim.push_fault(Fault::Timeout { delay: std::time::Duration::from_millis(3000) });
+    let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "the fourth try", "visibility": "public"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    wait_for("the note at the supplier", || (!hub.sim.journal(&sys_id).is_empty()).then_some(())).await;
+    let doc = hub.settle(&r).await;
+    quiet(|| hub.sim.request_log().len()).await;
+    let journal = hub.sim.journal(&sys_id);
+    assert_eq!(journal.iter().filter(|j| j["value"] == "the fourth try").count(), 1, "{journal:#?}");
+    assert_eq!(doc["legs"][0]["state"], "open");
+    assert!(doc["legs"][0].get("last_error").is_none(), "{}", doc["legs"][0]);
+    let list: Value = hub.get_as("/api/v1/admin/dead-letters", &hub.keys.admin).await.json().await.unwrap();
+    assert_eq!(list["items"], json!([]), "the delivered note is not a dead letter");
+    hub.finish().await;
+}
+
+/// A hub stopped while its note is in flight, the supplier committing it after the hub came
+/// back: the new process gives the old one's write its time before looking, and writes nothing.
+#[tokio::test]
+async fn a_note_left_in_flight_by_a_stopped_hub_is_written_once() {
+    let mut hub = TestHub::spawn().await;
+    let (r, sys_id) = hub.open_ticket("In flight across a restart").await;
+    let commits_in = std::time::Duration::from_millis(3500);
+    hub.sim.push_fault(Fault::Timeout { delay: commits_in });
+    let sent = tokio::time::Instant::now();
+    let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "sent before the restart", "visibility": "internal"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    hub.restart().await;
+    assert!(hub.sim.journal(&sys_id).is_empty(), "the restart must come before the supplier commits the first write");
+    // Past the late commit, then until the hub has nothing more to say.
+    tokio::time::sleep_until(sent + commits_in + std::time::Duration::from_secs(1)).await;
+    wait_for("the note at the supplier", || (!hub.sim.journal(&sys_id).is_empty()).then_some(())).await;
+    hub.settle(&r).await;
+    quiet(|| hub.sim.request_log().len()).await;
+    let journal = hub.sim.journal(&sys_id);
+    assert_eq!(journal.iter().filter(|j| j["value"] == "sent before the restart").count(), 1, "{journal:#?}\n{:#?}", hub.sim.request_log());
+    hub.finish().await;
+}

@@ -90,12 +90,14 @@ pub struct Bus {
     /// Wakes the relay as soon as something is written to the outbox.
     pub outbox_signal: Arc<Notify>,
     connected: watch::Sender<bool>,
+    exclusion: Arc<Exclusion>,
 }
 
 impl Bus {
     pub fn new(url: &str, topology: Topology, store: Store) -> Bus {
         let (connected, _) = watch::channel(false);
-        Bus { url: url.to_string(), topology, store, outbox_signal: Arc::new(Notify::new()), connected }
+        let exclusion = Arc::new(Exclusion { locks: SubjectLocks::default(), claims: store.claims() });
+        Bus { url: url.to_string(), topology, store, outbox_signal: Arc::new(Notify::new()), connected, exclusion }
     }
 
     pub fn is_connected(&self) -> bool {
@@ -163,7 +165,7 @@ impl Bus {
         all.push(self.dead_letter_recorder());
         for spec in all {
             let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
-            tasks.spawn(consume(channel, spec, self.store.clone(), shutdown.clone()));
+            tasks.spawn(consume(channel, spec, self.store.clone(), self.exclusion.clone(), shutdown.clone()));
         }
         self.connected.send_replace(true);
         let result = tokio::select! {
@@ -238,9 +240,16 @@ fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
     ))
 }
 
-/// Serialises the handling of messages about one ticket within this process while different
-/// tickets proceed in parallel (up to the consumer's prefetch); [`Claims`] does the same across
-/// hub processes.
+/// One ticket's messages one at a time on a queue: within this process (`locks`) and across
+/// hub processes (`claims`), while different tickets proceed in parallel (up to each
+/// consumer's prefetch). It outlives broker sessions: a handler still finishing a delivery of
+/// a session that ended keeps the redelivery of the same message waiting until it is done.
+struct Exclusion {
+    locks: SubjectLocks,
+    claims: Claims,
+}
+
+/// Serialises the handling of messages about one key within this process.
 #[derive(Default)]
 struct SubjectLocks(std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
@@ -252,17 +261,22 @@ impl SubjectLocks {
     }
 }
 
-async fn consume(channel: lapin::Channel, spec: ConsumerSpec, store: Store, shutdown: watch::Receiver<bool>) -> Result<(), String> {
+async fn consume(channel: lapin::Channel, spec: ConsumerSpec, store: Store, exclusion: Arc<Exclusion>, shutdown: watch::Receiver<bool>) -> Result<(), String> {
     channel.basic_qos(spec.prefetch, BasicQosOptions::default()).await.map_err(|e| e.to_string())?;
     let consumer = channel.basic_consume(&spec.queue, "", BasicConsumeOptions::default(), FieldTable::default()).await.map_err(|e| format!("consuming {}: {e}", spec.queue))?;
-    let locks = SubjectLocks::default();
-    let claims = store.claims();
     let (fail_tx, mut fail_rx) = tokio::sync::mpsc::channel::<String>(1);
     let work = consumer.for_each_concurrent(usize::from(spec.prefetch.max(1)), |delivery| {
-        let (spec, store, locks, claims, fail_tx, mut shutdown) = (&spec, &store, &locks, &claims, fail_tx.clone(), shutdown.clone());
+        let (spec, store, exclusion, fail_tx, shutdown) = (spec.clone(), store.clone(), exclusion.clone(), fail_tx.clone(), shutdown.clone());
         async move {
             let result = match delivery {
-                Ok(d) => handle_delivery(d, spec, store, locks, claims, &mut shutdown).await,
+                // A task of its own: when the broker session ends, the handler still finishes
+                // what it started at the supplier (and records it) instead of being dropped
+                // with a write in flight; its acknowledgement then fails harmlessly and the
+                // redelivery finds the work done.
+                Ok(d) => {
+                    let queue = spec.queue.clone();
+                    tokio::spawn(handle_delivery(d, spec, store, exclusion, shutdown)).await.unwrap_or_else(|e| Err(format!("a handler of {queue} failed: {e}")))
+                }
                 Err(e) => Err(format!("consumer of {}: {e}", spec.queue)),
             };
             if let Err(e) = result {
@@ -325,12 +339,12 @@ async fn run_handler(spec: &ConsumerSpec, msg: &Incoming, shutdown: &mut watch::
 
 async fn handle_delivery(
     delivery: lapin::message::Delivery,
-    spec: &ConsumerSpec,
-    store: &Store,
-    locks: &SubjectLocks,
-    claims: &Claims,
-    shutdown: &mut watch::Receiver<bool>,
+    spec: ConsumerSpec,
+    store: Store,
+    exclusion: Arc<Exclusion>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
+    let (spec, store, shutdown) = (&spec, &store, &mut shutdown);
     let props = &delivery.properties;
     let payload: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap_or(serde_json::Value::Null);
     let message_id = props.message_id().as_ref().map(|m| m.as_str().to_string()).or_else(|| payload.get("id").and_then(|v| v.as_str()).map(str::to_string)).unwrap_or_default();
@@ -340,15 +354,15 @@ async fn handle_delivery(
         Outcome::Dead("the message body is not JSON".into())
     } else {
         let subject = msg.payload.get("subject").and_then(|s| s.as_str()).unwrap_or("").to_string();
-        let lock = locks.get(&subject);
-        let _one_at_a_time = lock.lock().await;
         let claim = format!("{}\n{subject}", spec.queue);
-        if !subject.is_empty() && !claim_across_processes(claims, &claim, shutdown).await {
+        let lock = exclusion.locks.get(&claim);
+        let _one_at_a_time = lock.lock().await;
+        if !subject.is_empty() && !claim_across_processes(&exclusion.claims, &claim, shutdown).await {
             return Ok(());
         }
         let outcome = run_handler(spec, &msg, shutdown).await;
         if !subject.is_empty() {
-            if let Err(e) = claims.release(&claim).await {
+            if let Err(e) = exclusion.claims.release(&claim).await {
                 tracing::warn!(error = %e, "could not release a ticket's claim; it ends with its connection");
             }
         }

@@ -371,7 +371,7 @@ impl Suite {
     /// has arrived and nothing changed for 6 s, or until nothing changed for 25 s (what is
     /// missing then stays missing); at most a few minutes.
     async fn drain(&self, accepted: &Arc<Mutex<BTreeMap<usize, Accepted>>>) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(env_or("SIAM_FAULTS_DRAIN_SECS", 150));
+        let deadline = Instant::now() + Duration::from_secs(env_or("SIAM_FAULTS_DRAIN_SECS", 240));
         let mut last = String::new();
         let mut stable_since = Instant::now();
         while Instant::now() < deadline {

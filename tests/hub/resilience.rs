@@ -300,6 +300,8 @@ async fn a_note_whose_last_attempt_lands_late_is_delivered_not_failed() {
 async fn a_note_left_in_flight_by_a_stopped_hub_is_written_once() {
     let mut hub = TestHub::spawn().await;
     let (r, sys_id) = hub.open_ticket("In flight across a restart").await;
+    // The fault is for the note's write: nothing else may be asking the supplier then.
+    quiet(|| hub.sim.request_log().len()).await;
     let commits_in = std::time::Duration::from_millis(3500);
     hub.sim.push_fault(Fault::Timeout { delay: commits_in });
     let sent = tokio::time::Instant::now();
@@ -315,5 +317,33 @@ async fn a_note_left_in_flight_by_a_stopped_hub_is_written_once() {
     quiet(|| hub.sim.request_log().len()).await;
     let journal = hub.sim.journal(&sys_id);
     assert_eq!(journal.iter().filter(|j| j["value"] == "sent before the restart").count(), 1, "{journal:#?}\n{:#?}", hub.sim.request_log());
+    hub.finish().await;
+}
+
+/// The broker connection drops while a note is on its way to the supplier, which commits it
+/// late: the handler finishes what it started instead of being dropped with it, so the
+/// redelivery after the reconnect finds the note delivered and writes nothing.
+#[tokio::test]
+async fn a_note_in_flight_when_the_broker_connection_drops_is_written_once() {
+    let hub = TestHub::spawn_with(Options { broker_proxy: true, ..Default::default() }).await;
+    let (r, sys_id) = hub.open_ticket("In flight across a broker reconnect").await;
+    // The fault is for the note's write: nothing else may be asking the supplier then.
+    quiet(|| hub.sim.request_log().len()).await;
+    let commits_in = std::time::Duration::from_millis(3000);
+    hub.sim.push_fault(Fault::Timeout { delay: commits_in });
+    let sent = tokio::time::Instant::now();
+    let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "sent before the reconnect", "visibility": "public"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    hub.proxy.as_ref().unwrap().close();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    hub.proxy.as_ref().unwrap().reopen();
+    assert!(hub.sim.journal(&sys_id).is_empty(), "the connection must drop before the supplier commits the first write");
+    tokio::time::sleep_until(sent + commits_in + std::time::Duration::from_secs(2)).await;
+    wait_for("the note at the supplier", || (!hub.sim.journal(&sys_id).is_empty()).then_some(())).await;
+    hub.settle(&r).await;
+    quiet(|| hub.sim.request_log().len()).await;
+    let journal = hub.sim.journal(&sys_id);
+    assert_eq!(journal.iter().filter(|j| j["value"] == "sent before the reconnect").count(), 1, "{journal:#?}\n{:#?}", hub.sim.request_log());
     hub.finish().await;
 }

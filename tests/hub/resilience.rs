@@ -294,29 +294,41 @@ async fn a_note_whose_last_attempt_lands_late_is_delivered_not_failed() {
     hub.finish().await;
 }
 
+/// Sends a note whose write the supplier commits `commits_in` after receiving it, and returns
+/// once that write is surely in flight (0.8 s later).
+async fn send_note_committed_late(hub: &TestHub, r: &str, text: &str, commits_in: std::time::Duration) -> tokio::time::Instant {
+    // The fault is for the note's write: nothing else may be asking the supplier then.
+    quiet(|| hub.sim.request_log().len()).await;
+    hub.sim.push_fault(Fault::Timeout { delay: commits_in });
+    let sent = tokio::time::Instant::now();
+    let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": text, "visibility": "internal"})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    sent
+}
+
+/// Once past the late commit and the hub has nothing more to say: the supplier holds `text`
+/// once.
+async fn assert_written_once(hub: &TestHub, r: &str, sys_id: &str, text: &str, after: tokio::time::Instant) {
+    tokio::time::sleep_until(after).await;
+    wait_for("the note at the supplier", || (!hub.sim.journal(sys_id).is_empty()).then_some(())).await;
+    hub.settle(r).await;
+    quiet(|| hub.sim.request_log().len()).await;
+    let journal = hub.sim.journal(sys_id);
+    assert_eq!(journal.iter().filter(|j| j["value"] == text).count(), 1, "{journal:#?}\n{:#?}", hub.sim.request_log());
+}
+
 /// A hub stopped while its note is in flight, the supplier committing it after the hub came
 /// back: the new process gives the old one's write its time before looking, and writes nothing.
 #[tokio::test]
 async fn a_note_left_in_flight_by_a_stopped_hub_is_written_once() {
     let mut hub = TestHub::spawn().await;
     let (r, sys_id) = hub.open_ticket("In flight across a restart").await;
-    // The fault is for the note's write: nothing else may be asking the supplier then.
-    quiet(|| hub.sim.request_log().len()).await;
     let commits_in = std::time::Duration::from_millis(3500);
-    hub.sim.push_fault(Fault::Timeout { delay: commits_in });
-    let sent = tokio::time::Instant::now();
-    let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "sent before the restart", "visibility": "internal"})).await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let sent = send_note_committed_late(&hub, &r, "sent before the restart", commits_in).await;
     hub.restart().await;
     assert!(hub.sim.journal(&sys_id).is_empty(), "the restart must come before the supplier commits the first write");
-    // Past the late commit, then until the hub has nothing more to say.
-    tokio::time::sleep_until(sent + commits_in + std::time::Duration::from_secs(1)).await;
-    wait_for("the note at the supplier", || (!hub.sim.journal(&sys_id).is_empty()).then_some(())).await;
-    hub.settle(&r).await;
-    quiet(|| hub.sim.request_log().len()).await;
-    let journal = hub.sim.journal(&sys_id);
-    assert_eq!(journal.iter().filter(|j| j["value"] == "sent before the restart").count(), 1, "{journal:#?}\n{:#?}", hub.sim.request_log());
+    assert_written_once(&hub, &r, &sys_id, "sent before the restart", sent + commits_in + std::time::Duration::from_secs(1)).await;
     hub.finish().await;
 }
 
@@ -327,23 +339,12 @@ async fn a_note_left_in_flight_by_a_stopped_hub_is_written_once() {
 async fn a_note_in_flight_when_the_broker_connection_drops_is_written_once() {
     let hub = TestHub::spawn_with(Options { broker_proxy: true, ..Default::default() }).await;
     let (r, sys_id) = hub.open_ticket("In flight across a broker reconnect").await;
-    // The fault is for the note's write: nothing else may be asking the supplier then.
-    quiet(|| hub.sim.request_log().len()).await;
     let commits_in = std::time::Duration::from_millis(3000);
-    hub.sim.push_fault(Fault::Timeout { delay: commits_in });
-    let sent = tokio::time::Instant::now();
-    let resp = hub.post(&format!("/api/v1/incidents/{r}/notes"), &hub.keys.service_desk, &json!({"text": "sent before the reconnect", "visibility": "public"})).await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let sent = send_note_committed_late(&hub, &r, "sent before the reconnect", commits_in).await;
     hub.proxy.as_ref().unwrap().close();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     hub.proxy.as_ref().unwrap().reopen();
     assert!(hub.sim.journal(&sys_id).is_empty(), "the connection must drop before the supplier commits the first write");
-    tokio::time::sleep_until(sent + commits_in + std::time::Duration::from_secs(2)).await;
-    wait_for("the note at the supplier", || (!hub.sim.journal(&sys_id).is_empty()).then_some(())).await;
-    hub.settle(&r).await;
-    quiet(|| hub.sim.request_log().len()).await;
-    let journal = hub.sim.journal(&sys_id);
-    assert_eq!(journal.iter().filter(|j| j["value"] == "sent before the reconnect").count(), 1, "{journal:#?}\n{:#?}", hub.sim.request_log());
+    assert_written_once(&hub, &r, &sys_id, "sent before the reconnect", sent + commits_in + std::time::Duration::from_secs(2)).await;
     hub.finish().await;
 }

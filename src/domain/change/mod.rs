@@ -10,6 +10,8 @@
 //! schedule.
 
 pub mod lifecycle;
+#[cfg(test)]
+mod proptests;
 pub mod request;
 pub mod schedule;
 

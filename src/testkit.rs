@@ -378,6 +378,8 @@ pub fn incident() -> BoxedStrategy<Incident> {
                 resolved_at: None,
                 closed_at: None,
                 version: 1,
+                caused_by_change: None,
+                fixed_by_change: None,
                 legs: vec![],
                 attachments: vec![],
             }

@@ -1,5 +1,6 @@
 //! The canonical incident, its lifecycle values and its supplier legs.
 
+use super::change::ChangeRef;
 use super::time::serde_ms;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -316,6 +317,12 @@ pub struct Incident {
     #[serde(with = "serde_ms::option")]
     pub closed_at: Option<DateTime<Utc>>,
     pub version: i32,
+    /// The change that caused this incident, as the service desk found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caused_by_change: Option<ChangeRef>,
+    /// The change that fixed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_by_change: Option<ChangeRef>,
     pub legs: Vec<Leg>,
     #[serde(default)]
     pub attachments: Vec<Attachment>,
@@ -357,11 +364,20 @@ pub struct IncidentChanges {
     pub ci: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
     pub resolution: Option<Option<Resolution>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
+    pub caused_by_change: Option<Option<ChangeRef>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
+    pub fixed_by_change: Option<Option<ChangeRef>>,
 }
 
 impl IncidentChanges {
     pub fn is_empty(&self) -> bool {
         *self == IncidentChanges::default()
+    }
+
+    /// Whether it only names (or unnames) the changes that caused or fixed the incident.
+    pub fn only_links(&self) -> bool {
+        IncidentChanges { caused_by_change: None, fixed_by_change: None, ..self.clone() }.is_empty()
     }
 }
 
@@ -396,7 +412,8 @@ impl Incident {
     /// Checks that `changes` would leave the incident in a coherent state.
     pub fn check(&self, changes: &IncidentChanges) -> Result<(), LifecycleError> {
         let status = changes.status.unwrap_or(self.status);
-        if self.status.is_terminal() && !changes.is_empty() {
+        // A closed incident still learns which change caused or fixed it.
+        if self.status.is_terminal() && !changes.only_links() {
             return Err(LifecycleError::Terminal(self.status));
         }
         let hold = changes.hold_reason.unwrap_or(self.hold_reason);

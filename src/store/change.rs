@@ -195,6 +195,9 @@ pub struct ChangeDoc {
     pub legs: Vec<Value>,
     pub conflicts: Vec<Value>,
     pub notes: Vec<Value>,
+    /// The incidents that name this change as their cause or their fix (those a supplier key
+    /// may see, for a supplier).
+    pub incidents: Vec<Value>,
 }
 
 /// Reads `raw` into a domain value, or says the record holds something this build cannot read.
@@ -322,7 +325,29 @@ pub fn document(conn: &mut PgConnection, rules: &Rules<'_>, row: &ChangeRow, vie
         .filter(|n| viewer.is_none() || n.visibility == Visibility::Public.as_str())
         .map(|n| json!({ "id": n.id, "visibility": n.visibility, "author": n.author, "text": n.body, "created_at": ms(&n.created_at) }))
         .collect();
-    Ok(ChangeDoc { change: row.clone(), approval: json!({ "state": word, "missing": missing, "decisions": decisions }), legs, conflicts, notes })
+    let incidents = linked_incidents(conn, &row.reference, viewer)?;
+    Ok(ChangeDoc { change: row.clone(), approval: json!({ "state": word, "missing": missing, "decisions": decisions }), legs, conflicts, notes, incidents })
+}
+
+/// The incidents caused or fixed by the change `reference`, oldest first.
+fn linked_incidents(conn: &mut PgConnection, reference: &str, viewer: Option<&str>) -> StoreResult<Vec<Value>> {
+    use crate::store::schema::incidents;
+    let mut q = incidents::table
+        .filter(incidents::caused_by_change.eq(reference).or(incidents::fixed_by_change.eq(reference)))
+        .select((incidents::reference, incidents::title, incidents::status, incidents::caused_by_change))
+        .order(incidents::id)
+        .into_boxed();
+    if let Some(s) = viewer {
+        q = q.filter(incidents::id.eq_any(crate::store::record::seen_by_supplier(s)));
+    }
+    let rows: Vec<(String, String, String, Option<String>)> = q.load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(r, title, status, caused)| {
+            let relation = if caused.as_deref() == Some(reference) { "caused" } else { "fixed" };
+            json!({ "ref": r, "title": title, "status": status, "relation": relation })
+        })
+        .collect())
 }
 
 fn conflict_json(c: &ConflictRow) -> Value {

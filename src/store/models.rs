@@ -31,6 +31,8 @@ pub struct IncidentRow {
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     pub version: i32,
+    pub caused_by_change: Option<String>,
+    pub fixed_by_change: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -156,6 +158,8 @@ impl IncidentRow {
             resolved_at: self.resolved_at,
             closed_at: self.closed_at,
             version: self.version,
+            caused_by_change: self.caused_by_change.as_deref().map(str::parse).transpose().map_err(super::StoreError::Corrupt)?,
+            fixed_by_change: self.fixed_by_change.as_deref().map(str::parse).transpose().map_err(super::StoreError::Corrupt)?,
             legs: legs
                 .iter()
                 .map(|l| {

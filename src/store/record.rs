@@ -300,6 +300,8 @@ pub fn create_incident(
             resolved_at: None,
             closed_at: None,
             version: 1,
+            caused_by_change: None,
+            fixed_by_change: None,
         };
         diesel::insert_into(incidents::table).values(&row).execute(conn)?;
         record_event(
@@ -403,6 +405,12 @@ pub fn apply_changes(conn: &mut PgConnection, ctx: &Context, mut row: IncidentRo
     if opt_eq(&current.resolution, &c.resolution) {
         c.resolution = None;
     }
+    if opt_eq(&current.caused_by_change, &c.caused_by_change) {
+        c.caused_by_change = None;
+    }
+    if opt_eq(&current.fixed_by_change, &c.fixed_by_change) {
+        c.fixed_by_change = None;
+    }
     // Leaving hold clears the reason unless the change sets one.
     if c.status.is_some() && c.status != Some(Status::OnHold) && c.hold_reason.is_none() && current.hold_reason.is_some() {
         c.hold_reason = Some(None);
@@ -442,6 +450,17 @@ pub fn apply_changes(conn: &mut PgConnection, ctx: &Context, mut row: IncidentRo
     if let Some(r) = &c.resolution {
         row.resolution_code = r.as_ref().map(|r| r.code.clone());
         row.resolution_notes = r.as_ref().map(|r| r.notes.clone());
+    }
+    for (link, column) in [(&c.caused_by_change, &mut row.caused_by_change), (&c.fixed_by_change, &mut row.fixed_by_change)] {
+        if let Some(link) = link {
+            if let Some(change) = link {
+                let known: bool = diesel::select(diesel::dsl::exists(changes::table.filter(changes::reference.eq(change.as_str())))).get_result(conn)?;
+                if !known {
+                    return Err(StoreError::Invalid(format!("there is no change {change}")));
+                }
+            }
+            *column = link.as_ref().map(|r| r.as_str().to_string());
+        }
     }
     if let Some(s) = c.status {
         row.status = s.as_str().into();

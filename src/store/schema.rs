@@ -45,6 +45,8 @@ diesel::table! {
         resolved_at -> Nullable<Timestamptz>,
         closed_at -> Nullable<Timestamptz>,
         version -> Int4,
+        caused_by_change -> Nullable<Text>,
+        fixed_by_change -> Nullable<Text>,
     }
 }
 

@@ -500,3 +500,50 @@ async fn the_forward_schedule_reads_as_json_and_as_icalendar() {
     assert_eq!(code, StatusCode::BAD_REQUEST);
     h.hub.finish().await;
 }
+
+#[tokio::test]
+async fn an_incident_names_the_change_that_caused_or_fixed_it_and_the_change_lists_it() {
+    let h = change_hub().await;
+    let now = Utc::now();
+    let chg = h.raise(normal_change("Core switch firmware", &["network", "email"], now + Duration::days(1), now + Duration::days(1) + Duration::hours(2))).await;
+    let fix = h.raise(normal_change("Roll the firmware back", &["network"], now + Duration::days(3), now + Duration::days(3) + Duration::hours(1))).await;
+    let r = h.hub.raise(&network_incident("Switch reboots since the upgrade")).await["ref"].as_str().unwrap().to_string();
+    // Once the supplier holds it, nothing else moves the incident's version meanwhile.
+    let inc = h.hub.settle(&r).await;
+
+    // Only a change reference, and only one that exists.
+    let resp = h.hub.patch(&r, inc["version"].as_i64().unwrap(), &json!({ "caused_by_change": "INC-000001" })).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let resp = h.hub.patch(&r, inc["version"].as_i64().unwrap(), &json!({ "caused_by_change": "CHG-999999" })).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = resp.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap_or("").contains("CHG-999999"), "{problem}");
+
+    let resp = h.hub.patch(&r, inc["version"].as_i64().unwrap(), &json!({ "caused_by_change": chg })).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let doc: Value = resp.json().await.unwrap();
+    assert_eq!(doc["caused_by_change"], chg.as_str());
+    assert!(doc.get("fixed_by_change").is_none(), "{doc}");
+    let linked = h.get(&format!("/api/v1/changes/{chg}")).await;
+    assert_eq!(linked["incidents"], json!([{ "ref": r, "title": "Switch reboots since the upgrade", "status": doc["status"], "relation": "caused" }]));
+    // Each supplier on the change sees the linked incidents it may see itself, no others.
+    assert_eq!(h.patch(&chg, &h.hub.keys.service_desk, json!({ "status": "assess" })).await.0, StatusCode::OK);
+    let path = format!("/api/v1/changes/{chg}");
+    let by_network: Value = h.hub.get_as(&path, &h.network).await.json().await.unwrap();
+    assert_eq!(by_network["incidents"][0]["ref"], r.as_str());
+    let by_apps: Value = h.hub.get_as(&path, &h.apps).await.json().await.unwrap();
+    assert_eq!(by_apps["incidents"], json!([]), "the apps supplier holds a leg of the change, not the incident");
+
+    // The fix is named, the cause unnamed; the incident's history says who did both.
+    let resp = h.hub.patch(&r, doc["version"].as_i64().unwrap(), &json!({ "caused_by_change": null, "fixed_by_change": fix })).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let doc: Value = resp.json().await.unwrap();
+    assert!(doc.get("caused_by_change").is_none(), "{doc}");
+    assert_eq!(doc["fixed_by_change"], fix.as_str());
+    assert_eq!(h.get(&format!("/api/v1/changes/{chg}")).await["incidents"], json!([]));
+    assert_eq!(h.get(&format!("/api/v1/changes/{fix}")).await["incidents"][0]["relation"], "fixed");
+    let history = h.hub.history(&r).await;
+    let updates: Vec<&Value> = history.iter().filter(|e| e["type"] == "incident.updated").map(|e| &e["data"]["changes"]).collect();
+    assert_eq!(updates, [&json!({ "caused_by_change": chg }), &json!({ "caused_by_change": null, "fixed_by_change": fix })]);
+    h.hub.finish().await;
+}

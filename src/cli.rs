@@ -10,6 +10,31 @@ use crate::store::{self, Store};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// Writes one piece of the command's output to standard output. A reader that went away (the
+/// output piped into `head`, a closed descriptor) ends the output quietly: the command's work
+/// is done either way, and a failed write is never a panic. Any other write failure is said
+/// once on standard error.
+pub(crate) fn emit(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = writeln!(std::io::stderr(), "error: cannot write to standard output: {e}");
+        }
+    }
+}
+
+/// `println!` through [`emit`].
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::cli::emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+pub(crate) use say;
+
+/// `print!` through [`emit`].
+macro_rules! say_raw {
+    ($($arg:tt)*) => { $crate::cli::emit(format_args!($($arg)*)) };
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "siam-hub", version, about = "Multi-supplier IT service-management integration hub")]
 pub struct Cli {
@@ -253,7 +278,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
             let url = settings.database_url.clone();
             tokio::task::spawn_blocking(move || store::prepare_database(&url)).await.map_err(|e| e.to_string())??;
-            println!("database {} is up to date", store::redact(&settings.database_url));
+            say!("database {} is up to date", store::redact(&settings.database_url));
             Ok(())
         }
         Command::Keys { command: KeysCommand::Create { role, supplier, label } } => {
@@ -270,7 +295,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             tokio::task::spawn_blocking(move || store::prepare_database(&url)).await.map_err(|e| e.to_string())??;
             let db = Store::connect(&settings.database_url, 1)?;
             let key = db.run(move |c| store::auth::create(c, &role, supplier.as_deref(), label.as_deref())).await.map_err(|e| e.to_string())?;
-            println!("{key}");
+            say!("{key}");
             Ok(())
         }
         Command::Keys { command: KeysCommand::Revoke { prefix } } => {
@@ -278,7 +303,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let db = Store::connect(&settings.database_url, 1)?;
             let p = prefix.clone();
             if db.run(move |c| store::auth::revoke(c, &p)).await.map_err(|e| e.to_string())? {
-                println!("key siam_{prefix}_... revoked");
+                say!("key siam_{prefix}_... revoked");
                 Ok(())
             } else {
                 Err(format!("no live key has the prefix `{prefix}`"))
@@ -305,7 +330,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     map_payload_with(mapping.as_ref(), reverse, &text)?
                 }
             };
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             Ok(())
         }
     }
@@ -335,12 +360,15 @@ async fn sla(config: Option<PathBuf>, command: SlaCommand) -> Result<(), String>
         .await
         .map_err(|e| e.to_string())?;
     if r.pending_tickets > 0 {
-        eprintln!("note: {} tickets changed since their clocks were stored (no hub running?); --recompute gives figures straight from the event log", r.pending_tickets);
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("note: {} tickets changed since their clocks were stored (no hub running?); --recompute gives figures straight from the event log\n", r.pending_tickets),
+        );
     }
     match (format.as_str(), table.as_str()) {
-        ("csv", "breaches") => print!("{}", report::breaches_csv(&r)),
-        ("csv", _) => print!("{}", report::to_csv(&r)),
-        _ => println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
+        ("csv", "breaches") => say_raw!("{}", report::breaches_csv(&r)),
+        ("csv", _) => say_raw!("{}", report::to_csv(&r)),
+        _ => say!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
     }
     Ok(())
 }
@@ -380,21 +408,21 @@ async fn demo(config: Option<PathBuf>, ports: [u16; 4]) -> Result<(), String> {
         let key = app.store.run(move |c| store::auth::create(c, role, supplier.as_deref(), label.as_deref())).await.map_err(|e| e.to_string())?;
         keys.push((role, key));
     }
-    println!("SIAM Hub demo");
-    println!("  hub:                   {hub_url}   (API docs: {hub_url}/openapi.json)");
-    println!("  ServiceNow simulator:  {sim_url}   (tickets: {sim_url}/sim/incidents)");
-    println!("  Jira simulator:        {jira_url}   (issues: {jira_url}/sim/issues; work one with POST /sim/issues/OPS-1/transition {{\"transition\":\"Start work\"}})");
-    println!("  Remedy simulator:      {remedy_url}   (incidents: {remedy_url}/sim/incidents)");
-    println!("  TMF621 simulator:      {tmf_url}   (trouble tickets: {tmf_url}/sim/tickets)");
-    println!("  routing: network -> ServiceNow, email -> Jira, payroll -> Remedy, hosting -> TMF621, anything else -> the integrator queue");
+    say!("SIAM Hub demo");
+    say!("  hub:                   {hub_url}   (API docs: {hub_url}/openapi.json)");
+    say!("  ServiceNow simulator:  {sim_url}   (tickets: {sim_url}/sim/incidents)");
+    say!("  Jira simulator:        {jira_url}   (issues: {jira_url}/sim/issues; work one with POST /sim/issues/OPS-1/transition {{\"transition\":\"Start work\"}})");
+    say!("  Remedy simulator:      {remedy_url}   (incidents: {remedy_url}/sim/incidents)");
+    say!("  TMF621 simulator:      {tmf_url}   (trouble tickets: {tmf_url}/sim/tickets)");
+    say!("  routing: network -> ServiceNow, email -> Jira, payroll -> Remedy, hosting -> TMF621, anything else -> the integrator queue");
     if let Some((_, manager)) = keys.iter().find(|(role, _)| *role == "manager") {
-        println!("  SLA dashboard:         {hub_url}/dashboard?key={manager}");
+        say!("  SLA dashboard:         {hub_url}/dashboard?key={manager}");
     }
     for (role, key) in &keys {
-        println!("  {role:<14} API key:  {key}");
+        say!("  {role:<14} API key:  {key}");
     }
-    println!("Try:");
-    println!(
+    say!("Try:");
+    say!(
         "  curl -s -X POST {hub_url}/api/v1/incidents -H 'Authorization: Bearer {}' -H 'Idempotency-Key: demo-1' -H 'Content-Type: application/json' \\\n    -d '{{\"title\":\"Core switch down in building 2\",\"description\":\"No network on floor 3\",\"service\":\"network\",\"impact\":1,\"urgency\":2,\"caller\":\"j.smith\",\"category\":\"network\"}}'",
         keys[0].1
     );

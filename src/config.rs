@@ -1183,6 +1183,24 @@ pub const MIN_WEBHOOK_SECRET: usize = 16;
 mod tests {
     use super::*;
 
+    /// The README's `[changes]` example reads as written: a maintenance window opening at
+    /// 01:00 London time on Sundays admits a change inside it and not one past it.
+    #[test]
+    fn the_readme_change_settings_read_as_written() {
+        let readme = include_str!("../README.md");
+        let start = readme.find("[changes]\n").expect("the README shows [changes]");
+        let toml = &readme[start..start + readme[start..].find("```").expect("the example ends")];
+        let s = Settings::from_toml(toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let m = &s.changes.maintenance[0];
+        assert_eq!(m.start, chrono::NaiveTime::from_hms_opt(1, 0, 0).unwrap());
+        // Sunday 2026-12-13, 01:00 London is 01:00 UTC (winter time).
+        let at = |h: u32, mi: u32| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 12, 13, h, mi, 0).unwrap();
+        let w = |a, b| crate::domain::change::schedule::Window::new(a, b).unwrap();
+        assert!(m.admits(&w(at(1, 0), at(5, 0))));
+        assert!(!m.admits(&w(at(4, 30), at(5, 30))));
+        assert_eq!(s.changes.templates[0].name, "cert-renewal");
+    }
+
     #[test]
     fn an_empty_or_short_webhook_secret_is_refused_at_start() {
         let supplier = |secret: &str| {

@@ -294,7 +294,7 @@ pub async fn run(settings: &Settings, state_path: &Path, o: SimOptions) -> Resul
     estate.set_chance(&o.chance);
     estate.state(&o.chance).write(state_path)?;
     for e in estate.endpoints() {
-        println!("{:<10} simulator for {:<14} {}", e.system, e.supplier, e.base_url);
+        crate::cli::say!("{:<10} simulator for {:<14} {}", e.system, e.supplier, e.base_url);
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut tick = tokio::time::interval(o.snapshot_every.max(std::time::Duration::from_millis(100)));

@@ -81,3 +81,16 @@ fn map_applies_a_supplier_instances_own_states() {
     assert!(!wrong.status.success());
     assert_eq!(String::from_utf8_lossy(&wrong.stderr).lines().count(), 1);
 }
+
+/// Output piped into a reader that already went away (`| head -0`, a closed descriptor): the
+/// command does its work and ends without a panic.
+#[test]
+fn a_closed_standard_output_is_no_panic() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/adapters/servicenow/fixtures/raw_unknown_custom_state.native.json");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = siam_hub().args(["map", "--system", "servicenow", fixture]).stdout(writer).stderr(std::process::Stdio::piped()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+}

@@ -142,6 +142,12 @@ impl OutgoingFile {
     pub fn body(&self) -> reqwest::Body {
         reqwest::Body::wrap_stream((self.content)())
     }
+
+    /// Whether `listed`, a file the supplier lists, is what a write of this file left there:
+    /// the same name, and the same size where the system gives one.
+    pub fn left_by_write(&self, listed: &NativeAttachment) -> bool {
+        listed.file_name == self.file_name && listed.size.is_none_or(|s| s == self.size)
+    }
 }
 
 /// Translation between one system's payloads and the canonical model. Pure: no I/O.
@@ -208,6 +214,12 @@ pub trait Client: Send + Sync {
     /// The files attached to the supplier ticket.
     async fn list_attachments(&self, _native_id: &str) -> Result<Vec<NativeAttachment>, SupplierError> {
         Ok(vec![])
+    }
+
+    /// The supplier's id of the copy of `file` an earlier upload left on the ticket, if any
+    /// (not one of `before`, the files it held before that upload).
+    async fn find_uploaded(&self, native_id: &str, file: &OutgoingFile, before: &[String]) -> Result<Option<String>, SupplierError> {
+        Ok(self.list_attachments(native_id).await?.into_iter().find(|f| !before.contains(&f.native_id) && file.left_by_write(f)).map(|f| f.native_id))
     }
 
     /// Opens the content of one supplier file as a stream.

@@ -148,15 +148,37 @@ pub fn find(conn: &mut PgConnection, incident_id: i64, id: i64) -> StoreResult<O
 
 /// Attachments of an incident that a leg has neither sent, received nor refused, oldest first;
 /// files that came from the leg's own supplier are never sent back to it.
-pub fn pending_for_leg(conn: &mut PgConnection, incident_id: i64, leg_id: i64, supplier: &str) -> StoreResult<Vec<AttachmentRow>> {
-    let handled = attachment_deliveries::table.filter(attachment_deliveries::leg_id.eq(leg_id)).select(attachment_deliveries::attachment_id);
-    Ok(attachments::table
+pub fn pending_for_leg(conn: &mut PgConnection, incident_id: i64, leg_id: i64, supplier: &str) -> StoreResult<Vec<(AttachmentRow, Option<DateTime<Utc>>)>> {
+    let handled =
+        attachment_deliveries::table.filter(attachment_deliveries::leg_id.eq(leg_id)).filter(attachment_deliveries::state.ne(SENDING)).select(attachment_deliveries::attachment_id);
+    let pending: Vec<AttachmentRow> = attachments::table
         .filter(attachments::incident_id.eq(incident_id))
         .filter(attachments::origin.ne(supplier))
         .filter(attachments::id.ne_all(handled))
         .order(attachments::id)
         .select(AttachmentRow::as_select())
-        .load(conn)?)
+        .load(conn)?;
+    let tried: std::collections::HashMap<i64, DateTime<Utc>> = attachment_deliveries::table
+        .filter(attachment_deliveries::leg_id.eq(leg_id))
+        .filter(attachment_deliveries::state.eq(SENDING))
+        .select((attachment_deliveries::attachment_id, attachment_deliveries::at))
+        .load::<(i64, DateTime<Utc>)>(conn)?
+        .into_iter()
+        .collect();
+    Ok(pending.into_iter().map(|a| (a.clone(), tried.get(&a.id).copied())).collect())
+}
+
+/// The delivery state of a file whose upload to a leg has begun and not been answered: a
+/// later attempt looks for what it left before uploading again.
+pub const SENDING: &str = "sending";
+
+/// Notes that the upload of `attachment_id` to `leg_id` begins (kept if one began before).
+pub fn mark_sending(conn: &mut PgConnection, attachment_id: i64, leg_id: i64) -> StoreResult<()> {
+    diesel::insert_into(attachment_deliveries::table)
+        .values((attachment_deliveries::attachment_id.eq(attachment_id), attachment_deliveries::leg_id.eq(leg_id), attachment_deliveries::state.eq(SENDING)))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Records what happened to an attachment on a leg; a refusal is also an event on the ticket.
@@ -179,7 +201,13 @@ pub fn record_delivery(
             attachment_deliveries::native_id.eq(native_id),
         ))
         .on_conflict((attachment_deliveries::attachment_id, attachment_deliveries::leg_id))
-        .do_nothing()
+        .do_update()
+        .set((
+            attachment_deliveries::state.eq(state),
+            attachment_deliveries::reason.eq(reason),
+            attachment_deliveries::native_id.eq(native_id),
+            attachment_deliveries::at.eq(Utc::now()),
+        ))
         .execute(conn)?;
     if state == "refused" {
         let row: IncidentRow = incidents::table.find(att.incident_id).select(IncidentRow::as_select()).first(conn)?;

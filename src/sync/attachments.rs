@@ -49,16 +49,35 @@ impl Engine {
     pub async fn push_attachments(&self, link: &SupplierLink, leg: &LegRef<'_>) -> Result<(), SyncError> {
         let (incident_id, leg_id, supplier) = (leg.incident_id, leg.leg_id, leg.supplier.to_string());
         let pending = self.store.run(move |c| store_att::pending_for_leg(c, incident_id, leg_id, &supplier)).await?;
-        for att in pending {
+        for (att, tried) in pending {
             let limit = link.settings.max_attachment_bytes;
             let outcome = if att.size > limit {
                 Err(format!("{} bytes is over the supplier's limit of {limit} bytes", att.size))
             } else {
                 let file = OutgoingFile { file_name: att.file_name.clone(), content_type: att.content_type.clone(), size: att.size, content: self.content_stream(&att.sha256) };
-                match link.client.upload_attachment(leg.native_id, &file).await {
-                    Ok(native) => Ok(native),
-                    Err(SupplierError::Rejected { message, .. }) => Err(message),
-                    Err(e) => return Err(e.into()),
+                // An upload begun before (by a hub process that stopped) may have attached it.
+                let left = match tried {
+                    Some(at) => {
+                        self.settle_writes_of_earlier_processes(link, at).await;
+                        match link.client.find_uploaded(leg.native_id, &file, &[]).await {
+                            Ok(found) => found,
+                            Err(SupplierError::Rejected { .. }) => None,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    None => {
+                        let (att_id, leg_id) = (att.id, leg.leg_id);
+                        self.store.run(move |c| store_att::mark_sending(c, att_id, leg_id)).await?;
+                        None
+                    }
+                };
+                match left {
+                    Some(native) => Ok(native),
+                    None => match link.client.upload_attachment(leg.native_id, &file).await {
+                        Ok(native) => Ok(native),
+                        Err(SupplierError::Rejected { message, .. }) => Err(message),
+                        Err(e) => return Err(e.into()),
+                    },
                 }
             };
             let ctx = Context::hub(leg.correlation_id);

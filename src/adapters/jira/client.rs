@@ -434,7 +434,7 @@ impl Client for JiraClient {
                         .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string())))
                         .ok_or_else(|| SupplierError::Protocol(format!("{what}: no attachment id in the answer")))
                 },
-                || async { Ok(self.list_attachments(native_id).await?.into_iter().find(|f| f.file_name == file.file_name && f.size == Some(file.size)).map(|f| f.native_id)) },
+                || self.find_uploaded(native_id, file, &[]),
             )
             .await
     }

@@ -519,13 +519,7 @@ impl Client for RemedyClient {
     /// twice.
     async fn upload_attachment(&self, native_id: &str, file: &OutgoingFile) -> Result<String, SupplierError> {
         let number = self.incident_number(native_id).await?;
-        self.http
-            .write_once(
-                "Remedy attach file",
-                || self.attach_attempt(&number, file),
-                || async { Ok(self.list_attachments(native_id).await?.into_iter().find(|f| f.file_name == file.file_name && f.size == Some(file.size)).map(|f| f.native_id)) },
-            )
-            .await
+        self.http.write_once("Remedy attach file", || self.attach_attempt(&number, file), || self.find_uploaded(native_id, file, &[])).await
     }
 
     /// The files in the attachment fields of the incident's work logs.

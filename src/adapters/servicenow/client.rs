@@ -202,34 +202,33 @@ impl Client for ServiceNowClient {
         format!("{}/nav_to.do?uri=incident.do?sys_id={native_id}", self.base)
     }
 
-    /// `POST /api/now/attachment/file` with the raw bytes, streamed.
+    /// `POST /api/now/attachment/file` with the raw bytes, streamed, written once.
     async fn upload_attachment(&self, native_id: &str, file: &OutgoingFile) -> Result<String, SupplierError> {
         let url = format!("{}/api/now/attachment/file", self.base);
         let what = "ServiceNow attachment upload";
-        let result = self
-            .http
-            .retrying(what, || {
-                let req = self
-                    .http
-                    .client
-                    .post(&url)
-                    .basic_auth(&self.user, Some(self.password.expose_secret()))
-                    .header("Accept", "application/json")
-                    .header("Content-Type", &file.content_type)
-                    .query(&[("table_name", "incident"), ("table_sys_id", native_id), ("file_name", file.file_name.as_str())])
-                    .body(file.body());
-                async move {
-                    let resp = req.send().await.map_err(|e| transport_error(what, e))?;
-                    let (status, headers) = (resp.status(), resp.headers().clone());
-                    let text = self.http.read_text(what, resp).await?;
-                    if !status.is_success() {
-                        return Err(status_error(what, status, &headers, &error_detail(&text)));
-                    }
-                    serde_json::from_str::<Value>(&text).map_err(|e| SupplierError::Protocol(format!("{what}: {e}")))
+        let attempt = || {
+            let req = self
+                .http
+                .client
+                .post(&url)
+                .basic_auth(&self.user, Some(self.password.expose_secret()))
+                .header("Accept", "application/json")
+                .header("Content-Type", &file.content_type)
+                .query(&[("table_name", "incident"), ("table_sys_id", native_id), ("file_name", file.file_name.as_str())])
+                .body(file.body());
+            async move {
+                let resp = req.send().await.map_err(|e| transport_error(what, e))?;
+                let (status, headers) = (resp.status(), resp.headers().clone());
+                let text = self.http.read_text(what, resp).await?;
+                if !status.is_success() {
+                    return Err(status_error(what, status, &headers, &error_detail(&text)));
                 }
-            })
-            .await?;
-        result.pointer("/result/sys_id").and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| SupplierError::Protocol(format!("{what}: no sys_id in the answer")))
+                let answer = serde_json::from_str::<Value>(&text).map_err(|e| SupplierError::Protocol(format!("{what}: {e}")))?;
+                answer.pointer("/result/sys_id").and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| SupplierError::Protocol(format!("{what}: no sys_id in the answer")))
+            }
+        };
+        // Before trying again, the file an earlier attempt may have attached is taken instead.
+        self.http.write_once(what, attempt, || self.find_uploaded(native_id, file, &[])).await
     }
 
     /// `GET /api/now/attachment?sysparm_query=table_sys_id=...`.

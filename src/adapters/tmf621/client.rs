@@ -411,12 +411,7 @@ impl Client for Tmf621Client {
         }
         let first = self.get_ticket(native_id).await?;
         let before: HashSet<String> = mapping::attachments(&first).into_iter().map(|a| a.native_id).collect();
-        let added = |t: &Value| {
-            mapping::attachments(t)
-                .into_iter()
-                .find(|a| !before.contains(&a.native_id) && a.file_name == file.file_name && a.size.is_none_or(|s| s == file.size))
-                .map(|a| a.native_id)
-        };
+        let added = |t: &Value| mapping::attachments(t).into_iter().find(|a| !before.contains(&a.native_id) && file.left_by_write(a)).map(|a| a.native_id);
         let current = std::sync::Mutex::new(first);
         let url = self.url(&format!("/troubleTicket/{}", encode(native_id)));
         let answer = self

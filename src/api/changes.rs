@@ -28,7 +28,7 @@ use serde_json::json;
 /// The roles that raise and edit changes.
 const RAISE: &[Role] = &[Role::ServiceDesk, Role::ChangeManager];
 
-fn rules_of(c: &crate::config::ChangeSettings) -> Rules<'_> {
+pub(super) fn rules_of(c: &crate::config::ChangeSettings) -> Rules<'_> {
     Rules { cab: &c.cab, freezes: &c.freezes, maintenance: &c.maintenance, back_out: c.failure_policy == crate::config::FailurePolicy::BackOut }
 }
 
@@ -363,7 +363,7 @@ pub async fn calendar(p: Principal, state: web::Data<AppState>, q: web::Query<Li
                     json!({
                         "ref": r.reference, "title": r.title, "type": r.change_type, "status": r.status,
                         "start": r.planned_start.as_ref().map(rfc3339), "end": r.planned_end.as_ref().map(rfc3339),
-                        "services": r.services, "cis": r.cis, "open_conflicts": open,
+                        "services": r.services, "cis": r.cis, "open_conflicts": open.len(),
                         "legs": legs.iter().map(|l| json!({ "supplier": l.supplier_id, "state": l.state,
                             "start": l.planned_start.as_ref().map(rfc3339), "end": l.planned_end.as_ref().map(rfc3339) })).collect::<Vec<_>>(),
                     })
@@ -383,12 +383,13 @@ pub async fn calendar(p: Principal, state: web::Data<AppState>, q: web::Query<Li
                 let (Some(start), Some(end)) = (r.planned_start, r.planned_end) else { continue };
                 let suppliers: Vec<&str> = legs.iter().map(|l| l.supplier_id.as_str()).collect();
                 let description = format!(
-                    "{} change, {}. Services: {}. CIs: {}. Suppliers: {}. Open conflicts: {open}.\n\n{}",
+                    "{} change, {}. Services: {}. CIs: {}. Suppliers: {}. Open conflicts: {}.\n\n{}",
                     r.change_type,
                     r.status,
                     r.services.join(", "),
                     r.cis.join(", "),
                     suppliers.join(", "),
+                    open.len(),
                     r.description
                 );
                 let mut event = Event::new();

@@ -40,7 +40,7 @@ pub struct Period {
 }
 
 /// Midnight at the start of `date` in `tz` (the first instant of the day, across DST gaps).
-fn day_start(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+pub fn day_start(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
     (0..4)
         .find_map(|h| tz.from_local_datetime(&(midnight + chrono::Duration::hours(h))).earliest())

@@ -284,6 +284,17 @@ fn approval(rules: &Rules<'_>, row: &ChangeRow, legs: &[ChangeLegRow], approvals
     Ok(approval_state(kind, &rule, soft, &decisions, &suppliers))
 }
 
+/// Where the change stands with its approvers, in the document's words (`pre_approved`,
+/// `approved`, `pending` or `rejected`), and what is still missing.
+fn approval_word(rules: &Rules<'_>, row: &ChangeRow, legs: &[ChangeLegRow], approvals: &[ApprovalRow], conflicts: &[ConflictRow]) -> StoreResult<(&'static str, Vec<String>)> {
+    Ok(match approval(rules, row, legs, approvals, conflicts)? {
+        _ if row.kind()? == ChangeType::Standard => ("pre_approved", vec![]),
+        ApprovalState::Approved => ("approved", vec![]),
+        ApprovalState::Pending(m) => ("pending", m),
+        ApprovalState::Rejected { .. } => ("rejected", vec![]),
+    })
+}
+
 /// The change document; `viewer` is the supplier a supplier key speaks for: it sees public
 /// notes only, and of other suppliers' legs only whose they are and how far they got.
 pub fn document(conn: &mut PgConnection, rules: &Rules<'_>, row: &ChangeRow, viewer: Option<&str>) -> StoreResult<ChangeDoc> {
@@ -291,13 +302,7 @@ pub fn document(conn: &mut PgConnection, rules: &Rules<'_>, row: &ChangeRow, vie
     let approvals = approvals_of(conn, row.id)?;
     let conflicts = conflicts_of(conn, row.id)?;
     let notes: Vec<ChangeNoteRow> = change_notes::table.filter(change_notes::change_id.eq(row.id)).order(change_notes::id).select(ChangeNoteRow::as_select()).load(conn)?;
-    let state = approval(rules, row, &legs, &approvals, &conflicts)?;
-    let (word, missing) = match &state {
-        _ if row.kind()? == ChangeType::Standard => ("pre_approved", vec![]),
-        ApprovalState::Approved => ("approved", vec![]),
-        ApprovalState::Pending(m) => ("pending", m.clone()),
-        ApprovalState::Rejected { .. } => ("rejected", vec![]),
-    };
+    let (word, missing) = approval_word(rules, row, &legs, &approvals, &conflicts)?;
     let decisions: Vec<Value> = approvals
         .iter()
         .map(|a| json!({ "by": { "kind": a.kind, "id": a.approver }, "decision": if a.approve { "approve" } else { "reject" }, "comment": a.comment, "at": ms(&a.decided_at) }))
@@ -446,14 +451,52 @@ pub fn request_hash(draft: &Draft) -> String {
     content_hash(&[&serde_json::to_string(draft).unwrap_or_default()])
 }
 
-pub fn load(conn: &mut PgConnection, rules: &Rules<'_>, reference: &str, viewer: Option<&str>) -> StoreResult<ChangeDoc> {
+/// The change as `viewer` (the supplier a supplier key speaks for) may see it: a supplier sees
+/// only the changes it holds a leg of, and any other is not found.
+fn visible_row(conn: &mut PgConnection, reference: &str, viewer: Option<&str>) -> StoreResult<ChangeRow> {
     let row = find_row(conn, reference)?;
     if let Some(s) = viewer {
         if !holds_leg(conn, row.id, s)? {
             return Err(StoreError::NotFound(format!("change {reference}")));
         }
     }
+    Ok(row)
+}
+
+pub fn load(conn: &mut PgConnection, rules: &Rules<'_>, reference: &str, viewer: Option<&str>) -> StoreResult<ChangeDoc> {
+    let row = visible_row(conn, reference, viewer)?;
     document(conn, rules, &row, viewer)
+}
+
+/// How many events of its log a change's file carries, oldest first.
+pub const FILE_EVENTS: i64 = 1000;
+
+/// A change with everything the record holds about it, as rows: what the dashboard's change
+/// page draws.
+#[derive(Debug, Clone)]
+pub struct ChangeFile {
+    pub change: ChangeRow,
+    /// Where it stands with its approvers, as the document says it, and what is missing.
+    pub approval: &'static str,
+    pub missing: Vec<String>,
+    pub legs: Vec<ChangeLegRow>,
+    /// The decisions in force (those an edit voided are left out).
+    pub approvals: Vec<ApprovalRow>,
+    pub conflicts: Vec<ConflictRow>,
+    /// Its event log, oldest first, at most [`FILE_EVENTS`].
+    pub events: Vec<ChangeEventRow>,
+}
+
+/// The change's file, under the same visibility as [`load`]: a supplier reads only a change it
+/// holds a leg of.
+pub fn file(conn: &mut PgConnection, rules: &Rules<'_>, reference: &str, viewer: Option<&str>) -> StoreResult<ChangeFile> {
+    let row = visible_row(conn, reference, viewer)?;
+    let legs = legs_of(conn, row.id)?;
+    let approvals = approvals_of(conn, row.id)?;
+    let conflicts = conflicts_of(conn, row.id)?;
+    let (approval, missing) = approval_word(rules, &row, &legs, &approvals, &conflicts)?;
+    let events = change_events::table.filter(change_events::change_id.eq(row.id)).order(change_events::id).limit(FILE_EVENTS).select(ChangeEventRow::as_select()).load(conn)?;
+    Ok(ChangeFile { change: row, approval, missing, legs, approvals, conflicts, events })
 }
 
 /// A page of changes.
@@ -502,9 +545,12 @@ pub fn list(conn: &mut PgConnection, rules: &Rules<'_>, filter: &ListFilter, aft
     Ok((docs, next))
 }
 
+/// A change in the forward schedule, with its legs and its open (unacknowledged) conflicts.
+pub type Scheduled = (ChangeRow, Vec<ChangeLegRow>, Vec<ConflictRow>);
+
 /// The forward schedule between `from` and `to`: changes that take part in it (and closed ones,
 /// which did), by planned start.
-pub fn calendar(conn: &mut PgConnection, filter: &ListFilter) -> StoreResult<Vec<(ChangeRow, Vec<ChangeLegRow>, usize)>> {
+pub fn calendar(conn: &mut PgConnection, filter: &ListFilter) -> StoreResult<Vec<Scheduled>> {
     let rows: Vec<ChangeRow> = filtered(filter)
         .filter(changes::status.ne_all([ChangeStatus::Draft.as_str(), ChangeStatus::Cancelled.as_str(), ChangeStatus::Rejected.as_str()]))
         .filter(changes::planned_start.is_not_null())
@@ -514,17 +560,18 @@ pub fn calendar(conn: &mut PgConnection, filter: &ListFilter) -> StoreResult<Vec
         .load(conn)?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let legs: Vec<ChangeLegRow> = change_legs::table.filter(change_legs::change_id.eq_any(&ids)).order(change_legs::id).select(ChangeLegRow::as_select()).load(conn)?;
-    let open: Vec<i64> = change_conflicts::table
+    let open: Vec<ConflictRow> = change_conflicts::table
         .filter(change_conflicts::change_id.eq_any(&ids))
         .filter(change_conflicts::acknowledged_at.is_null())
-        .select(change_conflicts::change_id)
+        .order((change_conflicts::change_id, change_conflicts::key))
+        .select(ConflictRow::as_select())
         .load(conn)?;
     Ok(rows
         .into_iter()
         .map(|r| {
             let own = legs.iter().filter(|l| l.change_id == r.id).cloned().collect();
-            let count = open.iter().filter(|id| **id == r.id).count();
-            (r, own, count)
+            let conflicts = open.iter().filter(|c| c.change_id == r.id).cloned().collect();
+            (r, own, conflicts)
         })
         .collect())
 }

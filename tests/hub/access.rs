@@ -192,11 +192,13 @@ const MATRIX: &[(&str, &str, [u16; 8])] = &[
     ("POST", "/tmf-api/troubleTicket/v4/hub", [401, 201, 403, 201, 201, 201, 201, 403]),
     ("GET", "/tmf-api/troubleTicket/v4/hub/{id}", [401, 404, 404, 404, 404, 404, 404, 404]),
     ("DELETE", "/tmf-api/troubleTicket/v4/hub/{id}", [401, 404, 404, 404, 404, 404, 404, 404]),
-    ("GET", "/dashboard", [401, 401, 200, 200, 200, 200, 200, 401]),
+    ("GET", "/dashboard", [401, 401, 200, 200, 200, 200, 200, 403]),
     ("GET", "/dashboard/login", [200, 200, 200, 200, 200, 200, 200, 200]),
-    ("POST", "/dashboard/login", [400, 403, 303, 303, 303, 303, 303, 403]),
+    ("POST", "/dashboard/login", [400, 403, 303, 303, 303, 303, 303, 303]),
     ("POST", "/dashboard/logout", [303, 303, 303, 303, 303, 303, 303, 303]),
-    ("GET", "/dashboard/incidents/{ref}", [401, 401, 200, 200, 200, 404, 404, 401]),
+    ("GET", "/dashboard/incidents/{ref}", [401, 401, 200, 200, 200, 404, 404, 403]),
+    ("GET", "/dashboard/changes", [401, 401, 200, 200, 200, 200, 200, 200]),
+    ("GET", "/dashboard/changes/{ref}", [401, 401, 200, 200, 404, 200, 404, 200]),
 ];
 
 #[tokio::test]

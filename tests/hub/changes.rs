@@ -9,8 +9,8 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use siam_hub::config::{SecretRef, Settings};
 
-const APPS: &str = "apps-sn";
-const PAYROLL: &str = "payroll-sn";
+pub(crate) const APPS: &str = "apps-sn";
+pub(crate) const PAYROLL: &str = "payroll-sn";
 
 /// Three suppliers (network, email and payroll services), a CAB rule asking every affected
 /// supplier's approval for normal changes, a hard freeze on payroll next month and a template.
@@ -75,15 +75,15 @@ fn change_options() -> Options {
     }
 }
 
-struct ChangeHub {
-    hub: TestHub,
-    cm: String,
-    network: String,
-    apps: String,
-    payroll: String,
+pub(crate) struct ChangeHub {
+    pub(crate) hub: TestHub,
+    pub(crate) cm: String,
+    pub(crate) network: String,
+    pub(crate) apps: String,
+    pub(crate) payroll: String,
 }
 
-async fn change_hub() -> ChangeHub {
+pub(crate) async fn change_hub() -> ChangeHub {
     let hub = TestHub::spawn_with(change_options()).await;
     let cm = hub.key("change_manager", None).await;
     let network = hub.keys.supplier.clone();
@@ -92,7 +92,7 @@ async fn change_hub() -> ChangeHub {
     ChangeHub { hub, cm, network, apps, payroll }
 }
 
-fn ts(t: DateTime<Utc>) -> String {
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339()
 }
 
@@ -118,33 +118,33 @@ impl ChangeHub {
         resp.json().await.unwrap()
     }
 
-    async fn raise(&self, body: Value) -> String {
+    pub(crate) async fn raise(&self, body: Value) -> String {
         let (status, doc) = self.send("POST", "/api/v1/changes", &self.hub.keys.service_desk, Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{doc}");
         doc["ref"].as_str().unwrap().to_string()
     }
 
-    async fn patch(&self, r: &str, key: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn patch(&self, r: &str, key: &str, body: Value) -> (StatusCode, Value) {
         self.send("PATCH", &format!("/api/v1/changes/{r}"), key, Some(body)).await
     }
 
-    async fn move_to(&self, r: &str, status: &str) -> Value {
+    pub(crate) async fn move_to(&self, r: &str, status: &str) -> Value {
         let (code, doc) = self.patch(r, &self.cm, json!({ "status": status })).await;
         assert_eq!(code, StatusCode::OK, "moving {r} to {status}: {doc}");
         assert_eq!(doc["status"], status);
         doc
     }
 
-    async fn leg(&self, r: &str, supplier: &str, key: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn leg(&self, r: &str, supplier: &str, key: &str, body: Value) -> (StatusCode, Value) {
         self.send("PATCH", &format!("/api/v1/changes/{r}/legs/{supplier}"), key, Some(body)).await
     }
 
-    async fn decide(&self, r: &str, key: &str, decision: &str, comment: &str) -> (StatusCode, Value) {
+    pub(crate) async fn decide(&self, r: &str, key: &str, decision: &str, comment: &str) -> (StatusCode, Value) {
         self.send("POST", &format!("/api/v1/changes/{r}/approvals"), key, Some(json!({ "decision": decision, "comment": comment }))).await
     }
 }
 
-fn normal_change(title: &str, services: &[&str], start: DateTime<Utc>, end: DateTime<Utc>) -> Value {
+pub(crate) fn normal_change(title: &str, services: &[&str], start: DateTime<Utc>, end: DateTime<Utc>) -> Value {
     json!({
         "title": title, "description": "Firmware 17.3 on the core and the apps behind it", "type": "normal", "risk": 2,
         "impact": 2, "urgency": 3, "services": services, "planned_start": ts(start), "planned_end": ts(end),

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 const CHROMIUM: &str = "chromium";
 
 /// Runs headless Chromium with a fresh profile, offline-safe flags and `args`; returns stdout.
-async fn chromium(args: Vec<String>) -> String {
+pub(crate) async fn chromium(args: Vec<String>) -> String {
     tokio::task::spawn_blocking(move || {
         let profile = std::env::temp_dir().join(format!("siam-chromium-{}", uuid::Uuid::new_v4()));
         let mut child = Command::new(CHROMIUM)
@@ -51,12 +51,12 @@ async fn chromium(args: Vec<String>) -> String {
 }
 
 /// The DOM the browser built for `url`.
-async fn dom(url: &str) -> String {
+pub(crate) async fn dom(url: &str) -> String {
     chromium(vec!["--dump-dom".into(), url.into()]).await
 }
 
 /// The text of the first element with `id`, tags stripped.
-fn text_of(dom: &str, id: &str) -> String {
+pub(crate) fn text_of(dom: &str, id: &str) -> String {
     let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no element #{id} in the page"));
     let open_end = start + dom[start..].find('>').unwrap() + 1;
     let mut depth = 0;

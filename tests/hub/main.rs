@@ -4,6 +4,7 @@
 mod access;
 mod api;
 mod attachments;
+mod change_dashboard;
 mod changes;
 mod cli;
 mod dashboard;

@@ -11,8 +11,8 @@ use std::fmt::Write;
 pub const GOOD: &str = "#1b7f3b";
 pub const BAD: &str = "#c62828";
 pub const NEUTRAL: &str = "#9aa5b1";
-const INK: &str = "#1f2933";
-const GRID: &str = "#e4e7eb";
+pub(super) const INK: &str = "#1f2933";
+pub(super) const GRID: &str = "#e4e7eb";
 /// Distinct, colour-blind-friendly series colours.
 const PALETTE: [&str; 8] = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#332288", "#999933"];
 

@@ -2,27 +2,39 @@
 //! nothing fetched from elsewhere (the machines are offline), and the browser sign-in for it.
 //!
 //! A browser signs in with an API key (manager or admin; a supplier key sees only its own
-//! supplier), through the form at `/dashboard/login` or once as `?key=` on any dashboard URL
-//! (for scripts; the hub answers with a redirect that strips it). The browser then holds a
+//! supplier; a change manager's key opens the change pages only), through the form at
+//! `/dashboard/login` or once as `?key=` on any dashboard URL (for scripts; the hub answers with
+//! a redirect that strips it). The browser then holds a
 //! server-side session (see [`crate::store::auth`]): its cookie carries a random session id,
 //! never the key, HttpOnly, SameSite=Strict, scoped to `/dashboard`. The hub checks the session
 //! on every request: it ends at its expiry, on sign-out, or when its key is revoked.
+//!
+//! The change pages (`/dashboard/changes`, the forward schedule of change, and
+//! `/dashboard/changes/{ref}`, one change) follow the change API's visibility: a supplier key
+//! sees only the changes it holds a leg of (any other is not found, as through the API), with
+//! every leg of those changes by supplier, state and window only, as the API shows them. It sees
+//! the configured freezes, as the calendar shows them to everyone; an open conflict with a
+//! change it cannot see names that change without linking to it.
 
+mod change_charts;
+mod change_pages;
 mod charts;
 mod pages;
 
 use super::auth::Role;
 use super::AppState;
+use crate::domain::change::ChangeRef;
 use crate::domain::TicketRef;
 use crate::sla::dashboard;
 use crate::sla::report::Period;
 use crate::sla::ticket;
 use crate::store::auth;
+use crate::store::change::{self, ListFilter};
 use crate::store::sla::Scope;
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 const COOKIE: &str = "siam_dashboard";
@@ -39,6 +51,8 @@ pub(super) fn endpoints() -> Vec<super::routes::Endpoint> {
         endpoint(Method::POST, "/dashboard/login", login),
         endpoint(Method::POST, "/dashboard/logout", logout),
         endpoint(Method::GET, "/dashboard/incidents/{ref}", timeline),
+        endpoint(Method::GET, "/dashboard/changes", change_schedule),
+        endpoint(Method::GET, "/dashboard/changes/{ref}", change_page),
     ]
 }
 
@@ -51,6 +65,11 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// Whether the SLA pages are the viewer's: a change manager's key opens the change pages only.
+    fn sees_sla(&self) -> bool {
+        self.role != Role::ChangeManager
+    }
+
     fn scope(&self) -> Scope {
         match &self.supplier {
             Some(s) => Scope::Supplier(s.clone()),
@@ -59,14 +78,38 @@ impl Viewer {
     }
 }
 
-/// Who a key stands for on the dashboard: manager, admin, or a supplier key scoped to its
-/// supplier.
+/// Who a key stands for on the dashboard: manager, admin, change manager (the change pages
+/// only), or a supplier key scoped to its supplier.
 fn viewer_of(record: auth::KeyRecord) -> Result<Viewer, (StatusCode, &'static str)> {
     match (Role::parse(&record.role), record.supplier_id) {
-        (Some(role @ (Role::Manager | Role::Admin)), _) => Ok(Viewer { role, supplier: None }),
+        (Some(role @ (Role::Manager | Role::Admin | Role::ChangeManager)), _) => Ok(Viewer { role, supplier: None }),
         (Some(Role::Supplier), Some(s)) => Ok(Viewer { role: Role::Supplier, supplier: Some(s) }),
-        _ => Err((StatusCode::FORBIDDEN, "That key cannot open the dashboard: it needs a manager, admin or supplier key.")),
+        _ => Err((StatusCode::FORBIDDEN, "That key cannot open the dashboard: it needs a manager, admin or supplier key (or a change_manager key, for the change schedule).")),
     }
+}
+
+/// Where a signed-in viewer goes: `next`, unless that is an SLA page a change manager may not
+/// open, when the change schedule instead.
+fn landing(viewer: &Viewer, next: &str) -> String {
+    if viewer.sees_sla() || next.starts_with("/dashboard/changes") {
+        next.to_string()
+    } else {
+        "/dashboard/changes".to_string()
+    }
+}
+
+/// The answer to a change manager on an SLA page.
+fn sla_refused() -> HttpResponse {
+    html(
+        StatusCode::FORBIDDEN,
+        pages::message("Not for this key", "The SLA dashboard needs a manager, admin or supplier key; a change manager's key opens the change schedule at /dashboard/changes."),
+    )
+}
+
+/// The answer when the record cannot be read.
+fn unavailable(what: &str, e: &crate::store::StoreError) -> HttpResponse {
+    tracing::error!(error = %e, "{what} unavailable");
+    html(StatusCode::SERVICE_UNAVAILABLE, pages::message(&format!("{what} unavailable"), "The service record could not be read; try again shortly."))
 }
 
 const UNAVAILABLE: (StatusCode, &str) = (StatusCode::SERVICE_UNAVAILABLE, "The service record is unavailable; try again shortly.");
@@ -154,7 +197,7 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<(Viewer, Ve
             location = format!("{location}?{}", ser.finish());
         }
         return Err(match sign_in(state, key.trim().to_string()).await {
-            Ok((_, session)) => redirect(&location).cookie(session_cookie(req, state, session)).finish(),
+            Ok((viewer, session)) => redirect(&landing(&viewer, &location)).cookie(session_cookie(req, state, session)).finish(),
             Err((status, msg)) => html(status, pages::login(Some(msg), &location)),
         });
     }
@@ -198,7 +241,7 @@ async fn login(req: HttpRequest, state: web::Data<AppState>, form: Option<web::F
         return html(StatusCode::BAD_REQUEST, pages::login(Some("Enter an API key."), &next));
     }
     match sign_in(&state, key).await {
-        Ok((_, session)) => redirect(&next).cookie(session_cookie(&req, &state, session)).finish(),
+        Ok((viewer, session)) => redirect(&landing(&viewer, &next)).cookie(session_cookie(&req, &state, session)).finish(),
         Err((status, msg)) => html(status, pages::login(Some(msg), &next)),
     }
 }
@@ -225,6 +268,9 @@ async fn overview(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Ok(v) => v,
         Err(resp) => return resp,
     };
+    if !viewer.sees_sla() {
+        return sla_refused();
+    }
     let now = Utc::now();
     let tz = state.settings.reporting.time_zone.clone();
     let period = match param(&pairs, "month").map(|m| Period::month(m, &tz)).unwrap_or_else(|| Period::current_month(now, &tz)) {
@@ -235,10 +281,7 @@ async fn overview(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     let p2 = period.clone();
     match state.store.run(move |c| dashboard::overview(c, &contracts, &reporting, &p2, &scope, now)).await {
         Ok(o) => html(StatusCode::OK, pages::overview(&o, &viewer, &tz, &state.settings.reporting)),
-        Err(e) => {
-            tracing::error!(error = %e, "dashboard unavailable");
-            html(StatusCode::SERVICE_UNAVAILABLE, pages::message("Dashboard unavailable", "The service record could not be read; try again shortly."))
-        }
+        Err(e) => unavailable("Dashboard", &e),
     }
 }
 
@@ -248,6 +291,9 @@ async fn timeline(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
         Ok(v) => v,
         Err(resp) => return resp,
     };
+    if !viewer.sees_sla() {
+        return sla_refused();
+    }
     let not_found = || html(StatusCode::NOT_FOUND, pages::message("Not found", &format!("There is no incident {}.", path.as_str())));
     let Ok(r) = path.parse::<TicketRef>() else { return not_found() };
     let contracts = state.contracts.clone();
@@ -255,10 +301,7 @@ async fn timeline(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
     let t = match state.store.run(move |c| ticket::load(c, &contracts, r.as_str(), now)).await {
         Ok(t) => t,
         Err(crate::store::StoreError::NotFound(_)) => return not_found(),
-        Err(e) => {
-            tracing::error!(error = %e, "timeline unavailable");
-            return html(StatusCode::SERVICE_UNAVAILABLE, pages::message("Timeline unavailable", "The service record could not be read; try again shortly."));
-        }
+        Err(e) => return unavailable("Timeline", &e),
     };
     let t = match &viewer.supplier {
         // A supplier sees the tickets it may see through the API, only its own clocks, and no
@@ -275,4 +318,103 @@ async fn timeline(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
         None => t,
     };
     html(StatusCode::OK, pages::timeline(&t, &viewer, &state.settings.reporting.time_zone))
+}
+
+/// How many days the change schedule shows unless asked, and the most it shows at once.
+const SCHEDULE_DAYS: i64 = 28;
+const SCHEDULE_MAX_DAYS: i64 = 92;
+
+/// The days the change schedule covers: `from` and `to` are dates (`2026-12-01`), both shown;
+/// from `today` for [`SCHEDULE_DAYS`] days by default, and one end alone keeps that length.
+fn schedule_days(from: Option<&str>, to: Option<&str>, today: NaiveDate) -> Result<(NaiveDate, NaiveDate), String> {
+    let date = |name: &str, v: &str| NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| format!("{name} must be a date such as 2026-12-01, not `{v}`."));
+    let span = chrono::Duration::days(SCHEDULE_DAYS - 1);
+    let (from, to) = match (from.map(|v| date("from", v)).transpose()?, to.map(|v| date("to", v)).transpose()?) {
+        (Some(f), Some(t)) => (f, t),
+        (Some(f), None) => (f, f + span),
+        (None, Some(t)) => (t - span, t),
+        (None, None) => (today, today + span),
+    };
+    if to < from {
+        return Err(format!("The period ends ({to}) before it begins ({from})."));
+    }
+    let days = (to - from).num_days() + 1;
+    if days > SCHEDULE_MAX_DAYS {
+        return Err(format!("The schedule shows at most {SCHEDULE_MAX_DAYS} days at a time; {from} to {to} is {days} days."));
+    }
+    Ok((from, to))
+}
+
+/// `GET /dashboard/changes?from=&to=[&service=&supplier=]`: the forward schedule of change.
+async fn change_schedule(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let (viewer, pairs) = match authenticate(&req, &state).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let tz = state.settings.reporting.time_zone.clone();
+    let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::Tz::UTC);
+    let now = Utc::now();
+    let (from_day, to_day) = match schedule_days(param(&pairs, "from"), param(&pairs, "to"), now.with_timezone(&zone).date_naive()) {
+        Ok(d) => d,
+        Err(e) => return html(StatusCode::BAD_REQUEST, pages::message("Invalid period", &e)),
+    };
+    let (from, to): (DateTime<Utc>, DateTime<Utc>) = (crate::sla::report::day_start(zone, from_day), crate::sla::report::day_start(zone, to_day + chrono::Duration::days(1)));
+    let (service, supplier) = (param(&pairs, "service").map(str::to_string), param(&pairs, "supplier").map(str::to_string));
+    let filter = ListFilter { status: None, service: service.clone(), supplier: supplier.clone(), from: Some(from), to: Some(to), visible_to_supplier: viewer.supplier.clone() };
+    let changes = match state.store.read(move |c| change::calendar(c, &filter)).await {
+        Ok(rows) => rows,
+        Err(e) => return unavailable("Change schedule", &e),
+    };
+    let settings = &state.settings;
+    let schedule = change_pages::Schedule {
+        from_day,
+        to_day,
+        from,
+        to,
+        service,
+        supplier,
+        catalogue: settings.services.iter().map(|s| s.name.clone()).collect(),
+        suppliers: if viewer.supplier.is_some() { vec![] } else { settings.suppliers.iter().map(|s| s.id.clone()).collect() },
+        changes,
+        freezes: settings.changes.freezes.iter().filter(|f| f.start < to && f.end > from).cloned().collect(),
+        generated_at: now,
+    };
+    html(StatusCode::OK, change_pages::schedule(&schedule, &viewer, &tz))
+}
+
+/// `GET /dashboard/changes/{ref}`: one change, its legs, approvals, conflicts and history.
+async fn change_page(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let (viewer, _) = match authenticate(&req, &state).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    // A change a supplier key may not see is not found, exactly as one that does not exist.
+    let not_found = || html(StatusCode::NOT_FOUND, pages::message("Not found", &format!("There is no change {}.", path.as_str())));
+    let Ok(r) = path.parse::<ChangeRef>() else { return not_found() };
+    let (settings, supplier) = (state.settings.clone(), viewer.supplier.clone());
+    match state.store.read(move |c| change::file(c, &super::changes::rules_of(&settings.changes), r.as_str(), supplier.as_deref())).await {
+        Ok(f) => html(StatusCode::OK, change_pages::change(&f, &viewer, &state.settings.reporting.time_zone)),
+        Err(crate::store::StoreError::NotFound(_)) => not_found(),
+        Err(e) => unavailable("Change", &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_covers_whole_days_within_bounds() {
+        let today = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(schedule_days(None, None, today), Ok((today, d("2027-01-01"))));
+        assert_eq!(schedule_days(Some("2026-12-01"), None, today), Ok((d("2026-12-01"), d("2026-12-28"))));
+        assert_eq!(schedule_days(None, Some("2026-12-28"), today), Ok((d("2026-12-01"), d("2026-12-28"))));
+        assert_eq!(schedule_days(Some("2026-12-01"), Some("2026-12-01"), today), Ok((d("2026-12-01"), d("2026-12-01"))));
+        assert!(schedule_days(Some("2026-12-01"), Some("2027-03-02"), today).is_ok(), "92 days");
+        assert!(schedule_days(Some("2026-12-01"), Some("2027-03-03"), today).unwrap_err().contains("at most 92 days"));
+        assert!(schedule_days(Some("2026-12-02"), Some("2026-12-01"), today).unwrap_err().contains("before it begins"));
+        assert!(schedule_days(Some("2026-13-01"), None, today).unwrap_err().contains("from must be a date"));
+        assert!(schedule_days(None, Some("next week"), today).unwrap_err().contains("to must be a date"));
+    }
 }

@@ -3,6 +3,7 @@
 
 use super::charts;
 use super::Viewer;
+use crate::api::auth::Role;
 use crate::config::ReportingSettings;
 use crate::domain::time;
 use crate::sla::compute::metric_name;
@@ -46,7 +47,7 @@ pub fn local_time(t: &DateTime<Utc>, tz: &str) -> String {
     }
 }
 
-fn opt_time(t: Option<DateTime<Utc>>, tz: &str) -> String {
+pub(super) fn opt_time(t: Option<DateTime<Utc>>, tz: &str) -> String {
     t.map(|t| local_time(&t, tz)).unwrap_or_else(|| "–".into())
 }
 
@@ -70,7 +71,7 @@ section h2{font-size:16px;margin:0 0 12px}
 .card{background:#fff;border:1px solid #d9e2ec;border-radius:6px;padding:12px 16px}
 .card .v{font-size:26px;font-weight:700}
 .card .l{font-size:12px;color:#52606d;text-transform:uppercase;letter-spacing:.04em}
-.good{color:#1b7f3b}.bad{color:#c62828}.muted{color:#7b8794}
+.good{color:#1b7f3b}.bad{color:#c62828}.muted{color:#616e7c}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e4e7eb;vertical-align:top}
 th{font-weight:600;color:#52606d;background:#f5f7fa}
@@ -81,14 +82,24 @@ a{color:#0b69a3}
 .legend{display:flex;gap:16px;flex-wrap:wrap;font-size:12px;margin-top:6px}
 .legend b{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:4px;vertical-align:-2px}
 .chart{max-width:100%;height:auto}
-footer{color:#7b8794;font-size:12px;padding:0 24px 24px}
+footer{color:#52606d;font-size:12px;padding:0 24px 24px}
 .login{max-width:420px;margin:80px auto}
 .login input[type=password]{width:100%;padding:8px;font-size:14px;border:1px solid #9aa5b1;border-radius:4px;margin:8px 0 12px}
 .login button{background:#0b69a3;color:#fff;border:0;border-radius:4px;padding:8px 18px;font-size:14px;cursor:pointer}
 .error{background:#ffe3e3;color:#8a1c1c;border-radius:4px;padding:8px 12px}
+a:focus-visible,button:focus-visible,input:focus-visible,select:focus-visible{outline:3px solid #0b69a3;outline-offset:2px}
+header a:focus-visible,header button:focus-visible{outline-color:#fff}
+svg a:focus-visible{outline:3px solid #102a43}
+.filters{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-end}
+.filters label{display:flex;flex-direction:column;gap:3px;font-size:12px;font-weight:600;color:#52606d}
+.filters input,.filters select{font:inherit;color:#1f2933;background:#fff;border:1px solid #7b8794;border-radius:4px;padding:5px 8px}
+.filters button{background:#0b69a3;color:#fff;border:0;border-radius:4px;padding:7px 16px;font:inherit;cursor:pointer}
+.swatch{vertical-align:-2px;margin-right:4px}
+tr.has-conflict td:first-child{border-left:4px solid #c62828}
+ul.plain{margin:0;padding:0;list-style:none}
 "#;
 
-fn page(title: &str, header: &str, body: &str) -> String {
+pub(super) fn page(title: &str, header: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>{header}{body}</body></html>",
         esc(title)
@@ -96,24 +107,31 @@ fn page(title: &str, header: &str, body: &str) -> String {
 }
 
 fn top_bar(viewer: Option<&Viewer>, extra: &str) -> String {
+    bar("SLA dashboard", "/dashboard", viewer, extra)
+}
+
+/// The page header: the part of the dashboard (`heading`, linking to `home`), `extra`
+/// navigation, and who is signed in with the sign-out button.
+pub(super) fn bar(heading: &str, home: &str, viewer: Option<&Viewer>, extra: &str) -> String {
     let who = match viewer {
         Some(v) => {
-            let role = match &v.supplier {
-                Some(s) => format!("supplier {}", esc(s)),
-                None => format!("{:?}", v.role).to_lowercase(),
+            let role = match (&v.supplier, v.role) {
+                (Some(s), _) => format!("supplier {}", esc(s)),
+                (None, Role::ChangeManager) => "change manager".to_string(),
+                (None, role) => format!("{role:?}").to_lowercase(),
             };
             format!(r#"<div class="who">Signed in as {role}<form method="post" action="/dashboard/logout"><button type="submit">Sign out</button></form></div>"#)
         }
         None => String::new(),
     };
-    format!(r#"<header><h1><a href="/dashboard" style="color:#fff">SIAM Hub · SLA dashboard</a></h1>{extra}{who}</header>"#)
+    format!(r#"<header><h1><a href="{home}" style="color:#fff">SIAM Hub · {}</a></h1>{extra}{who}</header>"#, esc(heading))
 }
 
 /// The sign-in form; `next` is where to go once signed in.
 pub fn login(error: Option<&str>, next: &str) -> String {
     let err = error.map(|e| format!(r#"<p class="error" id="login-error">{}</p>"#, esc(e))).unwrap_or_default();
     let body = format!(
-        r#"<main><section class="login"><h2>Sign in</h2>{err}<form method="post" action="/dashboard/login"><label for="key">API key (manager, admin or supplier)</label><input type="password" id="key" name="key" autocomplete="off" required autofocus><input type="hidden" name="next" value="{}"><button type="submit">Open the dashboard</button></form><p class="muted">Create a key with <code>siam-hub keys create --role manager</code>.</p></section></main>"#,
+        r#"<main><section class="login"><h2>Sign in</h2>{err}<form method="post" action="/dashboard/login"><label for="key">API key (manager, admin, change manager or supplier)</label><input type="password" id="key" name="key" autocomplete="off" required autofocus><input type="hidden" name="next" value="{}"><button type="submit">Open the dashboard</button></form><p class="muted">Create a key with <code>siam-hub keys create --role manager</code>.</p></section></main>"#,
         esc(next)
     );
     page("Sign in · SIAM Hub", &top_bar(None, ""), &body)
@@ -186,7 +204,7 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
     if let Some(n) = next {
         let _ = write!(nav, r#"<a id="next-month" href="/dashboard?month={n}">{n} ›</a>"#);
     }
-    nav.push_str("</nav>");
+    nav.push_str(r#"</nav><nav aria-label="Dashboard"><a id="nav-changes" href="/dashboard/changes">Change schedule</a></nav>"#);
 
     // Headline figures: the end-to-end contracts when the viewer sees them, else all lines.
     let headline: Vec<_> = {
@@ -306,6 +324,7 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
     page(&format!("SLA dashboard {} · SIAM Hub", o.period.label), &top_bar(Some(viewer), &nav), &body)
 }
 
+/// One line of an event log, incident or change, in a manager's words.
 fn event_summary(kind: &str, data: &serde_json::Value) -> String {
     let s = |k: &str| data.get(k).and_then(|v| v.as_str()).unwrap_or("");
     match kind {
@@ -328,8 +347,52 @@ fn event_summary(kind: &str, data: &serde_json::Value) -> String {
         "sla.warning" | "sla.breached" => {
             format!("{} {} {}%", data.get("supplier").and_then(|v| v.as_str()).unwrap_or("end to end"), s("metric"), data.get("threshold").and_then(|v| v.as_i64()).unwrap_or(0))
         }
+        "change.created" => format!("raised: {} ({} change)", s("title"), s("type")),
+        "change.status_changed" => match s("reason") {
+            "" => format!("{} → {}", s("from"), s("to")),
+            why => format!("{} → {} ({why})", s("from"), s("to")),
+        },
+        "change.updated" => format!("changed {}", list(data.get("fields"))),
+        "change.leg_opened" => format!("{} leg opened", s("supplier")),
+        "change.leg_updated" => format!("{} leg {} → {}", s("supplier"), s("from"), s("to")),
+        "change.backout_requested" => format!("{} asked to back out after {} failed", s("supplier"), s("because")),
+        "change.approval" => {
+            let by = data.get("by").and_then(|b| b.get("id")).and_then(|v| v.as_str()).unwrap_or("");
+            format!("{} by {by}: {}", s("decision"), s("comment"))
+        }
+        "change.approvals_voided" => format!("{} approvals voided: {}", data.get("voided").and_then(|v| v.as_i64()).unwrap_or(0), s("reason")),
+        "change.conflict_detected" => match s("other") {
+            "" => format!("{} on {}", s("kind"), s("subject")),
+            other => format!("{} on {} with {other}", s("kind"), s("subject")),
+        },
+        "change.conflict_acknowledged" => format!("{} on {} acknowledged: {}", s("kind"), s("subject"), s("reason")),
+        "change.conflicts_cleared" => format!("cleared {}", list(data.get("keys"))),
+        "change.note_added" => format!("{} note by {}", s("visibility"), s("author")),
         _ => String::new(),
     }
+}
+
+/// An event log as a table, oldest first: each row carries the event's id as its anchor.
+pub(super) fn event_table<'a>(events: impl Iterator<Item = (uuid::Uuid, &'a DateTime<Utc>, &'a str, &'a str, &'a serde_json::Value)>, tz: &str) -> String {
+    let mut out = String::from(r#"<table id="event-table"><thead><tr><th>Time</th><th>Event</th><th>By</th><th>Detail</th></tr></thead><tbody>"#);
+    for (id, at, kind, source, data) in events {
+        let _ = write!(
+            out,
+            r#"<tr id="{id}"><td title="{}">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            esc(&time::rfc3339(at)),
+            esc(&local_time(at, tz)),
+            esc(kind),
+            esc(source),
+            esc(&event_summary(kind, data))
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// The strings of a JSON array, comma separated.
+fn list(v: Option<&serde_json::Value>) -> String {
+    v.and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
 }
 
 pub fn timeline(t: &TicketSla, viewer: &Viewer, tz: &str) -> String {
@@ -429,20 +492,9 @@ pub fn timeline(t: &TicketSla, viewer: &Viewer, tz: &str) -> String {
     }
     body.push_str("</section>");
 
-    body.push_str(r#"<section id="events"><h2>Event log</h2><table id="event-table"><thead><tr><th>Time</th><th>Event</th><th>By</th><th>Detail</th></tr></thead><tbody>"#);
-    for e in &t.events {
-        let _ = write!(
-            body,
-            r#"<tr id="{}"><td title="{}">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-            e.event_id,
-            esc(&time::rfc3339(&e.occurred_at)),
-            esc(&local_time(&e.occurred_at, tz)),
-            esc(&e.kind),
-            esc(&e.source),
-            esc(&event_summary(&e.kind, &e.data))
-        );
-    }
-    body.push_str("</tbody></table></section></main>");
+    body.push_str(r#"<section id="events"><h2>Event log</h2>"#);
+    body.push_str(&event_table(t.events.iter().map(|e| (e.event_id, &e.occurred_at, e.kind.as_str(), e.source.as_str(), &e.data)), tz));
+    body.push_str("</section></main>");
     let _ = write!(body, r#"<footer>Clocks computed from the event log at {} ({}).</footer>"#, esc(&local_time(&t.now, tz)), esc(tz));
     page(&format!("{} · SLA timeline", i.reference), &top_bar(Some(viewer), r#"<a href="/dashboard">← Dashboard</a>"#), &body)
 }

@@ -232,6 +232,12 @@ pub trait Client: Send + Sync {
     async fn fetch(&self, _native_id: &str) -> Result<Option<Value>, SupplierError> {
         Ok(None)
     }
+
+    /// The system's change records, if it takes changes through the hub (`None`: a change leg
+    /// at this supplier is worked through the hub's API only).
+    fn changes(&self) -> Option<&dyn change::ChangeClient> {
+        None
+    }
 }
 
 /// The first of `candidates` (tickets carrying a hub reference) whose native id, read by `id_of`,

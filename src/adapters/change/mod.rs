@@ -13,9 +13,12 @@
 //!
 //! Coordinating one change across several suppliers is not done here: this is translation only.
 
+pub mod client;
 pub mod remedy;
 pub mod servicenow;
 pub mod tmf655;
+
+pub use client::ChangeClient;
 
 use super::MapError;
 use crate::domain::change::{Change, ChangeLeg};

@@ -401,6 +401,11 @@ pub struct SupplierSettings {
     /// This instance's own values on top of its system's mapping profile.
     #[serde(default)]
     pub overrides: ProfileOverrides,
+    /// Whether the hub keeps this supplier's part of each change as a change record in the
+    /// supplier's own system (where the system takes changes: ServiceNow, Remedy, TMF655), or
+    /// the supplier works its change legs through the hub's API only.
+    #[serde(default = "defaults::yes")]
+    pub change_records: bool,
     /// TMF621 instances only (`system = "tmf621"`): API version, flavour, auth and vocabularies.
     /// Every member has a default, so a plain TMF621 v4 supplier needs no `[suppliers.tmf621]`.
     #[serde(default)]
@@ -532,9 +537,18 @@ pub struct Tmf621Settings {
     /// `<public_url>/webhooks/<id>`); the reconciliation sweep runs either way.
     #[serde(default = "defaults::yes")]
     pub subscribe: bool,
+    /// API root of the supplier's TMF655 Change Management, before `/changeRequest`: the hub
+    /// keeps its change legs at this supplier there.
+    #[serde(default = "Tmf621Settings::default_change_base_path")]
+    pub change_base_path: String,
 }
 
 impl Tmf621Settings {
+    /// TMF655 v4 at its standard path.
+    pub fn default_change_base_path() -> String {
+        "/tmf-api/changeManagement/v4".into()
+    }
+
     /// Vocabularies must cover every canonical level, and mapped statuses must be canonical.
     fn check(&self) -> Result<(), String> {
         // ServiceNow's severity is its priority (5 levels); otherwise it is the impact (3).
@@ -584,6 +598,7 @@ impl Default for Tmf621Settings {
             note_patch: None,
             ticket_type: None,
             subscribe: true,
+            change_base_path: Tmf621Settings::default_change_base_path(),
         }
     }
 }

@@ -28,9 +28,7 @@ use serde_json::json;
 /// The roles that raise and edit changes.
 const RAISE: &[Role] = &[Role::ServiceDesk, Role::ChangeManager];
 
-pub(super) fn rules_of(c: &crate::config::ChangeSettings) -> Rules<'_> {
-    Rules { cab: &c.cab, freezes: &c.freezes, maintenance: &c.maintenance, back_out: c.failure_policy == crate::config::FailurePolicy::BackOut }
-}
+pub(super) use crate::store::change::rules_of;
 
 /// Runs `f` on the record with the change rules of the configuration.
 async fn with_rules<T: Send + 'static>(

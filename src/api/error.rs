@@ -77,8 +77,8 @@ impl From<StoreError> for ApiError {
             StoreError::VersionConflict { current, expected } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "version-conflict",
-                "The incident changed since you read it",
-                format!("If-Match names version {expected} but the incident is at version {current}; read it again and reapply your change"),
+                "The record changed since you read it",
+                format!("If-Match names version {expected} but the record is at version {current}; read it again and reapply your change"),
             )
             .with(json!({ "current_version": current })),
             StoreError::IdempotencyMismatch(key) => ApiError::unprocessable(

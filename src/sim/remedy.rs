@@ -1,5 +1,5 @@
-//! Stateful simulator of BMC Helix / Remedy ITSM's AR System REST API (incidents and work
-//! logs), used by integration tests and by demo mode.
+//! Stateful simulator of BMC Helix / Remedy ITSM's AR System REST API (incidents, change
+//! requests and their work logs), used by integration tests and by demo mode.
 //!
 //! It owns an in-memory `HPD:Help Desk` (read through `HPD:IncidentInterface` or the base form),
 //! the create interface `HPD:IncidentInterface_Create`, and `HPD:WorkLog`, and reproduces the
@@ -34,10 +34,19 @@
 //!   required field blank, 306 value outside the field's limits. Numbers the reference does not
 //!   give (unknown field names, bad qualifications, ITSM workflow refusals) are the
 //!   simulator's own stand-ins and are marked as such.
+//! - Changes live in `CHG:Infrastructure Change`, created on `CHG:ChangeInterface_Create` (whose
+//!   status is `Status` and whose answer spells the business id `Infrastructure Change Id`) and
+//!   read and updated on `CHG:ChangeInterface` (`Change Request Status`, `Infrastructure Change
+//!   ID`). A change starts in Draft; its `Request ID` (the entry id) and `Infrastructure Change
+//!   ID` are CRQ numbers. The interface refuses create names and ignores set-once fields
+//!   (`Change Type`, the requester, `Vendor Ticket Number`); dates are stored in AR's form; a
+//!   window may not end before it starts. Change work logs are `CHG:WorkLog` records linked by
+//!   `Infrastructure Change ID`, Public unless marked. Change saves send no notification.
 //!
 //! Injectable faults: 429 with `Retry-After` (a Helix gateway throttle), AR 500s, slow answers,
-//! answers lost after the commit, and token expiry. An agent surface changes incidents and adds
-//! work logs as a Remedy support agent would. Remedy has no standard outbound webhook; the
+//! answers lost after the commit, and token expiry; they hit change calls as they hit incident
+//! calls. An agent surface changes incidents and changes and adds work logs as a Remedy support
+//! agent or change coordinator would. Remedy has no standard outbound webhook; the
 //! optional notification models a filter that, after every committed change (the hub's own
 //! included), POSTs `{"event", "form", "entry", "worklogs"}` with basic auth and a delivery id.
 
@@ -62,6 +71,10 @@ pub const INTERFACE: &str = "HPD:IncidentInterface";
 pub const CREATE_FORM: &str = "HPD:IncidentInterface_Create";
 pub const HELP_DESK: &str = "HPD:Help Desk";
 pub const WORKLOG: &str = "HPD:WorkLog";
+pub const CHANGE_INTERFACE: &str = "CHG:ChangeInterface";
+pub const CHANGE_CREATE_FORM: &str = "CHG:ChangeInterface_Create";
+pub const CHANGE_BASE: &str = "CHG:Infrastructure Change";
+pub const CHANGE_WORKLOG: &str = "CHG:WorkLog";
 
 /// The support agent the agent surface acts as unless told otherwise.
 pub const DEFAULT_AGENT: &str = "Allen";
@@ -173,7 +186,81 @@ const WORKLOG_WRITABLE: &[&str] = &[
 
 const WORKLOG_FILE_FIELDS: &[&str] = &["z2AF Work Log01", "z2AF Work Log02", "z2AF Work Log03"];
 
+/// Change fields (read names on `CHG:ChangeInterface`); ids, dates and audit are set on create.
+#[rustfmt::skip]
+const CHANGE_FIELDS: &[&str] = &[
+    "Request ID", "Infrastructure Change ID", "InstanceId", "Submitter", "Submit Date",
+    "Last Modified By", "Last Modified Date", "Description", "Detailed Description",
+    "Change Request Status", "Status Reason", "Status-History", "Change Type", "Change Timing",
+    "Risk Level", "Impact", "Urgency", "Priority", "Reason For Change", "Scheduled Start Date",
+    "Scheduled End Date", "Actual Start Date", "Actual End Date", "Requested Start Date",
+    "Requested End Date", "Location Company", "Company", "First Name", "Last Name",
+    "Customer First Name", "Customer Last Name", "Support Company", "Support Organization",
+    "Support Group Name", "Assigned To", "ServiceCI", "Vendor Ticket Number", "TemplateID",
+];
+
+/// Change fields a `PUT` (or the change coordinator) may set; the rest are computed or set once
+/// (the request class, the requester, the vendor's ticket number).
+#[rustfmt::skip]
+const CHANGE_WRITABLE: &[&str] = &[
+    "Description", "Detailed Description", "Change Request Status", "Status Reason",
+    "Change Timing", "Risk Level", "Impact", "Urgency", "Priority", "Reason For Change",
+    "Scheduled Start Date", "Scheduled End Date", "Actual Start Date", "Actual End Date",
+    "Requested Start Date", "Requested End Date", "Location Company", "Company",
+    "Customer First Name", "Customer Last Name", "Support Company", "Support Organization",
+    "Support Group Name", "Assigned To", "ServiceCI", "TemplateID",
+];
+
+/// Change create-form names and the read name each lands in: the status is `Status` here but
+/// `Change Request Status` on the interface.
+#[rustfmt::skip]
+const CHANGE_CREATE_FIELDS: &[(&str, &str)] = &[
+    ("Description", "Description"), ("Detailed Description", "Detailed Description"),
+    ("Status", "Change Request Status"), ("Status Reason", "Status Reason"),
+    ("Change Type", "Change Type"), ("Change Timing", "Change Timing"),
+    ("Risk Level", "Risk Level"), ("Impact", "Impact"), ("Urgency", "Urgency"),
+    ("Priority", "Priority"), ("Reason For Change", "Reason For Change"),
+    ("Scheduled Start Date", "Scheduled Start Date"), ("Scheduled End Date", "Scheduled End Date"),
+    ("Actual Start Date", "Actual Start Date"), ("Actual End Date", "Actual End Date"),
+    ("Requested Start Date", "Requested Start Date"), ("Requested End Date", "Requested End Date"),
+    ("Location Company", "Location Company"), ("Company", "Company"),
+    ("First Name", "First Name"), ("Last Name", "Last Name"),
+    ("Customer First Name", "Customer First Name"), ("Customer Last Name", "Customer Last Name"),
+    ("Support Company", "Support Company"), ("Support Organization", "Support Organization"),
+    ("Support Group Name", "Support Group Name"), ("Assigned To", "Assigned To"),
+    ("ServiceCI", "ServiceCI"), ("Vendor Ticket Number", "Vendor Ticket Number"),
+    ("TemplateID", "TemplateID"),
+];
+
+/// Change create-form values a `?fields=values(...)` answer may name besides the ones written
+/// (the business id is spelt `Infrastructure Change Id` here).
+const CHANGE_CREATE_ANSWER_FIELDS: &[&str] = &["Infrastructure Change Id", "Change_Entry_ID", "Create Date", "Request ID"];
+
+/// The dates of a change, stored in AR's form whatever ISO form they were written in.
+const CHANGE_DATE_FIELDS: &[&str] = &["Scheduled Start Date", "Scheduled End Date", "Actual Start Date", "Actual End Date", "Requested Start Date", "Requested End Date"];
+
+#[rustfmt::skip]
+const CHANGE_WORKLOG_FIELDS: &[&str] = &[
+    "Work Log ID", "Infrastructure Change ID", "Submitter", "Submit Date", "Last Modified By",
+    "Last Modified Date", "Status", "Work Log Type", "Description", "Detailed Description",
+    "View Access", "Secure Work Log", "Communication Source", "Communication Type",
+    "Work Log Submitter", "Work Log Submit Date", "Work Log Date", "Number of Attachments",
+];
+
+#[rustfmt::skip]
+const CHANGE_WORKLOG_WRITABLE: &[&str] = &[
+    "Infrastructure Change ID", "Work Log Type", "Description", "Detailed Description",
+    "View Access", "Secure Work Log", "Communication Source", "Communication Type",
+    "Work Log Date",
+];
+
 const DATE_FIELDS: &[&str] = &[
+    "Scheduled Start Date",
+    "Scheduled End Date",
+    "Actual Start Date",
+    "Actual End Date",
+    "Requested Start Date",
+    "Requested End Date",
     "Submit Date",
     "Reported Date",
     "Last Modified Date",
@@ -208,6 +295,25 @@ const WORK_LOG_TYPES: &[&str] =
     &["General Information", "Customer Communication", "Working Log", "Email System", "Resolution Communications", "Status Update", "Customer Status Update"];
 const VIEW_ACCESS: &[&str] = &["Internal", "Public"];
 const YES_NO: &[&str] = &["Yes", "No"];
+const CHANGE_STATUSES: &[&str] = &[
+    "Draft",
+    "Request For Authorization",
+    "Request For Change",
+    "Planning In Progress",
+    "Scheduled For Review",
+    "Scheduled For Approval",
+    "Scheduled",
+    "Implementation In Progress",
+    "Completed",
+    "Closed",
+    "Pending",
+    "Rejected",
+    "Cancelled",
+];
+const CHANGE_TIMINGS: &[&str] = &["Emergency", "Expedited", "Latent", "Normal", "No Impact", "Standard"];
+const CHANGE_TYPES: &[&str] = &["Change", "Release", "Asset Configuration", "Asset Management", "Asset Lease", "Purchase Requisition", "Asset Maintenance"];
+const RISK_LEVELS: &[&str] = &["Risk Level 1", "Risk Level 2", "Risk Level 3", "Risk Level 4", "Risk Level 5"];
+const PRIORITIES: &[&str] = &["Critical", "High", "Medium", "Low"];
 const COMMUNICATION_TYPES: &[&str] = &["Inbound", "Outbound"];
 
 // ---- Public API ------------------------------------------------------------------------------
@@ -368,6 +474,11 @@ impl RemedySim {
                 next_entry: 527,
                 next_create: 103,
                 next_worklog: 2_437_184,
+                changes: Vec::new(),
+                change_worklogs: Vec::new(),
+                next_change: 101,
+                next_change_create: 301,
+                next_change_worklog: 1_208_311,
                 faults: VecDeque::new(),
                 chance: super::Chance::default(),
                 latency: Duration::ZERO,
@@ -390,6 +501,9 @@ impl RemedySim {
                 .route("/sim/incidents", web::get().to(sim_incidents))
                 .route("/sim/worklogs", web::get().to(sim_worklogs))
                 .route("/sim/incidents/{number}/agent", web::post().to(sim_agent))
+                .route("/sim/changes", web::get().to(sim_changes))
+                .route("/sim/change-worklogs", web::get().to(sim_change_worklogs))
+                .route("/sim/changes/{id}/agent", web::post().to(sim_change_agent))
                 .route("/sim/faults", web::post().to(sim_faults))
                 .route("/sim/requests", web::get().to(sim_requests));
         })?;
@@ -523,6 +637,62 @@ impl RemedySim {
     }
 }
 
+/// Changes: the supplier's own change coordinator working in Remedy.
+impl RemedySim {
+    /// Every change, as `CHG:ChangeInterface` values, in creation order.
+    pub fn changes(&self) -> Vec<Value> {
+        self.lock().changes.iter().map(row_value).collect()
+    }
+
+    /// The changes whose `Vendor Ticket Number` is `reference`.
+    pub fn changes_by_vendor_ticket(&self, reference: &str) -> Vec<Value> {
+        self.changes().into_iter().filter(|v| v["Vendor Ticket Number"] == reference).collect()
+    }
+
+    /// The work logs of a change (by `Request ID` or `Infrastructure Change ID`), oldest first.
+    pub fn change_worklogs(&self, change_id: &str) -> Vec<Value> {
+        let st = self.lock();
+        let Some(i) = st.change_by_id(change_id) else { return Vec::new() };
+        let number = text(&st.changes[i], "Infrastructure Change ID");
+        st.change_worklogs.iter().filter(|w| text(w, "Infrastructure Change ID") == number).map(row_value).collect()
+    }
+
+    /// Changes a change (by `Request ID` or `Infrastructure Change ID`) as its change coordinator
+    /// would in Remedy; the values use read names. Returns the change after.
+    pub fn agent_update_change(&self, change_id: &str, values: Value) -> Result<Value, SimError> {
+        self.agent_update_change_as(change_id, DEFAULT_AGENT, values)
+    }
+
+    pub fn agent_update_change_as(&self, change_id: &str, user: &str, values: Value) -> Result<Value, SimError> {
+        let Value::Object(values) = values else {
+            return Err(SimError::bad_request("expected a JSON object of field values"));
+        };
+        let mut st = self.lock();
+        let i = st.change_by_id(change_id).ok_or_else(|| SimError::not_found(CHANGE_INTERFACE, change_id))?;
+        let row = st.modify_change(i, &values, user)?;
+        Ok(row_value(&row))
+    }
+
+    /// Adds a work log to a change as its coordinator; `view_access` is `Public` or `Internal`.
+    pub fn agent_change_work_log(&self, change_id: &str, view_access: &str, note: &str) -> Result<Value, SimError> {
+        let mut st = self.lock();
+        let i = st.change_by_id(change_id).ok_or_else(|| SimError::not_found(CHANGE_INTERFACE, change_id))?;
+        let number = text(&st.changes[i], "Infrastructure Change ID");
+        let values: Map<String, Value> = [
+            ("Infrastructure Change ID", json!(number)),
+            ("Work Log Type", json!("General Information")),
+            ("Description", json!(note.lines().next().unwrap_or("").chars().take(100).collect::<String>())),
+            ("Detailed Description", json!(note)),
+            ("View Access", json!(view_access)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let row = st.create_change_worklog(&values, DEFAULT_AGENT)?;
+        Ok(row_value(&row))
+    }
+}
+
 // ---- State and write semantics ---------------------------------------------------------------
 
 struct State {
@@ -539,6 +709,12 @@ struct State {
     next_entry: u64,
     next_create: u64,
     next_worklog: u64,
+    /// `CHG:Infrastructure Change` rows, in read names.
+    changes: Vec<Row>,
+    change_worklogs: Vec<Row>,
+    next_change: u64,
+    next_change_create: u64,
+    next_change_worklog: u64,
     faults: VecDeque<(FaultTarget, Fault)>,
     chance: super::Chance,
     latency: Duration,
@@ -651,6 +827,11 @@ impl State {
             let label = v.as_str().unwrap_or("");
             let ok = match *f {
                 "Status" => statuses.iter().any(|s| s == label),
+                "Change Request Status" => CHANGE_STATUSES.contains(&label),
+                "Change Timing" => CHANGE_TIMINGS.contains(&label),
+                "Change Type" => CHANGE_TYPES.contains(&label),
+                "Risk Level" => RISK_LEVELS.contains(&label),
+                "Priority" => PRIORITIES.contains(&label),
                 "Impact" => IMPACTS.iter().any(|(l, _)| *l == label),
                 "Urgency" => URGENCIES.iter().any(|(l, _)| *l == label),
                 "Status_Reason" => STATUS_REASONS.contains(&label),
@@ -1037,6 +1218,220 @@ impl State {
             }
             None => None,
         }
+    }
+}
+
+// ---- Changes ---------------------------------------------------------------------------------
+
+/// A change date as AR stores it; `None` when the value is no instant.
+fn change_date(v: &Value) -> Option<String> {
+    let t = match v {
+        Value::String(s) => parse_time(s),
+        Value::Number(n) => n.as_i64().and_then(|secs| DateTime::from_timestamp(secs, 0)),
+        _ => None,
+    }?;
+    Some(ar_time(&t))
+}
+
+impl State {
+    /// A change by its entry id (`Request ID`) or its `Infrastructure Change ID`.
+    fn change_by_id(&self, id: &str) -> Option<usize> {
+        let id = id.trim();
+        if id.is_empty() {
+            return None;
+        }
+        self.changes.iter().position(|r| text(r, "Request ID") == id || text(r, "Infrastructure Change ID") == id)
+    }
+
+    /// The change rules every save runs: AR dates, selection labels, the 100-character summary,
+    /// a window that does not end before it starts, a priority, and the status history.
+    fn run_change_workflow(&self, before: Option<&Row>, rec: &mut Row, user: &str, now: &str) -> Result<(), SimError> {
+        for f in CHANGE_DATE_FIELDS {
+            let Some(v) = rec.get(*f).filter(|v| !v.is_null()).cloned() else { continue };
+            let stored = change_date(&v).ok_or_else(|| SimError::out_of_limits(f, &v.to_string()))?;
+            rec.insert(f.to_string(), json!(stored));
+        }
+        self.check_selection(rec, &["Change Request Status", "Change Timing", "Change Type", "Risk Level", "Impact", "Urgency", "Priority"])?;
+        let summary = text(rec, "Description");
+        if summary.trim().is_empty() {
+            return Err(SimError::required("Description"));
+        }
+        if summary.chars().count() > 100 {
+            return Err(SimError::out_of_limits("Description", &format!("{} characters, at most 100", summary.chars().count())));
+        }
+        for f in ["Change Request Status", "Impact", "Urgency"] {
+            if text(rec, f).is_empty() {
+                return Err(SimError::required(f));
+            }
+        }
+        for (start, end) in [("Scheduled Start Date", "Scheduled End Date"), ("Actual Start Date", "Actual End Date")] {
+            if let (Some(s), Some(e)) = (parse_time(&text(rec, start)), parse_time(&text(rec, end))) {
+                if e < s {
+                    return Err(SimError::workflow(&format!("The {end} must not be earlier than the {start}.")));
+                }
+            }
+        }
+        if text(rec, "Priority").is_empty() {
+            let priority = priority_for(&text(rec, "Impact"), &text(rec, "Urgency")).map(|(label, _)| json!(label)).unwrap_or(Value::Null);
+            rec.insert("Priority".into(), priority);
+        }
+        let status = text(rec, "Change Request Status");
+        if before.map(|b| text(b, "Change Request Status")).unwrap_or_default() != status {
+            let mut history = rec.get("Status-History").and_then(Value::as_object).cloned().unwrap_or_default();
+            history.insert(status, json!({"user": user, "timestamp": now}));
+            rec.insert("Status-History".into(), Value::Object(history));
+        }
+        Ok(())
+    }
+
+    /// `POST CHG:ChangeInterface_Create`. Returns the create-form answer values and the create
+    /// entry id. A change starts in Draft; requester, companies and coordinator group default to
+    /// the submitter's and the instance's own.
+    fn create_change(&mut self, body: &Map<String, Value>, user: &str) -> Result<(Map<String, Value>, String), SimError> {
+        let now = ar_time(&self.now());
+        for k in body.keys() {
+            if !CHANGE_CREATE_FIELDS.iter().any(|(c, _)| c == k) {
+                return Err(SimError::no_such_field(CHANGE_CREATE_FORM, k));
+            }
+        }
+        let create_id = format!("{:015}", self.next_change_create);
+        self.next_change_create += 1;
+        let mut rec: Row = CHANGE_FIELDS.iter().map(|f| (f.to_string(), Value::Null)).collect();
+        for (create, read) in CHANGE_CREATE_FIELDS {
+            if let Some(v) = body.get(*create) {
+                rec.insert(read.to_string(), normalise(v));
+            }
+        }
+        let requester = self.person_by_login(user);
+        let group = self.config.default_group.clone();
+        let company = requester.as_ref().map(|p| p.company.clone()).unwrap_or_else(|| group.company.clone());
+        let defaults = [
+            ("Change Request Status", "Draft".to_string()),
+            ("Change Type", "Change".to_string()),
+            ("Impact", "4-Minor/Localized".to_string()),
+            ("Urgency", "4-Low".to_string()),
+            ("Company", company.clone()),
+            ("Location Company", company),
+            ("First Name", requester.as_ref().map(|p| p.first.clone()).unwrap_or_default()),
+            ("Last Name", requester.as_ref().map(|p| p.last.clone()).unwrap_or_default()),
+            ("Support Company", group.company),
+            ("Support Organization", group.organization),
+            ("Support Group Name", group.group),
+        ];
+        for (f, d) in defaults {
+            if text(&rec, f).is_empty() && !d.is_empty() {
+                rec.insert(f.into(), json!(d));
+            }
+        }
+        for (customer, person) in [("Customer First Name", "First Name"), ("Customer Last Name", "Last Name")] {
+            if text(&rec, customer).is_empty() {
+                let v = rec.get(person).cloned().unwrap_or(Value::Null);
+                rec.insert(customer.into(), v);
+            }
+        }
+        self.run_change_workflow(None, &mut rec, user, &now)?;
+        let id = format!("CRQ{:012}", self.next_change);
+        self.next_change += 1;
+        for (k, v) in [
+            ("Request ID", json!(id)),
+            ("Infrastructure Change ID", json!(id)),
+            ("InstanceId", json!(format!("AGG{}", random_id(27)))),
+            ("Submitter", json!(user)),
+            ("Submit Date", json!(now)),
+            ("Last Modified By", json!(user)),
+            ("Last Modified Date", json!(now)),
+        ] {
+            rec.insert(k.into(), v);
+        }
+        self.changes.push(rec.clone());
+        let mut answer: Map<String, Value> = body.clone();
+        for (k, v) in [("Create Date", json!(now)), ("Request ID", json!(create_id)), ("Change_Entry_ID", json!(id)), ("Infrastructure Change Id", json!(id))] {
+            answer.insert(k.into(), v);
+        }
+        Ok((answer, create_id))
+    }
+
+    /// A `PUT` on the change interface (or the coordinator's save): only the given fields
+    /// change; a changed status clears a `Status Reason` not given with it. A save that changes
+    /// nothing leaves the modification date alone.
+    fn modify_change(&mut self, i: usize, values: &Map<String, Value>, user: &str) -> Result<Row, SimError> {
+        let now = ar_time(&self.now());
+        let before = self.changes.get(i).cloned().ok_or_else(|| SimError::not_found(CHANGE_INTERFACE, &i.to_string()))?;
+        let mut rec = before.clone();
+        for (k, v) in values {
+            if CHANGE_WRITABLE.contains(&k.as_str()) {
+                rec.insert(k.clone(), normalise(v));
+            } else if !CHANGE_FIELDS.contains(&k.as_str()) {
+                return Err(SimError::no_such_field(CHANGE_INTERFACE, k));
+            }
+            // Other known fields are computed or set once.
+        }
+        if text(&rec, "Change Request Status") != text(&before, "Change Request Status") && !values.contains_key("Status Reason") {
+            rec.insert("Status Reason".into(), Value::Null);
+        }
+        self.run_change_workflow(Some(&before), &mut rec, user, &now)?;
+        if rec != before {
+            rec.insert("Last Modified Date".into(), json!(now));
+            rec.insert("Last Modified By".into(), json!(user));
+            self.changes[i] = rec.clone();
+        }
+        Ok(rec)
+    }
+
+    /// `POST CHG:WorkLog`: a work log of the change named by `Infrastructure Change ID`. The
+    /// change is not modified.
+    fn create_change_worklog(&mut self, values: &Map<String, Value>, user: &str) -> Result<Row, SimError> {
+        for k in values.keys() {
+            if !CHANGE_WORKLOG_FIELDS.contains(&k.as_str()) {
+                return Err(SimError::no_such_field(CHANGE_WORKLOG, k));
+            }
+        }
+        let mut rec: Row = CHANGE_WORKLOG_FIELDS.iter().map(|f| (f.to_string(), Value::Null)).collect();
+        for (k, v) in values {
+            if CHANGE_WORKLOG_WRITABLE.contains(&k.as_str()) {
+                rec.insert(k.clone(), normalise(v));
+            }
+        }
+        let change = text(&rec, "Infrastructure Change ID");
+        if change.is_empty() {
+            return Err(SimError::required("Infrastructure Change ID"));
+        }
+        if !self.changes.iter().any(|r| text(r, "Infrastructure Change ID") == change) {
+            return Err(SimError::workflow(&format!("The change {change} does not exist; the work information cannot be saved.")));
+        }
+        for (f, d) in [("View Access", "Public"), ("Secure Work Log", "No"), ("Work Log Type", "General Information"), ("Communication Type", "Inbound")] {
+            if text(&rec, f).is_empty() {
+                rec.insert(f.into(), json!(d));
+            }
+        }
+        self.check_selection(&rec, &["View Access", "Secure Work Log", "Work Log Type", "Communication Type"])?;
+        if text(&rec, "Description").is_empty() && text(&rec, "Detailed Description").is_empty() {
+            return Err(SimError::required("Description"));
+        }
+        if text(&rec, "Description").chars().count() > 100 {
+            return Err(SimError::out_of_limits("Description", "more than 100 characters"));
+        }
+        let now = ar_time(&self.now());
+        let id = format!("CLG{:012}", self.next_change_worklog);
+        self.next_change_worklog += 1;
+        for (k, v) in [
+            ("Work Log ID", json!(id)),
+            ("Submitter", json!(user)),
+            ("Work Log Submitter", json!(user)),
+            ("Submit Date", json!(now)),
+            ("Work Log Submit Date", json!(now)),
+            ("Last Modified By", json!(user)),
+            ("Last Modified Date", json!(now)),
+            ("Status", json!("Enabled")),
+            ("Number of Attachments", json!(0)),
+        ] {
+            rec.insert(k.into(), v);
+        }
+        if text(&rec, "Work Log Date").is_empty() {
+            rec.insert("Work Log Date".into(), json!(now));
+        }
+        self.change_worklogs.push(rec.clone());
+        Ok(rec)
     }
 }
 
@@ -1571,7 +1966,54 @@ fn serve(sim: &RemedySim, req: &HttpRequest, segments: &[String], body: &[u8], u
                 None => resp.finish(),
             })
         }),
-        (INTERFACE | HELP_DESK | WORKLOG, _, _) => Err(SimError::new(405, SIM_WORKFLOW, "The simulator does not support this operation", format!("{method} {form}"))),
+        (CHANGE_CREATE_FORM, &Method::POST, None) => read_values(body).and_then(|values| {
+            let (answer, create_id) = st.create_change(&values, user)?;
+            let location = st.entry_href(CHANGE_CREATE_FORM, &create_id);
+            let mut resp = HttpResponse::Created();
+            resp.insert_header((header::LOCATION, location.clone()));
+            Ok(match &fields {
+                Some(names) => {
+                    let allowed = |n: &String| CHANGE_CREATE_FIELDS.iter().any(|(c, _)| c == n) || CHANGE_CREATE_ANSWER_FIELDS.contains(&n.as_str());
+                    let values: Map<String, Value> = names.iter().filter(|n| allowed(n)).map(|n| (n.clone(), answer.get(n).cloned().unwrap_or(Value::Null))).collect();
+                    resp.insert_header((header::CONTENT_TYPE, "application/json")).body(json!({"values": values, "_links": {"self": [{"href": location}]}}).to_string())
+                }
+                None => resp.finish(),
+            })
+        }),
+        (CHANGE_CREATE_FORM, _, _) => Err(SimError::new(400, SIM_WORKFLOW, "The create interface only accepts new entries", CHANGE_CREATE_FORM)),
+        (CHANGE_INTERFACE | CHANGE_BASE, &Method::GET, None) => query(&st, form, &st.changes, &params, &fields, "Request ID"),
+        (CHANGE_INTERFACE | CHANGE_BASE, &Method::GET, Some(id)) => match st.change_by_id(id) {
+            Some(i) => {
+                let row = &st.changes[i];
+                let href = st.entry_href(form, &text(row, "Request ID"));
+                Ok(ar_json(StatusCode::OK, &json!({"values": pick(row, &fields), "_links": {"self": [{"href": href}]}})))
+            }
+            None => Err(SimError::not_found(form, id)),
+        },
+        (CHANGE_INTERFACE | CHANGE_BASE, &Method::PUT, Some(id)) => match st.change_by_id(id) {
+            Some(i) => read_values(body).and_then(|values| st.modify_change(i, &values, user)).map(|_| HttpResponse::NoContent().finish()),
+            None => Err(SimError::not_found(form, id)),
+        },
+        (CHANGE_WORKLOG, &Method::GET, None) => query(&st, form, &st.change_worklogs, &params, &fields, "Work Log ID"),
+        (CHANGE_WORKLOG, &Method::GET, Some(id)) => match st.change_worklogs.iter().find(|w| text(w, "Work Log ID") == id) {
+            Some(row) => Ok(ar_json(StatusCode::OK, &json!({"values": pick(row, &fields), "_links": {"self": [{"href": st.entry_href(CHANGE_WORKLOG, id)}]}}))),
+            None => Err(SimError::not_found(form, id)),
+        },
+        (CHANGE_WORKLOG, &Method::POST, None) => read_values(body).and_then(|values| {
+            let row = st.create_change_worklog(&values, user)?;
+            let location = st.entry_href(CHANGE_WORKLOG, &text(&row, "Work Log ID"));
+            let mut resp = HttpResponse::Created();
+            resp.insert_header((header::LOCATION, location.clone()));
+            Ok(match &fields {
+                Some(_) => resp
+                    .insert_header((header::CONTENT_TYPE, "application/json"))
+                    .body(json!({"values": pick(&row, &fields), "_links": {"self": [{"href": location}]}}).to_string()),
+                None => resp.finish(),
+            })
+        }),
+        (INTERFACE | HELP_DESK | WORKLOG | CHANGE_INTERFACE | CHANGE_BASE | CHANGE_WORKLOG, _, _) => {
+            Err(SimError::new(405, SIM_WORKFLOW, "The simulator does not support this operation", format!("{method} {form}")))
+        }
         _ => Err(SimError::new(404, AR_NO_FORM, "Form does not exist on server", form)),
     };
     result.unwrap_or_else(|e| e.response())
@@ -1583,7 +2025,12 @@ fn query(st: &State, form: &str, rows: &[Row], params: &[(String, String)], fiel
     let qual = parse_qualification(param("q").unwrap_or("")).map_err(|e| SimError::bad_request(&format!("The qualification is not valid: {e}")))?;
     let mut named = Vec::new();
     qual.fields(&mut named);
-    let known: &[&str] = if form == WORKLOG { WORKLOG_FIELDS } else { INCIDENT_FIELDS };
+    let known: &[&str] = match form {
+        WORKLOG => WORKLOG_FIELDS,
+        CHANGE_INTERFACE | CHANGE_BASE => CHANGE_FIELDS,
+        CHANGE_WORKLOG => CHANGE_WORKLOG_FIELDS,
+        _ => INCIDENT_FIELDS,
+    };
     if let Some(bad) = named.iter().find(|f| !known.contains(&f.as_str())) {
         return Err(SimError::no_such_field(form, bad));
     }
@@ -1741,6 +2188,43 @@ async fn sim_agent(sim: web::Data<RemedySim>, path: web::Path<String>, query: we
             _ => sim.agent_work_log(&number, &w.view_access, &w.text),
         };
         result = added.and_then(|_| sim.incidents().into_iter().find(|v| v["Incident Number"] == number).ok_or_else(|| SimError::not_found(INTERFACE, &number)));
+    }
+    match result {
+        Ok(v) => HttpResponse::Ok().json(json!({ "values": v })),
+        Err(e) => e.response(),
+    }
+}
+
+async fn sim_changes(sim: web::Data<RemedySim>) -> HttpResponse {
+    HttpResponse::Ok().json(sim.changes())
+}
+
+async fn sim_change_worklogs(sim: web::Data<RemedySim>) -> HttpResponse {
+    let all: Vec<Value> = sim.lock().change_worklogs.iter().map(row_value).collect();
+    HttpResponse::Ok().json(all)
+}
+
+/// `POST /sim/changes/{id}/agent`: the change coordinator sets `values` (read names) and may
+/// add a work log (`work_log: {"text", "view_access"}`; change work logs here carry no files).
+async fn sim_change_agent(sim: web::Data<RemedySim>, path: web::Path<String>, query: web::Query<AgentQuery>, body: web::Bytes) -> HttpResponse {
+    let id = path.into_inner();
+    let action: AgentAction = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => return SimError::bad_request(&format!("expected {{\"values\": {{...}}, \"work_log\": {{\"text\", \"view_access\"}}}}: {e}")).response(),
+    };
+    let user = query.user.clone().unwrap_or_else(|| DEFAULT_AGENT.to_string());
+    let current = |sim: &RemedySim| {
+        let st = sim.lock();
+        st.change_by_id(&id).map(|i| row_value(&st.changes[i])).ok_or_else(|| SimError::not_found(CHANGE_INTERFACE, &id))
+    };
+    let mut result = if action.values.is_empty() { current(&sim) } else { sim.agent_update_change_as(&id, &user, Value::Object(action.values)) };
+    if let (Ok(_), Some(w)) = (&result, action.work_log) {
+        let added = if w.file_name.is_some() || w.content_base64.is_some() {
+            Err(SimError::bad_request("the simulator files no attachments in change work logs"))
+        } else {
+            sim.agent_change_work_log(&id, &w.view_access, &w.text)
+        };
+        result = added.and_then(|_| current(&sim));
     }
     match result {
         Ok(v) => HttpResponse::Ok().json(json!({ "values": v })),
@@ -2139,6 +2623,134 @@ mod tests {
         assert!(impatient.is_err_and(|e| e.is_timeout()));
         let statuses: Vec<u16> = api.sim.request_log().iter().map(|r| r.status).collect();
         assert_eq!(&statuses[..5], [200, 429, 500, 200, 504], "{statuses:?}");
+    }
+
+    fn change_values(reference: &str) -> Value {
+        json!({
+            "Description": "Core switch firmware upgrade", "Detailed Description": "Both core switches to 17.9.4",
+            "Status": "Planning In Progress", "Change Timing": "Normal", "Risk Level": "Risk Level 2",
+            "Impact": "3-Moderate/Limited", "Urgency": "3-Medium", "Priority": "Medium", "Change Type": "Change",
+            "Scheduled Start Date": "2026-12-06T22:00:00.000+0000", "Scheduled End Date": "2026-12-07T01:00:00Z",
+            "Vendor Ticket Number": reference,
+        })
+    }
+
+    const CHANGE_CREATE_PATH: &str = "/api/arsys/v1/entry/CHG:ChangeInterface_Create?fields=values(Change_Entry_ID,Infrastructure%20Change%20Id,Request%20ID)";
+
+    #[actix_web::test]
+    async fn changes_are_created_on_their_create_form_and_read_and_updated_on_the_interface() {
+        let api = Api::start(config()).await;
+        let (status, headers, body) = api.call("POST", CHANGE_CREATE_PATH, Some(json!({"values": change_values("CHG-000001")}))).await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["values"]["Change_Entry_ID"].as_str().unwrap_or("").to_string();
+        assert_eq!(id, "CRQ000000000101");
+        assert_eq!(body["values"]["Infrastructure Change Id"], id.as_str());
+        assert_ne!(body["values"]["Request ID"], id.as_str(), "the create form names its own entry");
+        assert!(headers.get("location").and_then(|l| l.to_str().ok()).is_some_and(|l| l.contains("/CHG:ChangeInterface_Create/")));
+        let (status, _, body) = api
+            .call("POST", "/api/arsys/v1/entry/CHG:ChangeInterface_Create", Some(json!({"values": {"Description": "Draft by default", "Vendor Ticket Number": "CHG-000002"}})))
+            .await;
+        assert_eq!((status, body), (201, Value::Null));
+        let changes = api.sim.changes();
+        assert_eq!(changes.len(), 2);
+        assert_eq!((changes[1]["Change Request Status"].as_str(), changes[1]["Infrastructure Change ID"].as_str()), (Some("Draft"), Some("CRQ000000000102")));
+        assert_eq!(changes[0]["Scheduled End Date"], "2026-12-07T01:00:00.000+0000", "dates are stored in AR's form");
+        assert_eq!(changes[0]["Status-History"]["Planning In Progress"]["user"], USER);
+        let (status, _, err) =
+            api.call("POST", "/api/arsys/v1/entry/CHG:ChangeInterface_Create", Some(json!({"values": {"Description": "x", "Change Request Status": "Draft"}}))).await;
+        assert_eq!((status, err[0]["messageNumber"].clone()), (400, json!(SIM_NO_SUCH_FIELD)), "the create form's status is `Status`");
+
+        let entry_path = format!("/api/arsys/v1/entry/CHG:ChangeInterface/{id}");
+        let (status, _, entry) = api.call("GET", &entry_path, None).await;
+        assert_eq!(status, 200);
+        assert_eq!(entry["values"]["Change Request Status"], "Planning In Progress");
+        assert!(entry["values"].get("Status").is_none());
+        let (status, _, err) = api.call("PUT", &entry_path, Some(json!({"values": {"Status": "Scheduled"}}))).await;
+        assert_eq!((status, err[0]["messageNumber"].clone()), (400, json!(SIM_NO_SUCH_FIELD)), "the interface's status is `Change Request Status`");
+        let (status, _, body) =
+            api.call("PUT", &entry_path, Some(json!({"values": {"Change Request Status": "Scheduled For Approval", "Vendor Ticket Number": "CHG-999999"}}))).await;
+        assert_eq!((status, body), (204, Value::Null));
+        let after = &api.sim.changes()[0];
+        assert_eq!(after["Change Request Status"], "Scheduled For Approval");
+        assert_eq!(after["Vendor Ticket Number"], "CHG-000001", "set once");
+        for (values, number) in [
+            (json!({"Change Request Status": "Approved"}), AR_OUT_OF_LIMITS),
+            (json!({"Scheduled Start Date": "next tuesday"}), AR_OUT_OF_LIMITS),
+            (json!({"Scheduled Start Date": "2026-12-07T02:00:00Z"}), SIM_WORKFLOW),
+            (json!({"Description": ""}), AR_REQUIRED),
+        ] {
+            let (status, _, err) = api.call("PUT", &entry_path, Some(json!({ "values": values }))).await;
+            assert_eq!((status, err[0]["messageNumber"].clone()), (400, json!(number)), "{values}");
+        }
+        assert_eq!(api.call("GET", "/api/arsys/v1/entry/CHG:ChangeInterface/CRQ000000000999", None).await.0, 404);
+
+        let ids =
+            |listed: &Value| -> Vec<String> { listed["entries"].as_array().into_iter().flatten().filter_map(|e| e["values"]["Request ID"].as_str().map(str::to_string)).collect() };
+        let q = "/api/arsys/v1/entry/CHG:ChangeInterface?q=%27Vendor%20Ticket%20Number%27%20%3D%20%22CHG-000001%22%20AND%20%27Change%20Request%20Status%27%20%3D%20%22Scheduled%20For%20Approval%22";
+        assert_eq!(ids(&api.call("GET", q, None).await.2), [id.as_str()]);
+        let q = "/api/arsys/v1/entry/CHG:ChangeInterface?q=%27Change%20Request%20Status%27%20%3D%20%22Draft%22&sort=Submit%20Date.desc";
+        assert_eq!(ids(&api.call("GET", q, None).await.2), ["CRQ000000000102"]);
+        let (status, _, err) = api.call("GET", "/api/arsys/v1/entry/CHG:ChangeInterface?q=%27Incident%20Number%27%20%3D%20%22x%22", None).await;
+        assert_eq!((status, err[0]["messageNumber"].clone()), (400, json!(SIM_NO_SUCH_FIELD)));
+
+        // The change coordinator in Remedy.
+        let resp = api
+            .http
+            .post(format!("{}/sim/changes/{id}/agent", api.base))
+            .json(&json!({"values": {"Change Request Status": "Scheduled"}, "work_log": {"text": "Window agreed with the CAB"}}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!((body["values"]["Change Request Status"].as_str(), body["values"]["Last Modified By"].as_str()), (Some("Scheduled"), Some(DEFAULT_AGENT)));
+        assert_eq!(api.sim.change_worklogs(&id).len(), 1);
+        let listed: Value = api.http.get(format!("{}/sim/changes", api.base)).send().await.expect("request").json().await.expect("json");
+        assert_eq!(listed.as_array().map(Vec::len), Some(2));
+        assert!(api.sim.agent_update_change("CRQ000000000999", json!({"Change Request Status": "Scheduled"})).is_err());
+        assert!(api.sim.agent_update_change(&id, json!("not values")).is_err());
+    }
+
+    #[actix_web::test]
+    async fn change_work_logs_are_filed_under_the_change_number_and_faults_hit_change_calls() {
+        let api = Api::start(config()).await;
+        let (_, _, body) = api.call("POST", CHANGE_CREATE_PATH, Some(json!({"values": change_values("CHG-000003")}))).await;
+        let id = body["values"]["Change_Entry_ID"].as_str().unwrap_or("").to_string();
+        let change = api.sim.changes()[0].clone();
+        let (status, headers, body) =
+            api.call("POST", "/api/arsys/v1/entry/CHG:WorkLog", Some(json!({"values": {"Infrastructure Change ID": id, "Detailed Description": "forgot the view access"}}))).await;
+        assert_eq!((status, body), (201, Value::Null));
+        assert!(headers.get("location").and_then(|l| l.to_str().ok()).is_some_and(|l| l.contains("/CHG:WorkLog/CLG")));
+        let (status, _, body) = api
+            .call(
+                "POST",
+                "/api/arsys/v1/entry/CHG:WorkLog?fields=values(Work%20Log%20ID,View%20Access)",
+                Some(json!({"values": {"Infrastructure Change ID": id, "Description": "internal", "Detailed Description": "internal", "View Access": "Internal"}})),
+            )
+            .await;
+        assert_eq!(status, 201);
+        assert_eq!(body["values"]["View Access"], "Internal");
+        let log_id = body["values"]["Work Log ID"].as_str().unwrap_or("").to_string();
+        assert_eq!(api.call("GET", &format!("/api/arsys/v1/entry/CHG:WorkLog/{log_id}"), None).await.2["values"]["Detailed Description"], "internal");
+        let q = format!("/api/arsys/v1/entry/CHG:WorkLog?q=%27Infrastructure%20Change%20ID%27%20%3D%20%22{id}%22");
+        let (_, _, listed) = api.call("GET", &q, None).await;
+        let access: Vec<&str> = listed["entries"].as_array().into_iter().flatten().filter_map(|e| e["values"]["View Access"].as_str()).collect();
+        assert_eq!(access, ["Public", "Internal"], "Public unless marked");
+        assert_eq!(api.sim.changes()[0], change, "a work log does not modify its change");
+        let (status, _, err) =
+            api.call("POST", "/api/arsys/v1/entry/CHG:WorkLog", Some(json!({"values": {"Infrastructure Change ID": "CRQ000000000999", "Description": "x"}}))).await;
+        assert_eq!((status, err[0]["messageNumber"].clone()), (400, json!(SIM_WORKFLOW)));
+        let (status, _, err) = api.call("POST", "/api/arsys/v1/entry/CHG:WorkLog", Some(json!({"values": {"Incident Number": "INC000000000430", "Description": "x"}}))).await;
+        assert_eq!((status, err[0]["messageNumber"].clone()), (400, json!(SIM_NO_SUCH_FIELD)));
+
+        api.sim.push_fault_for(FaultTarget { method: Some("POST".into()), form: Some(CHANGE_WORKLOG.into()) }, Fault::LoseResponseAfterCommit);
+        let (status, _, _) = api.call("POST", "/api/arsys/v1/entry/CHG:WorkLog", Some(json!({"values": {"Infrastructure Change ID": id, "Description": "lost"}}))).await;
+        assert_eq!(status, 504);
+        assert_eq!(api.sim.change_worklogs(&id).len(), 3, "committed before the answer was lost");
+        api.sim.push_fault_for(FaultTarget { method: Some("PUT".into()), form: Some(CHANGE_INTERFACE.into()) }, Fault::ServerError);
+        let (status, _, _) = api.call("PUT", &format!("/api/arsys/v1/entry/CHG:ChangeInterface/{id}"), Some(json!({"values": {"Change Request Status": "Scheduled"}}))).await;
+        assert_eq!(status, 500);
+        assert_eq!(api.sim.changes()[0]["Change Request Status"], "Planning In Progress", "a 500 before the work changes nothing");
     }
 
     type Received = Arc<Mutex<Vec<(reqwest::header::HeaderMap, String)>>>;

@@ -1,8 +1,8 @@
 //! Stateful simulator of the ServiceNow Table API, used by integration tests and by demo mode.
 //!
-//! The simulator owns an in-memory `incident` table, the `sys_journal_field` rows that hold
-//! work notes and comments, and synthetic `sys_user` / `sys_user_group` / `cmdb_ci` rows so
-//! that every reference `link` it hands out resolves. It reproduces the traps of the real API
+//! The simulator owns in-memory `incident` and `change_request` tables, the `sys_journal_field`
+//! rows that hold work notes and comments, and synthetic `sys_user` / `sys_user_group` /
+//! `cmdb_ci` / `cmdb_ci_service` rows so that every reference `link` it hands out resolves. It reproduces the traps of the real API
 //! (see `reference/suppliers/servicenow.md`): every scalar is a string, three display modes,
 //! journal fields that read back as `""`, data-policy 403s, silently ignored unknown fields and
 //! query terms, `Link`/`X-Total-Count` paging, and injectable failures (429, 500, slow answers,
@@ -43,6 +43,7 @@ const DEFAULT_LIMIT: usize = 10_000;
 /// adapters that forget to ask for raw values see shifted times, as on a real instance.
 const DISPLAY_TZ_OFFSET_SECS: i64 = -8 * 3600;
 const WEBHOOK_ATTEMPTS: u32 = 4;
+const CHANGE_TABLE: &str = "change_request";
 
 /// Incident fields with their insert defaults; audit fields, number and sys_id are filled at
 /// insert time.
@@ -96,8 +97,62 @@ const CHOICES: &[(&str, &str, &str)] = &[
     ("category", "database", "Database"),
 ];
 
+/// Change request fields with their insert defaults (base system: a new normal change, not yet
+/// submitted for approval); audit fields, number and sys_id are filled at insert time.
+#[rustfmt::skip]
+const CHANGE_FIELDS: &[(&str, &str)] = &[
+    ("active", "true"), ("approval", "not requested"), ("assigned_to", ""),
+    ("assignment_group", ""), ("backout_plan", ""), ("business_service", ""),
+    ("category", "Other"), ("close_code", ""), ("close_notes", ""), ("closed_at", ""),
+    ("closed_by", ""), ("cmdb_ci", ""), ("comments", ""), ("correlation_display", ""),
+    ("correlation_id", ""), ("description", ""), ("end_date", ""), ("impact", "3"),
+    ("implementation_plan", ""), ("justification", ""), ("number", ""), ("on_hold", "false"),
+    ("on_hold_reason", ""), ("opened_at", ""), ("opened_by", ""), ("priority", "4"),
+    ("requested_by", ""), ("risk", "3"), ("short_description", ""), ("start_date", ""),
+    ("state", "-5"), ("sys_class_name", "change_request"), ("sys_created_by", ""),
+    ("sys_created_on", ""), ("sys_id", ""), ("sys_mod_count", "0"), ("sys_updated_by", ""),
+    ("sys_updated_on", ""), ("task_effective_number", ""), ("test_plan", ""),
+    ("type", "normal"), ("urgency", "3"), ("work_end", ""), ("work_notes", ""),
+    ("work_start", ""),
+];
+
+/// The change request fields a Table API write sets; everything else is ignored.
+#[rustfmt::skip]
+const WRITABLE_CHANGE_FIELDS: &[&str] = &[
+    "approval", "assigned_to", "assignment_group", "backout_plan", "business_service",
+    "category", "close_code", "close_notes", "cmdb_ci", "correlation_display", "correlation_id",
+    "description", "end_date", "impact", "implementation_plan", "justification", "on_hold",
+    "on_hold_reason", "priority", "requested_by", "risk", "short_description", "start_date",
+    "state", "test_plan", "type", "urgency", "work_end", "work_start",
+];
+
+/// Change request date fields a caller sets (glide_date_time, UTC in raw mode).
+const CHANGE_DATE_FIELDS: &[&str] = &["start_date", "end_date", "work_start", "work_end"];
+
+/// Change request choice labels of the base system (field, value, label).
+#[rustfmt::skip]
+const CHANGE_CHOICES: &[(&str, &str, &str)] = &[
+    ("state", "-5", "New"), ("state", "-4", "Assess"), ("state", "-3", "Authorize"),
+    ("state", "-2", "Scheduled"), ("state", "-1", "Implement"), ("state", "0", "Review"),
+    ("state", "3", "Closed"), ("state", "4", "Canceled"),
+    ("approval", "not requested", "Not Yet Requested"), ("approval", "requested", "Requested"),
+    ("approval", "approved", "Approved"), ("approval", "rejected", "Rejected"),
+    ("type", "standard", "Standard"), ("type", "normal", "Normal"),
+    ("type", "emergency", "Emergency"),
+    ("risk", "1", "Very High"), ("risk", "2", "High"), ("risk", "3", "Moderate"),
+    ("risk", "4", "Low"),
+    ("impact", "1", "1 - High"), ("impact", "2", "2 - Medium"), ("impact", "3", "3 - Low"),
+    ("urgency", "1", "1 - High"), ("urgency", "2", "2 - Medium"), ("urgency", "3", "3 - Low"),
+    ("priority", "1", "1 - Critical"), ("priority", "2", "2 - High"),
+    ("priority", "3", "3 - Moderate"), ("priority", "4", "4 - Low"),
+    ("priority", "5", "5 - Planning"),
+    ("close_code", "successful", "Successful"),
+    ("close_code", "successful_issues", "Successful with issues"),
+    ("close_code", "unsuccessful", "Unsuccessful"),
+];
+
 /// Tables that exist only so reference links resolve; their rows are derived on the fly.
-const REFERENCE_TABLES: &[&str] = &["sys_user", "sys_user_group", "cmdb_ci"];
+const REFERENCE_TABLES: &[&str] = &["sys_user", "sys_user_group", "cmdb_ci", "cmdb_ci_service"];
 const REFERENCE_FIELDS: &[&str] = &["active", "name", "sys_id", "user_name"];
 
 // ---- Public API ------------------------------------------------------------------------------
@@ -188,9 +243,11 @@ impl ServiceNowSim {
             config,
             base_url: None,
             incidents: Vec::new(),
+            changes: Vec::new(),
             journal: Vec::new(),
             attachments: Vec::new(),
             next_number: 10_001,
+            next_change_number: 30_001,
             faults: VecDeque::new(),
             chance: super::Chance::default(),
             latency: Duration::ZERO,
@@ -209,6 +266,8 @@ impl ServiceNowSim {
                 .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
                 .route("/sim/incidents", web::get().to(sim_incidents))
                 .route("/sim/incidents/{sys_id}/agent", web::post().to(sim_agent))
+                .route("/sim/changes", web::get().to(sim_changes))
+                .route("/sim/changes/{sys_id}/agent", web::post().to(sim_change_agent))
                 .route("/sim/faults", web::post().to(sim_faults))
                 .route("/sim/requests", web::get().to(sim_requests))
                 .route("/api/now/{rest:.*}", web::route().to(table_api));
@@ -274,6 +333,29 @@ impl ServiceNowSim {
         let record = st.write_incident(Some(sys_id), &fields, user)?;
         let opts = st.inspection_opts();
         Ok(st.render("incident", &record, &opts))
+    }
+
+    /// All change requests in raw mode, in creation order.
+    pub fn changes(&self) -> Vec<Value> {
+        let st = self.lock();
+        let opts = st.inspection_opts();
+        st.changes.iter().map(|r| st.render(CHANGE_TABLE, r, &opts)).collect()
+    }
+
+    /// Changes the change request as the supplier's own change manager ("agent.smith") would
+    /// in the ServiceNow UI.
+    pub fn agent_update_change(&self, sys_id: &str, fields: Value) -> Result<Value, SimError> {
+        self.agent_update_change_as(sys_id, DEFAULT_AGENT, fields)
+    }
+
+    pub fn agent_update_change_as(&self, sys_id: &str, user: &str, fields: Value) -> Result<Value, SimError> {
+        let Value::Object(fields) = fields else {
+            return Err(SimError::BadRequest("expected a JSON object of fields".into()));
+        };
+        let mut st = self.lock();
+        let record = st.write_change(Some(sys_id), &fields, user)?;
+        let opts = st.inspection_opts();
+        Ok(st.render(CHANGE_TABLE, &record, &opts))
     }
 
     /// Attachments of one incident: (file name, content type, bytes), oldest first.
@@ -360,10 +442,13 @@ struct State {
     config: SimConfig,
     base_url: Option<String>,
     incidents: Vec<Row>,
+    /// The `change_request` table, in creation order.
+    changes: Vec<Row>,
     journal: Vec<Row>,
     /// `sys_attachment` metadata rows and their content, by attachment sys_id.
     attachments: Vec<(Row, Vec<u8>)>,
     next_number: u64,
+    next_change_number: u64,
     faults: VecDeque<Fault>,
     chance: super::Chance,
     latency: Duration,
@@ -465,25 +550,7 @@ impl State {
             rec.insert("sys_updated_on".into(), now.clone());
             rec.insert("sys_updated_by".into(), user.to_string());
         }
-        let record_id = field(&rec, "sys_id").to_string();
-        let new_rows: Vec<Row> = notes
-            .into_iter()
-            .map(|(element, value)| {
-                [
-                    ("element", element.to_string()),
-                    ("element_id", record_id.clone()),
-                    ("name", "incident".to_string()),
-                    ("sys_created_by", user.to_string()),
-                    ("sys_created_on", now.clone()),
-                    ("sys_id", new_sys_id()),
-                    ("sys_tags", String::new()),
-                    ("value", value),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect()
-            })
-            .collect();
+        let new_rows = journal_rows("incident", field(&rec, "sys_id"), notes, user, &now);
         self.journal.extend(new_rows.iter().cloned());
         let event = match index {
             Some(i) => {
@@ -496,6 +563,92 @@ impl State {
             }
         };
         self.enqueue_webhook(event, &rec, &new_rows);
+        Ok(rec)
+    }
+
+    fn change_position(&self, sys_id: &str) -> Option<usize> {
+        self.changes.iter().position(|r| field(r, "sys_id") == sys_id)
+    }
+
+    fn blank_change(&mut self, user: &str, now: &str) -> Row {
+        let mut row: Row = CHANGE_FIELDS.iter().map(|(f, default)| (f.to_string(), default.to_string())).collect();
+        let number = format!("CHG{:07}", self.next_change_number);
+        self.next_change_number += 1;
+        row.insert("sys_id".into(), new_sys_id());
+        row.insert("number".into(), number.clone());
+        row.insert("task_effective_number".into(), number);
+        for f in ["opened_at", "sys_created_on", "sys_updated_on"] {
+            row.insert(f.into(), now.into());
+        }
+        for f in ["opened_by", "requested_by", "sys_created_by", "sys_updated_by"] {
+            row.insert(f.into(), user.into());
+        }
+        row
+    }
+
+    /// Insert (`sys_id` = None) or update a change request as a form save does: apply the
+    /// writable fields (a date the instance cannot read is not stored), run the task rules
+    /// (closing or cancelling closes the record, reopening clears that), append journal rows
+    /// and audit. The instance's outbound rule is on `incident` only: no webhook fires.
+    fn write_change(&mut self, sys_id: Option<&str>, body: &Map<String, Value>, user: &str) -> Result<Row, SimError> {
+        let now = self.now().format(DATE_FMT).to_string();
+        let (before, index) = match sys_id {
+            Some(id) => {
+                let i = self.change_position(id).ok_or(SimError::NotFound)?;
+                (self.changes[i].clone(), Some(i))
+            }
+            None => {
+                let mut blank = self.blank_change(user, &now);
+                let wanted = body.get("sys_id").and_then(Value::as_str);
+                if let Some(wanted) = wanted.filter(|w| w.len() == 32 && w.chars().all(|c| c.is_ascii_hexdigit())) {
+                    if self.change_position(&wanted.to_ascii_lowercase()).is_some() {
+                        let number = field(&blank, "number");
+                        return Err(SimError::InsertFailed(format!("Error during insert of change_request ({number})")));
+                    }
+                    blank.insert("sys_id".into(), wanted.to_ascii_lowercase());
+                }
+                (blank, None)
+            }
+        };
+        let mut rec = before.clone();
+        let mut notes: Vec<(&str, String)> = Vec::new();
+        for (key, value) in body {
+            let Some(text) = scalar(value) else { continue };
+            match key.as_str() {
+                "work_notes" | "comments" if !text.trim().is_empty() => notes.push((key.as_str(), text)),
+                f if CHANGE_DATE_FIELDS.contains(&f) => {
+                    let t = text.trim();
+                    if t.is_empty() || NaiveDateTime::parse_from_str(t, DATE_FMT).is_ok() {
+                        rec.insert(f.to_string(), t.to_string());
+                    }
+                }
+                "on_hold" => {
+                    let on = matches!(text.trim().to_ascii_lowercase().as_str(), "true" | "1");
+                    rec.insert("on_hold".into(), on.to_string());
+                }
+                f if WRITABLE_CHANGE_FIELDS.contains(&f) => {
+                    rec.insert(f.to_string(), text);
+                }
+                _ => {}
+            }
+        }
+        apply_change_rules(&before, &mut rec, index.is_none(), user, &now);
+
+        if index.is_some() && rec == before && notes.is_empty() {
+            return Ok(rec);
+        }
+        if index.is_some() {
+            let count = field(&rec, "sys_mod_count").parse::<u64>().unwrap_or(0) + 1;
+            rec.insert("sys_mod_count".into(), count.to_string());
+            rec.insert("sys_updated_on".into(), now.clone());
+            rec.insert("sys_updated_by".into(), user.to_string());
+        }
+        let new_rows = journal_rows(CHANGE_TABLE, field(&rec, "sys_id"), notes, user, &now);
+        self.journal.extend(new_rows);
+        match index {
+            Some(i) => self.changes[i] = rec.clone(),
+            None => self.changes.push(rec.clone()),
+        }
         Ok(rec)
     }
 
@@ -539,10 +692,11 @@ impl State {
             ids.insert(self.config.user.clone());
             ids.insert(DEFAULT_AGENT.to_string());
         }
-        for rec in &self.incidents {
+        let records = self.incidents.iter().map(|r| ("incident", r)).chain(self.changes.iter().map(|r| (CHANGE_TABLE, r)));
+        for (record_table, rec) in records {
             for (k, v) in rec {
                 let user_audit = table == "sys_user" && (k == "sys_created_by" || k == "sys_updated_by");
-                let targets_table = matches!(field_kind("incident", k), Kind::Reference(t) if t == table);
+                let targets_table = matches!(field_kind(record_table, k), Kind::Reference(t) if t == table);
                 if !v.is_empty() && (user_audit || targets_table) {
                     ids.insert(v.clone());
                 }
@@ -604,11 +758,14 @@ impl State {
         let display = match field_kind(table, name) {
             Kind::Reference(target) => return render_reference(target, raw, opts),
             Kind::Plain => raw.to_string(),
-            Kind::Choice => choice_label(name, raw),
+            Kind::Choice => choice_label(table, name, raw),
             Kind::DateTime => to_display_tz(raw),
             Kind::Integer => thousands(raw),
-            Kind::ClassName if raw == "incident" => "Incident".to_string(),
-            Kind::ClassName => raw.to_string(),
+            Kind::ClassName => match raw {
+                "incident" => "Incident".to_string(),
+                CHANGE_TABLE => "Change Request".to_string(),
+                _ => raw.to_string(),
+            },
             Kind::Due if raw.is_empty() => "UNKNOWN".to_string(),
             Kind::Due => to_display_tz(raw),
             Kind::Journal => self.journal_text(field(row, "sys_id"), name),
@@ -629,6 +786,57 @@ impl State {
             .filter(|j| field(j, "element_id") == sys_id && field(j, "element") == element)
             .map(|j| format!("{} - {} ({label})\n{}\n\n", to_display_tz(field(j, "sys_created_on")), display_name(field(j, "sys_created_by")), field(j, "value")))
             .collect()
+    }
+}
+
+/// `sys_journal_field` rows for the journal entries of one save.
+fn journal_rows(table: &str, record_id: &str, notes: Vec<(&str, String)>, user: &str, now: &str) -> Vec<Row> {
+    notes
+        .into_iter()
+        .map(|(element, value)| {
+            [
+                ("element", element.to_string()),
+                ("element_id", record_id.to_string()),
+                ("name", table.to_string()),
+                ("sys_created_by", user.to_string()),
+                ("sys_created_on", now.to_string()),
+                ("sys_id", new_sys_id()),
+                ("sys_tags", String::new()),
+                ("value", value),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+        })
+        .collect()
+}
+
+/// The task rules on a change request: an empty state is New; Closed and Canceled make the
+/// record inactive and stamp who closed it and when; leaving them reopens the record.
+fn apply_change_rules(before: &Row, rec: &mut Row, is_insert: bool, user: &str, now: &str) {
+    if field(rec, "state").trim().is_empty() {
+        rec.insert("state".into(), "-5".into());
+    }
+    let state = field(rec, "state").to_string();
+    let old_state = if is_insert { "" } else { field(before, "state") };
+    if state == old_state {
+        return;
+    }
+    let mut set = |k: &str, v: &str| {
+        rec.insert(k.to_string(), v.to_string());
+    };
+    match state.as_str() {
+        "3" | "4" => {
+            set("closed_at", now);
+            set("closed_by", user);
+            set("active", "false");
+        }
+        _ if matches!(old_state, "3" | "4") => {
+            set("closed_at", "");
+            set("closed_by", "");
+            set("active", "true");
+        }
+        _ => {}
     }
 }
 
@@ -741,6 +949,7 @@ fn field_kind(table: &str, name: &str) -> Kind {
     match name {
         "sys_created_on" | "sys_updated_on" | "opened_at" | "resolved_at" | "closed_at" => Kind::DateTime,
         "sys_mod_count" | "reopen_count" | "reassignment_count" => Kind::Integer,
+        _ if table == CHANGE_TABLE => change_field_kind(name),
         _ if table != "incident" => Kind::Plain,
         "state" | "incident_state" | "impact" | "urgency" | "severity" | "priority" | "hold_reason" | "escalation" | "notify" | "category" => Kind::Choice,
         "caller_id" | "opened_by" | "assigned_to" | "resolved_by" | "closed_by" => Kind::Reference("sys_user"),
@@ -753,7 +962,24 @@ fn field_kind(table: &str, name: &str) -> Kind {
     }
 }
 
-fn choice_label(name: &str, raw: &str) -> String {
+fn change_field_kind(name: &str) -> Kind {
+    match name {
+        "start_date" | "end_date" | "work_start" | "work_end" => Kind::DateTime,
+        "state" | "approval" | "type" | "risk" | "impact" | "urgency" | "priority" | "close_code" => Kind::Choice,
+        "requested_by" | "opened_by" | "assigned_to" | "closed_by" => Kind::Reference("sys_user"),
+        "assignment_group" => Kind::Reference("sys_user_group"),
+        "cmdb_ci" => Kind::Reference("cmdb_ci"),
+        "business_service" => Kind::Reference("cmdb_ci_service"),
+        "work_notes" | "comments" => Kind::Journal,
+        "sys_class_name" => Kind::ClassName,
+        _ => Kind::Plain,
+    }
+}
+
+fn choice_label(table: &str, name: &str, raw: &str) -> String {
+    if table == CHANGE_TABLE {
+        return CHANGE_CHOICES.iter().find(|(f, v, _)| *f == name && *v == raw).map_or_else(|| raw.to_string(), |(_, _, label)| label.to_string());
+    }
     let list = match name {
         "incident_state" => "state",
         "urgency" | "severity" => "impact",
@@ -1112,11 +1338,34 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
                 Some(i) => sn_json(StatusCode::OK, &json!({"result": st.render(table, &st.incidents[i], &opts)})),
                 None => not_found(),
             },
-            (&Method::POST, None) => write_response(&mut st, None, body, user, &opts, StatusCode::CREATED),
-            (&Method::PATCH | &Method::PUT, Some(id)) => write_response(&mut st, Some(id), body, user, &opts, StatusCode::OK),
+            (&Method::POST, None) => write_response(&mut st, table, None, body, user, &opts, StatusCode::CREATED),
+            (&Method::PATCH | &Method::PUT, Some(id)) => write_response(&mut st, table, Some(id), body, user, &opts, StatusCode::OK),
             (&Method::DELETE, Some(id)) => match st.position(id) {
                 Some(i) => {
                     st.incidents.remove(i);
+                    HttpResponse::NoContent().insert_header((header::SERVER, "ServiceNow")).finish()
+                }
+                None => not_found(),
+            },
+            _ => method_not_supported(),
+        };
+    }
+
+    if table == CHANGE_TABLE {
+        return match (method, id) {
+            (&Method::GET, None) => {
+                let fields: Vec<&str> = CHANGE_FIELDS.iter().map(|(f, _)| *f).collect();
+                list(&st, table, &st.changes, &fields, &params, &opts)
+            }
+            (&Method::GET, Some(id)) => match st.change_position(id) {
+                Some(i) => sn_json(StatusCode::OK, &json!({"result": st.render(table, &st.changes[i], &opts)})),
+                None => not_found(),
+            },
+            (&Method::POST, None) => write_response(&mut st, table, None, body, user, &opts, StatusCode::CREATED),
+            (&Method::PATCH | &Method::PUT, Some(id)) => write_response(&mut st, table, Some(id), body, user, &opts, StatusCode::OK),
+            (&Method::DELETE, Some(id)) => match st.change_position(id) {
+                Some(i) => {
+                    st.changes.remove(i);
                     HttpResponse::NoContent().insert_header((header::SERVER, "ServiceNow")).finish()
                 }
                 None => not_found(),
@@ -1187,13 +1436,15 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn write_response(st: &mut State, id: Option<&str>, body: &[u8], user: &str, opts: &ReadOpts, ok: StatusCode) -> HttpResponse {
+/// A write to `incident` or `change_request` (the only tables the integration user writes).
+fn write_response(st: &mut State, table: &str, id: Option<&str>, body: &[u8], user: &str, opts: &ReadOpts, ok: StatusCode) -> HttpResponse {
     let fields = match read_body(body) {
         Ok(fields) => fields,
         Err(e) => return e.response(),
     };
-    match st.write_incident(id, &fields, user) {
-        Ok(record) => sn_json(ok, &json!({"result": st.render("incident", &record, opts)})),
+    let written = if table == CHANGE_TABLE { st.write_change(id, &fields, user) } else { st.write_incident(id, &fields, user) };
+    match written {
+        Ok(record) => sn_json(ok, &json!({"result": st.render(table, &record, opts)})),
         Err(e) => e.response(),
     }
 }
@@ -1264,6 +1515,19 @@ struct AgentQuery {
 
 async fn sim_incidents(sim: web::Data<ServiceNowSim>) -> HttpResponse {
     HttpResponse::Ok().json(sim.incidents())
+}
+
+async fn sim_changes(sim: web::Data<ServiceNowSim>) -> HttpResponse {
+    HttpResponse::Ok().json(sim.changes())
+}
+
+async fn sim_change_agent(sim: web::Data<ServiceNowSim>, path: web::Path<String>, query: web::Query<AgentQuery>, body: web::Bytes) -> HttpResponse {
+    let user = query.user.as_deref().unwrap_or(DEFAULT_AGENT);
+    let result = read_body(&body).and_then(|fields| sim.agent_update_change_as(&path, user, Value::Object(fields)));
+    match result {
+        Ok(record) => sn_json(StatusCode::OK, &json!({ "result": record })),
+        Err(e) => e.response(),
+    }
 }
 
 async fn sim_requests(sim: web::Data<ServiceNowSim>) -> HttpResponse {
@@ -1679,6 +1943,86 @@ mod tests {
         assert_eq!(titles, ["second", "first"]);
         let stored = &api.sim.incidents()[0];
         assert_eq!((stored["sys_updated_by"].as_str(), stored["sys_mod_count"].as_str()), (Some(DEFAULT_AGENT), Some("3")));
+    }
+
+    #[actix_web::test]
+    async fn change_requests_are_a_table_of_their_own() {
+        let api = Api::start(config());
+        let create = |body: Value| async { api.call("POST", "/api/now/table/change_request", Some(body)).await };
+        let (status, _, first) = create(json!({"short_description": "Patch DB", "correlation_id": "CHG-000001", "start_date": "2030-01-01 22:00:00",
+            "end_date": "next tuesday", "u_x": "1", "number": "CHG9"}))
+        .await;
+        assert_eq!(status, 201, "{first}");
+        let r = &first["result"];
+        assert_eq!(
+            (r["number"].as_str(), r["state"].as_str(), r["approval"].as_str(), r["type"].as_str(), r["sys_mod_count"].as_str()),
+            (Some("CHG0030001"), Some("-5"), Some("not requested"), Some("normal"), Some("0"))
+        );
+        assert_eq!((r["start_date"].as_str(), r["end_date"].as_str()), (Some("2030-01-01 22:00:00"), Some("")), "an unreadable date is not stored");
+        assert_eq!((r["sys_created_by"].as_str(), r["sys_updated_by"].as_str()), (Some(USER), Some(USER)));
+        assert!(r.get("u_x").is_none());
+        let (_, _, second) = create(json!({"short_description": "Patch DB again", "correlation_id": "CHG-000001", "state": "-2"})).await;
+        assert_eq!(second["result"]["number"], "CHG0030002");
+        create(json!({"short_description": "other", "correlation_id": "CHG-000002"})).await;
+        assert!(api.sim.incidents().is_empty());
+
+        let query = "correlation_id=CHG-000001^ORDERBYDESCnumber^ORDERBYsys_id";
+        let (headers, listed) = api.get(&query_path("change_request", &[("sysparm_query", query), ("sysparm_fields", "number,state")])).await;
+        assert_eq!(hdr(&headers, "x-total-count"), "2");
+        assert_eq!(listed["result"], json!([{"number": "CHG0030002", "state": "-2"}, {"number": "CHG0030001", "state": "-5"}]));
+
+        let id = r["sys_id"].as_str().expect("sys_id");
+        let path = format!("/api/now/table/change_request/{id}");
+        let (status, _, patched) = api.call("PATCH", &path, Some(json!({"state": "4", "work_notes": "withdrawn by the supplier", "correlation_id": "CHG-000001"}))).await;
+        assert_eq!(status, 200, "{patched}");
+        let p = &patched["result"];
+        assert_eq!((p["state"].as_str(), p["active"].as_str(), p["sys_mod_count"].as_str()), (Some("4"), Some("false"), Some("1")));
+        assert!(!p["closed_at"].as_str().unwrap_or("").is_empty());
+        let journal = api.sim.journal(id);
+        assert_eq!(journal.len(), 1);
+        assert_eq!(
+            (journal[0]["name"].as_str(), journal[0]["element"].as_str(), journal[0]["value"].as_str()),
+            (Some("change_request"), Some("work_notes"), Some("withdrawn by the supplier"))
+        );
+
+        let (_, shown) = api.get(&format!("{path}?sysparm_display_value=true")).await;
+        let d = &shown["result"];
+        assert_eq!((d["state"].as_str(), d["approval"].as_str(), d["sys_class_name"].as_str()), (Some("Canceled"), Some("Not Yet Requested"), Some("Change Request")));
+        assert!(d["work_notes"].as_str().unwrap_or("").contains("(Work notes)\nwithdrawn by the supplier"));
+        let (_, all) = api.get(&format!("{path}?sysparm_display_value=all&sysparm_fields=type,start_date")).await;
+        assert_eq!(all["result"]["type"], json!({"display_value": "Normal", "value": "normal"}));
+        assert_eq!(all["result"]["start_date"], json!({"display_value": "2030-01-01 14:00:00", "value": "2030-01-01 22:00:00"}));
+
+        // The supplier's own change manager, through the Rust helper and the control surface.
+        let edited = api.sim.agent_update_change(id, json!({"state": "-1", "on_hold": "yes please"})).expect("agent edit");
+        assert_eq!((edited["state"].as_str(), edited["active"].as_str(), edited["on_hold"].as_str()), (Some("-1"), Some("true"), Some("false")));
+        assert_eq!((edited["sys_updated_by"].as_str(), edited["sys_mod_count"].as_str()), (Some(DEFAULT_AGENT), Some("2")));
+        let agent = api.http.post(format!("{}/sim/changes/{id}/agent?user=jane.doe", api.base)).json(&json!({"risk": "2"})).send().await.expect("request");
+        assert_eq!(agent.status(), 200);
+        let listed: Value = api.http.get(format!("{}/sim/changes", api.base)).send().await.expect("request").json().await.expect("json");
+        assert_eq!((listed[0]["risk"].as_str(), listed[0]["sys_updated_by"].as_str()), (Some("2"), Some("jane.doe")));
+        assert_eq!(listed.as_array().map(Vec::len), Some(3));
+        assert!(matches!(api.sim.agent_update_change("nope", json!({})), Err(SimError::NotFound)));
+        let (status, _, _) = api.call("PATCH", "/api/now/table/change_request/nope", Some(json!({"state": "-1"}))).await;
+        assert_eq!(status, 404);
+    }
+
+    #[actix_web::test]
+    async fn faults_apply_to_change_requests() {
+        let api = Api::start(config());
+        api.sim.push_fault(Fault::LoseResponseAfterCommit);
+        let (status, _, _) = api.call("POST", "/api/now/table/change_request", Some(json!({"correlation_id": "CHG-000009"}))).await;
+        assert_eq!(status, 500);
+        assert_eq!(api.sim.changes().len(), 1, "the create was committed");
+        api.sim.push_fault(Fault::RateLimited { retry_after_secs: 3 });
+        let (status, headers, _) = api.call("GET", "/api/now/table/change_request", None).await;
+        assert_eq!((status, hdr(&headers, "retry-after")), (429, "3"));
+        api.sim.push_fault(Fault::Timeout { delay: Duration::from_secs(3) });
+        let url = format!("{}/api/now/table/change_request", api.base);
+        let impatient = api.http.get(&url).basic_auth(USER, Some(PASSWORD)).timeout(Duration::from_millis(300)).send().await;
+        assert!(impatient.is_err_and(|e| e.is_timeout()));
+        let (_, listed) = api.get("/api/now/table/change_request").await;
+        assert_eq!(listed["result"].as_array().map(Vec::len), Some(1));
     }
 
     #[actix_web::test]

@@ -22,9 +22,18 @@
 //!   and `@type:"relatedEntity"`, notes typed `comments` (work notes are accepted but never read
 //!   back), `channel:{"name":"e_bonding"}`, relative `href`, `TroubleTicketAttributeChangeEvent`.
 //!
+//! Beside it, the supplier's TMF655 Change Management at [`CHANGE_BASE_PATH`]: `/changeRequest`
+//! (POST answering 201 with a server-assigned `id` and `href`, status `acknowledged` unless one is
+//! given; list with `offset`/`limit`, attribute filters on any rendered attribute, dotted paths
+//! included, `.gt`/`.gte`/`.lt`/`.lte` on dates, `fields` projection, `sort`), `GET`/`PATCH`
+//! (JSON merge-patch; `note[]` is an append-only journal as on tickets)/`DELETE` on one change
+//! request. TMF655 leaves `status` a free string, so any non-empty one is taken; the server keeps
+//! `lastUpdate` and `statusChangeDate`. Change requests raise no event notifications.
+//!
 //! Errors are TMF630 bodies `{code, reason, message, status}`; faults (429 with `Retry-After`,
-//! 500, slow answers, answers lost after commit) are injected in order. Authentication is Basic,
-//! or bearer tokens from the OAuth2 client-credentials endpoint `/oauth/token`.
+//! 500, slow answers, answers lost after commit) are injected in order, into the calls of both
+//! APIs. Authentication is Basic, or bearer tokens from the OAuth2 client-credentials endpoint
+//! `/oauth/token`.
 
 use crate::config::{TmfFlavour, TmfVersion};
 use actix_web::dev::ServerHandle;
@@ -48,6 +57,15 @@ const SN_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 const SN_NOTE_OFFSET_HOURS: i64 = -8;
 const DEFAULT_AGENT: &str = "agent.smith";
 const EVENT_ATTEMPTS: u32 = 3;
+
+/// The API root of the simulated TMF655 Change Management (before `/changeRequest`).
+pub const CHANGE_BASE_PATH: &str = "/tmf-api/changeManagement/v4";
+/// The status of a change request created without one.
+const CHANGE_CREATED_STATUS: &str = "acknowledged";
+/// Attributes a change request's server keeps itself: ignored when written.
+const CHANGE_SERVER_OWNED: &[&str] = &["id", "href", "lastUpdate", "lastUpdateDate", "statusChangeDate"];
+/// The date-time attributes of a change request: ISO 8601 with a zone when given.
+const CHANGE_DATES: &[&str] = &["requestDate", "scheduledDate", "plannedStartTime", "plannedEndTime", "actualStartTime", "actualEndTime", "completionDate"];
 
 // ---- Public API ------------------------------------------------------------------------------
 
@@ -168,6 +186,8 @@ impl Tmf621Sim {
             base_url: None,
             tickets: Vec::new(),
             next_id: 1001,
+            changes: Vec::new(),
+            next_change_id: 5001,
             subs: Vec::new(),
             faults: VecDeque::new(),
             chance: super::Chance::default(),
@@ -189,6 +209,7 @@ impl Tmf621Sim {
     pub fn start(&self, listener: std::net::TcpListener) -> std::io::Result<ServerHandle> {
         let sim = self.clone();
         let api_route = format!("{}/{{rest:.*}}", self.base_path());
+        let change_route = format!("{CHANGE_BASE_PATH}/{{rest:.*}}");
         let running = super::serve("Tmf621Sim", listener, move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(web::Data::new(sim.clone()))
                 // Attachments travel inline in the ticket: room for a generous file.
@@ -196,10 +217,13 @@ impl Tmf621Sim {
                 .route("/oauth/token", web::post().to(token_endpoint))
                 .route("/sim/tickets", web::get().to(sim_tickets))
                 .route("/sim/tickets/{id}/agent", web::post().to(sim_agent))
+                .route("/sim/changes", web::get().to(sim_changes))
+                .route("/sim/changes/{id}/agent", web::post().to(sim_change_agent))
                 .route("/sim/subscriptions", web::get().to(sim_subscriptions))
                 .route("/sim/requests", web::get().to(sim_requests))
                 .route("/sim/faults", web::post().to(sim_faults))
-                .route(&api_route, web::route().to(api));
+                .route(&api_route, web::route().to(api))
+                .route(&change_route, web::route().to(change_api));
         })?;
         let mut st = self.lock();
         st.base_url = Some(running.base_url);
@@ -304,6 +328,31 @@ impl Tmf621Sim {
         Ok(st.render(&t))
     }
 
+    /// The API root of the TMF655 Change Management (before `/changeRequest`).
+    pub fn change_base_path(&self) -> String {
+        CHANGE_BASE_PATH.to_string()
+    }
+
+    /// Every change request as the API renders it, in creation order.
+    pub fn changes(&self) -> Vec<Value> {
+        let st = self.lock();
+        st.changes.iter().map(|c| st.render_change(c)).collect()
+    }
+
+    /// Changes a change request as the supplier's change manager would in its own tool (a
+    /// merge-patch, with the same rules as the API): `lastUpdate` moves, and `statusChangeDate`
+    /// with a new status.
+    pub fn agent_update_change(&self, id: &str, patch: Value) -> Result<Value, SimError> {
+        self.agent_update_change_as(id, DEFAULT_AGENT, patch)
+    }
+
+    pub fn agent_update_change_as(&self, id: &str, user: &str, patch: Value) -> Result<Value, SimError> {
+        let Value::Object(body) = patch else { return Err(SimError::invalid("body", "expected a JSON object")) };
+        let mut st = self.lock();
+        let c = st.write_change(Some(id), &body, user)?;
+        Ok(st.render_change(&c))
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock only means a panic elsewhere; a simulator's data stays usable.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -394,11 +443,69 @@ impl Ticket {
     }
 }
 
+/// A TMF655 change request: its attributes as written (merge-patched), and what the server
+/// keeps itself.
+#[derive(Clone, Debug, PartialEq)]
+struct ChangeRequest {
+    id: String,
+    /// Every attribute but the server-kept ones and the journal.
+    attrs: Map<String, Value>,
+    notes: Vec<StoredNote>,
+    status_date: DateTime<Utc>,
+    updated: DateTime<Utc>,
+}
+
+/// RFC 7386: objects merge member by member, `null` removes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(members) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in members {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+/// The texts at a dotted path (`a.b`), through arrays.
+fn values_at(v: &Value, path: &str) -> Vec<String> {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    let at = |item: &Value| -> Vec<String> {
+        match (item.get(head), rest) {
+            (Some(x), Some(r)) => values_at(x, r),
+            (Some(Value::Array(a)), None) => a.iter().filter_map(str_of).collect(),
+            (Some(x), None) => str_of(x).into_iter().collect(),
+            (None, _) => vec![],
+        }
+    };
+    match v {
+        Value::Array(items) => items.iter().flat_map(at).collect(),
+        other => at(other),
+    }
+}
+
+fn iso(t: &DateTime<Utc>) -> Value {
+    json!(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
 struct State {
     config: SimConfig,
     base_url: Option<String>,
     tickets: Vec<Ticket>,
     next_id: u64,
+    changes: Vec<ChangeRequest>,
+    next_change_id: u64,
     subs: Vec<Subscription>,
     /// Faults in order, each for any request or for one method.
     faults: VecDeque<(Option<String>, Fault)>,
@@ -930,6 +1037,108 @@ impl State {
         Value::Object(o)
     }
 
+    // ---- Change requests (TMF655) ------------------------------------------------------------
+
+    fn change_position(&self, id: &str) -> Option<usize> {
+        self.changes.iter().position(|c| c.id == id)
+    }
+
+    /// Insert (`id` None) or merge-patch a change request.
+    fn write_change(&mut self, id: Option<&str>, body: &Map<String, Value>, user: &str) -> Result<ChangeRequest, SimError> {
+        let now = self.now();
+        let (mut c, index) = match id {
+            Some(id) => {
+                let i = self.change_position(id).ok_or_else(|| SimError::not_found(&format!("ChangeRequest {id}")))?;
+                (self.changes[i].clone(), Some(i))
+            }
+            None => {
+                self.next_change_id += 1;
+                let id = (self.next_change_id - 1).to_string();
+                (ChangeRequest { id, attrs: Map::new(), notes: vec![], status_date: now, updated: now }, None)
+            }
+        };
+        let before = c.clone();
+        let old_status = c.attrs.get("status").cloned();
+        let mut patch = Map::new();
+        for (key, value) in body {
+            match key.as_str() {
+                k if CHANGE_SERVER_OWNED.contains(&k) => {}
+                "note" => {
+                    let items = value.as_array().ok_or_else(|| SimError::invalid("note", "expected an array"))?;
+                    for n in items {
+                        let o = n.as_object().ok_or_else(|| SimError::invalid("note", "entries must be objects"))?;
+                        if o.get("id").and_then(str_of).is_some_and(|id| c.notes.iter().any(|x| x.id == id)) {
+                            continue; // already in the journal: notes are immutable
+                        }
+                        let text = o.get("text").and_then(str_of).filter(|s| !s.trim().is_empty()).ok_or_else(|| SimError::missing("note.text"))?;
+                        let kind = o.get("@type").and_then(str_of).unwrap_or_else(|| "Note".into());
+                        let author = o.get("author").and_then(str_of).filter(|a| !a.is_empty()).unwrap_or_else(|| user.to_string());
+                        let id = format!("{}-{}", c.id, c.notes.len() + 1);
+                        c.notes.push(StoredNote { id, author, date: now, text, kind });
+                    }
+                }
+                "status" => match value {
+                    Value::String(s) if !s.trim().is_empty() => {
+                        patch.insert(key.clone(), value.clone());
+                    }
+                    _ => return Err(SimError::invalid("status", "expected a non-empty string")),
+                },
+                k if CHANGE_DATES.contains(&k) => match value {
+                    Value::Null => {
+                        patch.insert(key.clone(), Value::Null);
+                    }
+                    Value::String(s) if DateTime::parse_from_rfc3339(s.trim()).is_ok() => {
+                        patch.insert(key.clone(), value.clone());
+                    }
+                    _ => return Err(SimError::invalid(key, format!("`{value}` is not an ISO 8601 date-time with a zone"))),
+                },
+                _ => {
+                    patch.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        let mut attrs = Value::Object(std::mem::take(&mut c.attrs));
+        merge_patch(&mut attrs, &Value::Object(patch));
+        c.attrs = match attrs {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        if index.is_none() {
+            c.attrs.entry("status").or_insert_with(|| json!(CHANGE_CREATED_STATUS));
+            c.attrs.entry("requestDate").or_insert_with(|| iso(&now));
+            c.attrs.entry("@type").or_insert_with(|| json!("ChangeRequest"));
+        }
+        if index.is_some() && c == before {
+            return Ok(c);
+        }
+        let stamp = self.stamp();
+        c.updated = stamp;
+        if index.is_none() || c.attrs.get("status") != old_status.as_ref() {
+            c.status_date = stamp;
+        }
+        match index {
+            Some(i) => self.changes[i] = c.clone(),
+            None => self.changes.push(c.clone()),
+        }
+        Ok(c)
+    }
+
+    fn change_href(&self, id: &str) -> String {
+        format!("{}{CHANGE_BASE_PATH}/changeRequest/{id}", self.base_url.clone().unwrap_or_default())
+    }
+
+    fn render_change(&self, c: &ChangeRequest) -> Value {
+        let mut o = Map::new();
+        o.insert("id".into(), json!(c.id));
+        o.insert("href".into(), json!(self.change_href(&c.id)));
+        o.extend(c.attrs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        o.insert("statusChangeDate".into(), iso(&c.status_date));
+        o.insert("lastUpdate".into(), iso(&c.updated));
+        let notes: Vec<Value> = c.notes.iter().map(|n| json!({ "id": n.id, "author": n.author, "date": iso(&n.date), "text": n.text, "@type": n.kind })).collect();
+        o.insert("note".into(), Value::Array(notes));
+        Value::Object(o)
+    }
+
     // ---- Events ------------------------------------------------------------------------------
 
     fn envelope(&self, kind: &str, ticket: &Value, field_path: Option<String>) -> Value {
@@ -1008,7 +1217,23 @@ fn read_object(body: &[u8]) -> Result<Map<String, Value>, SimError> {
     }
 }
 
+/// Which of the simulator's APIs a request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Api {
+    TroubleTicket,
+    ChangeManagement,
+}
+
 async fn api(req: HttpRequest, body: web::Bytes, sim: web::Data<Tmf621Sim>) -> HttpResponse {
+    entry(req, body, sim, Api::TroubleTicket).await
+}
+
+async fn change_api(req: HttpRequest, body: web::Bytes, sim: web::Data<Tmf621Sim>) -> HttpResponse {
+    entry(req, body, sim, Api::ChangeManagement).await
+}
+
+/// Every API call: latency, then a queued or chance fault, or the answer.
+async fn entry(req: HttpRequest, body: web::Bytes, sim: web::Data<Tmf621Sim>, which: Api) -> HttpResponse {
     let (fault, latency) = {
         let mut st = sim.lock();
         let method = req.method().as_str();
@@ -1031,20 +1256,20 @@ async fn api(req: HttpRequest, body: web::Bytes, sim: web::Data<Tmf621Sim>) -> H
         Some(Fault::ServerError) => tmf_error(500, "1", "Internal error", "an unexpected error occurred"),
         Some(Fault::Timeout { delay }) => {
             let (sim, req, body, user) = (sim.clone(), req.clone(), body.clone(), user.clone());
-            super::answer_late(delay, move || serve(&sim, &req, &body, &user)).await
+            super::answer_late(delay, move || serve(&sim, &req, &body, &user, which)).await
         }
         Some(Fault::LoseResponseAfterCommit) => {
-            let _committed = serve(&sim, &req, &body, &user);
+            let _committed = serve(&sim, &req, &body, &user, which);
             tmf_error(500, "1", "Internal error", "the transaction was committed but the answer was lost")
         }
-        None => serve(&sim, &req, &body, &user),
+        None => serve(&sim, &req, &body, &user, which),
     };
     let path = req.uri().path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| req.path().to_string());
     sim.lock().log.push(LoggedRequest { method: req.method().to_string(), path, status: resp.status().as_u16(), user: user.ok() });
     resp
 }
 
-fn serve(sim: &Tmf621Sim, req: &HttpRequest, body: &[u8], user: &Result<String, SimError>) -> HttpResponse {
+fn serve(sim: &Tmf621Sim, req: &HttpRequest, body: &[u8], user: &Result<String, SimError>, which: Api) -> HttpResponse {
     let user = match user {
         Ok(u) => u.clone(),
         Err(e) => return e.response(),
@@ -1053,6 +1278,9 @@ fn serve(sim: &Tmf621Sim, req: &HttpRequest, body: &[u8], user: &Result<String, 
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let params: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
     let mut st = sim.lock();
+    if which == Api::ChangeManagement {
+        return serve_change(&mut st, req, &segments, &params, body, &user);
+    }
     match (req.method(), segments.as_slice()) {
         (&Method::GET, ["troubleTicket"]) => list(&st, &params),
         (&Method::POST, ["troubleTicket"]) => match read_object(body).and_then(|b| st.write(None, &b, &user)) {
@@ -1112,6 +1340,90 @@ fn serve(sim: &Tmf621Sim, req: &HttpRequest, body: &[u8], user: &Result<String, 
         (_, ["troubleTicket"] | ["troubleTicket", _] | ["hub"] | ["hub", _]) => tmf_error(405, "61", "Method not allowed", &format!("{} is not allowed here", req.method())),
         _ => tmf_error(404, "60", "Resource not found", &format!("no resource at {}", req.path())),
     }
+}
+
+/// The TMF655 Change Management API.
+fn serve_change(st: &mut State, req: &HttpRequest, segments: &[&str], params: &[(String, String)], body: &[u8], user: &str) -> HttpResponse {
+    match (req.method(), segments) {
+        (&Method::GET, ["changeRequest"]) => list_changes(st, params),
+        (&Method::POST, ["changeRequest"]) => match read_object(body).and_then(|b| st.write_change(None, &b, user)) {
+            Ok(c) => HttpResponse::Created().insert_header((header::LOCATION, st.change_href(&c.id))).json(st.render_change(&c)),
+            Err(e) => e.response(),
+        },
+        (&Method::GET, ["changeRequest", id]) => match st.change_position(id) {
+            Some(i) => HttpResponse::Ok().json(project(st.render_change(&st.changes[i]), params)),
+            None => SimError::not_found(&format!("ChangeRequest {id}")).response(),
+        },
+        (&Method::PATCH, ["changeRequest", id]) => match read_object(body).and_then(|b| st.write_change(Some(id), &b, user)) {
+            Ok(c) => HttpResponse::Ok().json(st.render_change(&c)),
+            Err(e) => e.response(),
+        },
+        (&Method::DELETE, ["changeRequest", id]) => match st.change_position(id) {
+            Some(i) => {
+                st.changes.remove(i);
+                HttpResponse::NoContent().finish()
+            }
+            None => SimError::not_found(&format!("ChangeRequest {id}")).response(),
+        },
+        (_, ["changeRequest"] | ["changeRequest", _]) => tmf_error(405, "61", "Method not allowed", &format!("{} is not allowed here", req.method())),
+        _ => tmf_error(404, "60", "Resource not found", &format!("no resource at {}", req.path())),
+    }
+}
+
+/// Change requests matching every attribute filter (`attr=a,b`: one of the values at the dotted
+/// path; `attr.gt=` and the like: a date comparison), sorted and paged.
+fn list_changes(st: &State, params: &[(String, String)]) -> HttpResponse {
+    let mut matched: Vec<Value> = Vec::new();
+    'changes: for c in &st.changes {
+        let rendered = st.render_change(c);
+        for (k, v) in params {
+            let ok = match k.as_str() {
+                "offset" | "limit" | "fields" | "sort" => true,
+                key => {
+                    let compare = key.rsplit_once('.').filter(|(_, op)| matches!(*op, "gt" | "gte" | "lt" | "lte"));
+                    match compare {
+                        Some((attr, op)) => {
+                            let Some(bound) = parse_date(v) else {
+                                return SimError { status: 400, code: "28", reason: "Invalid query-string parameter value", message: format!("{k}={v} is not a date") }.response();
+                            };
+                            values_at(&rendered, attr).iter().filter_map(|x| parse_date(x)).any(|at| match op {
+                                "gt" => at > bound,
+                                "gte" => at >= bound,
+                                "lt" => at < bound,
+                                _ => at <= bound,
+                            })
+                        }
+                        None => {
+                            let held = values_at(&rendered, key);
+                            v.split(',').any(|want| held.iter().any(|h| h == want))
+                        }
+                    }
+                }
+            };
+            if !ok {
+                continue 'changes;
+            }
+        }
+        matched.push(rendered);
+    }
+    if let Some((_, sort)) = params.iter().find(|(k, _)| k == "sort") {
+        let desc = sort.starts_with('-');
+        let key = sort.trim_start_matches(['-', '+']);
+        matched.sort_by_key(|c| {
+            let v = values_at(c, key).into_iter().next();
+            (v.as_deref().and_then(parse_date), v)
+        });
+        if desc {
+            matched.reverse();
+        }
+    }
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse::<usize>().ok());
+    let total = matched.len();
+    let offset = param("offset").unwrap_or(0);
+    let limit = param("limit").filter(|l| *l > 0).unwrap_or(1000);
+    let page: Vec<Value> = matched.into_iter().skip(offset).take(limit).map(|c| project(c, params)).collect();
+    let status = if page.len() < total { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    HttpResponse::build(status).insert_header(("X-Total-Count", total.to_string())).insert_header(("X-Result-Count", page.len().to_string())).json(page)
 }
 
 fn parse_date(s: &str) -> Option<DateTime<Utc>> {
@@ -1282,6 +1594,18 @@ async fn sim_agent(sim: web::Data<Tmf621Sim>, path: web::Path<String>, query: we
     let user = query.user.clone().unwrap_or_else(|| DEFAULT_AGENT.into());
     match read_object(&body).and_then(|b| sim.agent_update_as(&path, &user, Value::Object(b))) {
         Ok(t) => HttpResponse::Ok().json(t),
+        Err(e) => e.response(),
+    }
+}
+
+async fn sim_changes(sim: web::Data<Tmf621Sim>) -> HttpResponse {
+    HttpResponse::Ok().json(sim.changes())
+}
+
+async fn sim_change_agent(sim: web::Data<Tmf621Sim>, path: web::Path<String>, query: web::Query<AgentQuery>, body: web::Bytes) -> HttpResponse {
+    let user = query.user.clone().unwrap_or_else(|| DEFAULT_AGENT.into());
+    match read_object(&body).and_then(|b| sim.agent_update_change_as(&path, &user, Value::Object(b))) {
+        Ok(c) => HttpResponse::Ok().json(c),
         Err(e) => e.response(),
     }
 }
@@ -1549,6 +1873,104 @@ mod tests {
         assert_eq!(got[1].2["fieldPath"], "name");
         assert!(got[1].2["timeOccurred"].is_string());
         assert_eq!(got[1].2["@baseType"], "Event");
+    }
+
+    #[actix_web::test]
+    async fn change_requests_are_created_listed_patched_and_edited_by_the_suppliers_change_manager() {
+        let api = Api::start(config(TmfVersion::V4, TmfFlavour::Standard));
+        let root = format!("{}{CHANGE_BASE_PATH}", api.sim.base_url().unwrap());
+        let call = |method: &str, path: &str, body: Option<Value>| {
+            let mut req = api.http.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{root}{path}")).basic_auth(USER, Some(PASSWORD));
+            if let Some(b) = body {
+                req = req.header("Content-Type", "application/merge-patch+json").body(b.to_string());
+            }
+            async move {
+                let resp = req.send().await.unwrap();
+                let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+                (status, headers, resp.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let (status, headers, made) =
+            call("POST", "/changeRequest", Some(json!({"externalId": "CHG-000001", "description": "Upgrade", "plannedStartTime": "2026-03-14T22:00:00.000Z"}))).await;
+        assert_eq!(status, 201, "{made}");
+        assert_eq!(made["status"], "acknowledged", "the status of a change request created without one");
+        assert_eq!(made["@type"], "ChangeRequest");
+        let id = made["id"].as_str().unwrap().to_string();
+        assert_eq!(made["href"].as_str(), Some(format!("{root}/changeRequest/{id}").as_str()));
+        assert_eq!(headers["location"].to_str().unwrap(), made["href"].as_str().unwrap());
+        for i in 2..=4 {
+            call("POST", "/changeRequest", Some(json!({"externalId": format!("CHG-00000{i}"), "status": "draft", "description": "other"}))).await;
+        }
+        let (status, _, one) = call("GET", "/changeRequest?externalId=CHG-000001&fields=status", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(one.as_array().unwrap().len(), 1);
+        assert!(one[0].get("description").is_none() && one[0]["status"] == "acknowledged" && one[0]["id"] == id.as_str());
+        let (_, _, none) = call("GET", "/changeRequest?externalId=CHG-999999", None).await;
+        assert_eq!(none, json!([]));
+        let (status, headers, page) = call("GET", "/changeRequest?status=draft&offset=1&limit=1", None).await;
+        assert_eq!((status, headers["x-total-count"].to_str().unwrap()), (206, "3"));
+        assert_eq!(page[0]["externalId"], "CHG-000003");
+        let (_, _, later) = call("GET", &format!("/changeRequest?lastUpdate.gt={}", made["lastUpdate"].as_str().unwrap()), None).await;
+        assert_eq!(later.as_array().unwrap().len(), 3);
+
+        let path = format!("/changeRequest/{id}");
+        let (status, _, after) = call("PATCH", &path, Some(json!({"status": "inProgress", "plannedStartTime": null, "id": "stolen", "note": [{"text": "started"}]}))).await;
+        assert_eq!(status, 200, "{after}");
+        assert_eq!((after["id"].as_str(), after["status"].as_str()), (Some(id.as_str()), Some("inProgress")));
+        assert!(after.get("plannedStartTime").is_none(), "null removes");
+        assert_eq!(after["statusChangeDate"], after["lastUpdate"]);
+        // The whole journal sent back with a new entry: the held notes are not added again.
+        let mut notes = after["note"].as_array().unwrap().clone();
+        notes.push(json!({"text": "second"}));
+        let (_, _, after2) = call("PATCH", &path, Some(json!({"note": notes}))).await;
+        assert_eq!(after2["note"].as_array().unwrap().iter().map(|n| n["text"].as_str().unwrap()).collect::<Vec<_>>(), ["started", "second"]);
+        assert_eq!(after2["statusChangeDate"], after["statusChangeDate"]);
+        let (_, _, same) = call("PATCH", &path, Some(json!({"status": "inProgress"}))).await;
+        assert_eq!(same["lastUpdate"], after2["lastUpdate"], "a patch that changes nothing leaves lastUpdate alone");
+        let (status, _, err) = call("PATCH", &path, Some(json!({"plannedEndTime": "tomorrow"}))).await;
+        assert_eq!((status, err["code"].as_str()), (400, Some("24")));
+
+        let edited = api.sim.agent_update_change(&id, json!({"status": "completed"})).unwrap();
+        assert!(edited["lastUpdate"].as_str().unwrap() > after2["lastUpdate"].as_str().unwrap());
+        assert_eq!(edited["statusChangeDate"], edited["lastUpdate"]);
+        assert_eq!(api.sim.changes()[0]["status"], "completed");
+        let via_http: Value =
+            api.http.post(format!("{}/sim/changes/{id}/agent", api.sim.base_url().unwrap())).json(&json!({"status": "closed"})).send().await.unwrap().json().await.unwrap();
+        assert_eq!(via_http["status"], "closed");
+        let listed: Value = api.http.get(format!("{}/sim/changes", api.sim.base_url().unwrap())).send().await.unwrap().json().await.unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 4);
+        assert!(api.sim.agent_update_change("nope", json!({})).is_err());
+
+        let (status, _, err) = call("GET", "/changeRequest/nope", None).await;
+        assert_eq!((status, err["code"].as_str(), err["message"].as_str()), (404, Some("60"), Some("ChangeRequest nope not found")));
+        let (status, _, _) = call("PATCH", "/changeRequest/nope", Some(json!({"status": "x"}))).await;
+        assert_eq!(status, 404);
+        let anon = api.http.get(format!("{root}/changeRequest")).send().await.unwrap();
+        assert_eq!(anon.status(), 401);
+    }
+
+    #[actix_web::test]
+    async fn faults_apply_to_change_requests_as_to_tickets() {
+        let api = Api::start(config(TmfVersion::V4, TmfFlavour::Standard));
+        let root = format!("{}{CHANGE_BASE_PATH}", api.sim.base_url().unwrap());
+        api.sim.push_fault(Fault::LoseResponseAfterCommit);
+        let resp = api.http.post(format!("{root}/changeRequest")).basic_auth(USER, Some(PASSWORD)).json(&json!({"externalId": "CHG-000077"})).send().await.unwrap();
+        assert_eq!(resp.status(), 500);
+        assert_eq!(api.sim.changes().len(), 1, "committed");
+        api.sim.push_fault(Fault::RateLimited { retry_after_secs: 2 });
+        let resp = api.http.get(format!("{root}/changeRequest")).basic_auth(USER, Some(PASSWORD)).send().await.unwrap();
+        assert_eq!((resp.status().as_u16(), resp.headers()["retry-after"].to_str().unwrap()), (429, "2"));
+        let log = api.sim.request_log();
+        assert_eq!(log.iter().map(|l| (l.method.as_str(), l.status)).collect::<Vec<_>>(), [("POST", 500), ("GET", 429)]);
+        assert!(log[0].path.starts_with(CHANGE_BASE_PATH));
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut v = json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [1]});
+        merge_patch(&mut v, &json!({"a": "z", "c": {"f": null, "h": 1}, "l": [2, 3]}));
+        assert_eq!(v, json!({"a": "z", "c": {"d": "e", "h": 1}, "l": [2, 3]}));
+        assert_eq!(values_at(&json!({"x": [{"id": "1"}, {"id": 2}]}), "x.id"), ["1", "2"]);
     }
 
     #[actix_web::test]

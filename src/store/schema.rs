@@ -399,6 +399,13 @@ diesel::table! {
         backout_requested_at -> Nullable<Timestamptz>,
         opened_at -> Timestamptz,
         updated_at -> Timestamptz,
+        native_id -> Nullable<Text>,
+        native_status -> Nullable<Text>,
+        native_kept -> Jsonb,
+        unmapped -> Jsonb,
+        pushed -> Nullable<Jsonb>,
+        backout_sent_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`poller`]: the reconciliation sweep that catches what webhooks missed.
 
 pub mod attachments;
+pub mod change;
 pub mod handoff;
 pub mod inbound;
 pub mod outbound;
@@ -59,6 +60,8 @@ pub struct Engine {
     /// When this process began: any write to a supplier attempted before it was left in flight
     /// by a hub process that is gone.
     pub started_at: DateTime<Utc>,
+    /// The change rules (CAB, freezes, failure policy) the change legs are judged by.
+    pub changes: Arc<crate::config::ChangeSettings>,
 }
 
 impl Engine {
@@ -80,6 +83,7 @@ impl Engine {
             policy: settings.sync.clone(),
             max_attachments: settings.max_attachments_per_incident,
             started_at: Utc::now(),
+            changes: Arc::new(settings.changes.clone()),
         })
     }
 

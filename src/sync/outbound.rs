@@ -343,6 +343,7 @@ impl Engine {
         let span = tracing::info_span!("dispatch", %supplier, %reference, correlation_id = %correlation);
         let _enter = span.enter();
         let result = match msg.payload.pointer("/data/reason").and_then(|v| v.as_str()) {
+            _ if super::change::is_change(&reference) => self.sync_change_leg(supplier, &reference, &correlation).await,
             Some(PULL_FILES) => self.pull_files(supplier, &reference, &correlation).await,
             Some(super::inbound::REREAD) => self.reread(supplier, &reference, &correlation).await,
             _ => self.sync_leg(supplier, &reference, &correlation).await,
@@ -360,7 +361,11 @@ impl Engine {
             .store
             .tx(move |conn| {
                 if let Some(reason) = &failure {
-                    mark_leg_failed(conn, &s, &r, reason, &correlation)?;
+                    if super::change::is_change(&r) {
+                        crate::store::change::legs::failed(conn, &Context::hub(correlation.as_str()), &r, &s, reason)?;
+                    } else {
+                        mark_leg_failed(conn, &s, &r, reason, &correlation)?;
+                    }
                     let message_id = uuid::Uuid::parse_str(&msg.message_id).unwrap_or_else(|_| uuid::Uuid::now_v7());
                     crate::store::deadletters::insert(
                         conn,

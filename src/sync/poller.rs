@@ -27,6 +27,8 @@ pub struct SweepReport {
     pub notes_added: usize,
     pub attachments_added: usize,
     pub watermark: Option<DateTime<Utc>>,
+    /// Open changes whose leg at this supplier was queued to be read again.
+    pub changes_checked: usize,
 }
 
 impl Engine {
@@ -110,7 +112,33 @@ impl Engine {
                 .await?;
         }
         report.watermark = watermark;
-        outcome.map(|()| report)
+        outcome?;
+        report.changes_checked = self.recheck_change_legs(&link, supplier).await?;
+        Ok(report)
+    }
+
+    /// Queues every open change's leg at the supplier to be read again: supplier systems notify
+    /// no change to the hub, so the sweep is how a change made in the supplier's tool arrives.
+    async fn recheck_change_legs(&self, link: &SupplierLink, supplier: &str) -> Result<usize, SyncError> {
+        if link.client.changes().is_none() || !link.settings.change_records {
+            return Ok(0);
+        }
+        let s = supplier.to_string();
+        let queued = self
+            .store
+            .tx(move |c| {
+                let refs = crate::store::change::legs::open_at(c, &s)?;
+                let ctx = crate::store::record::Context::hub(uuid::Uuid::now_v7().to_string());
+                for r in &refs {
+                    crate::store::record::enqueue_dispatch(c, &ctx, r, &s, "sweep")?;
+                }
+                Ok(refs.len())
+            })
+            .await?;
+        if queued > 0 {
+            self.notify();
+        }
+        Ok(queued)
     }
 
     /// Applies one supplier ticket a sweep read, with its notes and files.

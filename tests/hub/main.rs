@@ -5,6 +5,7 @@ mod access;
 mod api;
 mod attachments;
 mod change_dashboard;
+mod change_legs;
 mod changes;
 mod cli;
 mod dashboard;

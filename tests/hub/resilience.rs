@@ -348,3 +348,30 @@ async fn a_note_in_flight_when_the_broker_connection_drops_is_written_once() {
     assert_written_once(&hub, &r, &sys_id, "sent before the reconnect", sent + commits_in + std::time::Duration::from_secs(2)).await;
     hub.finish().await;
 }
+
+/// A hub stopped while a file upload is in flight, the supplier storing the file after the hub
+/// came back: the new process gives the old one's upload its time, finds the file on the ticket
+/// and uploads nothing more.
+#[tokio::test]
+async fn a_file_upload_left_in_flight_by_a_stopped_hub_is_stored_once() {
+    let mut hub = TestHub::spawn().await;
+    let (r, sys_id) = hub.open_ticket("A file across a restart").await;
+    quiet(|| hub.sim.request_log().len()).await;
+    let commits_in = std::time::Duration::from_millis(3500);
+    hub.sim.push_fault(Fault::Timeout { delay: commits_in });
+    let sent = tokio::time::Instant::now();
+    let resp = hub.attach(&r, "trace.txt", "text/plain", b"traceroute: loss at hop 7".to_vec()).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    hub.restart().await;
+    assert!(hub.sim.attachments(&sys_id).is_empty(), "the restart must come before the supplier stores the first upload");
+    tokio::time::sleep_until(sent + commits_in + std::time::Duration::from_secs(1)).await;
+    wait_for("the file at the supplier", || (!hub.sim.attachments(&sys_id).is_empty()).then_some(())).await;
+    hub.settle(&r).await;
+    quiet(|| hub.sim.request_log().len()).await;
+    let stored = hub.sim.attachments(&sys_id);
+    assert_eq!(stored.len(), 1, "{:?}\n{:#?}", stored.iter().map(|f| &f.0).collect::<Vec<_>>(), hub.sim.request_log());
+    let doc = hub.incident(&r).await;
+    let file = &doc["attachments"][0];
+    assert!(file.to_string().contains("sent"), "the record says the file reached the supplier: {file}");
+}

@@ -1,4 +1,4 @@
-//! The AR System REST client for Remedy incidents.
+//! The AR System REST client for Remedy incidents (its change requests: `change_client`).
 //!
 //! Authentication is a JWT from `POST /api/jwt/login` (form-encoded credentials, a plain-text
 //! token in answer) sent as `Authorization: AR-JWT <token>`. The token is cached and shared by
@@ -17,6 +17,7 @@
 //! see a file; a download reads `.../HPD:WorkLog/{id}/attach/{field}`.
 
 use super::mapping::{self, create_body, parse_entry, parse_errors, percent_encode, update_body, worklog_body, Profile, WORKLOG_FILE_FIELDS};
+use crate::adapters::change::ChangeClient;
 use crate::adapters::http::{status_error, transport_error, SupplierHttp};
 use crate::adapters::{Client, NativeAttachment, OutgoingFile, SupplierError};
 use crate::config::RemedySettings;
@@ -87,24 +88,24 @@ const NUMBERS_PER_QUERY: usize = 25;
 /// Incidents read when looking a hub reference up: one per time the instance was given it.
 const LOOKUP_LIMIT: usize = 50;
 
-fn values_param(fields: &[&str]) -> String {
+pub(super) fn values_param(fields: &[&str]) -> String {
     format!("values({})", fields.join(","))
 }
 
 /// A qualification string literal: AR doubles an embedded quote.
-fn ar_quote(s: &str) -> String {
+pub(super) fn ar_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// An answer the client accepted (2xx).
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
     body: String,
 }
 
 impl Answer {
-    fn json(&self, what: &str) -> Result<Value, SupplierError> {
+    pub(super) fn json(&self, what: &str) -> Result<Value, SupplierError> {
         if self.body.trim().is_empty() {
             return Ok(Value::Null);
         }
@@ -157,12 +158,12 @@ enum Created {
 
 #[derive(Clone)]
 pub struct RemedyClient {
-    http: SupplierHttp,
+    pub(super) http: SupplierHttp,
     base: String,
-    user: String,
+    pub(super) user: String,
     password: SecretString,
-    settings: RemedySettings,
-    profile: Arc<Profile>,
+    pub(super) settings: RemedySettings,
+    pub(super) profile: Arc<Profile>,
     /// The current JWT; the lock also makes concurrent callers wait for one login.
     token: Arc<tokio::sync::Mutex<Option<String>>>,
     /// Entry id -> Incident Number, learnt from every incident read (work logs name the number).
@@ -174,7 +175,7 @@ impl RemedyClient {
         RemedyClient { http, base: base_url.trim_end_matches('/').to_string(), user: user.to_string(), password, settings, profile, token: Arc::default(), numbers: Arc::default() }
     }
 
-    fn form_url(&self, form: &str) -> String {
+    pub(super) fn form_url(&self, form: &str) -> String {
         format!("{}/api/arsys/v1/entry/{}", self.base, percent_encode(form))
     }
 
@@ -228,7 +229,7 @@ impl RemedyClient {
 
     /// One attempt: the request with the cached token, and once more with a fresh one if Remedy
     /// says the token is no good (401, AR error 623).
-    async fn attempt(&self, what: &str, method: &Method, url: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Answer, SupplierError> {
+    pub(super) async fn attempt(&self, what: &str, method: &Method, url: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Answer, SupplierError> {
         let resp = self
             .send_authed(what, |token| {
                 let req = self.http.client.request(method.clone(), url).header("Authorization", format!("AR-JWT {token}")).header("Accept", "application/json").query(query);
@@ -244,7 +245,7 @@ impl RemedyClient {
     }
 
     /// A call with retries.
-    async fn call(&self, what: &str, method: Method, url: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Answer, SupplierError> {
+    pub(super) async fn call(&self, what: &str, method: Method, url: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Answer, SupplierError> {
         self.http.retrying(what, || self.attempt(what, &method, url, query, body)).await
     }
 
@@ -270,7 +271,7 @@ impl RemedyClient {
     }
 
     /// One page of a query: its entries and whether Remedy says there is more.
-    async fn query_page(&self, what: &str, form: &str, q: &str, fields: &[&str], sort: &str, offset: usize, limit: usize) -> Result<(Vec<Value>, bool), SupplierError> {
+    pub(super) async fn query_page(&self, what: &str, form: &str, q: &str, fields: &[&str], sort: &str, offset: usize, limit: usize) -> Result<(Vec<Value>, bool), SupplierError> {
         let query = [("q", q.to_string()), ("fields", values_param(fields)), ("sort", sort.to_string()), ("offset", offset.to_string()), ("limit", limit.to_string())];
         let v = self.call(what, Method::GET, &self.form_url(form), &query, None).await?.json(what)?;
         let entries = v.get("entries").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -279,7 +280,7 @@ impl RemedyClient {
     }
 
     /// Every entry a query matches, page by page while Remedy offers a `next` link.
-    async fn query_all(&self, what: &str, form: &str, q: &str, fields: &[&str], sort: &str) -> Result<Vec<Value>, SupplierError> {
+    pub(super) async fn query_all(&self, what: &str, form: &str, q: &str, fields: &[&str], sort: &str) -> Result<Vec<Value>, SupplierError> {
         let mut all = Vec::new();
         for page in 0..MAX_PAGES {
             let (entries, more) = self.query_page(what, form, q, fields, sort, page * PAGE_SIZE, PAGE_SIZE).await?;
@@ -540,6 +541,11 @@ impl Client for RemedyClient {
     /// The interface entry's REST address (Remedy's mid-tier address is not known to the hub).
     fn ticket_url(&self, native_id: &str) -> String {
         self.incident_url(native_id)
+    }
+
+    /// Change requests on the `CHG:` forms (see `change_client`).
+    fn changes(&self) -> Option<&dyn ChangeClient> {
+        Some(self)
     }
 }
 

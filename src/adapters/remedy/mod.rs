@@ -1,6 +1,9 @@
 //! BMC Helix / Remedy ITSM (AR System REST API, `HPD:` incident forms): entry and work log
 //! parsing in create and read names, the mapping to and from the canonical model, and the API
 //! client (JWT login, `HPD:IncidentInterface_Create`, `HPD:IncidentInterface`, `HPD:WorkLog`).
+//! The same client keeps change requests on the `CHG:` forms (`CHG:ChangeInterface_Create`,
+//! `CHG:ChangeInterface`, `CHG:WorkLog`), read with the change mapping in
+//! `adapters::change::remedy`.
 //!
 //! Identity: the hub keys a Remedy leg by the `HPD:Help Desk` entry id (`Entry ID`, which the
 //! interface's composite `Request ID` repeats as `X|X`), shows `Incident Number` (a *different*
@@ -13,6 +16,7 @@
 //! is the interface entry, optionally with the new work logs (`{"entry": {...}, "worklogs":
 //! [...]}`), which [`Remedy`] reads like any other entry.
 
+mod change_client;
 pub mod client;
 pub mod mapping;
 

@@ -2,6 +2,7 @@
 //! with HTML), ServiceNow error bodies, retries through [`SupplierHttp`].
 
 use super::mapping::{create_body, sn_time};
+use crate::adapters::change::ChangeClient;
 use crate::adapters::http::{status_error, transport_error, SupplierHttp};
 use crate::adapters::{Client, NativeAttachment, OutgoingFile, SupplierError};
 use crate::domain::{Incident, Visibility};
@@ -14,8 +15,8 @@ use std::collections::BTreeMap;
 
 #[derive(Clone)]
 pub struct ServiceNowClient {
-    http: SupplierHttp,
-    base: String,
+    pub(super) http: SupplierHttp,
+    pub(super) base: String,
     user: String,
     password: SecretString,
     /// The instance's own priority matrix, when the hub's is not its.
@@ -40,12 +41,12 @@ impl ServiceNowClient {
     }
 
     /// One Table API request with retries; returns the `result` member.
-    async fn call(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
+    pub(super) async fn call(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
         self.http.retrying(what, || self.attempt(what, method.clone(), path, query, body)).await
     }
 
     /// One Table API request, no retry; returns the `result` member.
-    async fn attempt(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
+    pub(super) async fn attempt(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
         let url = format!("{}{}", self.base, path);
         {
             {
@@ -266,6 +267,11 @@ impl Client for ServiceNowClient {
     async fn download_attachment(&self, file: &NativeAttachment) -> Result<reqwest::Response, SupplierError> {
         let url = format!("{}/api/now/attachment/{}/file", self.base, url::form_urlencoded::byte_serialize(file.native_id.as_bytes()).collect::<String>());
         self.http.download("ServiceNow attachment download", &url, |r| r.basic_auth(&self.user, Some(self.password.expose_secret())), error_detail).await
+    }
+
+    /// Change requests, on the `change_request` table.
+    fn changes(&self) -> Option<&dyn ChangeClient> {
+        Some(self)
     }
 }
 

@@ -1,6 +1,8 @@
 //! ServiceNow (Table API, `incident` table): record parsing in all three display modes, the
-//! mapping to and from the canonical model, and the API client.
+//! mapping to and from the canonical model, and the API client (which also keeps change legs on
+//! the `change_request` table).
 
+pub mod change_client;
 pub mod client;
 pub mod mapping;
 

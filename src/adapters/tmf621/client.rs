@@ -1,6 +1,7 @@
 //! The TMF621 API client: Basic, static bearer or OAuth2 client-credentials auth, TMF630 error
 //! bodies, merge-patch updates, note appends, `offset`/`limit` paging with `lastUpdate.gt`, and
 //! the hub's own subscription at the supplier's `/hub`. Retries go through [`SupplierHttp`].
+//! The same client keeps the supplier's TMF655 change requests (`super::change_client`).
 //!
 //! Files travel in the ticket's `attachment[]`: an upload patches in an attachment value whose
 //! base64 `content` is streamed into the request body (the file is never held whole); a
@@ -9,6 +10,7 @@
 //! decodes content the server lists inline.
 
 use super::mapping::{self, Instance};
+use crate::adapters::change::ChangeClient;
 use crate::adapters::egress::FileUrl;
 use crate::adapters::http::{status_error, transport_error, SupplierHttp};
 use crate::adapters::{Client, ContentStream, NativeAttachment, OutgoingFile, SupplierError};
@@ -26,8 +28,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// Pages read when looking a reference up, in case the server ignores the filter.
-const LOOKUP_PAGES: usize = 20;
-const LOOKUP_PAGE: usize = 100;
+pub(super) const LOOKUP_PAGES: usize = 20;
+pub(super) const LOOKUP_PAGE: usize = 100;
 
 #[derive(Clone)]
 enum Auth {
@@ -47,10 +49,12 @@ enum Auth {
 
 #[derive(Clone)]
 pub struct Tmf621Client {
-    http: SupplierHttp,
+    pub(super) http: SupplierHttp,
     base: String,
-    inst: Instance,
+    pub(super) inst: Instance,
     auth: Auth,
+    /// The TMF655 Change Management root on the supplier (`/tmf-api/changeManagement/v4`).
+    change_base: String,
 }
 
 impl Tmf621Client {
@@ -65,7 +69,9 @@ impl Tmf621Client {
                 Auth::Oauth2 { token_url, client_id: user.to_string(), secret: password, token: Arc::default() }
             }
         };
-        Tmf621Client { http, base, inst: Instance::new(settings), auth }
+        let change_path = settings.change_base_path.trim().trim_matches('/');
+        let change_base = if change_path.is_empty() { String::new() } else { format!("/{change_path}") };
+        Tmf621Client { http, base, inst: Instance::new(settings), auth, change_base }
     }
 
     pub fn instance(&self) -> &Instance {
@@ -74,6 +80,11 @@ impl Tmf621Client {
 
     fn url(&self, path: &str) -> String {
         format!("{}{}{}", self.base, self.inst.base_path, path)
+    }
+
+    /// A URL of the supplier's TMF655 Change Management API.
+    pub(super) fn change_api_url(&self, path: &str) -> String {
+        format!("{}{}{}", self.base, self.change_base, path)
     }
 
     /// An OAuth2 access token, from the cache or the token endpoint.
@@ -126,19 +137,39 @@ impl Tmf621Client {
     }
 
     async fn attempt(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
-        let merge = method == Method::PATCH;
-        let req = self.http.client.request(method, self.url(path)).query(query);
-        self.exchange(what, req, body.map(|b| reqwest::Body::from(b.to_string())), merge).await
+        // TMF630 names merge-patch for PATCH; ServiceNow's API takes plain JSON.
+        let merge = method == Method::PATCH && self.inst.flavour == TmfFlavour::Standard;
+        self.attempt_at(what, method, &self.url(path), query, body, merge).await
+    }
+
+    /// A single attempt at an absolute URL on the supplier; a body is sent as a merge-patch
+    /// when `merge_patch`, as plain JSON otherwise.
+    pub(super) async fn attempt_at(
+        &self,
+        what: &str,
+        method: Method,
+        url: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        merge_patch: bool,
+    ) -> Result<Value, SupplierError> {
+        let req = self.http.client.request(method, url).query(query);
+        self.exchange_json(what, req, body.map(|b| reqwest::Body::from(b.to_string())), merge_patch).await
     }
 
     /// Sends a JSON body (a merge-patch when `merge` and the flavour is standard) and reads the
     /// JSON answer; `Value::Null` for an empty one.
     async fn exchange(&self, what: &str, req: reqwest::RequestBuilder, body: Option<reqwest::Body>, merge: bool) -> Result<Value, SupplierError> {
+        // TMF630 names merge-patch for PATCH; ServiceNow's API takes plain JSON.
+        self.exchange_json(what, req, body, merge && self.inst.flavour == TmfFlavour::Standard).await
+    }
+
+    /// Sends a JSON body (as `application/merge-patch+json` when `merge_patch`) and reads the
+    /// JSON answer; `Value::Null` for an empty one.
+    async fn exchange_json(&self, what: &str, req: reqwest::RequestBuilder, body: Option<reqwest::Body>, merge_patch: bool) -> Result<Value, SupplierError> {
         let mut req = req.header("Accept", "application/json");
         if let Some(b) = body {
-            // TMF630 names merge-patch for PATCH; ServiceNow's API takes plain JSON.
-            let merge = merge && self.inst.flavour == TmfFlavour::Standard;
-            let kind = if merge { "application/merge-patch+json" } else { "application/json" };
+            let kind = if merge_patch { "application/merge-patch+json" } else { "application/json" };
             req = req.header("Content-Type", kind).body(b);
         }
         let resp = self.send(what, req).await?;
@@ -260,7 +291,7 @@ impl Tmf621Client {
     }
 }
 
-fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
@@ -398,6 +429,11 @@ impl Client for Tmf621Client {
 
     fn ticket_url(&self, native_id: &str) -> String {
         self.url(&format!("/troubleTicket/{}", encode(native_id)))
+    }
+
+    /// Change legs are kept as TMF655 change requests (`super::change_client`).
+    fn changes(&self) -> Option<&dyn ChangeClient> {
+        Some(self)
     }
 
     /// Patches an attachment value into `attachment[]` (the whole array or the new entry, as the

@@ -1,7 +1,9 @@
 //! TMF621 Trouble Ticket (v4 and v5, and ServiceNow's flavour of it): reading every ticket and
 //! event shape in use, the mapping to and from the canonical model, and the API client
-//! (create, merge-patch, notes, paging sweep, event subscription at the supplier's `/hub`).
+//! (create, merge-patch, notes, paging sweep, event subscription at the supplier's `/hub`), which
+//! also keeps the supplier's TMF655 change requests.
 
+pub mod change_client;
 pub mod client;
 pub mod mapping;
 pub mod subscription;

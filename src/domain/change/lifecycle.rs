@@ -55,6 +55,27 @@ impl LegState {
     }
 }
 
+/// Where a leg stands, read from the supplier's own change: its stage, how it ended and whether
+/// the supplier's approvers passed it. Planned and approved is `ready`; an implemented change is
+/// as good as its outcome (none given reads as a success, as the supplier closed it without
+/// complaint); draft and assessment say nothing the leg's `proposed` does not (`None`).
+pub fn leg_state_of(status: ChangeStatus, outcome: Option<Outcome>, approval: Option<super::Approval>) -> Option<LegState> {
+    use super::Approval;
+    Some(match status {
+        ChangeStatus::Draft | ChangeStatus::Assess => return None,
+        ChangeStatus::Authorize => LegState::Accepted,
+        ChangeStatus::Scheduled if approval == Some(Approval::Approved) => LegState::Ready,
+        ChangeStatus::Scheduled => LegState::Scheduled,
+        ChangeStatus::Implement => LegState::InProgress,
+        ChangeStatus::Review | ChangeStatus::Closed => match outcome {
+            Some(Outcome::Unsuccessful) => LegState::Failed,
+            Some(Outcome::SuccessfulWithIssues) => LegState::SucceededWithIssues,
+            Some(Outcome::Successful) | None => LegState::Succeeded,
+        },
+        ChangeStatus::Cancelled | ChangeStatus::Rejected => LegState::Cancelled,
+    })
+}
+
 /// What the change lifecycle needs to know about one leg.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegPlan {

@@ -3,7 +3,9 @@
 //! transaction writing the change, its events and their outbox rows together, as for incidents;
 //! every judgement (may it move, is it approved, what collides) is the domain's.
 
-use super::record::{content_hash, enqueue, Context, IdempotencyKey, Route};
+pub mod legs;
+
+use super::record::{self as incident_record, content_hash, enqueue, Context, IdempotencyKey, Route};
 use super::schema::*;
 use super::{StoreError, StoreResult};
 use crate::domain::change::lifecycle::{self, approval_state, ApprovalState, Approver, Blocked, CabRule, Decision, GateInput, LegPlan, LegState};
@@ -27,6 +29,11 @@ pub struct Rules<'a> {
     pub maintenance: &'a [MaintenanceWindow],
     /// Whether a failed leg asks the legs that did their part to back out.
     pub back_out: bool,
+}
+
+/// The change rules of a configuration.
+pub fn rules_of(c: &crate::config::ChangeSettings) -> Rules<'_> {
+    Rules { cab: &c.cab, freezes: &c.freezes, maintenance: &c.maintenance, back_out: c.failure_policy == crate::config::FailurePolicy::BackOut }
 }
 
 /// A change as stored, and (without its id) as the API shows its own fields.
@@ -103,6 +110,20 @@ pub struct ChangeLegRow {
     pub backout_requested_at: Option<DateTime<Utc>>,
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The change's id in the supplier's system, once created there.
+    pub native_id: Option<String>,
+    /// The supplier's own status word, as last read.
+    pub native_status: Option<String>,
+    /// Native values read many-to-one, kept so a write back does not rewrite them.
+    pub native_kept: Value,
+    /// Native values the hub could not read, by native field name.
+    pub unmapped: Value,
+    /// The body last written to the supplier's change (so only what the hub changed is sent).
+    pub pushed: Option<Value>,
+    /// When the back-out request reached the supplier's change.
+    pub backout_sent_at: Option<DateTime<Utc>>,
+    /// Why the last attempt to bring the supplier's change in line failed.
+    pub last_error: Option<String>,
 }
 
 impl ChangeLegRow {
@@ -320,6 +341,10 @@ pub fn document(conn: &mut PgConnection, rules: &Rules<'_>, row: &ChangeRow, vie
                 leg["system"] = json!(l.system);
                 leg["native_number"] = json!(l.native_number);
                 leg["backout_requested_at"] = json!(l.backout_requested_at.as_ref().map(ms));
+                leg["native_id"] = json!(l.native_id);
+                leg["native_status"] = json!(l.native_status);
+                leg["unmapped"] = l.unmapped.clone();
+                leg["last_error"] = json!(l.last_error);
             }
             leg
         })
@@ -653,6 +678,9 @@ pub fn update(conn: &mut PgConnection, ed: &Editor<'_>, rules: &Rules<'_>, refer
             // Entering or leaving the schedule changes what collides with it.
             recheck(conn, ed.ctx, rules, &row)?;
         }
+        if moved.is_some() || !changed.is_empty() {
+            dispatch_legs(conn, ed.ctx, &row)?;
+        }
         document(conn, rules, &row, None)
     })
 }
@@ -790,6 +818,19 @@ fn save(conn: &mut PgConnection, row: &ChangeRow) -> StoreResult<()> {
     Ok(())
 }
 
+/// Why a change leg's dispatcher is asked to bring the supplier's change in line.
+pub const DISPATCH_REASON: &str = "change";
+
+/// Asks every leg's dispatcher to bring the supplier's change in line with the record, but the
+/// leg of the supplier the edit came from: its change already says so.
+fn dispatch_legs(conn: &mut PgConnection, ctx: &Context, row: &ChangeRow) -> StoreResult<()> {
+    let suppliers: Vec<String> = change_legs::table.filter(change_legs::change_id.eq(row.id)).order(change_legs::id).select(change_legs::supplier_id).load(conn)?;
+    for s in suppliers.iter().filter(|s| ctx.supplier.as_deref() != Some(s.as_str())) {
+        incident_record::enqueue_dispatch(conn, ctx, &row.reference, s, DISPATCH_REASON)?;
+    }
+    Ok(())
+}
+
 /// One leg per supplier that routing gives the change's services and CIs, proposed.
 fn open_legs(conn: &mut PgConnection, ed: &Editor<'_>, row: &ChangeRow) -> StoreResult<()> {
     let mut seen: Vec<String> = legs_of(conn, row.id)?.into_iter().map(|l| l.supplier_id).collect();
@@ -886,6 +927,7 @@ pub fn update_leg(conn: &mut PgConnection, ctx: &Context, rules: &Rules<'_>, ref
         row.version += 1;
         row.updated_at = Utc::now();
         diesel::update(changes::table.find(row.id)).set((changes::version.eq(row.version), changes::updated_at.eq(row.updated_at))).execute(conn)?;
+        dispatch_legs(conn, ctx, &row)?;
         document(conn, rules, &row, None)
     })
 }
@@ -970,6 +1012,7 @@ pub fn decide(conn: &mut PgConnection, ctx: &Context, rules: &Rules<'_>, referen
             // A rejected change leaves the schedule.
             recheck(conn, ctx, rules, &row)?;
         }
+        dispatch_legs(conn, ctx, &row)?;
         document(conn, rules, &row, None)
     })
 }

@@ -1124,44 +1124,13 @@ impl State {
         let Some(i) = self.by_number(&number) else {
             return Err(SimError::workflow(&format!("The incident {number} does not exist; the work information cannot be saved.")));
         };
-        // The form's defaults: a work log nobody marked is Public.
-        for (f, d) in [("View Access", "Public"), ("Secure Work Log", "No"), ("Work Log Type", "General Information"), ("Communication Type", "Inbound")] {
-            if text(&rec, f).is_empty() {
-                rec.insert(f.into(), json!(d));
-            }
-        }
-        self.check_selection(&rec, &["View Access", "Secure Work Log", "Work Log Type", "Communication Type"])?;
-        if text(&rec, "Description").is_empty() && text(&rec, "Detailed Description").is_empty() {
-            return Err(SimError::required("Description"));
-        }
-        if text(&rec, "Description").chars().count() > 100 {
-            return Err(SimError::out_of_limits("Description", "more than 100 characters"));
-        }
-        let now = ar_time(&self.now());
-        let id = format!("WLG{:012}", self.next_worklog);
-        self.next_worklog += 1;
-        for (k, v) in [
-            ("Work Log ID", json!(id)),
-            ("Submitter", json!(user)),
-            ("Work Log Submitter", json!(user)),
-            ("Submit Date", json!(now)),
-            ("Work Log Submit Date", json!(now)),
-            ("Last Modified By", json!(user)),
-            ("Last Modified Date", json!(now)),
-            ("Status", json!("Enabled")),
-            ("Number of Attachments", json!(files.len())),
-        ] {
-            rec.insert(k.into(), v);
-        }
+        let id = self.complete_worklog(&mut rec, user, false, files.len())?;
         for (field, part_name, data) in files {
             // The entry names the file; a part's own file name stands in when it does not.
             let name = Some(text(&rec, &field)).filter(|n| !n.is_empty()).unwrap_or(part_name);
             let href = format!("{}/attach/{}", self.entry_href(WORKLOG, &id), crate::adapters::remedy::mapping::percent_encode(&field));
             rec.insert(field.clone(), json!({"name": name, "sizeBytes": data.len(), "href": href}));
             self.files.insert((id.clone(), field), data);
-        }
-        if text(&rec, "Work Log Date").is_empty() {
-            rec.insert("Work Log Date".into(), json!(now));
         }
         self.worklogs.push(rec.clone());
         let incident = self.incidents[i].clone();
@@ -1378,6 +1347,45 @@ impl State {
         Ok(rec)
     }
 
+    /// The rules a work log form applies to any new entry, of an incident or a change: the
+    /// form's defaults (a work log nobody marked is Public), its selections and the summary's
+    /// limits; then the entry's id (numbered per form), its audit fields and its date.
+    fn complete_worklog(&mut self, rec: &mut Row, user: &str, of_change: bool, files: usize) -> Result<String, SimError> {
+        for (f, d) in [("View Access", "Public"), ("Secure Work Log", "No"), ("Work Log Type", "General Information"), ("Communication Type", "Inbound")] {
+            if text(rec, f).is_empty() {
+                rec.insert(f.into(), json!(d));
+            }
+        }
+        self.check_selection(rec, &["View Access", "Secure Work Log", "Work Log Type", "Communication Type"])?;
+        if text(rec, "Description").is_empty() && text(rec, "Detailed Description").is_empty() {
+            return Err(SimError::required("Description"));
+        }
+        if text(rec, "Description").chars().count() > 100 {
+            return Err(SimError::out_of_limits("Description", "more than 100 characters"));
+        }
+        let now = ar_time(&self.now());
+        let (prefix, counter) = if of_change { ("CLG", &mut self.next_change_worklog) } else { ("WLG", &mut self.next_worklog) };
+        let id = format!("{prefix}{:012}", *counter);
+        *counter += 1;
+        for (k, v) in [
+            ("Work Log ID", json!(id)),
+            ("Submitter", json!(user)),
+            ("Work Log Submitter", json!(user)),
+            ("Submit Date", json!(now)),
+            ("Work Log Submit Date", json!(now)),
+            ("Last Modified By", json!(user)),
+            ("Last Modified Date", json!(now)),
+            ("Status", json!("Enabled")),
+            ("Number of Attachments", json!(files)),
+        ] {
+            rec.insert(k.into(), v);
+        }
+        if text(rec, "Work Log Date").is_empty() {
+            rec.insert("Work Log Date".into(), json!(now));
+        }
+        Ok(id)
+    }
+
     /// `POST CHG:WorkLog`: a work log of the change named by `Infrastructure Change ID`. The
     /// change is not modified.
     fn create_change_worklog(&mut self, values: &Map<String, Value>, user: &str) -> Result<Row, SimError> {
@@ -1399,37 +1407,7 @@ impl State {
         if !self.changes.iter().any(|r| text(r, "Infrastructure Change ID") == change) {
             return Err(SimError::workflow(&format!("The change {change} does not exist; the work information cannot be saved.")));
         }
-        for (f, d) in [("View Access", "Public"), ("Secure Work Log", "No"), ("Work Log Type", "General Information"), ("Communication Type", "Inbound")] {
-            if text(&rec, f).is_empty() {
-                rec.insert(f.into(), json!(d));
-            }
-        }
-        self.check_selection(&rec, &["View Access", "Secure Work Log", "Work Log Type", "Communication Type"])?;
-        if text(&rec, "Description").is_empty() && text(&rec, "Detailed Description").is_empty() {
-            return Err(SimError::required("Description"));
-        }
-        if text(&rec, "Description").chars().count() > 100 {
-            return Err(SimError::out_of_limits("Description", "more than 100 characters"));
-        }
-        let now = ar_time(&self.now());
-        let id = format!("CLG{:012}", self.next_change_worklog);
-        self.next_change_worklog += 1;
-        for (k, v) in [
-            ("Work Log ID", json!(id)),
-            ("Submitter", json!(user)),
-            ("Work Log Submitter", json!(user)),
-            ("Submit Date", json!(now)),
-            ("Work Log Submit Date", json!(now)),
-            ("Last Modified By", json!(user)),
-            ("Last Modified Date", json!(now)),
-            ("Status", json!("Enabled")),
-            ("Number of Attachments", json!(0)),
-        ] {
-            rec.insert(k.into(), v);
-        }
-        if text(&rec, "Work Log Date").is_empty() {
-            rec.insert("Work Log Date".into(), json!(now));
-        }
+        self.complete_worklog(&mut rec, user, true, 0)?;
         self.change_worklogs.push(rec.clone());
         Ok(rec)
     }

@@ -511,16 +511,7 @@ impl State {
             }
             None => {
                 let mut blank = self.blank_incident(user, &now);
-                // The Table API honours a caller-chosen sys_id on insert (an idempotent create);
-                // a second insert with the same sys_id fails in the database.
-                let wanted = body.get("sys_id").and_then(Value::as_str);
-                if let Some(wanted) = wanted.filter(|w| w.len() == 32 && w.chars().all(|c| c.is_ascii_hexdigit())) {
-                    if self.position(&wanted.to_ascii_lowercase()).is_some() {
-                        let number = field(&blank, "number");
-                        return Err(SimError::InsertFailed(format!("Error during insert of incident ({number})")));
-                    }
-                    blank.insert("sys_id".into(), wanted.to_ascii_lowercase());
-                }
+                take_chosen_sys_id(body, &mut blank, "incident", |id| self.position(id).is_some())?;
                 (blank, None)
             }
         };
@@ -599,14 +590,7 @@ impl State {
             }
             None => {
                 let mut blank = self.blank_change(user, &now);
-                let wanted = body.get("sys_id").and_then(Value::as_str);
-                if let Some(wanted) = wanted.filter(|w| w.len() == 32 && w.chars().all(|c| c.is_ascii_hexdigit())) {
-                    if self.change_position(&wanted.to_ascii_lowercase()).is_some() {
-                        let number = field(&blank, "number");
-                        return Err(SimError::InsertFailed(format!("Error during insert of change_request ({number})")));
-                    }
-                    blank.insert("sys_id".into(), wanted.to_ascii_lowercase());
-                }
+                take_chosen_sys_id(body, &mut blank, "change_request", |id| self.change_position(id).is_some())?;
                 (blank, None)
             }
         };
@@ -1430,6 +1414,20 @@ fn attachment_api(sim: &ServiceNowSim, req: &HttpRequest, segments: &[&str], bod
         },
         _ => method_not_supported(),
     }
+}
+
+/// The Table API honours a caller-chosen sys_id on insert (an idempotent create); a second
+/// insert with the same sys_id fails in the database.
+fn take_chosen_sys_id(body: &Map<String, Value>, blank: &mut Row, table: &str, exists: impl Fn(&str) -> bool) -> Result<(), SimError> {
+    let wanted = body.get("sys_id").and_then(Value::as_str).filter(|w| w.len() == 32 && w.chars().all(|c| c.is_ascii_hexdigit()));
+    if let Some(wanted) = wanted.map(str::to_ascii_lowercase) {
+        if exists(&wanted) {
+            let number = field(blank, "number");
+            return Err(SimError::InsertFailed(format!("Error during insert of {table} ({number})")));
+        }
+        blank.insert("sys_id".into(), wanted);
+    }
+    Ok(())
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {

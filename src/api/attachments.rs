@@ -15,10 +15,10 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, Deserialize)]
 pub struct UploadQuery {
-    file_name: Option<String>,
+    pub(super) file_name: Option<String>,
 }
 
-fn clean_name(raw: Option<&str>) -> Result<String, ApiError> {
+pub(super) fn clean_name(raw: Option<&str>) -> Result<String, ApiError> {
     let name = raw.map(str::trim).unwrap_or("");
     let bad = name.is_empty() || name.len() > 255 || name.contains(['/', '\\', '\0']) || name == "." || name == "..";
     if bad {
@@ -44,46 +44,16 @@ pub async fn upload(
     p.require(&[Role::ServiceDesk, Role::Supplier])?;
     let r = parse_ref(&path)?;
     let file_name = clean_name(q.file_name.as_deref())?;
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).unwrap_or("application/octet-stream").to_string();
+    let content_type = content_type_of(&req);
     let incident = load_for(&state, &p, &r, Need::Work).await?;
     if incident.status.is_terminal() {
         return Err(ApiError::unprocessable("invalid-transition", "The incident is closed", format!("{} is {} and takes no new files", incident.reference, incident.status)));
     }
 
-    let limit = state.settings.max_attachment_bytes;
-    let upload_id = uuid::Uuid::now_v7();
-    let (mut hasher, mut buf, mut seq, mut size) = (Sha256::new(), Vec::with_capacity(CHUNK), 0i32, 0usize);
+    let Received { upload_id, sha256: sha, size } = receive(&state, &mut payload).await?;
     let discard = |store: crate::store::Store| async move {
         let _ = store.run(move |c| store_att::discard_upload(c, upload_id)).await;
     };
-    while let Some(part) = payload.next().await {
-        let part = match part {
-            Ok(p) => p,
-            Err(e) => {
-                discard(state.store.clone()).await;
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", "The upload could not be read", e.to_string()));
-            }
-        };
-        size += part.len();
-        if size > limit {
-            discard(state.store.clone()).await;
-            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "attachment-too-large", "The file is too large", format!("files are limited to {limit} bytes")));
-        }
-        hasher.update(&part);
-        buf.extend_from_slice(&part);
-        while buf.len() >= CHUNK {
-            let chunk: Vec<u8> = buf.drain(..CHUNK).collect();
-            state.store.run(move |c| store_att::stage_chunk(c, upload_id, seq, &chunk)).await?;
-            seq += 1;
-        }
-    }
-    if size == 0 {
-        return Err(ApiError::unprocessable("empty-attachment", "The file is empty", "send the file's bytes as the request body"));
-    }
-    if !buf.is_empty() {
-        state.store.run(move |c| store_att::stage_chunk(c, upload_id, seq, &buf)).await?;
-    }
-    let sha = hex::encode(hasher.finalize());
     let ctx = Context { source: p.source(), supplier: None, correlation_id: correlation_id(&req) };
     let max_per_incident = state.settings.max_attachments_per_incident;
     let filed = state
@@ -119,8 +89,70 @@ pub async fn download(p: Principal, state: web::Data<AppState>, path: web::Path<
     let r = parse_ref(&raw_ref)?;
     let incident = load_for(&state, &p, &r, Need::Read).await?;
     let att = incident.attachments.iter().find(|a| a.id == id).cloned().ok_or_else(|| ApiError::not_found(format!("attachment {id} of {} does not exist", incident.reference)))?;
+    Ok(stream_content(&state, &att.sha256, &att.file_name, &att.content_type))
+}
+
+/// A file received: staged under `upload_id` until it is filed or discarded.
+pub(super) struct Received {
+    pub upload_id: uuid::Uuid,
+    pub sha256: String,
+    pub size: usize,
+}
+
+/// The type a client gave its file, or `application/octet-stream`.
+pub(super) fn content_type_of(req: &HttpRequest) -> String {
+    req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).unwrap_or("application/octet-stream").to_string()
+}
+
+/// Reads the request body into staged chunks, hashing it on the way, within the hub's file
+/// size limit. A broken, empty or too large upload leaves nothing staged.
+pub(super) async fn receive(state: &AppState, payload: &mut web::Payload) -> Result<Received, ApiError> {
+    let limit = state.settings.max_attachment_bytes;
+    let upload_id = uuid::Uuid::now_v7();
+    let (mut hasher, mut buf, mut seq, mut size) = (Sha256::new(), Vec::with_capacity(CHUNK), 0i32, 0usize);
+    let discard = |store: crate::store::Store| async move {
+        let _ = store.run(move |c| store_att::discard_upload(c, upload_id)).await;
+    };
+    while let Some(part) = payload.next().await {
+        let part = match part {
+            Ok(p) => p,
+            Err(e) => {
+                discard(state.store.clone()).await;
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", "The upload could not be read", e.to_string()));
+            }
+        };
+        size += part.len();
+        if size > limit {
+            discard(state.store.clone()).await;
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "attachment-too-large", "The file is too large", format!("files are limited to {limit} bytes")));
+        }
+        hasher.update(&part);
+        buf.extend_from_slice(&part);
+        while buf.len() >= CHUNK {
+            let chunk: Vec<u8> = buf.drain(..CHUNK).collect();
+            if let Err(e) = state.store.run(move |c| store_att::stage_chunk(c, upload_id, seq, &chunk)).await {
+                discard(state.store.clone()).await;
+                return Err(e.into());
+            }
+            seq += 1;
+        }
+    }
+    if size == 0 {
+        return Err(ApiError::unprocessable("empty-attachment", "The file is empty", "send the file's bytes as the request body"));
+    }
+    if !buf.is_empty() {
+        if let Err(e) = state.store.run(move |c| store_att::stage_chunk(c, upload_id, seq, &buf)).await {
+            discard(state.store.clone()).await;
+            return Err(e.into());
+        }
+    }
+    Ok(Received { upload_id, sha256: hex::encode(hasher.finalize()), size })
+}
+
+/// Stored content as a download, streamed chunk by chunk.
+pub(super) fn stream_content(state: &AppState, sha256: &str, file_name: &str, content_type: &str) -> HttpResponse {
     let store = state.store.clone();
-    let sha = att.sha256.clone();
+    let sha = sha256.to_string();
     let body = futures_util::stream::unfold(Some(0i32), move |seq| {
         let (store, sha) = (store.clone(), sha.clone());
         async move {
@@ -132,10 +164,10 @@ pub async fn download(p: Principal, state: web::Data<AppState>, path: web::Path<
             }
         }
     });
-    let disposition = format!("attachment; filename=\"{}\"", att.file_name.replace('"', "'"));
-    Ok(HttpResponse::Ok()
-        .content_type(att.content_type.clone())
+    let disposition = format!("attachment; filename=\"{}\"", file_name.replace('"', "'"));
+    HttpResponse::Ok()
+        .content_type(content_type.to_string())
         .insert_header((header::CONTENT_DISPOSITION, disposition))
-        .insert_header(("Digest", format!("sha-256={}", att.sha256)))
-        .streaming(body))
+        .insert_header(("Digest", format!("sha-256={sha256}")))
+        .streaming(body)
 }

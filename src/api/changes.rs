@@ -318,6 +318,51 @@ pub async fn add_note(req: HttpRequest, p: Principal, state: web::Data<AppState>
     Ok(HttpResponse::Created().insert_header(etag(doc.change.version)).json(doc))
 }
 
+/// `POST /api/v1/changes/{ref}/attachments?file_name=...` with the file as the body: the plans,
+/// the vendor's release notes, the test evidence. The same content again is the one file (200).
+pub async fn upload_attachment(
+    req: HttpRequest,
+    p: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<super::attachments::UploadQuery>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    use super::attachments::{clean_name, content_type_of, receive, Received};
+    p.require(&[Role::ServiceDesk, Role::ChangeManager, Role::Supplier])?;
+    let r = parse_ref(&path)?;
+    let file_name = clean_name(q.file_name.as_deref())?;
+    let content_type = content_type_of(&req);
+    load(&state, &p, &r).await?;
+    let Received { upload_id, sha256, size } = receive(&state, &mut payload).await?;
+    let (c, author, max) = (ctx(&p, &req), p.source(), state.settings.max_attachments_per_incident);
+    let filed = state
+        .store
+        .run(move |conn| {
+            let f = change::files::NewFile { upload_id, sha256: &sha256, size: size as i64, file_name: &file_name, content_type: &content_type, author: &author, max };
+            change::files::attach(conn, &c, r.as_str(), &f).map(|(file, created)| (file.json(r.as_str()), created))
+        })
+        .await;
+    let (file, created) = match filed {
+        Ok(filed) => filed,
+        Err(e) => {
+            let _ = state.store.run(move |c| crate::store::attachments::discard_upload(c, upload_id)).await;
+            return Err(e.into());
+        }
+    };
+    state.engine.notify();
+    Ok(if created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(file))
+}
+
+/// `GET /api/v1/changes/{ref}/attachments/{id}`: the content, streamed.
+pub async fn download_attachment(p: Principal, state: web::Data<AppState>, path: web::Path<(String, i64)>) -> Result<HttpResponse, ApiError> {
+    let (raw, id) = path.into_inner();
+    let r = parse_ref(&raw)?;
+    load(&state, &p, &r).await?;
+    let file = state.store.run(move |c| change::files::find(c, r.as_str(), id)).await?;
+    Ok(super::attachments::stream_content(&state, &file.sha256, &file.file_name, &file.content_type))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct HistoryQuery {
     limit: Option<i64>,

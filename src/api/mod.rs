@@ -112,6 +112,8 @@ fn endpoints() -> Vec<routes::Endpoint> {
         endpoint(Method::PATCH, format!("{V1}/changes/{{ref}}"), changes::patch),
         endpoint(Method::PATCH, format!("{V1}/changes/{{ref}}/legs/{{supplier}}"), changes::update_leg),
         endpoint(Method::POST, format!("{V1}/changes/{{ref}}/approvals"), changes::approve),
+        endpoint(Method::POST, format!("{V1}/changes/{{ref}}/attachments"), changes::upload_attachment),
+        endpoint(Method::GET, format!("{V1}/changes/{{ref}}/attachments/{{id}}"), changes::download_attachment),
         endpoint(Method::GET, format!("{V1}/changes/{{ref}}/conflicts"), changes::conflicts),
         endpoint(Method::POST, format!("{V1}/changes/{{ref}}/conflicts/acknowledge"), changes::acknowledge),
         endpoint(Method::POST, format!("{V1}/changes/{{ref}}/notes"), changes::add_note),

@@ -82,15 +82,7 @@ pub fn finish_upload(conn: &mut PgConnection, ctx: &Context, row: &mut IncidentR
             )));
         }
     }
-    diesel::delete(staged_uploads::table.find(up.upload_id)).execute(conn)?;
-    let existing_blob: Option<uuid::Uuid> = blobs::table.find(up.sha256).select(blobs::upload_id).first(conn).optional()?;
-    match existing_blob {
-        Some(kept) if kept != up.upload_id => discard_upload(conn, up.upload_id)?,
-        Some(_) => {}
-        None => {
-            diesel::insert_into(blobs::table).values((blobs::sha256.eq(up.sha256), blobs::upload_id.eq(up.upload_id), blobs::size.eq(up.size))).execute(conn)?;
-        }
-    }
+    keep_content(conn, up.upload_id, up.sha256, up.size)?;
     let inserted: Option<AttachmentRow> = diesel::insert_into(attachments::table)
         .values((
             attachments::incident_id.eq(row.id),
@@ -129,6 +121,21 @@ pub fn finish_upload(conn: &mut PgConnection, ctx: &Context, row: &mut IncidentR
         add_to_record(conn, ctx, row, NewEvent::new(EventType::AttachmentAdded, &ctx.source, data), "attachment")?;
     }
     Ok((att, created))
+}
+
+/// Files staged content under its SHA-256: the first upload of a content becomes its stored copy,
+/// a later one of the same content is discarded.
+pub fn keep_content(conn: &mut PgConnection, upload_id: uuid::Uuid, sha256: &str, size: i64) -> StoreResult<()> {
+    diesel::delete(staged_uploads::table.find(upload_id)).execute(conn)?;
+    let existing_blob: Option<uuid::Uuid> = blobs::table.find(sha256).select(blobs::upload_id).first(conn).optional()?;
+    match existing_blob {
+        Some(kept) if kept != upload_id => discard_upload(conn, upload_id)?,
+        Some(_) => {}
+        None => {
+            diesel::insert_into(blobs::table).values((blobs::sha256.eq(sha256), blobs::upload_id.eq(upload_id), blobs::size.eq(size))).execute(conn)?;
+        }
+    }
+    Ok(())
 }
 
 /// One chunk of stored content, `None` past the end.

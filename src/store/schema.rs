@@ -475,9 +475,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    change_attachments (id) {
+        id -> Int8,
+        change_id -> Int8,
+        sha256 -> Text,
+        file_name -> Text,
+        content_type -> Text,
+        size -> Int8,
+        author -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(change_attachments -> changes (change_id));
 diesel::joinable!(change_legs -> changes (change_id));
 diesel::joinable!(change_approvals -> changes (change_id));
 diesel::joinable!(change_conflicts -> changes (change_id));
 diesel::joinable!(change_events -> changes (change_id));
 diesel::joinable!(change_notes -> changes (change_id));
-diesel::allow_tables_to_appear_in_same_query!(changes, change_legs, change_approvals, change_conflicts, change_events, change_notes, change_idempotency_keys);
+diesel::allow_tables_to_appear_in_same_query!(changes, change_attachments, change_legs, change_approvals, change_conflicts, change_events, change_notes, change_idempotency_keys);

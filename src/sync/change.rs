@@ -127,8 +127,8 @@ impl Engine {
     /// Applies a record of the supplier's change to the leg.
     async fn absorb_change(&self, ctx: &Context, supplier: &str, reference: &str, mapping: &dyn ChangeMapping, record: &Value) -> Result<(), SyncError> {
         let read = mapping.read(record)?;
-        let number = read.legs.first().and_then(|l| l.native_number.clone()).unwrap_or_default();
-        let r = reading(&read, format!("{supplier}'s {} {number}", mapping.system()).trim_end().to_string());
+        let number = read.legs.first().map(|l| l.native_number.clone().unwrap_or_else(|| l.native_id.clone())).unwrap_or_default();
+        let r = reading(&read, format!("{} change {number} at {supplier}", mapping.system()));
         let (settings, ctx, reference, supplier) = (self.changes.clone(), ctx.clone(), reference.to_string(), supplier.to_string());
         self.store.run(move |c| legs::absorb(c, &ctx, &crate::store::change::rules_of(&settings), &reference, &supplier, &r)).await?;
         self.notify();

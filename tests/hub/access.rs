@@ -180,6 +180,8 @@ const MATRIX: &[(&str, &str, [u16; 8])] = &[
     ("GET", "/api/v1/changes/{ref}/conflicts", [401, 200, 200, 200, 404, 200, 404, 200]),
     ("POST", "/api/v1/changes/{ref}/conflicts/acknowledge", [401, 403, 403, 404, 403, 403, 403, 404]),
     ("POST", "/api/v1/changes/{ref}/notes", [401, 201, 403, 201, 404, 201, 404, 201]),
+    ("POST", "/api/v1/changes/{ref}/attachments", [401, 201, 403, 201, 404, 201, 404, 201]),
+    ("GET", "/api/v1/changes/{ref}/attachments/{id}", [401, 200, 200, 200, 404, 200, 404, 200]),
     ("GET", "/api/v1/changes/{ref}/history", [401, 200, 200, 200, 404, 200, 404, 200]),
     ("POST", "/api/v1/admin/dead-letters/{id}/replay", [401, 403, 403, 404, 403, 403, 403, 403]),
     ("POST", "/api/v1/admin/suppliers/{id}/reconcile", [401, 403, 403, 200, 403, 403, 403, 403]),
@@ -238,6 +240,20 @@ async fn every_endpoint_answers_every_role_and_supplier_as_the_access_matrix_say
         .await
         .unwrap();
     assert_eq!(submitted.status(), StatusCode::OK);
+    let change_file = hub
+        .http
+        .post(hub.url(&format!("/api/v1/changes/{c}/attachments")))
+        .bearer_auth(&hub.keys.service_desk)
+        .query(&[("file_name", "plan.txt")])
+        .body("the matrix's plan")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
 
     // Every endpoint the app serves, hand-back last (it ends the own supplier's part).
     let mut endpoints = siam_hub::api::routes::list();
@@ -249,6 +265,7 @@ async fn every_endpoint_answers_every_role_and_supplier_as_the_access_matrix_say
             continue;
         };
         let url = path
+            .replace("/changes/{ref}/attachments/{id}", &format!("/changes/{c}/attachments/{change_file}"))
             .replace("/changes/{ref}", &format!("/changes/{c}"))
             .replace("{ref}", &r)
             .replace("/troubleTicket/{id}", &format!("/troubleTicket/{r}"))

@@ -564,3 +564,49 @@ async fn an_incident_names_the_change_that_caused_or_fixed_it_and_the_change_lis
     assert_eq!(updates, [&json!({ "caused_by_change": chg }), &json!({ "caused_by_change": null, "fixed_by_change": fix })]);
     h.hub.finish().await;
 }
+
+#[tokio::test]
+async fn files_on_a_change_are_kept_once_read_back_whole_and_refused_once_the_change_is_closed() {
+    let h = change_hub().await;
+    let now = Utc::now();
+    let r = h.raise(normal_change("Switch stack replacement", &["network"], now + Duration::days(4), now + Duration::days(4) + Duration::hours(2))).await;
+    assert_eq!(h.patch(&r, &h.hub.keys.service_desk, json!({ "status": "assess" })).await.0, StatusCode::OK);
+    let upload = |key: &str, name: &str, body: Vec<u8>| {
+        h.hub
+            .http
+            .post(h.hub.url(&format!("/api/v1/changes/{r}/attachments")))
+            .bearer_auth(key.to_string())
+            .query(&[("file_name", name)])
+            .header("content-type", "text/plain")
+            .body(body)
+            .send()
+    };
+    let plan = b"1. drain the stack\n2. swap\n3. verify LACP".repeat(40_000);
+    let resp = upload(&h.cm, "cutover-plan.txt", plan.clone()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let file: Value = resp.json().await.unwrap();
+    // The supplier holding a leg adds its evidence; the same content again is the one file.
+    assert_eq!(upload(&h.network, "pre-checks.txt", b"all green".to_vec()).await.unwrap().status(), StatusCode::CREATED);
+    let again = upload(&h.hub.keys.service_desk, "copy-of-plan.txt", plan.clone()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], file["id"]);
+    // A supplier without a leg neither reads nor adds; a manager only reads.
+    assert_eq!(upload(&h.apps, "x.txt", b"x".to_vec()).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(upload(&h.hub.keys.manager, "x.txt", b"x".to_vec()).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let doc = h.get(&format!("/api/v1/changes/{r}")).await;
+    let names: Vec<&str> = doc["attachments"].as_array().unwrap().iter().map(|a| a["file_name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cutover-plan.txt", "pre-checks.txt"]);
+    // The download is the file as sent, byte for byte, whoever may read the change.
+    let got = h.hub.get_as(file["href"].as_str().unwrap(), &h.network).await;
+    assert_eq!(got.status(), StatusCode::OK);
+    assert!(got.headers()["content-disposition"].to_str().unwrap().contains("cutover-plan.txt"));
+    assert_eq!(got.bytes().await.unwrap().as_ref(), plan.as_slice());
+    assert_eq!(h.hub.get_as(file["href"].as_str().unwrap(), &h.apps).await.status(), StatusCode::NOT_FOUND);
+    let history = h.get(&format!("/api/v1/changes/{r}/history")).await;
+    assert_eq!(history["events"].as_array().unwrap().iter().filter(|e| e["type"] == "change.attachment_added").count(), 2);
+    // A closed change takes no new files; its files stay readable.
+    h.move_to(&r, "cancelled").await;
+    assert_eq!(upload(&h.cm, "late.txt", b"too late".to_vec()).await.unwrap().status(), StatusCode::CONFLICT);
+    assert_eq!(h.hub.get_as(file["href"].as_str().unwrap(), &h.cm).await.status(), StatusCode::OK);
+    h.hub.finish().await;
+}

@@ -349,9 +349,8 @@ async fn a_note_in_flight_when_the_broker_connection_drops_is_written_once() {
     hub.finish().await;
 }
 
-/// A hub stopped while a file upload is in flight, the supplier storing the file after the hub
-/// came back: the new process gives the old one's upload its time, finds the file on the ticket
-/// and uploads nothing more.
+/// A hub restarted while a file upload is in flight, the supplier storing the file after the hub
+/// came back: the ticket holds the file once and the record says it reached the supplier.
 #[tokio::test]
 async fn a_file_upload_left_in_flight_by_a_stopped_hub_is_stored_once() {
     let mut hub = TestHub::spawn().await;

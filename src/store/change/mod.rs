@@ -3,6 +3,7 @@
 //! transaction writing the change, its events and their outbox rows together, as for incidents;
 //! every judgement (may it move, is it approved, what collides) is the domain's.
 
+pub mod files;
 pub mod legs;
 
 use super::record::{self as incident_record, content_hash, enqueue, Context, IdempotencyKey, Route};
@@ -216,6 +217,7 @@ pub struct ChangeDoc {
     pub legs: Vec<Value>,
     pub conflicts: Vec<Value>,
     pub notes: Vec<Value>,
+    pub attachments: Vec<Value>,
     /// The incidents that name this change as their cause or their fix (those a supplier key
     /// may see, for a supplier).
     pub incidents: Vec<Value>,
@@ -356,7 +358,8 @@ pub fn document(conn: &mut PgConnection, rules: &Rules<'_>, row: &ChangeRow, vie
         .map(|n| json!({ "id": n.id, "visibility": n.visibility, "author": n.author, "text": n.body, "created_at": ms(&n.created_at) }))
         .collect();
     let incidents = linked_incidents(conn, &row.reference, viewer)?;
-    Ok(ChangeDoc { change: row.clone(), approval: json!({ "state": word, "missing": missing, "decisions": decisions }), legs, conflicts, notes, incidents })
+    let attachments = files::files_of(conn, row.id)?.iter().map(|f| f.json(&row.reference)).collect();
+    Ok(ChangeDoc { change: row.clone(), approval: json!({ "state": word, "missing": missing, "decisions": decisions }), legs, conflicts, notes, attachments, incidents })
 }
 
 /// The incidents caused or fixed by the change `reference`, oldest first.

@@ -564,16 +564,7 @@ impl RemedySim {
 
     /// Adds a work log to an incident as a support agent; `view_access` is `Public` or `Internal`.
     pub fn agent_work_log(&self, incident_number: &str, view_access: &str, text: &str) -> Result<Value, SimError> {
-        let values: Map<String, Value> = [
-            ("Incident Number", json!(incident_number)),
-            ("Work Log Type", json!("General Information")),
-            ("Description", json!(text.lines().next().unwrap_or("").chars().take(100).collect::<String>())),
-            ("Detailed Description", json!(text)),
-            ("View Access", json!(view_access)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let values = agent_worklog_values(("Incident Number", incident_number), view_access, text, first_line(text));
         let mut st = self.lock();
         let row = st.create_worklog(&values, vec![], DEFAULT_AGENT)?;
         Ok(row_value(&row))
@@ -582,17 +573,9 @@ impl RemedySim {
     /// Attaches a file to an incident as a support agent does: a work log whose first
     /// attachment field holds it, with `text` as its body (`""`: a work log only naming the file).
     pub fn agent_attach(&self, incident_number: &str, view_access: &str, text: &str, file_name: &str, data: Vec<u8>) -> Result<Value, SimError> {
-        let values: Map<String, Value> = [
-            ("Incident Number", json!(incident_number)),
-            ("Work Log Type", json!("General Information")),
-            ("Description", json!(if text.is_empty() { file_name.chars().take(100).collect::<String>() } else { text.lines().next().unwrap_or("").chars().take(100).collect() })),
-            ("Detailed Description", json!(text)),
-            ("View Access", json!(view_access)),
-            (WORKLOG_FILE_FIELDS[0], json!(file_name)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let summary = if text.is_empty() { file_name } else { first_line(text) };
+        let mut values = agent_worklog_values(("Incident Number", incident_number), view_access, text, summary);
+        values.insert(WORKLOG_FILE_FIELDS[0].to_string(), json!(file_name));
         let mut st = self.lock();
         let row = st.create_worklog(&values, vec![(WORKLOG_FILE_FIELDS[0].to_string(), file_name.to_string(), data)], DEFAULT_AGENT)?;
         Ok(row_value(&row))
@@ -678,16 +661,7 @@ impl RemedySim {
         let mut st = self.lock();
         let i = st.change_by_id(change_id).ok_or_else(|| SimError::not_found(CHANGE_INTERFACE, change_id))?;
         let number = text(&st.changes[i], "Infrastructure Change ID");
-        let values: Map<String, Value> = [
-            ("Infrastructure Change ID", json!(number)),
-            ("Work Log Type", json!("General Information")),
-            ("Description", json!(note.lines().next().unwrap_or("").chars().take(100).collect::<String>())),
-            ("Detailed Description", json!(note)),
-            ("View Access", json!(view_access)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let values = agent_worklog_values(("Infrastructure Change ID", &number), view_access, note, first_line(note));
         let row = st.create_change_worklog(&values, DEFAULT_AGENT)?;
         Ok(row_value(&row))
     }
@@ -720,6 +694,26 @@ struct State {
     latency: Duration,
     log: Vec<LoggedRequest>,
     outbox: Outbox,
+}
+
+/// The first line of a text (empty for an empty text).
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// The values of a work log an agent adds to the record `parent` (its linking field and
+/// value): general information, `summary` cut to the 100 characters of `Description`.
+fn agent_worklog_values(parent: (&str, &str), view_access: &str, text: &str, summary: &str) -> Map<String, Value> {
+    [
+        (parent.0, json!(parent.1)),
+        ("Work Log Type", json!("General Information")),
+        ("Description", json!(summary.chars().take(100).collect::<String>())),
+        ("Detailed Description", json!(text)),
+        ("View Access", json!(view_access)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 fn text(row: &Row, name: &str) -> String {
@@ -1095,11 +1089,7 @@ impl State {
     /// `POST HPD:WorkLog`, with the files of its `attach-<field>` parts as (field, file name,
     /// content). The incident is not modified.
     fn create_worklog(&mut self, values: &Map<String, Value>, files: Vec<(String, String, Vec<u8>)>, user: &str) -> Result<Row, SimError> {
-        for k in values.keys() {
-            if !WORKLOG_FIELDS.contains(&k.as_str()) {
-                return Err(SimError::no_such_field(WORKLOG, k));
-            }
-        }
+        let mut rec = worklog_entry(WORKLOG, values, WORKLOG_FIELDS, WORKLOG_WRITABLE)?;
         for (field, _, _) in &files {
             if !WORKLOG_FILE_FIELDS.contains(&field.as_str()) {
                 return Err(SimError::no_such_field(WORKLOG, &format!("attach-{field}")));
@@ -1109,12 +1099,6 @@ impl State {
             let named = values.get(*field).is_some_and(|v| !normalise(v).is_null());
             if named && !files.iter().any(|(f, _, _)| f == field) {
                 return Err(SimError::new(400, SIM_BAD_QUALIFICATION, "The attachment field has no attachment part", format!("attach-{field}")));
-            }
-        }
-        let mut rec: Row = WORKLOG_FIELDS.iter().map(|f| (f.to_string(), Value::Null)).collect();
-        for (k, v) in values {
-            if WORKLOG_WRITABLE.contains(&k.as_str()) {
-                rec.insert(k.clone(), normalise(v));
             }
         }
         let number = text(&rec, "Incident Number");
@@ -1192,6 +1176,20 @@ impl State {
 
 // ---- Changes ---------------------------------------------------------------------------------
 
+/// A new entry of the work log form `form` (whose fields are `fields`) from the values
+/// written: a name the form does not know is refused, the writable ones are kept, the rest
+/// start empty.
+fn worklog_entry(form: &str, values: &Map<String, Value>, fields: &[&str], writable: &[&str]) -> Result<Row, SimError> {
+    if let Some(k) = values.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(SimError::no_such_field(form, k));
+    }
+    let mut rec: Row = fields.iter().map(|f| (f.to_string(), Value::Null)).collect();
+    for (k, v) in values.iter().filter(|(k, _)| writable.contains(&k.as_str())) {
+        rec.insert(k.clone(), normalise(v));
+    }
+    Ok(rec)
+}
+
 /// A change date as AR stores it; `None` when the value is no instant.
 fn change_date(v: &Value) -> Option<String> {
     let t = match v {
@@ -1203,6 +1201,15 @@ fn change_date(v: &Value) -> Option<String> {
 }
 
 impl State {
+    /// The entries of a work log form: `CHG:WorkLog` or `HPD:WorkLog`.
+    fn worklogs_of(&self, form: &str) -> &[Row] {
+        if form == CHANGE_WORKLOG {
+            &self.change_worklogs
+        } else {
+            &self.worklogs
+        }
+    }
+
     /// A change by its entry id (`Request ID`) or its `Infrastructure Change ID`.
     fn change_by_id(&self, id: &str) -> Option<usize> {
         let id = id.trim();
@@ -1389,17 +1396,7 @@ impl State {
     /// `POST CHG:WorkLog`: a work log of the change named by `Infrastructure Change ID`. The
     /// change is not modified.
     fn create_change_worklog(&mut self, values: &Map<String, Value>, user: &str) -> Result<Row, SimError> {
-        for k in values.keys() {
-            if !CHANGE_WORKLOG_FIELDS.contains(&k.as_str()) {
-                return Err(SimError::no_such_field(CHANGE_WORKLOG, k));
-            }
-        }
-        let mut rec: Row = CHANGE_WORKLOG_FIELDS.iter().map(|f| (f.to_string(), Value::Null)).collect();
-        for (k, v) in values {
-            if CHANGE_WORKLOG_WRITABLE.contains(&k.as_str()) {
-                rec.insert(k.clone(), normalise(v));
-            }
-        }
+        let mut rec = worklog_entry(CHANGE_WORKLOG, values, CHANGE_WORKLOG_FIELDS, CHANGE_WORKLOG_WRITABLE)?;
         let change = text(&rec, "Infrastructure Change ID");
         if change.is_empty() {
             return Err(SimError::required("Infrastructure Change ID"));
@@ -1893,17 +1890,8 @@ fn serve(sim: &RemedySim, req: &HttpRequest, segments: &[String], body: &[u8], u
     let result: Result<HttpResponse, SimError> = match (form, &method, id) {
         (CREATE_FORM, &Method::POST, None) => read_values(body).and_then(|values| {
             let (answer, create_id) = st.create_incident(&values, user)?;
-            let location = st.entry_href(CREATE_FORM, &create_id);
-            let mut resp = HttpResponse::Created();
-            resp.insert_header((header::LOCATION, location.clone()));
-            Ok(match &fields {
-                Some(names) => {
-                    let allowed = |n: &String| CREATE_FIELDS.iter().any(|(c, _)| c == n) || CREATE_ANSWER_FIELDS.contains(&n.as_str());
-                    let values: Map<String, Value> = names.iter().filter(|n| allowed(n)).map(|n| (n.clone(), answer.get(n).cloned().unwrap_or(Value::Null))).collect();
-                    resp.insert_header((header::CONTENT_TYPE, "application/json")).body(json!({"values": values, "_links": {"self": [{"href": location}]}}).to_string())
-                }
-                None => resp.finish(),
-            })
+            let allowed = |n: &str| CREATE_FIELDS.iter().any(|(c, _)| *c == n) || CREATE_ANSWER_FIELDS.contains(&n);
+            Ok(created(st.entry_href(CREATE_FORM, &create_id), create_answer(&answer, &fields, allowed)))
         }),
         (CREATE_FORM, _, _) => Err(SimError::new(400, SIM_WORKFLOW, "The create interface only accepts new entries", CREATE_FORM)),
         (INTERFACE | HELP_DESK, &Method::GET, None) => query(
@@ -1917,8 +1905,7 @@ fn serve(sim: &RemedySim, req: &HttpRequest, segments: &[String], body: &[u8], u
         (INTERFACE | HELP_DESK, &Method::GET, Some(id)) => match st.by_entry(id) {
             Some(i) => {
                 let row = if form == HELP_DESK { st.help_desk_row(&st.incidents[i]) } else { st.interface_row(&st.incidents[i]) };
-                let href = st.entry_href(form, &text(&row, "Entry ID"));
-                Ok(ar_json(StatusCode::OK, &json!({"values": pick(&row, &fields), "_links": {"self": [{"href": href}]}})))
+                Ok(ar_json(StatusCode::OK, &entry_json(&st, form, &row, &fields, "Entry ID")))
             }
             None => Err(SimError::not_found(form, id)),
         },
@@ -1926,68 +1913,33 @@ fn serve(sim: &RemedySim, req: &HttpRequest, segments: &[String], body: &[u8], u
             Some(i) => read_values(body).and_then(|values| st.modify_incident(i, &values, user)).map(|_| HttpResponse::NoContent().finish()),
             None => Err(SimError::not_found(form, id)),
         },
-        (WORKLOG, &Method::GET, None) => query(&st, form, &st.worklogs, &params, &fields, "Work Log ID"),
-        (WORKLOG, &Method::GET, Some(id)) => match st.worklogs.iter().find(|w| text(w, "Work Log ID") == id) {
-            Some(row) => Ok(ar_json(StatusCode::OK, &json!({"values": pick(row, &fields), "_links": {"self": [{"href": st.entry_href(WORKLOG, id)}]}}))),
+        (WORKLOG | CHANGE_WORKLOG, &Method::GET, None) => query(&st, form, st.worklogs_of(form), &params, &fields, "Work Log ID"),
+        (WORKLOG | CHANGE_WORKLOG, &Method::GET, Some(id)) => match st.worklogs_of(form).iter().find(|w| text(w, "Work Log ID") == id) {
+            Some(row) => Ok(ar_json(StatusCode::OK, &entry_json(&st, form, row, &fields, "Work Log ID"))),
             None => Err(SimError::not_found(form, id)),
         },
         (WORKLOG, &Method::POST, None) => worklog_request(req, body).and_then(|(values, files)| {
             let row = st.create_worklog(&values, files, user)?;
-            let id = text(&row, "Work Log ID");
-            let location = st.entry_href(WORKLOG, &id);
-            let mut resp = HttpResponse::Created();
-            resp.insert_header((header::LOCATION, location.clone()));
-            Ok(match &fields {
-                Some(_) => resp
-                    .insert_header((header::CONTENT_TYPE, "application/json"))
-                    .body(json!({"values": pick(&row, &fields), "_links": {"self": [{"href": location}]}}).to_string()),
-                None => resp.finish(),
-            })
+            Ok(created(st.entry_href(WORKLOG, &text(&row, "Work Log ID")), fields.as_ref().map(|_| pick(&row, &fields))))
         }),
         (CHANGE_CREATE_FORM, &Method::POST, None) => read_values(body).and_then(|values| {
             let (answer, create_id) = st.create_change(&values, user)?;
-            let location = st.entry_href(CHANGE_CREATE_FORM, &create_id);
-            let mut resp = HttpResponse::Created();
-            resp.insert_header((header::LOCATION, location.clone()));
-            Ok(match &fields {
-                Some(names) => {
-                    let allowed = |n: &String| CHANGE_CREATE_FIELDS.iter().any(|(c, _)| c == n) || CHANGE_CREATE_ANSWER_FIELDS.contains(&n.as_str());
-                    let values: Map<String, Value> = names.iter().filter(|n| allowed(n)).map(|n| (n.clone(), answer.get(n).cloned().unwrap_or(Value::Null))).collect();
-                    resp.insert_header((header::CONTENT_TYPE, "application/json")).body(json!({"values": values, "_links": {"self": [{"href": location}]}}).to_string())
-                }
-                None => resp.finish(),
-            })
+            let allowed = |n: &str| CHANGE_CREATE_FIELDS.iter().any(|(c, _)| *c == n) || CHANGE_CREATE_ANSWER_FIELDS.contains(&n);
+            Ok(created(st.entry_href(CHANGE_CREATE_FORM, &create_id), create_answer(&answer, &fields, allowed)))
         }),
         (CHANGE_CREATE_FORM, _, _) => Err(SimError::new(400, SIM_WORKFLOW, "The create interface only accepts new entries", CHANGE_CREATE_FORM)),
         (CHANGE_INTERFACE | CHANGE_BASE, &Method::GET, None) => query(&st, form, &st.changes, &params, &fields, "Request ID"),
         (CHANGE_INTERFACE | CHANGE_BASE, &Method::GET, Some(id)) => match st.change_by_id(id) {
-            Some(i) => {
-                let row = &st.changes[i];
-                let href = st.entry_href(form, &text(row, "Request ID"));
-                Ok(ar_json(StatusCode::OK, &json!({"values": pick(row, &fields), "_links": {"self": [{"href": href}]}})))
-            }
+            Some(i) => Ok(ar_json(StatusCode::OK, &entry_json(&st, form, &st.changes[i], &fields, "Request ID"))),
             None => Err(SimError::not_found(form, id)),
         },
         (CHANGE_INTERFACE | CHANGE_BASE, &Method::PUT, Some(id)) => match st.change_by_id(id) {
             Some(i) => read_values(body).and_then(|values| st.modify_change(i, &values, user)).map(|_| HttpResponse::NoContent().finish()),
             None => Err(SimError::not_found(form, id)),
         },
-        (CHANGE_WORKLOG, &Method::GET, None) => query(&st, form, &st.change_worklogs, &params, &fields, "Work Log ID"),
-        (CHANGE_WORKLOG, &Method::GET, Some(id)) => match st.change_worklogs.iter().find(|w| text(w, "Work Log ID") == id) {
-            Some(row) => Ok(ar_json(StatusCode::OK, &json!({"values": pick(row, &fields), "_links": {"self": [{"href": st.entry_href(CHANGE_WORKLOG, id)}]}}))),
-            None => Err(SimError::not_found(form, id)),
-        },
         (CHANGE_WORKLOG, &Method::POST, None) => read_values(body).and_then(|values| {
             let row = st.create_change_worklog(&values, user)?;
-            let location = st.entry_href(CHANGE_WORKLOG, &text(&row, "Work Log ID"));
-            let mut resp = HttpResponse::Created();
-            resp.insert_header((header::LOCATION, location.clone()));
-            Ok(match &fields {
-                Some(_) => resp
-                    .insert_header((header::CONTENT_TYPE, "application/json"))
-                    .body(json!({"values": pick(&row, &fields), "_links": {"self": [{"href": location}]}}).to_string()),
-                None => resp.finish(),
-            })
+            Ok(created(st.entry_href(CHANGE_WORKLOG, &text(&row, "Work Log ID")), fields.as_ref().map(|_| pick(&row, &fields))))
         }),
         (INTERFACE | HELP_DESK | WORKLOG | CHANGE_INTERFACE | CHANGE_BASE | CHANGE_WORKLOG, _, _) => {
             Err(SimError::new(405, SIM_WORKFLOW, "The simulator does not support this operation", format!("{method} {form}")))
@@ -1995,6 +1947,29 @@ fn serve(sim: &RemedySim, req: &HttpRequest, segments: &[String], body: &[u8], u
         _ => Err(SimError::new(404, AR_NO_FORM, "Form does not exist on server", form)),
     };
     result.unwrap_or_else(|e| e.response())
+}
+
+/// One entry as the REST API answers it: the picked values and the entry's own link, its id
+/// read from `id_field`.
+fn entry_json(st: &State, form: &str, row: &Row, fields: &Option<Vec<String>>, id_field: &str) -> Value {
+    json!({"values": pick(row, fields), "_links": {"self": [{"href": st.entry_href(form, &text(row, id_field))}]}})
+}
+
+/// `201 Created` with the new entry's location; with `values`, a body of them and the link.
+fn created(location: String, values: Option<Value>) -> HttpResponse {
+    let mut resp = HttpResponse::Created();
+    resp.insert_header((header::LOCATION, location.clone()));
+    match values {
+        Some(values) => resp.insert_header((header::CONTENT_TYPE, "application/json")).body(json!({"values": values, "_links": {"self": [{"href": location}]}}).to_string()),
+        None => resp.finish(),
+    }
+}
+
+/// The values a create interface answers with when `?fields=values(...)` names them: those of
+/// the names the form knows (`allowed`), null where the create left them unset.
+fn create_answer(answer: &Map<String, Value>, fields: &Option<Vec<String>>, allowed: impl Fn(&str) -> bool) -> Option<Value> {
+    let names = fields.as_ref()?;
+    Some(Value::Object(names.iter().filter(|n| allowed(n)).map(|n| (n.clone(), answer.get(n).cloned().unwrap_or(Value::Null))).collect()))
 }
 
 /// A query answer: qualification, sort, paging with `_links.next`.
@@ -2049,8 +2024,7 @@ fn query(st: &State, form: &str, rows: &[Row], params: &[(String, String)], fiel
     }
     let offset = param("offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0);
     let limit = param("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0).unwrap_or(MAX_ENTRIES).min(MAX_ENTRIES);
-    let entries: Vec<Value> =
-        matched.iter().skip(offset).take(limit).map(|r| json!({"values": pick(r, fields), "_links": {"self": [{"href": st.entry_href(form, &text(r, id_field))}]}})).collect();
+    let entries: Vec<Value> = matched.iter().skip(offset).take(limit).map(|r| entry_json(st, form, r, fields, id_field)).collect();
     let link = |off: usize| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in params.iter().filter(|(k, _)| k != "offset" && k != "limit") {
@@ -2147,25 +2121,40 @@ async fn sim_requests(sim: web::Data<RemedySim>) -> HttpResponse {
 
 async fn sim_agent(sim: web::Data<RemedySim>, path: web::Path<String>, query: web::Query<AgentQuery>, body: web::Bytes) -> HttpResponse {
     let number = path.into_inner();
-    let action: AgentAction = match serde_json::from_slice(&body) {
-        Ok(a) => a,
-        Err(e) => return SimError::bad_request(&format!("expected {{\"values\": {{...}}, \"work_log\": {{\"text\", \"view_access\"}}}}: {e}")).response(),
-    };
-    let user = query.user.clone().unwrap_or_else(|| DEFAULT_AGENT.to_string());
-    let mut result = if action.values.is_empty() {
-        sim.incidents().into_iter().find(|v| v["Incident Number"] == number).ok_or_else(|| SimError::not_found(INTERFACE, &number))
-    } else {
-        sim.agent_update_as(&number, &user, Value::Object(action.values))
-    };
-    if let (Ok(_), Some(w)) = (&result, action.work_log) {
-        let added = match (&w.file_name, &w.content_base64) {
+    let current = || sim.incidents().into_iter().find(|v| v["Incident Number"] == number).ok_or_else(|| SimError::not_found(INTERFACE, &number));
+    agent_action(
+        &body,
+        current,
+        |values| sim.agent_update_as(&number, &agent_user(&query), values),
+        |w| match (&w.file_name, &w.content_base64) {
             (Some(name), Some(content)) => match base64::engine::general_purpose::STANDARD.decode(content.trim()) {
                 Ok(data) => sim.agent_attach(&number, &w.view_access, &w.text, name, data),
                 Err(e) => Err(SimError::bad_request(&format!("content_base64: {e}"))),
             },
             _ => sim.agent_work_log(&number, &w.view_access, &w.text),
-        };
-        result = added.and_then(|_| sim.incidents().into_iter().find(|v| v["Incident Number"] == number).ok_or_else(|| SimError::not_found(INTERFACE, &number)));
+        },
+    )
+}
+
+fn agent_user(query: &AgentQuery) -> String {
+    query.user.clone().unwrap_or_else(|| DEFAULT_AGENT.to_string())
+}
+
+/// An agent's action on one record: sets `values` (none: the record is only read) and may add
+/// a work log; answers with the record after, or the first error.
+fn agent_action(
+    body: &[u8],
+    current: impl Fn() -> Result<Value, SimError>,
+    update: impl FnOnce(Value) -> Result<Value, SimError>,
+    add_work_log: impl FnOnce(AgentWorkLog) -> Result<Value, SimError>,
+) -> HttpResponse {
+    let action: AgentAction = match serde_json::from_slice(body) {
+        Ok(a) => a,
+        Err(e) => return SimError::bad_request(&format!("expected {{\"values\": {{...}}, \"work_log\": {{\"text\", \"view_access\"}}}}: {e}")).response(),
+    };
+    let mut result = if action.values.is_empty() { current() } else { update(Value::Object(action.values)) };
+    if let (Ok(_), Some(w)) = (&result, action.work_log) {
+        result = add_work_log(w).and_then(|_| current());
     }
     match result {
         Ok(v) => HttpResponse::Ok().json(json!({ "values": v })),
@@ -2186,28 +2175,22 @@ async fn sim_change_worklogs(sim: web::Data<RemedySim>) -> HttpResponse {
 /// add a work log (`work_log: {"text", "view_access"}`; change work logs here carry no files).
 async fn sim_change_agent(sim: web::Data<RemedySim>, path: web::Path<String>, query: web::Query<AgentQuery>, body: web::Bytes) -> HttpResponse {
     let id = path.into_inner();
-    let action: AgentAction = match serde_json::from_slice(&body) {
-        Ok(a) => a,
-        Err(e) => return SimError::bad_request(&format!("expected {{\"values\": {{...}}, \"work_log\": {{\"text\", \"view_access\"}}}}: {e}")).response(),
-    };
-    let user = query.user.clone().unwrap_or_else(|| DEFAULT_AGENT.to_string());
-    let current = |sim: &RemedySim| {
+    let current = || {
         let st = sim.lock();
         st.change_by_id(&id).map(|i| row_value(&st.changes[i])).ok_or_else(|| SimError::not_found(CHANGE_INTERFACE, &id))
     };
-    let mut result = if action.values.is_empty() { current(&sim) } else { sim.agent_update_change_as(&id, &user, Value::Object(action.values)) };
-    if let (Ok(_), Some(w)) = (&result, action.work_log) {
-        let added = if w.file_name.is_some() || w.content_base64.is_some() {
-            Err(SimError::bad_request("the simulator files no attachments in change work logs"))
-        } else {
-            sim.agent_change_work_log(&id, &w.view_access, &w.text)
-        };
-        result = added.and_then(|_| current(&sim));
-    }
-    match result {
-        Ok(v) => HttpResponse::Ok().json(json!({ "values": v })),
-        Err(e) => e.response(),
-    }
+    agent_action(
+        &body,
+        current,
+        |values| sim.agent_update_change_as(&id, &agent_user(&query), values),
+        |w| {
+            if w.file_name.is_some() || w.content_base64.is_some() {
+                Err(SimError::bad_request("the simulator files no attachments in change work logs"))
+            } else {
+                sim.agent_change_work_log(&id, &w.view_access, &w.text)
+            }
+        },
+    )
 }
 
 async fn sim_faults(sim: web::Data<RemedySim>, body: web::Bytes) -> HttpResponse {

@@ -326,13 +326,18 @@ impl ServiceNowSim {
     }
 
     pub fn agent_update_as(&self, sys_id: &str, user: &str, fields: Value) -> Result<Value, SimError> {
+        self.agent_save("incident", sys_id, user, fields)
+    }
+
+    /// An agent's form save on a record of `table`, answered in raw mode.
+    fn agent_save(&self, table: &str, sys_id: &str, user: &str, fields: Value) -> Result<Value, SimError> {
         let Value::Object(fields) = fields else {
             return Err(SimError::BadRequest("expected a JSON object of fields".into()));
         };
         let mut st = self.lock();
-        let record = st.write_incident(Some(sys_id), &fields, user)?;
+        let record = st.write(table, Some(sys_id), &fields, user)?;
         let opts = st.inspection_opts();
-        Ok(st.render("incident", &record, &opts))
+        Ok(st.render(table, &record, &opts))
     }
 
     /// All change requests in raw mode, in creation order.
@@ -349,13 +354,7 @@ impl ServiceNowSim {
     }
 
     pub fn agent_update_change_as(&self, sys_id: &str, user: &str, fields: Value) -> Result<Value, SimError> {
-        let Value::Object(fields) = fields else {
-            return Err(SimError::BadRequest("expected a JSON object of fields".into()));
-        };
-        let mut st = self.lock();
-        let record = st.write_change(Some(sys_id), &fields, user)?;
-        let opts = st.inspection_opts();
-        Ok(st.render(CHANGE_TABLE, &record, &opts))
+        self.agent_save(CHANGE_TABLE, sys_id, user, fields)
     }
 
     /// Attachments of one incident: (file name, content type, bytes), oldest first.
@@ -374,13 +373,10 @@ impl ServiceNowSim {
     pub fn agent_attach(&self, sys_id: &str, file_name: &str, content_type: &str, data: Vec<u8>) -> Result<Value, SimError> {
         let mut st = self.lock();
         let row = st.insert_attachment(sys_id, file_name, content_type, data, DEFAULT_AGENT)?;
-        let i = st.position(sys_id).ok_or(SimError::NotFound)?;
+        let i = st.position_in("incident", sys_id).ok_or(SimError::NotFound)?;
         let now = st.now().format(DATE_FMT).to_string();
         let mut rec = st.incidents[i].clone();
-        let count = field(&rec, "sys_mod_count").parse::<u64>().unwrap_or(0) + 1;
-        rec.insert("sys_mod_count".into(), count.to_string());
-        rec.insert("sys_updated_on".into(), now);
-        rec.insert("sys_updated_by".into(), DEFAULT_AGENT.to_string());
+        stamp_update(&mut rec, DEFAULT_AGENT, &now);
         st.incidents[i] = rec.clone();
         st.enqueue_webhook("incident.updated", &rec, &[]);
         Ok(row_to_value(&row))
@@ -479,24 +475,10 @@ impl State {
         ReadOpts { mode: DisplayMode::Raw, exclude_links: false, fields: None, api_base: format!("{}/api/now", self.base()) }
     }
 
-    fn position(&self, sys_id: &str) -> Option<usize> {
-        self.incidents.iter().position(|r| field(r, "sys_id") == sys_id)
-    }
-
     fn blank_incident(&mut self, user: &str, now: &str) -> Row {
-        let mut row: Row = INCIDENT_FIELDS.iter().map(|(f, default)| (f.to_string(), default.to_string())).collect();
         let number = format!("INC{:07}", self.next_number);
         self.next_number += 1;
-        row.insert("sys_id".into(), new_sys_id());
-        row.insert("number".into(), number.clone());
-        row.insert("task_effective_number".into(), number);
-        for f in ["opened_at", "sys_created_on", "sys_updated_on"] {
-            row.insert(f.into(), now.into());
-        }
-        for f in ["opened_by", "sys_created_by", "sys_updated_by"] {
-            row.insert(f.into(), user.into());
-        }
-        row
+        blank_task(INCIDENT_FIELDS, number, &["opened_by", "sys_created_by", "sys_updated_by"], user, now)
     }
 
     /// Insert (`sys_id` = None) or update an incident the way a form save does on the instance:
@@ -504,77 +486,29 @@ impl State {
     /// enforce data policies, append journal rows, audit, and fire the outbound webhook.
     fn write_incident(&mut self, sys_id: Option<&str>, body: &Map<String, Value>, user: &str) -> Result<Row, SimError> {
         let now = self.now().format(DATE_FMT).to_string();
-        let (before, index) = match sys_id {
-            Some(id) => {
-                let i = self.position(id).ok_or(SimError::NotFound)?;
-                (self.incidents[i].clone(), Some(i))
-            }
-            None => {
-                let mut blank = self.blank_incident(user, &now);
-                take_chosen_sys_id(body, &mut blank, "incident", |id| self.position(id).is_some())?;
-                (blank, None)
-            }
-        };
+        let (before, index) = self.open_form("incident", sys_id, body, user, &now)?;
         let mut rec = before.clone();
-        let mut notes: Vec<(&str, String)> = Vec::new();
-        for (key, value) in body {
-            let Some(text) = scalar(value) else { continue };
-            match key.as_str() {
-                "work_notes" | "comments" if !text.trim().is_empty() => notes.push((key.as_str(), text)),
-                f if WRITABLE_FIELDS.contains(&f) => {
-                    rec.insert(f.to_string(), text);
-                }
-                _ => {}
+        let notes = apply_form(body, &mut rec, |rec, f, text| {
+            if WRITABLE_FIELDS.contains(&f) {
+                rec.insert(f.to_string(), text);
             }
-        }
+        });
         let lookup = self.config.priority_lookup.clone();
         apply_business_rules(&before, &mut rec, index.is_none(), user, &now, lookup.as_deref());
         check_data_policy(&rec)?;
 
-        // A save that changes nothing is not a save on the instance: no audit, no business rules.
-        if index.is_some() && rec == before && notes.is_empty() {
+        let Some(new_rows) = self.commit_form("incident", &before, &mut rec, index, notes, user, &now) else {
             return Ok(rec);
-        }
-        if index.is_some() {
-            let count = field(&rec, "sys_mod_count").parse::<u64>().unwrap_or(0) + 1;
-            rec.insert("sys_mod_count".into(), count.to_string());
-            rec.insert("sys_updated_on".into(), now.clone());
-            rec.insert("sys_updated_by".into(), user.to_string());
-        }
-        let new_rows = journal_rows("incident", field(&rec, "sys_id"), notes, user, &now);
-        self.journal.extend(new_rows.iter().cloned());
-        let event = match index {
-            Some(i) => {
-                self.incidents[i] = rec.clone();
-                "incident.updated"
-            }
-            None => {
-                self.incidents.push(rec.clone());
-                "incident.created"
-            }
         };
+        let event = if index.is_some() { "incident.updated" } else { "incident.created" };
         self.enqueue_webhook(event, &rec, &new_rows);
         Ok(rec)
     }
 
-    fn change_position(&self, sys_id: &str) -> Option<usize> {
-        self.changes.iter().position(|r| field(r, "sys_id") == sys_id)
-    }
-
     fn blank_change(&mut self, user: &str, now: &str) -> Row {
-        let mut row: Row = CHANGE_FIELDS.iter().map(|(f, default)| (f.to_string(), default.to_string())).collect();
         let number = format!("CHG{:07}", self.next_change_number);
         self.next_change_number += 1;
-        row.insert("sys_id".into(), new_sys_id());
-        row.insert("number".into(), number.clone());
-        row.insert("task_effective_number".into(), number);
-        for f in ["opened_at", "sys_created_on", "sys_updated_on"] {
-            row.insert(f.into(), now.into());
-        }
-        for f in ["opened_by", "requested_by", "sys_created_by", "sys_updated_by"] {
-            row.insert(f.into(), user.into());
-        }
-        row
+        blank_task(CHANGE_FIELDS, number, &["opened_by", "requested_by", "sys_created_by", "sys_updated_by"], user, now)
     }
 
     /// Insert (`sys_id` = None) or update a change request as a form save does: apply the
@@ -583,62 +517,83 @@ impl State {
     /// and audit. The instance's outbound rule is on `incident` only: no webhook fires.
     fn write_change(&mut self, sys_id: Option<&str>, body: &Map<String, Value>, user: &str) -> Result<Row, SimError> {
         let now = self.now().format(DATE_FMT).to_string();
-        let (before, index) = match sys_id {
+        let (before, index) = self.open_form(CHANGE_TABLE, sys_id, body, user, &now)?;
+        let mut rec = before.clone();
+        let notes = apply_form(body, &mut rec, set_change_field);
+        apply_change_rules(&before, &mut rec, index.is_none(), user, &now);
+        self.commit_form(CHANGE_TABLE, &before, &mut rec, index, notes, user, &now);
+        Ok(rec)
+    }
+
+    /// A form save on `incident` or `change_request`.
+    fn write(&mut self, table: &str, sys_id: Option<&str>, body: &Map<String, Value>, user: &str) -> Result<Row, SimError> {
+        if table == CHANGE_TABLE {
+            self.write_change(sys_id, body, user)
+        } else {
+            self.write_incident(sys_id, body, user)
+        }
+    }
+
+    /// The records of a task table (`incident` or `change_request`), in creation order.
+    fn records(&self, table: &str) -> &[Row] {
+        if table == CHANGE_TABLE {
+            &self.changes
+        } else {
+            &self.incidents
+        }
+    }
+
+    fn position_in(&self, table: &str, sys_id: &str) -> Option<usize> {
+        self.records(table).iter().position(|r| field(r, "sys_id") == sys_id)
+    }
+
+    fn records_mut(&mut self, table: &str) -> &mut Vec<Row> {
+        if table == CHANGE_TABLE {
+            &mut self.changes
+        } else {
+            &mut self.incidents
+        }
+    }
+
+    /// The record a form save starts from, with its index: the stored record for an update, a
+    /// new blank one (with the caller's chosen sys_id, if any) for an insert.
+    fn open_form(&mut self, table: &str, sys_id: Option<&str>, body: &Map<String, Value>, user: &str, now: &str) -> Result<(Row, Option<usize>), SimError> {
+        match sys_id {
             Some(id) => {
-                let i = self.change_position(id).ok_or(SimError::NotFound)?;
-                (self.changes[i].clone(), Some(i))
+                let i = self.position_in(table, id).ok_or(SimError::NotFound)?;
+                Ok((self.records(table)[i].clone(), Some(i)))
             }
             None => {
-                let mut blank = self.blank_change(user, &now);
-                take_chosen_sys_id(body, &mut blank, "change_request", |id| self.change_position(id).is_some())?;
-                (blank, None)
-            }
-        };
-        let mut rec = before.clone();
-        let mut notes: Vec<(&str, String)> = Vec::new();
-        for (key, value) in body {
-            let Some(text) = scalar(value) else { continue };
-            match key.as_str() {
-                "work_notes" | "comments" if !text.trim().is_empty() => notes.push((key.as_str(), text)),
-                f if CHANGE_DATE_FIELDS.contains(&f) => {
-                    let t = text.trim();
-                    if t.is_empty() || NaiveDateTime::parse_from_str(t, DATE_FMT).is_ok() {
-                        rec.insert(f.to_string(), t.to_string());
-                    }
-                }
-                "on_hold" => {
-                    let on = matches!(text.trim().to_ascii_lowercase().as_str(), "true" | "1");
-                    rec.insert("on_hold".into(), on.to_string());
-                }
-                f if WRITABLE_CHANGE_FIELDS.contains(&f) => {
-                    rec.insert(f.to_string(), text);
-                }
-                _ => {}
+                let mut blank = if table == CHANGE_TABLE { self.blank_change(user, now) } else { self.blank_incident(user, now) };
+                take_chosen_sys_id(body, &mut blank, table, |id| self.position_in(table, id).is_some())?;
+                Ok((blank, None))
             }
         }
-        apply_change_rules(&before, &mut rec, index.is_none(), user, &now);
+    }
 
+    /// Stores a form save: bumps the update audit of an updated record, appends the journal
+    /// rows and keeps the record. Returns the new journal rows, or None when an update changes
+    /// nothing, which is not a save on the instance (no audit, no business rules).
+    fn commit_form(&mut self, table: &str, before: &Row, rec: &mut Row, index: Option<usize>, notes: Vec<(&str, String)>, user: &str, now: &str) -> Option<Vec<Row>> {
         if index.is_some() && rec == before && notes.is_empty() {
-            return Ok(rec);
+            return None;
         }
         if index.is_some() {
-            let count = field(&rec, "sys_mod_count").parse::<u64>().unwrap_or(0) + 1;
-            rec.insert("sys_mod_count".into(), count.to_string());
-            rec.insert("sys_updated_on".into(), now.clone());
-            rec.insert("sys_updated_by".into(), user.to_string());
+            stamp_update(rec, user, now);
         }
-        let new_rows = journal_rows(CHANGE_TABLE, field(&rec, "sys_id"), notes, user, &now);
-        self.journal.extend(new_rows);
+        let new_rows = journal_rows(table, field(rec, "sys_id"), notes, user, now);
+        self.journal.extend(new_rows.iter().cloned());
+        let records = self.records_mut(table);
         match index {
-            Some(i) => self.changes[i] = rec.clone(),
-            None => self.changes.push(rec.clone()),
+            Some(i) => records[i] = rec.clone(),
+            None => records.push(rec.clone()),
         }
-        Ok(rec)
+        Some(new_rows)
     }
 
     /// Stores an attachment on an incident (`POST /api/now/attachment/file`).
     fn insert_attachment(&mut self, table_sys_id: &str, file_name: &str, content_type: &str, data: Vec<u8>, user: &str) -> Result<Row, SimError> {
-        if self.position(table_sys_id).is_none() {
+        if self.position_in("incident", table_sys_id).is_none() {
             return Err(SimError::NotFound);
         }
         if file_name.trim().is_empty() {
@@ -770,6 +725,60 @@ impl State {
             .filter(|j| field(j, "element_id") == sys_id && field(j, "element") == element)
             .map(|j| format!("{} - {} ({label})\n{}\n\n", to_display_tz(field(j, "sys_created_on")), display_name(field(j, "sys_created_by")), field(j, "value")))
             .collect()
+    }
+}
+
+/// A new task record: the table's defaults, a fresh sys_id, its number, and the opening audit
+/// (`opened_at` and the creation stamps now, `user_fields` the saving user).
+fn blank_task(defaults: &[(&str, &str)], number: String, user_fields: &[&str], user: &str, now: &str) -> Row {
+    let mut row: Row = defaults.iter().map(|(f, default)| (f.to_string(), default.to_string())).collect();
+    row.insert("sys_id".into(), new_sys_id());
+    row.insert("number".into(), number.clone());
+    row.insert("task_effective_number".into(), number);
+    for f in ["opened_at", "sys_created_on", "sys_updated_on"] {
+        row.insert(f.into(), now.into());
+    }
+    for f in user_fields {
+        row.insert(f.to_string(), user.into());
+    }
+    row
+}
+
+/// The update audit of a save on an existing record: one more modification, by `user`, now.
+fn stamp_update(rec: &mut Row, user: &str, now: &str) {
+    let count = field(rec, "sys_mod_count").parse::<u64>().unwrap_or(0) + 1;
+    rec.insert("sys_mod_count".into(), count.to_string());
+    rec.insert("sys_updated_on".into(), now.to_string());
+    rec.insert("sys_updated_by".into(), user.to_string());
+}
+
+/// Applies the scalar fields of a form body to `rec` through `set`, and returns the journal
+/// entries the body carries (`work_notes` and `comments` that are not blank).
+fn apply_form<'a>(body: &'a Map<String, Value>, rec: &mut Row, mut set: impl FnMut(&mut Row, &str, String)) -> Vec<(&'a str, String)> {
+    let mut notes = Vec::new();
+    for (key, value) in body {
+        let Some(text) = scalar(value) else { continue };
+        match key.as_str() {
+            "work_notes" | "comments" if !text.trim().is_empty() => notes.push((key.as_str(), text)),
+            f => set(rec, f, text),
+        }
+    }
+    notes
+}
+
+/// One writable field of a change request form: a date the instance cannot read is not
+/// stored, `on_hold` is a boolean, anything not writable is ignored.
+fn set_change_field(rec: &mut Row, f: &str, text: String) {
+    if CHANGE_DATE_FIELDS.contains(&f) {
+        let t = text.trim();
+        if t.is_empty() || NaiveDateTime::parse_from_str(t, DATE_FMT).is_ok() {
+            rec.insert(f.to_string(), t.to_string());
+        }
+    } else if f == "on_hold" {
+        let on = matches!(text.trim().to_ascii_lowercase().as_str(), "true" | "1");
+        rec.insert("on_hold".into(), on.to_string());
+    } else if WRITABLE_CHANGE_FIELDS.contains(&f) {
+        rec.insert(f.to_string(), text);
     }
 }
 
@@ -1312,44 +1321,22 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
     };
     let method = req.method();
 
-    if table == "incident" {
+    if table == "incident" || table == CHANGE_TABLE {
         return match (method, id) {
             (&Method::GET, None) => {
-                let fields: Vec<&str> = INCIDENT_FIELDS.iter().map(|(f, _)| *f).collect();
-                list(&st, table, &st.incidents, &fields, &params, &opts)
+                let defaults = if table == CHANGE_TABLE { CHANGE_FIELDS } else { INCIDENT_FIELDS };
+                let fields: Vec<&str> = defaults.iter().map(|(f, _)| *f).collect();
+                list(&st, table, st.records(table), &fields, &params, &opts)
             }
-            (&Method::GET, Some(id)) => match st.position(id) {
-                Some(i) => sn_json(StatusCode::OK, &json!({"result": st.render(table, &st.incidents[i], &opts)})),
+            (&Method::GET, Some(id)) => match st.position_in(table, id) {
+                Some(i) => sn_json(StatusCode::OK, &json!({"result": st.render(table, &st.records(table)[i], &opts)})),
                 None => not_found(),
             },
             (&Method::POST, None) => write_response(&mut st, table, None, body, user, &opts, StatusCode::CREATED),
             (&Method::PATCH | &Method::PUT, Some(id)) => write_response(&mut st, table, Some(id), body, user, &opts, StatusCode::OK),
-            (&Method::DELETE, Some(id)) => match st.position(id) {
+            (&Method::DELETE, Some(id)) => match st.position_in(table, id) {
                 Some(i) => {
-                    st.incidents.remove(i);
-                    HttpResponse::NoContent().insert_header((header::SERVER, "ServiceNow")).finish()
-                }
-                None => not_found(),
-            },
-            _ => method_not_supported(),
-        };
-    }
-
-    if table == CHANGE_TABLE {
-        return match (method, id) {
-            (&Method::GET, None) => {
-                let fields: Vec<&str> = CHANGE_FIELDS.iter().map(|(f, _)| *f).collect();
-                list(&st, table, &st.changes, &fields, &params, &opts)
-            }
-            (&Method::GET, Some(id)) => match st.change_position(id) {
-                Some(i) => sn_json(StatusCode::OK, &json!({"result": st.render(table, &st.changes[i], &opts)})),
-                None => not_found(),
-            },
-            (&Method::POST, None) => write_response(&mut st, table, None, body, user, &opts, StatusCode::CREATED),
-            (&Method::PATCH | &Method::PUT, Some(id)) => write_response(&mut st, table, Some(id), body, user, &opts, StatusCode::OK),
-            (&Method::DELETE, Some(id)) => match st.change_position(id) {
-                Some(i) => {
-                    st.changes.remove(i);
+                    st.records_mut(table).remove(i);
                     HttpResponse::NoContent().insert_header((header::SERVER, "ServiceNow")).finish()
                 }
                 None => not_found(),
@@ -1440,8 +1427,7 @@ fn write_response(st: &mut State, table: &str, id: Option<&str>, body: &[u8], us
         Ok(fields) => fields,
         Err(e) => return e.response(),
     };
-    let written = if table == CHANGE_TABLE { st.write_change(id, &fields, user) } else { st.write_incident(id, &fields, user) };
-    match written {
+    match st.write(table, id, &fields, user) {
         Ok(record) => sn_json(ok, &json!({"result": st.render(table, &record, opts)})),
         Err(e) => e.response(),
     }
@@ -1520,12 +1506,7 @@ async fn sim_changes(sim: web::Data<ServiceNowSim>) -> HttpResponse {
 }
 
 async fn sim_change_agent(sim: web::Data<ServiceNowSim>, path: web::Path<String>, query: web::Query<AgentQuery>, body: web::Bytes) -> HttpResponse {
-    let user = query.user.as_deref().unwrap_or(DEFAULT_AGENT);
-    let result = read_body(&body).and_then(|fields| sim.agent_update_change_as(&path, user, Value::Object(fields)));
-    match result {
-        Ok(record) => sn_json(StatusCode::OK, &json!({ "result": record })),
-        Err(e) => e.response(),
-    }
+    agent_response(&sim, CHANGE_TABLE, &path, &query, &body)
 }
 
 async fn sim_requests(sim: web::Data<ServiceNowSim>) -> HttpResponse {
@@ -1533,8 +1514,14 @@ async fn sim_requests(sim: web::Data<ServiceNowSim>) -> HttpResponse {
 }
 
 async fn sim_agent(sim: web::Data<ServiceNowSim>, path: web::Path<String>, query: web::Query<AgentQuery>, body: web::Bytes) -> HttpResponse {
+    agent_response(&sim, "incident", &path, &query, &body)
+}
+
+/// An agent's save through the control API: as `?user=` (default "agent.smith"), answered as
+/// the Table API answers.
+fn agent_response(sim: &ServiceNowSim, table: &str, sys_id: &str, query: &AgentQuery, body: &[u8]) -> HttpResponse {
     let user = query.user.as_deref().unwrap_or(DEFAULT_AGENT);
-    let result = read_body(&body).and_then(|fields| sim.agent_update_as(&path, user, Value::Object(fields)));
+    let result = read_body(body).and_then(|fields| sim.agent_save(table, sys_id, user, Value::Object(fields)));
     match result {
         Ok(record) => sn_json(StatusCode::OK, &json!({ "result": record })),
         Err(e) => e.response(),

@@ -1417,11 +1417,17 @@ fn list_changes(st: &State, params: &[(String, String)]) -> HttpResponse {
             matched.reverse();
         }
     }
+    paged(params, matched, |c| c)
+}
+
+/// One page (`offset`, `limit`, 1000 at most) of what a list matched, each item rendered and
+/// projected to `fields`: 206 when the page holds fewer than matched, the counts in headers.
+fn paged<T>(params: &[(String, String)], matched: Vec<T>, render: impl Fn(T) -> Value) -> HttpResponse {
     let param = |name: &str| params.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse::<usize>().ok());
     let total = matched.len();
     let offset = param("offset").unwrap_or(0);
     let limit = param("limit").filter(|l| *l > 0).unwrap_or(1000);
-    let page: Vec<Value> = matched.into_iter().skip(offset).take(limit).map(|c| project(c, params)).collect();
+    let page: Vec<Value> = matched.into_iter().skip(offset).take(limit).map(|m| project(render(m), params)).collect();
     let status = if page.len() < total { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     HttpResponse::build(status).insert_header(("X-Total-Count", total.to_string())).insert_header(("X-Result-Count", page.len().to_string())).json(page)
 }
@@ -1485,13 +1491,7 @@ fn list(st: &State, params: &[(String, String)]) -> HttpResponse {
             matched.reverse();
         }
     }
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse::<usize>().ok());
-    let total = matched.len();
-    let offset = param("offset").unwrap_or(0);
-    let limit = param("limit").filter(|l| *l > 0).unwrap_or(1000);
-    let page: Vec<Value> = matched.iter().skip(offset).take(limit).map(|t| project(st.render(t), params)).collect();
-    let status = if page.len() < total { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
-    HttpResponse::build(status).insert_header(("X-Total-Count", total.to_string())).insert_header(("X-Result-Count", page.len().to_string())).json(page)
+    paged(params, matched, |t| st.render(t))
 }
 
 trait NanoZero {
@@ -1591,9 +1591,15 @@ async fn sim_requests(sim: web::Data<Tmf621Sim>) -> HttpResponse {
 }
 
 async fn sim_agent(sim: web::Data<Tmf621Sim>, path: web::Path<String>, query: web::Query<AgentQuery>, body: web::Bytes) -> HttpResponse {
+    agent_response(&query, &body, |user, b| sim.agent_update_as(&path, user, b))
+}
+
+/// An agent's update through the control API, as `?user=` (default the agent): the resource
+/// after, or the API's error.
+fn agent_response(query: &AgentQuery, body: &[u8], update: impl FnOnce(&str, Value) -> Result<Value, SimError>) -> HttpResponse {
     let user = query.user.clone().unwrap_or_else(|| DEFAULT_AGENT.into());
-    match read_object(&body).and_then(|b| sim.agent_update_as(&path, &user, Value::Object(b))) {
-        Ok(t) => HttpResponse::Ok().json(t),
+    match read_object(body).and_then(|b| update(&user, Value::Object(b))) {
+        Ok(v) => HttpResponse::Ok().json(v),
         Err(e) => e.response(),
     }
 }
@@ -1603,11 +1609,7 @@ async fn sim_changes(sim: web::Data<Tmf621Sim>) -> HttpResponse {
 }
 
 async fn sim_change_agent(sim: web::Data<Tmf621Sim>, path: web::Path<String>, query: web::Query<AgentQuery>, body: web::Bytes) -> HttpResponse {
-    let user = query.user.clone().unwrap_or_else(|| DEFAULT_AGENT.into());
-    match read_object(&body).and_then(|b| sim.agent_update_change_as(&path, &user, Value::Object(b))) {
-        Ok(c) => HttpResponse::Ok().json(c),
-        Err(e) => e.response(),
-    }
+    agent_response(&query, &body, |user, b| sim.agent_update_change_as(&path, user, b))
 }
 
 async fn sim_faults(sim: web::Data<Tmf621Sim>, body: web::Bytes) -> HttpResponse {

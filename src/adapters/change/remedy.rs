@@ -49,6 +49,43 @@ struct Fields {
     history: Vec<String>,
 }
 
+impl Fields {
+    /// The names of every field the mapping reads, field by field.
+    fn all(&self) -> [&[String]; 21] {
+        [
+            &self.title,
+            &self.description,
+            &self.status,
+            &self.status_reason,
+            &self.timing,
+            &self.change_type,
+            &self.risk,
+            &self.impact,
+            &self.urgency,
+            &self.priority,
+            &self.planned_start,
+            &self.planned_end,
+            &self.actual_start,
+            &self.actual_end,
+            &self.service,
+            &self.number,
+            &self.entry_id,
+            &self.opened_at,
+            &self.updated_at,
+            &self.correlation,
+            &self.history,
+        ]
+    }
+}
+
+impl RemedyChange {
+    /// The read name (as `CHG:ChangeInterface` knows it) of every field the mapping reads: what
+    /// a read of a change asks for.
+    pub fn read_names() -> Vec<&'static str> {
+        profile().fields.all().into_iter().filter_map(|names| names.first()).map(String::as_str).collect()
+    }
+}
+
 /// The create form's field names and defaults.
 #[derive(Debug, Deserialize)]
 struct Create {

@@ -13,13 +13,15 @@
 //! and work notes are written once: before a retry of an attempt whose outcome is unknown, the
 //! client looks for what that attempt made and adopts it.
 
-use super::client::{ar_quote, values_param, RemedyClient};
+use super::client::{ar_quote, values_param, worklog_fields, RemedyClient};
 use super::mapping::{self, percent_encode};
+use crate::adapters::change::remedy::RemedyChange;
 use crate::adapters::change::ChangeClient;
 use crate::adapters::SupplierError;
 use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
+use std::sync::LazyLock;
 
 const CREATE_FORM: &str = "CHG:ChangeInterface_Create";
 const CHANGE_FORM: &str = "CHG:ChangeInterface";
@@ -36,42 +38,10 @@ const CHANGE_NUMBER: &str = "Infrastructure Change ID";
 const LOOKUP_LIMIT: usize = 50;
 
 /// Change fields read on every change call: everything the change mapping reads.
-const READ_FIELDS: &[&str] = &[
-    "Request ID",
-    "Infrastructure Change ID",
-    "Description",
-    "Detailed Description",
-    "Change Request Status",
-    "Status Reason",
-    "Change Timing",
-    "Change Type",
-    "Risk Level",
-    "Impact",
-    "Urgency",
-    "Priority",
-    "Scheduled Start Date",
-    "Scheduled End Date",
-    "Actual Start Date",
-    "Actual End Date",
-    "ServiceCI",
-    "Vendor Ticket Number",
-    "Submit Date",
-    "Last Modified Date",
-    "Status-History",
-];
+static READ_FIELDS: LazyLock<Vec<&'static str>> = LazyLock::new(RemedyChange::read_names);
 
-const WORKLOG_FIELDS: &[&str] = &[
-    "Work Log ID",
-    "Infrastructure Change ID",
-    "Work Log Type",
-    "Description",
-    "Detailed Description",
-    "View Access",
-    "Secure Work Log",
-    "Work Log Submitter",
-    "Submitter",
-    "Submit Date",
-];
+/// Change work log fields read: those of every work log, under the change's number.
+static WORKLOG_FIELDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| worklog_fields(&[CHANGE_NUMBER], &[]));
 
 /// How a change create attempt ended.
 enum Created {
@@ -112,7 +82,7 @@ impl RemedyClient {
 
     async fn get_change(&self, native_id: &str) -> Result<Value, SupplierError> {
         let what = "Remedy read change";
-        let entry = self.call(what, Method::GET, &self.change_entry_url(native_id), &[("fields", values_param(READ_FIELDS))], None).await?.json(what)?;
+        let entry = self.call(what, Method::GET, &self.change_entry_url(native_id), &[("fields", values_param(&READ_FIELDS))], None).await?.json(what)?;
         if !entry.get("values").is_some_and(Value::is_object) {
             return Err(SupplierError::Protocol(format!("{what}: the answer is not an entry")));
         }
@@ -183,7 +153,7 @@ impl RemedyClient {
     /// and internal view access, by the integration user.
     async fn change_worklog_written(&self, number: &str, text: &str) -> Result<Option<()>, SupplierError> {
         let q = format!("'{CHANGE_NUMBER}' = {}", ar_quote(number));
-        let held = self.query_all("Remedy change work logs", WORKLOG_FORM, &q, WORKLOG_FIELDS, "Submit Date.asc").await?;
+        let held = self.query_all("Remedy change work logs", WORKLOG_FORM, &q, &WORKLOG_FIELDS, "Submit Date.asc").await?;
         let found = held.iter().any(|e| {
             field(e, "Detailed Description").trim() == text.trim()
                 && field(e, "View Access") == self.profile.worklog.internal
@@ -202,7 +172,7 @@ impl ChangeClient for RemedyClient {
     /// The changes carrying the reference in `Vendor Ticket Number`, newest first.
     async fn find_changes(&self, reference: &str) -> Result<Vec<Value>, SupplierError> {
         let q = format!("'{CORRELATION}' = {}", ar_quote(reference));
-        let (entries, _) = self.query_page("Remedy lookup change by Vendor Ticket Number", CHANGE_FORM, &q, READ_FIELDS, "Submit Date.desc", 0, LOOKUP_LIMIT).await?;
+        let (entries, _) = self.query_page("Remedy lookup change by Vendor Ticket Number", CHANGE_FORM, &q, &READ_FIELDS, "Submit Date.desc", 0, LOOKUP_LIMIT).await?;
         Ok(entries)
     }
 

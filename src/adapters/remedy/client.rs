@@ -29,7 +29,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// Incident fields read on every incident call: the synced ones, identity and change tracking.
 const READ_FIELDS: &[&str] = &[
@@ -61,24 +61,23 @@ const READ_FIELDS: &[&str] = &[
     "Closed Date",
 ];
 
-const WORKLOG_FIELDS: &[&str] = &[
-    "Work Log ID",
-    "Incident Number",
-    "Incident Entry ID",
-    "Work Log Type",
-    "Description",
-    "Detailed Description",
-    "View Access",
-    "Secure Work Log",
-    "Work Log Submitter",
-    "Submitter",
-    "Submit Date",
-    "Work Log Submit Date",
-    "Number of Attachments",
-    "z2AF Work Log01",
-    "z2AF Work Log02",
-    "z2AF Work Log03",
-];
+/// Incident work log fields read: those of every work log, the incident's ids, the
+/// submission date and the attachment fields.
+static WORKLOG_FIELDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut fields = worklog_fields(&["Incident Number", "Incident Entry ID"], &["Work Log Submit Date", "Number of Attachments"]);
+    fields.extend(WORKLOG_FILE_FIELDS);
+    fields
+});
+
+/// What every work log form (of an incident or a change) is read with besides its id and the
+/// record it is filed under.
+const WORKLOG_ENTRY_FIELDS: &[&str] = &["Work Log Type", "Description", "Detailed Description", "View Access", "Secure Work Log", "Work Log Submitter", "Submitter", "Submit Date"];
+
+/// The fields a work log is read with: its id, the fields naming its record (`parent`), those
+/// of every work log, then `extra`.
+pub(super) fn worklog_fields(parent: &[&'static str], extra: &[&'static str]) -> Vec<&'static str> {
+    std::iter::once("Work Log ID").chain(parent.iter().copied()).chain(WORKLOG_ENTRY_FIELDS.iter().copied()).chain(extra.iter().copied()).collect()
+}
 
 /// Result pages of one query the client follows through `_links.next` before giving up.
 const MAX_PAGES: usize = 50;
@@ -324,7 +323,7 @@ impl RemedyClient {
 
     async fn worklogs(&self, number: &str) -> Result<Vec<Value>, SupplierError> {
         let q = format!("'Incident Number' = {}", ar_quote(number));
-        self.query_all("Remedy work logs", &self.profile.forms.worklog, &q, WORKLOG_FIELDS, "Submit Date.asc").await
+        self.query_all("Remedy work logs", &self.profile.forms.worklog, &q, &WORKLOG_FIELDS, "Submit Date.asc").await
     }
 
     /// One create attempt.
@@ -425,7 +424,7 @@ impl RemedyClient {
         let what = "Remedy add work log";
         let url = self.form_url(&self.profile.forms.worklog);
         let body = worklog_body(&self.profile, number, visibility, text);
-        let answer = self.attempt(what, &Method::POST, &url, &[("fields", values_param(WORKLOG_FIELDS))], Some(&body)).await?;
+        let answer = self.attempt(what, &Method::POST, &url, &[("fields", values_param(&WORKLOG_FIELDS))], Some(&body)).await?;
         Ok(answer.json(what).ok().filter(|v| v.get("values").is_some()))
     }
 }

@@ -8,10 +8,9 @@
 //! `note[]`. A create and a note are written once: before trying again after an attempt whose
 //! answer was lost, the client looks for what that attempt left at the supplier.
 
-use super::client::{encode, Tmf621Client, LOOKUP_PAGE, LOOKUP_PAGES};
+use super::client::{encode, note_copies, note_patch, Tmf621Client, LOOKUP_PAGE, LOOKUP_PAGES};
 use crate::adapters::change::ChangeClient;
 use crate::adapters::SupplierError;
-use crate::config::TmfNotePatch;
 use async_trait::async_trait;
 use chrono::Utc;
 use reqwest::Method;
@@ -37,11 +36,6 @@ fn record_id(v: &Value) -> Option<String> {
 /// Whether the record carries `reference` in its reference attribute.
 fn carries(v: &Value, reference: &str) -> bool {
     v.get(REFERENCE).and_then(Value::as_str).is_some_and(|r| r.trim() == reference)
-}
-
-/// How many notes of the record read `text`.
-fn copies(v: &Value, text: &str) -> usize {
-    v.get("note").and_then(Value::as_array).map(|n| n.iter().filter(|x| x.get("text").and_then(Value::as_str) == Some(text)).count()).unwrap_or(0)
 }
 
 fn path_of(native_id: &str) -> String {
@@ -175,27 +169,19 @@ impl ChangeClient for Tmf621Client {
         let entry = json!({ "author": "SIAM Hub", "date": crate::domain::time::rfc3339(&Utc::now()), "text": text, "@type": kind });
         // The record as last read: a full-array patch resends its notes with the new one.
         let current = std::sync::Mutex::new(self.fetch_change(native_id).await?);
-        let before = copies(&current.lock().unwrap_or_else(|p| p.into_inner()), text);
+        let before = note_copies(&current.lock().unwrap_or_else(|p| p.into_inner()), text);
         let path = path_of(native_id);
         self.http
             .write_once(
                 what,
                 || {
-                    let notes = match self.inst.note_patch {
-                        TmfNotePatch::Append => vec![entry.clone()],
-                        TmfNotePatch::Full => {
-                            let mut notes = current.lock().unwrap_or_else(|p| p.into_inner()).get("note").and_then(Value::as_array).cloned().unwrap_or_default();
-                            notes.push(entry.clone());
-                            notes
-                        }
-                    };
-                    let body = json!({ "note": notes });
+                    let body = note_patch(self.inst.note_patch, &current, &entry);
                     let path = &path;
                     async move { self.change_once(what, Method::PATCH, path, &body).await }
                 },
                 || async {
                     let now = self.fetch_change(native_id).await?;
-                    if copies(&now, text) > before {
+                    if note_copies(&now, text) > before {
                         return Ok(Some(now));
                     }
                     *current.lock().unwrap_or_else(|p| p.into_inner()) = now;
@@ -335,7 +321,7 @@ mod tests {
         sim.push_fault_on("PATCH", Fault::LoseResponseAfterCommit);
         client.add_change_note(&id, "Relay 3 upgraded").await.expect("noted");
         let record = client.fetch_change(&id).await.expect("read");
-        assert_eq!(copies(&record, "Relay 3 upgraded"), 1);
+        assert_eq!(note_copies(&record, "Relay 3 upgraded"), 1);
 
         // The supplier's change manager moves the change on in its own tool.
         let before = record["lastUpdate"].as_str().expect("lastUpdate").to_string();

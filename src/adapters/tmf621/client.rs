@@ -295,6 +295,25 @@ pub(super) fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
+/// How many notes of a record (ticket or change request) read `text`.
+pub(super) fn note_copies(v: &Value, text: &str) -> usize {
+    v.get("note").and_then(Value::as_array).map(|n| n.iter().filter(|x| x.get("text").and_then(Value::as_str) == Some(text)).count()).unwrap_or(0)
+}
+
+/// The merge-patch adding `entry` to a record's notes: the entry alone where the server
+/// appends, else the notes of `current` (the record as last read) with the entry after them.
+pub(super) fn note_patch(mode: TmfNotePatch, current: &std::sync::Mutex<Value>, entry: &Value) -> Value {
+    let notes = match mode {
+        TmfNotePatch::Append => vec![entry.clone()],
+        TmfNotePatch::Full => {
+            let mut notes = current.lock().unwrap_or_else(|p| p.into_inner()).get("note").and_then(Value::as_array).cloned().unwrap_or_default();
+            notes.push(entry.clone());
+            notes
+        }
+    };
+    json!({ "note": notes })
+}
+
 #[async_trait]
 impl Client for Tmf621Client {
     /// Looks the hub reference up in `externalId` (v4) or `externalIdentifier.id` (v5), and checks
@@ -363,31 +382,22 @@ impl Client for Tmf621Client {
             tracing::info!(ticket = %native_id, "internal note withheld: this TMF621 supplier declares no private-note type");
             return Ok(None);
         };
-        let copies = |t: &Value| t.get("note").and_then(Value::as_array).map(|n| n.iter().filter(|x| x.get("text").and_then(Value::as_str) == Some(text)).count()).unwrap_or(0);
         // The ticket as last read: a full-array patch resends its notes with the new one.
         let current = std::sync::Mutex::new(self.get_ticket(native_id).await?);
-        let before = copies(&current.lock().unwrap_or_else(|p| p.into_inner()));
+        let before = note_copies(&current.lock().unwrap_or_else(|p| p.into_inner()), text);
         let path = format!("/troubleTicket/{}", encode(native_id));
         let answer = self
             .http
             .write_once(
                 "TMF621 add note",
                 || {
-                    let notes = match self.inst.note_patch {
-                        TmfNotePatch::Append => vec![entry.clone()],
-                        TmfNotePatch::Full => {
-                            let mut notes = current.lock().unwrap_or_else(|p| p.into_inner()).get("note").and_then(Value::as_array).cloned().unwrap_or_default();
-                            notes.push(entry.clone());
-                            notes
-                        }
-                    };
-                    let body = json!({ "note": notes });
+                    let body = note_patch(self.inst.note_patch, &current, &entry);
                     let path = &path;
                     async move { self.send_once("TMF621 add note", Method::PATCH, path, &body).await }
                 },
                 || async {
                     let now = self.get_ticket(native_id).await?;
-                    if copies(&now) > before {
+                    if note_copies(&now, text) > before {
                         return Ok(Some(now));
                     }
                     *current.lock().unwrap_or_else(|p| p.into_inner()) = now;

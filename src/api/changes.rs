@@ -378,7 +378,8 @@ pub async fn history(p: Principal, state: web::Data<AppState>, path: web::Path<S
     let after = decode_cursor(q.cursor.as_deref(), "event")?;
     let r = parse_ref(&path)?;
     load(&state, &p, &r).await?;
-    let (events, next) = state.store.read(move |c| change::history_page(c, r.as_str(), after, limit)).await?;
+    let viewer = p.scoped_supplier()?.map(str::to_string);
+    let (events, next) = state.store.read(move |c| change::history_page(c, r.as_str(), viewer.as_deref(), after, limit)).await?;
     let items: Vec<_> = events
         .into_iter()
         .map(|e| json!({ "id": e.event_id, "type": e.kind, "source": e.source, "time": rfc3339(&e.occurred_at), "correlation_id": e.correlation_id, "data": e.data }))

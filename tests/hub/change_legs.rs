@@ -228,6 +228,22 @@ async fn a_change_over_three_systems_is_approved_scheduled_and_implemented_in_ea
     h.move_to(&r, "closed").await;
     // Each supplier's change is closed in its own tool.
     e.wait_native(&r, ChangeStatus::Closed).await;
+
+    // A supplier reads its own leg whole, and of the others only how far they got.
+    let all = h.get(&format!("/api/v1/changes/{r}/history")).await;
+    let kinds = |h: &Value, s: &str| -> Vec<String> {
+        h["events"].as_array().unwrap().iter().filter(|e| e["data"]["supplier"] == s).map(|e| e["type"].as_str().unwrap().to_string()).collect()
+    };
+    assert!(kinds(&all, HOSTING).contains(&"change.leg_refused".to_string()), "{all}");
+    let theirs: Value = h.hub.get_as(&format!("/api/v1/changes/{r}/history"), &h.apps).await.json().await.unwrap();
+    for s in [SUPPLIER, HOSTING] {
+        let seen = kinds(&theirs, s);
+        assert!(!seen.is_empty() && seen.iter().all(|k| k == "change.leg_opened" || k == "change.leg_updated"), "{s}: {seen:?}");
+    }
+    assert!(kinds(&theirs, APPS).contains(&"change.leg_linked".to_string()));
+    let doc: Value = h.hub.get_as(&format!("/api/v1/changes/{r}"), &h.apps).await.json().await.unwrap();
+    assert!(leg_of(&doc, SUPPLIER).unwrap().get("native_number").is_none(), "{doc}");
+    assert!(leg_of(&doc, APPS).unwrap()["native_number"].is_string(), "{doc}");
     e.h.hub.finish().await;
 }
 

@@ -523,7 +523,10 @@ pub fn file(conn: &mut PgConnection, rules: &Rules<'_>, reference: &str, viewer:
     let approvals = approvals_of(conn, row.id)?;
     let conflicts = conflicts_of(conn, row.id)?;
     let (approval, missing) = approval_word(rules, &row, &legs, &approvals, &conflicts)?;
-    let events = change_events::table.filter(change_events::change_id.eq(row.id)).order(change_events::id).limit(FILE_EVENTS).select(ChangeEventRow::as_select()).load(conn)?;
+    let events: Vec<ChangeEventRow> =
+        change_events::table.filter(change_events::change_id.eq(row.id)).order(change_events::id).limit(FILE_EVENTS).select(ChangeEventRow::as_select()).load(conn)?;
+    let events = events.into_iter().filter_map(|e| seen_by(e, viewer)).collect();
+    let legs = legs.into_iter().map(|l| leg_seen_by(l, viewer)).collect();
     Ok(ChangeFile { change: row, approval, missing, legs, approvals, conflicts, events })
 }
 
@@ -1157,7 +1160,37 @@ pub fn add_note(conn: &mut PgConnection, ctx: &Context, rules: &Rules<'_>, refer
 }
 
 /// The change's event log, oldest first, a page at a time.
-pub fn history_page(conn: &mut PgConnection, reference: &str, after: Option<i64>, limit: i64) -> StoreResult<(Vec<ChangeEventRow>, Option<i64>)> {
+/// An event of the change's log as `viewer` (a supplier; `None`: the integrator) may read it: a
+/// supplier reads the change's own events and its own leg's, of another supplier's leg only how
+/// far it got, and no internal note.
+fn seen_by(mut e: ChangeEventRow, viewer: Option<&str>) -> Option<ChangeEventRow> {
+    let Some(me) = viewer else { return Some(e) };
+    if e.kind == "change.note_added" && e.data["visibility"] == Visibility::Internal.as_str() {
+        return None;
+    }
+    let about = e.data.get("supplier").and_then(Value::as_str).map(str::to_string);
+    match about {
+        Some(s) if s != me => match e.kind.as_str() {
+            "change.leg_opened" | "change.leg_updated" => {
+                e.data = json!({ "supplier": s, "from": e.data.get("from"), "to": e.data.get("to") });
+                Some(e)
+            }
+            _ => None,
+        },
+        _ => Some(e),
+    }
+}
+
+/// Another supplier's leg as a supplier may see it: whose it is and how far it got.
+fn leg_seen_by(mut l: ChangeLegRow, viewer: Option<&str>) -> ChangeLegRow {
+    if viewer.is_some_and(|v| v != l.supplier_id) {
+        (l.native_id, l.native_number, l.native_status, l.last_error, l.pushed) = (None, None, None, None, None);
+        (l.native_kept, l.unmapped) = (json!({}), json!({}));
+    }
+    l
+}
+
+pub fn history_page(conn: &mut PgConnection, reference: &str, viewer: Option<&str>, after: Option<i64>, limit: i64) -> StoreResult<(Vec<ChangeEventRow>, Option<i64>)> {
     let row = find_row(conn, reference)?;
     let mut q = change_events::table.filter(change_events::change_id.eq(row.id)).into_boxed();
     if let Some(a) = after {
@@ -1165,5 +1198,5 @@ pub fn history_page(conn: &mut PgConnection, reference: &str, after: Option<i64>
     }
     let rows: Vec<ChangeEventRow> = q.order(change_events::id).limit(limit + 1).select(ChangeEventRow::as_select()).load(conn)?;
     let next = (rows.len() as i64 > limit).then(|| rows[limit as usize - 1].id);
-    Ok((rows.into_iter().take(limit as usize).collect(), next))
+    Ok((rows.into_iter().take(limit as usize).filter_map(|e| seen_by(e, viewer)).collect(), next))
 }

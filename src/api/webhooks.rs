@@ -136,6 +136,14 @@ async fn deliver(req: &HttpRequest, state: &AppState, supplier: &str, body: web:
     let link = state.engine.supplier(supplier).map_err(|_| refused(supplier, "no such supplier is configured"))?;
     let replay_key = verify(&link, req, &bytes, chrono::Utc::now().timestamp())?;
     let doc = parse_json(&bytes)?;
+    if let Some(reference) = change_notified(&link, &doc) {
+        // A change the supplier made in its own tool: its leg's dispatcher reads the change as
+        // it is now, so a repeated or reordered notification changes nothing.
+        let (s, ctx) = (supplier.to_string(), crate::store::record::Context::supplier(supplier, correlation_id(req)));
+        state.store.tx(move |c| crate::store::record::enqueue_dispatch(c, &ctx, &reference, &s, crate::sync::outbound::PULL_FILES)).await?;
+        state.engine.notify();
+        return Ok(Default::default());
+    }
     // A deleted supplier ticket carries no state to apply; the leg keeps what it last knew.
     if let Some(kind) = doc.get("eventType").and_then(|v| v.as_str()).filter(|k| k.ends_with("DeleteEvent")) {
         tracing::warn!(%supplier, event = %kind, "supplier reports a deleted ticket; nothing applied");
@@ -183,6 +191,14 @@ async fn deliver(req: &HttpRequest, state: &AppState, supplier: &str, body: web:
         ));
     }
     Ok(applied)
+}
+
+/// The hub change a notification is about, when it is one of the supplier's change records
+/// (one carrying a hub change reference) and the supplier keeps its change legs in its system.
+fn change_notified(link: &SupplierLink, doc: &serde_json::Value) -> Option<String> {
+    let client = link.client.changes().filter(|_| link.settings.change_records)?;
+    let change = crate::adapters::change::mapping_for(client.change_system())?.read(doc).ok()?;
+    change.reference.map(|r| r.to_string())
 }
 
 #[cfg(test)]

@@ -378,7 +378,7 @@ impl ServiceNowSim {
         let mut rec = st.incidents[i].clone();
         stamp_update(&mut rec, DEFAULT_AGENT, &now);
         st.incidents[i] = rec.clone();
-        st.enqueue_webhook("incident.updated", &rec, &[]);
+        st.enqueue_webhook("incident", "incident.updated", &rec, &[]);
         Ok(row_to_value(&row))
     }
 
@@ -501,7 +501,7 @@ impl State {
             return Ok(rec);
         };
         let event = if index.is_some() { "incident.updated" } else { "incident.created" };
-        self.enqueue_webhook(event, &rec, &new_rows);
+        self.enqueue_webhook("incident", event, &rec, &new_rows);
         Ok(rec)
     }
 
@@ -514,14 +514,18 @@ impl State {
     /// Insert (`sys_id` = None) or update a change request as a form save does: apply the
     /// writable fields (a date the instance cannot read is not stored), run the task rules
     /// (closing or cancelling closes the record, reopening clears that), append journal rows
-    /// and audit. The instance's outbound rule is on `incident` only: no webhook fires.
+    /// and audit; the instance's outbound rule on `change_request` then pushes the record as it
+    /// does an incident.
     fn write_change(&mut self, sys_id: Option<&str>, body: &Map<String, Value>, user: &str) -> Result<Row, SimError> {
         let now = self.now().format(DATE_FMT).to_string();
         let (before, index) = self.open_form(CHANGE_TABLE, sys_id, body, user, &now)?;
         let mut rec = before.clone();
         let notes = apply_form(body, &mut rec, set_change_field);
         apply_change_rules(&before, &mut rec, index.is_none(), user, &now);
-        self.commit_form(CHANGE_TABLE, &before, &mut rec, index, notes, user, &now);
+        if let Some(new_rows) = self.commit_form(CHANGE_TABLE, &before, &mut rec, index, notes, user, &now) {
+            let event = if index.is_some() { "change_request.updated" } else { "change_request.created" };
+            self.enqueue_webhook(CHANGE_TABLE, event, &rec, &new_rows);
+        }
         Ok(rec)
     }
 
@@ -655,14 +659,14 @@ impl State {
             .collect()
     }
 
-    fn enqueue_webhook(&mut self, event: &str, record: &Row, journal: &[Row]) {
+    fn enqueue_webhook(&mut self, table: &str, event: &str, record: &Row, journal: &[Row]) {
         let Some(target) = self.config.webhook.clone() else {
             return;
         };
         let opts = ReadOpts { mode: target.display_value, ..self.inspection_opts() };
         let body = json!({
             "event": event,
-            "record": self.render("incident", record, &opts),
+            "record": self.render(table, record, &opts),
             "journal": journal.iter().map(row_to_value).collect::<Vec<_>>(),
         });
         let (secret, skew) = (target.secret, self.config.clock_skew_secs);

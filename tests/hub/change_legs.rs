@@ -337,3 +337,26 @@ async fn wait_for_doc(h: &ChangeHub, r: &str, cond: impl Fn(&Value) -> bool) -> 
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_change_made_in_servicenow_reaches_the_record_by_its_notification_without_a_sweep() {
+    let e = estate().await;
+    let h = &e.h;
+    let now = Utc::now().trunc_subsecs(0);
+    let (start, end) = (now + Duration::days(2), now + Duration::days(2) + Duration::hours(2));
+    let r = h.raise(normal_change("Core router reload", &["network"], start, end)).await;
+    assert_eq!(h.patch(&r, &h.hub.keys.service_desk, json!({ "status": "assess" })).await.0, StatusCode::OK);
+    h.move_to(&r, "authorize").await;
+    let sn = wait_for("the ServiceNow change in authorisation", || {
+        carrying("servicenow", e.h.hub.sim.changes(), &r).first().filter(|(_, c)| c.status == Some(ChangeStatus::Authorize)).map(|(_, c)| c.legs[0].native_id.clone())
+    })
+    .await;
+    // The supplier approves and plans its part in a narrower window; ServiceNow pushes the record.
+    let (from, to) = (start + Duration::minutes(30), start + Duration::minutes(90));
+    e.h.hub.sim.agent_update_change(&sn, json!({ "approval": "approved", "state": "-2", "start_date": sn_time(from), "end_date": sn_time(to) })).unwrap();
+    let doc = wait_for_doc(h, &r, |d| leg_of(d, SUPPLIER).is_some_and(|l| l["state"] == "ready")).await;
+    let l = leg_of(&doc, SUPPLIER).unwrap();
+    assert_eq!((l["planned_start"].as_str(), l["planned_end"].as_str()), (Some(ts_ms(from).as_str()), Some(ts_ms(to).as_str())), "{l}");
+    assert!(doc["approval"]["decisions"].as_array().unwrap().iter().any(|d| d["by"]["id"] == SUPPLIER && d["decision"] == "approve"), "{}", doc["approval"]);
+    e.h.hub.finish().await;
+}

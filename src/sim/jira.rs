@@ -4,7 +4,10 @@
 //! It owns one service project (`OPS`), its issues and comments, a JSM incident workflow
 //! (statuses with categories, per-workflow transition ids, a resolve screen that requires a
 //! resolution), priorities, resolutions, the JSM Impact/Urgency select fields and a text field
-//! for the hub reference. It reproduces the traps of the real APIs (see
+//! for the hub reference. Issues of type `Change` follow the JSM change workflow instead (Open,
+//! Planning, Awaiting approval, Awaiting implementation, Implementing, Peer review, Completed,
+//! Canceled, Declined; the done ones take a resolution on their screen) and carry the Change
+//! type and Change risk select lists and the Planned start / Planned end date-time pickers. It reproduces the traps of the real APIs (see
 //! `reference/suppliers/jira.md`):
 //! - REST v3 renders descriptions and comments as ADF, REST v2 and every webhook as wiki markup;
 //!   a v3 write of a plain string where ADF is due is refused;
@@ -56,6 +59,11 @@ pub const REFERENCE_FIELD: &str = "customfield_10100";
 pub const IMPACT_FIELD: &str = "customfield_10004";
 pub const URGENCY_FIELD: &str = "customfield_10005";
 const REQUEST_TYPE_FIELD: &str = "customfield_10010";
+/// Change issues' select lists ("Change type", "Change risk") and date-time pickers.
+pub const CHANGE_TYPE_FIELD: &str = "customfield_10035";
+pub const CHANGE_RISK_FIELD: &str = "customfield_10036";
+pub const PLANNED_START_FIELD: &str = "customfield_10037";
+pub const PLANNED_END_FIELD: &str = "customfield_10038";
 const MAX_PAGE: usize = 100;
 
 // ---- Public API ------------------------------------------------------------------------------
@@ -216,6 +224,16 @@ fn default_statuses() -> Vec<StatusDef> {
         ("10015", "Resolved", "done"),
         ("10016", "Closed", "done"),
         ("10017", "Canceled", "done"),
+        // The change workflow.
+        ("10100", "Open", "new"),
+        ("10101", "Planning", "indeterminate"),
+        ("10102", "Awaiting approval", "indeterminate"),
+        ("10103", "Awaiting implementation", "indeterminate"),
+        ("10104", "Implementing", "indeterminate"),
+        ("10105", "Peer review", "indeterminate"),
+        ("10106", "Completed", "done"),
+        ("10107", "Canceled", "done"),
+        ("10108", "Declined", "done"),
     ]
     .into_iter()
     .map(|(id, name, category)| StatusDef { id: id.into(), name: name.into(), category })
@@ -246,11 +264,71 @@ fn default_transitions() -> Vec<TransitionDef> {
     ]
 }
 
+/// The JSM change workflow: a standard change may go from Open straight to Awaiting
+/// implementation; the done statuses take a resolution on their screen.
+fn change_transitions() -> Vec<TransitionDef> {
+    let t = |id: &str, name: &str, to: &str, from: &[&str], has_screen: bool, event: &'static str| TransitionDef {
+        id: id.into(),
+        name: name.into(),
+        to: to.into(),
+        from: from.iter().map(|s| s.to_string()).collect(),
+        has_screen,
+        requires_resolution: has_screen,
+        event,
+    };
+    vec![
+        t("111", "Plan", "10101", &["10100", "10102", "10103", "10108"], false, "issue_generic"),
+        t("121", "Request approval", "10102", &["10100", "10101"], false, "issue_generic"),
+        t("131", "Approve", "10103", &["10100", "10101", "10102"], false, "issue_generic"),
+        t("141", "Decline", "10108", &["10102"], true, "issue_generic"),
+        t("151", "Start implementation", "10104", &["10103"], false, "issue_work_started"),
+        t("161", "Request review", "10105", &["10104"], false, "issue_generic"),
+        t("171", "Complete", "10106", &["10104", "10105"], true, "issue_resolved"),
+        t("181", "Cancel", "10107", &["10100", "10101", "10102", "10103", "10104"], true, "issue_generic"),
+    ]
+}
+
 const PRIORITIES: &[(&str, &str)] = &[("1", "Highest"), ("2", "High"), ("3", "Medium"), ("4", "Low"), ("5", "Lowest")];
-const RESOLUTIONS: &[(&str, &str)] =
-    &[("10000", "Done"), ("10001", "Won't Do"), ("10002", "Duplicate"), ("10003", "Cannot Reproduce"), ("10004", "Declined"), ("10005", "Won't Fix"), ("10006", "Fixed")];
+const RESOLUTIONS: &[(&str, &str)] = &[
+    ("10000", "Done"),
+    ("10001", "Won't Do"),
+    ("10002", "Duplicate"),
+    ("10003", "Cannot Reproduce"),
+    ("10004", "Declined"),
+    ("10005", "Won't Fix"),
+    ("10006", "Fixed"),
+    ("10007", "Completed with issues"),
+    ("10008", "Failed"),
+    ("10009", "Backed out"),
+];
 const IMPACT_OPTIONS: &[(&str, &str)] = &[("10020", "Extensive / Widespread"), ("10021", "Significant / Large"), ("10022", "Moderate / Limited"), ("10023", "Minor / Localized")];
 const URGENCY_OPTIONS: &[(&str, &str)] = &[("10030", "Critical"), ("10031", "High"), ("10032", "Medium"), ("10033", "Low"), ("10034", "Lowest")];
+const CHANGE_TYPE_OPTIONS: &[(&str, &str)] = &[("10050", "Standard"), ("10051", "Normal"), ("10052", "Emergency")];
+const CHANGE_RISK_OPTIONS: &[(&str, &str)] = &[("10060", "Low"), ("10061", "Medium"), ("10062", "High"), ("10063", "Critical")];
+
+/// The issue types of the service project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IssueType {
+    Incident,
+    Change,
+}
+
+impl IssueType {
+    /// (id, name, description, icon)
+    fn describe(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            IssueType::Incident => ("10020", "Incident", "For system outages or incidents.", "incident"),
+            IssueType::Change => ("10021", "Change", "For changes to IT systems and services.", "change"),
+        }
+    }
+
+    fn named(name_or_id: &str) -> Option<IssueType> {
+        [IssueType::Incident, IssueType::Change].into_iter().find(|t| {
+            let (id, name, _, _) = t.describe();
+            id == name_or_id || name.eq_ignore_ascii_case(name_or_id)
+        })
+    }
+}
 
 /// Accounts of the site: (accountId, display name, e-mail when visible, account type).
 fn account(id: &str) -> (String, Option<String>, &'static str) {
@@ -277,6 +355,7 @@ struct Comment {
 struct Issue {
     id: u64,
     key: String,
+    issue_type: IssueType,
     summary: String,
     /// ADF, as Jira stores rich text.
     description: Option<Value>,
@@ -324,6 +403,7 @@ struct State {
     base_url: Option<String>,
     statuses: Vec<StatusDef>,
     transitions: Vec<TransitionDef>,
+    change_transitions: Vec<TransitionDef>,
     issues: Vec<Issue>,
     next_issue: u64,
     next_comment: u64,
@@ -348,6 +428,7 @@ impl JiraSim {
                 base_url: None,
                 statuses: default_statuses(),
                 transitions: default_transitions(),
+                change_transitions: change_transitions(),
                 issues: Vec::new(),
                 next_issue: 10_001,
                 next_comment: 20_001,
@@ -371,6 +452,10 @@ impl JiraSim {
                 .route("/sim/issues/{key}/transition", web::post().to(sim_transition))
                 .route("/sim/issues/{key}/comment", web::post().to(sim_comment))
                 .route("/sim/issues/{key}/edit", web::post().to(sim_edit))
+                .route("/sim/changes", web::get().to(sim_changes))
+                .route("/sim/changes/{key}/transition", web::post().to(sim_change_transition))
+                .route("/sim/changes/{key}/comment", web::post().to(sim_comment))
+                .route("/sim/changes/{key}/edit", web::post().to(sim_change_edit))
                 .route("/sim/faults", web::post().to(sim_faults))
                 .route("/sim/requests", web::get().to(sim_requests))
                 .route("/rest/{tail:.*}", web::route().to(rest_api));
@@ -410,10 +495,55 @@ impl JiraSim {
         self.lock().log.clone()
     }
 
-    /// All issues as REST v3 renders them, in creation order.
+    /// All incident issues (every issue but changes) as REST v3 renders them, in creation order.
     pub fn issues(&self) -> Vec<Value> {
         let st = self.lock();
-        st.issues.iter().map(|i| st.render_issue(i, 3, None)).collect()
+        st.issues.iter().filter(|i| i.issue_type != IssueType::Change).map(|i| st.render_issue(i, 3, None)).collect()
+    }
+
+    /// All change issues as `GET /rest/api/3/issue` renders them, in creation order.
+    pub fn changes(&self) -> Vec<Value> {
+        let st = self.lock();
+        st.issues.iter().filter(|i| i.issue_type == IssueType::Change).map(|i| st.render_issue(i, 3, None)).collect()
+    }
+
+    /// The supplier's change manager moves a change (by id or key) to the status named
+    /// `to_status` through the workflow transition reaching it, choosing the usual resolution
+    /// on a done status's screen (`Done`, `Won't Do` for Canceled, `Declined`). Returns the issue.
+    pub fn agent_transition_change(&self, key: &str, to_status: &str) -> Result<Value, SimError> {
+        let resolution = match to_status.to_ascii_lowercase().as_str() {
+            "completed" => Some("Done"),
+            "canceled" | "cancelled" => Some("Won't Do"),
+            "declined" => Some("Declined"),
+            _ => None,
+        };
+        self.agent_resolve_change(key, to_status, resolution)
+    }
+
+    /// As [`JiraSim::agent_transition_change`], with the resolution chosen on the screen.
+    pub fn agent_resolve_change(&self, key: &str, to_status: &str, resolution: Option<&str>) -> Result<Value, SimError> {
+        let mut st = self.lock();
+        let i = st.find_change(key)?;
+        let to = st.statuses.iter().filter(|s| s.name.eq_ignore_ascii_case(to_status)).map(|s| s.id.clone()).collect::<Vec<_>>();
+        let t = st
+            .available(&st.issues[i])
+            .into_iter()
+            .find(|t| to.contains(&t.to))
+            .map(|t| (t.id.clone(), t.has_screen))
+            .ok_or_else(|| SimError::message(format!("No transition reaches '{to_status}' from this status")))?;
+        let fields = resolution.filter(|_| t.1).map(|r| json!({"resolution": {"name": r}}));
+        st.transition(i, &t.0, fields.as_ref().and_then(Value::as_object), None, AGENT_ACCOUNT)?;
+        Ok(st.render_issue(&st.issues[i], 3, None))
+    }
+
+    /// The change manager edits a change's fields, given as REST v2 takes them (`description`
+    /// as wiki text, selects as `{"value"}`, date-times as `2030-05-20T22:00:00.000+0000`).
+    pub fn agent_edit_change(&self, key: &str, fields: Value) -> Result<Value, SimError> {
+        let Value::Object(fields) = fields else { return Err(SimError::message("expected a JSON object of fields")) };
+        let mut st = self.lock();
+        let i = st.find_change(key)?;
+        st.edit(i, &fields, None, 2, AGENT_ACCOUNT)?;
+        Ok(st.render_issue(&st.issues[i], 3, None))
     }
 
     /// One issue (by id or key) as REST v3 renders it.
@@ -635,6 +765,10 @@ impl State {
         self.issues.iter().position(|i| i.id.to_string() == id_or_key || i.key.eq_ignore_ascii_case(id_or_key))
     }
 
+    fn find_change(&self, id_or_key: &str) -> Result<usize, SimError> {
+        self.find(id_or_key).filter(|i| self.issues[*i].issue_type == IssueType::Change).ok_or(SimError::NotFound)
+    }
+
     fn status_def(&self, id: &str) -> Option<&StatusDef> {
         self.statuses.iter().find(|s| s.id == id)
     }
@@ -728,10 +862,11 @@ impl State {
         f.insert("duedate".into(), Value::Null);
         f.insert("environment".into(), Value::Null);
         f.insert("labels".into(), json!(issue.labels));
+        let (type_id, type_name, type_description, icon) = issue.issue_type.describe();
         f.insert(
             "issuetype".into(),
-            json!({"self": format!("{base}/rest/api/{v}/issuetype/10020"), "id": "10020", "description": "For system outages or incidents.",
-                   "iconUrl": format!("{base}/images/icons/issuetypes/incident.svg"), "name": "Incident", "subtask": false, "avatarId": 10300, "hierarchyLevel": 0}),
+            json!({"self": format!("{base}/rest/api/{v}/issuetype/{type_id}"), "id": type_id, "description": type_description,
+                   "iconUrl": format!("{base}/images/icons/issuetypes/{icon}.svg"), "name": type_name, "subtask": false, "avatarId": 10300, "hierarchyLevel": 0}),
         );
         f.insert(
             "project".into(),
@@ -740,6 +875,16 @@ impl State {
         );
         for id in [REFERENCE_FIELD, IMPACT_FIELD, URGENCY_FIELD] {
             f.insert(id.into(), issue.custom.get(id).cloned().unwrap_or(Value::Null));
+        }
+        if issue.issue_type == IssueType::Change {
+            for id in [CHANGE_TYPE_FIELD, CHANGE_RISK_FIELD] {
+                f.insert(id.into(), issue.custom.get(id).cloned().unwrap_or(Value::Null));
+            }
+            // Date-times are stored in UTC and rendered in the user's zone, as Jira does.
+            for id in [PLANNED_START_FIELD, PLANNED_END_FIELD] {
+                let t = issue.custom.get(id).and_then(Value::as_str).and_then(parse_date_time);
+                f.insert(id.into(), t.map(|t| json!(self.time(&t))).unwrap_or(Value::Null));
+            }
         }
         let request_type = issue.request_type.as_ref().map(|rt| {
             let status = self.status_def(&issue.status);
@@ -1003,8 +1148,34 @@ impl State {
                 };
                 Ok(Some(c))
             }
-            IMPACT_FIELD | URGENCY_FIELD => {
-                let (options, label) = if name == IMPACT_FIELD { (IMPACT_OPTIONS, "Impact") } else { (URGENCY_OPTIONS, "Urgency") };
+            CHANGE_TYPE_FIELD | CHANGE_RISK_FIELD | PLANNED_START_FIELD | PLANNED_END_FIELD if issue.issue_type != IssueType::Change => Err(cannot_set(name)),
+            PLANNED_START_FIELD | PLANNED_END_FIELD => {
+                let new = match value {
+                    Value::Null => None,
+                    Value::String(s) if s.trim().is_empty() => None,
+                    Value::String(s) => Some(parse_date_time(s).ok_or(format!("Date value '{s}' is invalid. Expected format: yyyy-MM-dd'T'HH:mm:ss.SSSZ"))?),
+                    _ => return Err("Operation value must be a string".into()),
+                };
+                let old = issue.custom.get(name).and_then(Value::as_str).and_then(parse_date_time);
+                if new == old {
+                    return Ok(None);
+                }
+                let label = if name == PLANNED_START_FIELD { "Planned start" } else { "Planned end" };
+                let shown = |t: Option<DateTime<Utc>>| t.map(|t| self.time(&t));
+                let c = change(label, "custom", name, (shown(old), shown(old)), (shown(new), shown(new)));
+                match new {
+                    Some(t) => issue.custom.insert(name.into(), json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))),
+                    None => issue.custom.remove(name),
+                };
+                Ok(Some(c))
+            }
+            IMPACT_FIELD | URGENCY_FIELD | CHANGE_TYPE_FIELD | CHANGE_RISK_FIELD => {
+                let (options, label) = match name {
+                    IMPACT_FIELD => (IMPACT_OPTIONS, "Impact"),
+                    URGENCY_FIELD => (URGENCY_OPTIONS, "Urgency"),
+                    CHANGE_TYPE_FIELD => (CHANGE_TYPE_OPTIONS, "Change type"),
+                    _ => (CHANGE_RISK_OPTIONS, "Change risk"),
+                };
                 let new = match value {
                     Value::Null => None,
                     _ => {
@@ -1030,14 +1201,17 @@ impl State {
     /// Creates an issue; `request_type` for one raised through the JSM request API.
     fn create(&mut self, fields: &Map<String, Value>, v: u8, actor: &str, request_type: Option<String>) -> Result<usize, SimError> {
         let mut errors = BTreeMap::new();
+        let mut issue_type = IssueType::Incident;
         if request_type.is_none() {
             let project = fields.get("project").and_then(|p| pick(p, &["key", "id"]));
             if !project.is_some_and(|p| p == self.config.project_key || p == "10000") {
                 errors.insert("project".into(), "Specify a valid project ID or key".into());
             }
-            let issuetype = fields.get("issuetype").and_then(|t| pick(t, &["name", "id"]));
-            if !issuetype.is_some_and(|t| t == "Incident" || t == "10020") {
-                errors.insert("issuetype".into(), "Specify an issue type".into());
+            match fields.get("issuetype").and_then(|t| pick(t, &["name", "id"])).and_then(IssueType::named) {
+                Some(t) => issue_type = t,
+                None => {
+                    errors.insert("issuetype".into(), "Specify an issue type".into());
+                }
             }
         }
         if !fields.contains_key("summary") {
@@ -1048,9 +1222,10 @@ impl State {
         let mut issue = Issue {
             id,
             key: format!("{}-{}", self.config.project_key, id - 10_000),
+            issue_type,
             summary: String::new(),
             description: None,
-            status: "10010".into(),
+            status: if issue_type == IssueType::Change { "10100".into() } else { "10010".into() },
             resolution: None,
             resolution_date: None,
             priority: Some("3".into()),
@@ -1145,7 +1320,8 @@ impl State {
 
     /// The transitions available from the issue's current status.
     fn available(&self, issue: &Issue) -> Vec<&TransitionDef> {
-        self.transitions.iter().filter(|t| if t.from.is_empty() { t.to != issue.status } else { t.from.contains(&issue.status) }).collect()
+        let workflow = if issue.issue_type == IssueType::Change { &self.change_transitions } else { &self.transitions };
+        workflow.iter().filter(|t| if t.from.is_empty() { t.to != issue.status } else { t.from.contains(&issue.status) }).collect()
     }
 
     fn transition(&mut self, i: usize, tid: &str, fields: Option<&Map<String, Value>>, update: Option<&Map<String, Value>>, actor: &str) -> Result<(), SimError> {
@@ -1368,12 +1544,16 @@ struct Jql {
     order: Order,
 }
 
-const JQL_FIELDS: &[&str] = &["project", "labels", "updated", "created", "key", "issue", "id", "status", "cf[10100]", REFERENCE_FIELD];
+const JQL_FIELDS: &[&str] = &["project", "labels", "updated", "created", "key", "issue", "id", "status", "issuetype", "type", "cf[10100]", REFERENCE_FIELD];
 
 fn jql_field(word: &str) -> Result<String, String> {
     let w = word.to_ascii_lowercase();
     if JQL_FIELDS.contains(&w.as_str()) {
-        Ok(if w == REFERENCE_FIELD { "cf[10100]".into() } else { w })
+        Ok(match w.as_str() {
+            REFERENCE_FIELD => "cf[10100]".into(),
+            "type" => "issuetype".into(),
+            _ => w,
+        })
     } else {
         Err(format!("Field '{word}' does not exist or you do not have permission to view it."))
     }
@@ -1513,6 +1693,14 @@ impl State {
                     m
                 }
             }
+            "issuetype" => {
+                let m = any(&|v| IssueType::named(v) == Some(issue.issue_type));
+                if c.op.starts_with('!') || c.op.starts_with("not") {
+                    !m
+                } else {
+                    m
+                }
+            }
             "status" => {
                 let name = self.status_def(&issue.status).map(|s| s.name.clone()).unwrap_or_default();
                 let m = any(&|v| v == issue.status || v.eq_ignore_ascii_case(&name));
@@ -1601,6 +1789,17 @@ impl State {
         }
         Ok((hits, order))
     }
+}
+
+/// A date-time as Jira's pickers take it: `2030-05-20T22:00:00.000+0000`, with or without the
+/// colon or the milliseconds, or `Z`.
+fn parse_date_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z"]
+        .iter()
+        .find_map(|f| DateTime::parse_from_str(s, f).ok())
+        .or_else(|| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn encode_token(key: &[i64]) -> String {
@@ -1955,6 +2154,27 @@ async fn sim_issues(sim: web::Data<JiraSim>) -> HttpResponse {
     HttpResponse::Ok().json(sim.issues())
 }
 
+async fn sim_changes(sim: web::Data<JiraSim>) -> HttpResponse {
+    HttpResponse::Ok().json(sim.changes())
+}
+
+#[derive(Deserialize)]
+struct ChangeTransitionControl {
+    to: String,
+    resolution: Option<String>,
+}
+
+async fn sim_change_transition(sim: web::Data<JiraSim>, path: web::Path<String>, body: web::Json<ChangeTransitionControl>) -> HttpResponse {
+    match &body.resolution {
+        Some(r) => sim_result(sim.agent_resolve_change(&path, &body.to, Some(r))),
+        None => sim_result(sim.agent_transition_change(&path, &body.to)),
+    }
+}
+
+async fn sim_change_edit(sim: web::Data<JiraSim>, path: web::Path<String>, body: web::Json<Value>) -> HttpResponse {
+    sim_result(sim.agent_edit_change(&path, body.into_inner()))
+}
+
 async fn sim_requests(sim: web::Data<JiraSim>) -> HttpResponse {
     HttpResponse::Ok().json(sim.request_log())
 }
@@ -2093,6 +2313,50 @@ mod tests {
 
     fn hdr<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
         h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    #[actix_web::test]
+    async fn change_issues_have_their_own_workflow_fields_and_jql() {
+        let api = Api::start();
+        let incident = api.create("Mail is down", "Nobody gets mail").await;
+        let change = json!({"fields": {"project": {"key": "OPS"}, "issuetype": {"name": "Change"}, "summary": "Patch the mail relay",
+            "labels": ["siam-hub-change", "siam-CHG-000001"], REFERENCE_FIELD: "CHG-000001", CHANGE_TYPE_FIELD: {"value": "Normal"},
+            CHANGE_RISK_FIELD: {"value": "High"}, PLANNED_START_FIELD: "2030-05-20T22:00:00.000+0000", PLANNED_END_FIELD: "2030-05-21T02:00:00Z"}});
+        let (status, _, body) = api.call("POST", "/rest/api/3/issue", Some(change)).await;
+        assert_eq!(status, 201, "{body}");
+        let key = body["key"].as_str().expect("key").to_string();
+        let (_, _, issue) = api.call("GET", &format!("/rest/api/3/issue/{key}"), None).await;
+        let f = &issue["fields"];
+        assert_eq!((f["issuetype"]["name"].as_str(), f["status"]["name"].as_str()), (Some("Change"), Some("Open")));
+        assert_eq!(f[CHANGE_RISK_FIELD]["value"], "High");
+        // Date-times are rendered in the user's zone (Los Angeles, -0700 in May).
+        assert_eq!(f[PLANNED_START_FIELD], "2030-05-20T15:00:00.000-0700");
+        assert_eq!(f[PLANNED_END_FIELD], "2030-05-20T19:00:00.000-0700");
+        // Change fields are not on the incident screens.
+        let (status, _, body) = api.call("PUT", &format!("/rest/api/3/issue/{incident}"), Some(json!({"fields": {CHANGE_RISK_FIELD: {"value": "Low"}}}))).await;
+        assert_eq!(status, 400, "{body}");
+        let (status, _, body) = api.call("PUT", &format!("/rest/api/3/issue/{key}"), Some(json!({"fields": {PLANNED_END_FIELD: "soon"}}))).await;
+        assert_eq!(status, 400, "{body}");
+        // The change workflow's transitions, by target status.
+        let (_, _, listed) = api.call("GET", &format!("/rest/api/3/issue/{key}/transitions"), None).await;
+        let targets: Vec<&str> = listed["transitions"].as_array().into_iter().flatten().filter_map(|t| t["to"]["name"].as_str()).collect();
+        assert_eq!(targets, ["Planning", "Awaiting approval", "Awaiting implementation", "Canceled"]);
+        let (_, _, found) =
+            api.call("POST", "/rest/api/3/search/jql", Some(json!({"jql": "project = OPS AND issuetype = Change AND labels = \"siam-CHG-000001\"", "fields": ["status"]}))).await;
+        let ids: Vec<&str> = found["issues"].as_array().into_iter().flatten().filter_map(|i| i["key"].as_str()).collect();
+        assert_eq!(ids, [key.as_str()]);
+        let (_, _, found) = api.call("GET", "/rest/api/3/search/jql?jql=type%20!%3D%20Change", None).await;
+        assert_eq!(found["issues"].as_array().map(Vec::len), Some(1));
+        // The change manager's own moves; a done status takes its resolution.
+        api.sim.agent_transition_change(&key, "Awaiting implementation").expect("approved");
+        api.sim.agent_transition_change(&key, "Implementing").expect("started");
+        let done = api.sim.agent_transition_change(&key, "Completed").expect("completed");
+        assert_eq!((done["fields"]["status"]["name"].as_str(), done["fields"]["resolution"]["name"].as_str()), (Some("Completed"), Some("Done")));
+        assert!(api.sim.agent_transition_change(&incident, "Implementing").is_err(), "an incident is not a change");
+        assert!(api.sim.agent_edit_change(&key, json!({CHANGE_TYPE_FIELD: {"value": "Sometimes"}})).is_err());
+        assert_eq!((api.sim.changes().len(), api.sim.issues().len()), (1, 1));
+        let listed: Value = reqwest::get(format!("{}/sim/changes", api.base)).await.expect("sim").json().await.expect("json");
+        assert_eq!(listed[0]["key"], key.as_str());
     }
 
     #[actix_web::test]

@@ -34,14 +34,14 @@ fn planning_rank(state: LegState) -> u8 {
 /// The stage the hub writes to the supplier's change, if any.
 fn stage_to_write(status: ChangeStatus, leg: LegState) -> Option<ChangeStatus> {
     match status {
-        ChangeStatus::Assess | ChangeStatus::Authorize | ChangeStatus::Scheduled => {
-            let rank = match status {
-                ChangeStatus::Assess => 0,
-                ChangeStatus::Authorize => 1,
-                _ => 2,
-            };
+        ChangeStatus::Assess | ChangeStatus::Authorize => {
+            let rank = if status == ChangeStatus::Assess { 0 } else { 1 };
             (!leg.is_final() && leg != LegState::InProgress && rank >= planning_rank(leg)).then_some(status)
         }
+        // Several systems read their scheduled stage as approved (Remedy's Scheduled, JSM's
+        // Awaiting implementation): the hub's schedule reaches a leg only once the supplier
+        // approved its part, never approving it in the supplier's name.
+        ChangeStatus::Scheduled => (leg == LegState::Ready).then_some(status),
         ChangeStatus::Cancelled | ChangeStatus::Rejected if !leg.is_final() || leg == LegState::Cancelled => Some(ChangeStatus::Cancelled),
         ChangeStatus::Closed if leg.is_final() && leg != LegState::Cancelled => Some(ChangeStatus::Closed),
         _ => None,
@@ -209,6 +209,8 @@ mod tests {
         // The supplier already scheduled its part: authorising the change does not undo that.
         assert_eq!(stage_to_write(C::Authorize, L::Scheduled), None);
         assert_eq!(stage_to_write(C::Scheduled, L::Ready), Some(C::Scheduled));
+        // Scheduling the change does not approve a leg its supplier has not approved.
+        assert_eq!(stage_to_write(C::Scheduled, L::Scheduled), None);
         // Implementation is the supplier's to report.
         assert_eq!(stage_to_write(C::Implement, L::Ready), None);
         assert_eq!(stage_to_write(C::Review, L::Succeeded), None);

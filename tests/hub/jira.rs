@@ -610,3 +610,56 @@ async fn work_started_before_the_new_issue_is_read_back_is_applied_not_reverted(
     assert_eq!(h.sim.issue(&id).unwrap()["fields"]["status"]["name"], "Work in progress", "the hub moved the issue back: {:#?}", h.writes());
     h.finish().await;
 }
+
+/// A change whose service a JSM supplier runs becomes a change request in Jira; the supplier's
+/// approval, its start and its completion there reach the record by Jira's notifications.
+#[tokio::test]
+async fn a_change_becomes_a_jsm_change_request_and_its_progress_in_jira_reaches_the_record() {
+    use crate::changes::{normal_change, ChangeHub};
+    use chrono::{Duration as Days, SubsecRound, Utc};
+    use siam_hub::domain::change::ChangeStatus;
+    let j = JiraHub::spawn().await;
+    let (cm, apps) = (j.hub.key("change_manager", None).await, j.hub.key("supplier", Some(JIRA)).await);
+    let (network, sim) = (j.hub.keys.supplier.clone(), j.sim);
+    let h = ChangeHub { hub: j.hub, cm, network, apps: apps.clone(), payroll: apps };
+    let now = Utc::now().trunc_subsecs(0);
+    let r = h.raise(normal_change("Mail gateway upgrade", &["email"], now - Days::minutes(5), now + Days::hours(2))).await;
+    assert_eq!(h.patch(&r, &h.hub.keys.service_desk, json!({ "status": "assess" })).await.0, StatusCode::OK);
+    h.move_to(&r, "authorize").await;
+    let mapping = siam_hub::adapters::change::mapping_for("jira").unwrap();
+    let ours = |status: ChangeStatus| {
+        let found: Vec<Value> = sim.changes().into_iter().filter(|c| mapping.read(c).is_ok_and(|x| x.reference.as_ref().map(|x| x.to_string()) == Some(r.clone()))).collect();
+        (found.len() == 1 && mapping.read(&found[0]).is_ok_and(|c| c.status == Some(status))).then(|| found[0]["key"].as_str().unwrap().to_string())
+    };
+    let key = wait_for("the JSM change awaiting approval", || ours(ChangeStatus::Authorize)).await;
+    assert_eq!(h.decide(&r, &h.cm, "approve", "CAB: go").await.0, StatusCode::CREATED);
+    // The supplier's change manager approves in Jira.
+    sim.agent_transition_change(&key, "Awaiting implementation").unwrap();
+    let leg_state = |doc: &Value| doc["legs"].as_array().unwrap().iter().find(|l| l["supplier"] == JIRA).map(|l| l["state"].as_str().unwrap_or("").to_string());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let wait_leg = |want: &'static str| {
+        let h = &h;
+        let r = r.clone();
+        async move {
+            loop {
+                let doc = h.get(&format!("/api/v1/changes/{r}")).await;
+                if leg_state(&doc).as_deref() == Some(want) {
+                    return doc;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "the JSM leg never got {want}: {}", doc["legs"]);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let doc = wait_leg("ready").await;
+    assert!(doc["approval"]["decisions"].as_array().unwrap().iter().any(|d| d["by"]["id"] == JIRA), "{}", doc["approval"]);
+    h.move_to(&r, "scheduled").await;
+    h.move_to(&r, "implement").await;
+    sim.agent_transition_change(&key, "Implementing").unwrap();
+    wait_leg("in_progress").await;
+    sim.agent_resolve_change(&key, "Completed", Some("Done")).unwrap();
+    wait_leg("succeeded").await;
+    assert_eq!(h.move_to(&r, "review").await["outcome"], "successful");
+    h.move_to(&r, "closed").await;
+    h.hub.finish().await;
+}

@@ -5,6 +5,7 @@
 
 use super::mapping::{self, field, JiraConfig};
 use super::text::{text_to_adf, text_to_wiki};
+use crate::adapters::change::ChangeClient;
 use crate::adapters::http::{status_error, transport_error, SupplierHttp};
 use crate::adapters::{Client, NativeAttachment, OutgoingFile, SupplierError};
 use crate::config::{JiraCreate, JiraSettings};
@@ -34,11 +35,11 @@ struct Cursor {
 }
 
 pub struct JiraClient {
-    http: SupplierHttp,
-    base: String,
+    pub(super) http: SupplierHttp,
+    pub(super) base: String,
     user: String,
     token: SecretString,
-    cfg: Arc<JiraConfig>,
+    pub(super) cfg: Arc<JiraConfig>,
     settings: JiraSettings,
     tz: chrono_tz::Tz,
     cursor: Mutex<Option<Cursor>>,
@@ -52,7 +53,7 @@ impl JiraClient {
     }
 
     /// One request, one attempt; 204 answers `Value::Null`.
-    async fn send_once(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
+    pub(super) async fn send_once(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.client.request(method, &url).basic_auth(&self.user, Some(self.token.expose_secret())).header("Accept", "application/json").query(query);
         if let Some(b) = body {
@@ -72,7 +73,7 @@ impl JiraClient {
     }
 
     /// A request whose repetition is harmless (reads, edits), with retries.
-    async fn call(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
+    pub(super) async fn call(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
         self.http.retrying(what, || self.send_once(what, method.clone(), path, query, body)).await
     }
 
@@ -109,7 +110,7 @@ impl JiraClient {
     }
 
     /// A JQL string literal.
-    fn quote(s: &str) -> String {
+    pub(super) fn quote(s: &str) -> String {
         format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
     }
 
@@ -260,7 +261,7 @@ impl JiraClient {
 }
 
 /// A path segment: ids and keys are plain, but nothing the hub did not build goes in raw.
-fn segment(s: &str) -> String {
+pub(super) fn segment(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -391,6 +392,10 @@ impl Client for JiraClient {
             }
         }
         Ok(json!({ "comments": all }))
+    }
+
+    fn changes(&self) -> Option<&dyn ChangeClient> {
+        Some(self)
     }
 
     fn ticket_url(&self, native_id: &str) -> String {

@@ -3,6 +3,7 @@
 //! and from the canonical model, and the API client (transitions, JQL cursor search, JSM
 //! internal comments).
 
+pub mod change_client;
 pub mod client;
 pub mod mapping;
 pub mod text;

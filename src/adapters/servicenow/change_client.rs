@@ -189,18 +189,8 @@ mod tests {
         DateTime::parse_from_rfc3339(s).expect("instant").with_timezone(&Utc)
     }
 
-    /// A scheduled, approved normal change with a window.
     fn change() -> Change {
-        let mut c = Change::blank();
-        c.reference = Some(REF.parse().expect("reference"));
-        c.title = "Replace the core switch in DC2".into();
-        c.description = "Swap the failing line card; traffic moves to DC1 meanwhile.".into();
-        c.change_type = Some(ChangeType::Normal);
-        c.status = Some(ChangeStatus::Scheduled);
-        c.approval = Some(Approval::Approved);
-        c.planned_start = Some(at("2030-05-20T22:00:00Z"));
-        c.planned_end = Some(at("2030-05-21T02:00:00Z"));
-        c
+        crate::adapters::change::scheduled_change(REF)
     }
 
     fn body(c: &Change) -> Value {

@@ -1140,6 +1140,24 @@ impl State {
         });
     }
 
+    /// The filter on the change form pushes a saved change as the incident one does.
+    fn notify_change(&mut self, change: &Row) {
+        let Some(target) = self.config.webhook.clone() else { return };
+        let id = text(change, "Request ID");
+        let body = json!({
+            "event": "modify",
+            "form": CHANGE_INTERFACE,
+            "entry": {"values": row_value(change), "_links": {"self": [{"href": self.entry_href(CHANGE_INTERFACE, &id)}]}},
+        });
+        self.outbox.push(Notification {
+            id: uuid::Uuid::new_v4().to_string(),
+            url: target.url,
+            body: body.to_string(),
+            basic_auth: Some((target.username, target.password)),
+            headers: Arc::new(|n: &Notification, _| vec![("X-Siam-Delivery".into(), n.id.clone())]),
+        });
+    }
+
     fn take_fault(&mut self, method: &str, form: &str) -> Option<Fault> {
         let i = self.faults.iter().position(|(t, _)| t.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && t.form.as_deref().is_none_or(|f| f == form));
         i.and_then(|i| self.faults.remove(i)).map(|(_, f)| f).or_else(|| self.chance.draw())
@@ -1350,6 +1368,7 @@ impl State {
             rec.insert("Last Modified Date".into(), json!(now));
             rec.insert("Last Modified By".into(), json!(user));
             self.changes[i] = rec.clone();
+            self.notify_change(&rec);
         }
         Ok(rec)
     }

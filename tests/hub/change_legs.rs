@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use siam_hub::adapters::change::mapping_for;
 use siam_hub::config::{RoutingRule, SecretRef, Settings};
 use siam_hub::domain::change::{Change, ChangeStatus};
-use siam_hub::sim::remedy::{RemedySim, SimConfig as RemedyConfig};
+use siam_hub::sim::remedy::{RemedySim, SimConfig as RemedyConfig, WebhookTarget as RemedyHook};
 use siam_hub::sim::servicenow::Fault;
 use siam_hub::sim::tmf621::{SimConfig as TmfConfig, Tmf621Sim};
 
@@ -52,6 +52,7 @@ async fn estate() -> Estate {
         system = "remedy"
         base_url = "{rurl}"
         username = "{SIM_USER}"
+        webhook_auth = "basic"
         poll_interval_secs = 0
         timeout_secs = 2
         rate_per_sec = 50
@@ -77,10 +78,12 @@ async fn estate() -> Estate {
     .unwrap();
     let mut suppliers = std::mem::take(&mut extra.suppliers);
     suppliers[0].password = Some(SecretRef::Value(SecretString::from("remedy-password".to_string())));
+    suppliers[0].webhook_secret = Some(SecretRef::Value(SecretString::from("remedy-webhook-secret-01".to_string())));
     suppliers[1].password = Some(SecretRef::Value(SecretString::from(SIM_PASSWORD.to_string())));
     suppliers[1].webhook_secret = Some(SecretRef::Value(SecretString::from("tmf-listener-secret-01".to_string())));
     let rules = [("hosting", HOSTING), ("apps", APPS)].map(|(s, id)| RoutingRule { service: Some(s.into()), ci: None, category: None, supplier: id.into() }).to_vec();
     let hub = TestHub::spawn_with_suppliers(Options { extra_toml: CAB.into(), ..Options::default() }, suppliers, rules).await;
+    remedy.set_webhook(Some(RemedyHook { url: hub.url(&format!("/webhooks/{HOSTING}")), username: HOSTING.into(), password: "remedy-webhook-secret-01".into() }));
     let cm = hub.key("change_manager", None).await;
     let network = hub.keys.supplier.clone();
     let hosting = hub.key("supplier", Some(HOSTING)).await;
@@ -358,5 +361,28 @@ async fn a_change_made_in_servicenow_reaches_the_record_by_its_notification_with
     let l = leg_of(&doc, SUPPLIER).unwrap();
     assert_eq!((l["planned_start"].as_str(), l["planned_end"].as_str()), (Some(ts_ms(from).as_str()), Some(ts_ms(to).as_str())), "{l}");
     assert!(doc["approval"]["decisions"].as_array().unwrap().iter().any(|d| d["by"]["id"] == SUPPLIER && d["decision"] == "approve"), "{}", doc["approval"]);
+    e.h.hub.finish().await;
+}
+
+#[tokio::test]
+async fn a_change_scheduled_in_remedy_reaches_the_record_by_its_notification_without_a_sweep() {
+    let e = estate().await;
+    let h = &e.h;
+    let now = Utc::now().trunc_subsecs(0);
+    let (start, end) = (now + Duration::days(2), now + Duration::days(2) + Duration::hours(4));
+    let r = h.raise(normal_change("Hypervisor patching", &["hosting"], start, end)).await;
+    assert_eq!(h.patch(&r, &h.hub.keys.service_desk, json!({ "status": "assess" })).await.0, StatusCode::OK);
+    h.move_to(&r, "authorize").await;
+    let crq = wait_for("the Remedy change in authorisation", || {
+        carrying("remedy", e.remedy.changes(), &r).first().filter(|(_, c)| c.status == Some(ChangeStatus::Authorize)).map(|(_, c)| c.legs[0].native_id.clone())
+    })
+    .await;
+    // Hosting's approvals pass in Remedy and it plans its part in the second hour.
+    let (from, to) = (start + Duration::hours(1), start + Duration::hours(2));
+    e.remedy.agent_update_change(&crq, json!({ "Change Request Status": "Scheduled", "Scheduled Start Date": remedy_time(from), "Scheduled End Date": remedy_time(to) })).unwrap();
+    let doc = wait_for_doc(h, &r, |d| leg_of(d, HOSTING).is_some_and(|l| l["state"] == "ready")).await;
+    let l = leg_of(&doc, HOSTING).unwrap();
+    assert_eq!((l["planned_start"].as_str(), l["planned_end"].as_str()), (Some(ts_ms(from).as_str()), Some(ts_ms(to).as_str())), "{l}");
+    assert!(doc["approval"]["decisions"].as_array().unwrap().iter().any(|d| d["by"]["id"] == HOSTING && d["decision"] == "approve"), "{}", doc["approval"]);
     e.h.hub.finish().await;
 }

@@ -169,7 +169,8 @@ fn values(payload: &Value) -> Result<&Map<String, Value>, MapError> {
         Some(Value::Array(list)) if list.len() == 1 => &list[0],
         Some(Value::Array(list)) => return Err(MapError(format!("the query answer holds {} entries; map one change at a time", list.len()))),
         Some(_) => return Err(MapError("`entries` must be a list of entries".into())),
-        None => payload,
+        // A notification carries the entry under `entry`.
+        None => obj.get("entry").unwrap_or(payload),
     };
     match entry.get("values") {
         Some(Value::Object(v)) => Ok(v),

@@ -1131,6 +1131,11 @@ impl State {
             "entry": {"values": row_value(&self.interface_row(incident)), "_links": {"self": [{"href": self.entry_href(INTERFACE, &id)}]}},
             "worklogs": worklogs.iter().map(|w| json!({"values": row_value(w)})).collect::<Vec<_>>(),
         });
+        self.push_notification(target, &body);
+    }
+
+    /// Queues one notification to the hub, with the filter's basic credentials.
+    fn push_notification(&mut self, target: WebhookTarget, body: &Value) {
         self.outbox.push(Notification {
             id: uuid::Uuid::new_v4().to_string(),
             url: target.url,
@@ -1149,13 +1154,7 @@ impl State {
             "form": CHANGE_INTERFACE,
             "entry": {"values": row_value(change), "_links": {"self": [{"href": self.entry_href(CHANGE_INTERFACE, &id)}]}},
         });
-        self.outbox.push(Notification {
-            id: uuid::Uuid::new_v4().to_string(),
-            url: target.url,
-            body: body.to_string(),
-            basic_auth: Some((target.username, target.password)),
-            headers: Arc::new(|n: &Notification, _| vec![("X-Siam-Delivery".into(), n.id.clone())]),
-        });
+        self.push_notification(target, &body);
     }
 
     fn take_fault(&mut self, method: &str, form: &str) -> Option<Fault> {

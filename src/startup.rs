@@ -107,16 +107,14 @@ impl Application {
             workers.push(tokio::spawn(engine.as_ref().clone().run_poller(s.id.clone(), shutdown_rx.clone())));
         }
         for s in settings.suppliers.iter().filter(|s| s.system == "tmf621" && s.tmf621.subscribe) {
+            use crate::adapters::tmf621::subscription::{keep_subscribed, EventApi};
             let password = s.resolve(&s.password).map_err(|e| e.to_string())?.unwrap_or_else(|| secrecy::SecretString::from(String::new()));
             let callback = format!("{public_base}/webhooks/{}", s.id);
-            workers.push(tokio::spawn(crate::adapters::tmf621::subscription::keep_subscribed(
-                store.clone(),
-                s.clone(),
-                settings.egress.clone(),
-                password,
-                callback,
-                shutdown_rx.clone(),
-            )));
+            let apis = if s.change_records { vec![EventApi::Tickets, EventApi::Changes] } else { vec![EventApi::Tickets] };
+            for api in apis {
+                let task = keep_subscribed(store.clone(), s.clone(), api, settings.egress.clone(), password.clone(), callback.clone(), shutdown_rx.clone());
+                workers.push(tokio::spawn(task));
+            }
         }
         let monitor = Monitor { store: store.clone(), contracts: contracts.clone(), settings: settings.sla_monitor.clone(), outbox_signal: bus.outbox_signal.clone() };
         workers.push(tokio::spawn(monitor.run(shutdown_rx.clone())));

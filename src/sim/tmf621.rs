@@ -189,6 +189,7 @@ impl Tmf621Sim {
             changes: Vec::new(),
             next_change_id: 5001,
             subs: Vec::new(),
+            change_subs: Vec::new(),
             faults: VecDeque::new(),
             chance: super::Chance::default(),
             latency: Duration::ZERO,
@@ -254,6 +255,11 @@ impl Tmf621Sim {
 
     pub fn subscriptions(&self) -> Vec<Subscription> {
         self.lock().subs.clone()
+    }
+
+    /// The subscriptions at the TMF655 change API's `/hub`.
+    pub fn change_subscriptions(&self) -> Vec<Subscription> {
+        self.lock().change_subs.clone()
     }
 
     /// Registers a subscription directly (as an administrator would at the supplier).
@@ -507,6 +513,8 @@ struct State {
     changes: Vec<ChangeRequest>,
     next_change_id: u64,
     subs: Vec<Subscription>,
+    /// Subscriptions at the change API's own `/hub`.
+    change_subs: Vec<Subscription>,
     /// Faults in order, each for any request or for one method.
     faults: VecDeque<(Option<String>, Fault)>,
     chance: super::Chance,
@@ -1120,6 +1128,19 @@ impl State {
             Some(i) => self.changes[i] = c.clone(),
             None => self.changes.push(c.clone()),
         }
+        let kind = match index {
+            None => "ChangeRequestCreateEvent",
+            Some(_) if c.attrs.get("status") != old_status.as_ref() => "ChangeRequestStateChangeEvent",
+            Some(_) => "ChangeRequestAttributeValueChangeEvent",
+        };
+        let rendered = self.render_change(&c);
+        let body = json!({
+            "eventId": uuid::Uuid::new_v4().to_string(),
+            "eventTime": iso(&stamp),
+            "eventType": kind,
+            "event": { "changeRequest": rendered },
+        });
+        self.send_event(kind, &body.to_string(), true);
         Ok(c)
     }
 
@@ -1171,18 +1192,24 @@ impl State {
 
     fn notify(&mut self, kind: &str, ticket: &Value, field_path: Option<String>) {
         let body = self.envelope(kind, ticket, field_path).to_string();
+        self.send_event(kind, &body, false);
+    }
+
+    /// Queues `body` for every subscriber to `kind` at the trouble ticket API's hub, or with
+    /// `changes` at the change API's.
+    fn send_event(&mut self, kind: &str, body: &str, changes: bool) {
         let listener = {
             let mut c = kind.chars();
             c.next().map(|f| f.to_lowercase().chain(c).collect::<String>()).unwrap_or_default()
         };
-        let targets: Vec<Notification> = self
-            .subs
+        let subs = if changes { &self.change_subs } else { &self.subs };
+        let targets: Vec<Notification> = subs
             .iter()
             .filter(|s| query_matches(&s.query, kind))
             .map(|s| Notification {
                 id: uuid::Uuid::new_v4().to_string(),
                 url: format!("{}/listener/{listener}", s.callback.trim_end_matches('/')),
-                body: body.clone(),
+                body: body.to_string(),
                 basic_auth: self.config.listener_auth.clone(),
                 headers: Arc::new(|_: &Notification, _| vec![]),
             })
@@ -1311,7 +1338,20 @@ fn serve(sim: &Tmf621Sim, req: &HttpRequest, body: &[u8], user: &Result<String, 
             }
             None => SimError::not_found(&format!("TroubleTicket {id}")).response(),
         },
-        (&Method::POST, ["hub"]) => {
+        (&Method::POST, ["hub"]) | (&Method::GET | &Method::DELETE, ["hub", _]) => {
+            let base = base_path(&st.config);
+            serve_hub(&mut st.subs, req.method(), segments.get(1).copied(), body, &base)
+        }
+        (_, ["troubleTicket"] | ["troubleTicket", _] | ["hub"] | ["hub", _]) => tmf_error(405, "61", "Method not allowed", &format!("{} is not allowed here", req.method())),
+        _ => tmf_error(404, "60", "Resource not found", &format!("no resource at {}", req.path())),
+    }
+}
+
+/// The TMF655 Change Management API.
+/// A `/hub` of subscriptions to one API's events: register (`POST`), read and remove by id.
+fn serve_hub(subs: &mut Vec<Subscription>, method: &Method, id: Option<&str>, body: &[u8], base: &str) -> HttpResponse {
+    match (method, id) {
+        (&Method::POST, None) => {
             let b = match read_object(body) {
                 Ok(b) => b,
                 Err(e) => return e.response(),
@@ -1321,30 +1361,29 @@ fn serve(sim: &Tmf621Sim, req: &HttpRequest, body: &[u8], user: &Result<String, 
             };
             let query = b.get("query").and_then(Value::as_str).unwrap_or("").to_string();
             let sub = Subscription { id: uuid::Uuid::new_v4().simple().to_string(), callback: callback.to_string(), query };
-            st.subs.push(sub.clone());
-            HttpResponse::Created().insert_header((header::LOCATION, format!("{}/hub/{}", base_path(&st.config), sub.id))).json(sub)
+            subs.push(sub.clone());
+            HttpResponse::Created().insert_header((header::LOCATION, format!("{base}/hub/{}", sub.id))).json(sub)
         }
-        (&Method::GET, ["hub", id]) => match st.subs.iter().find(|s| s.id == *id) {
+        (&Method::GET, Some(id)) => match subs.iter().find(|s| s.id == id) {
             Some(s) => HttpResponse::Ok().json(s),
             None => SimError::not_found(&format!("Hub {id}")).response(),
         },
-        (&Method::DELETE, ["hub", id]) => {
-            let before = st.subs.len();
-            st.subs.retain(|s| s.id != *id);
-            if st.subs.len() < before {
+        (&Method::DELETE, Some(id)) => {
+            let before = subs.len();
+            subs.retain(|s| s.id != id);
+            if subs.len() < before {
                 HttpResponse::NoContent().finish()
             } else {
                 SimError::not_found(&format!("Hub {id}")).response()
             }
         }
-        (_, ["troubleTicket"] | ["troubleTicket", _] | ["hub"] | ["hub", _]) => tmf_error(405, "61", "Method not allowed", &format!("{} is not allowed here", req.method())),
-        _ => tmf_error(404, "60", "Resource not found", &format!("no resource at {}", req.path())),
+        _ => tmf_error(405, "61", "Method not allowed", &format!("{method} is not allowed here")),
     }
 }
 
-/// The TMF655 Change Management API.
 fn serve_change(st: &mut State, req: &HttpRequest, segments: &[&str], params: &[(String, String)], body: &[u8], user: &str) -> HttpResponse {
     match (req.method(), segments) {
+        (&Method::POST, ["hub"]) | (&Method::GET | &Method::DELETE, ["hub", _]) => serve_hub(&mut st.change_subs, req.method(), segments.get(1).copied(), body, CHANGE_BASE_PATH),
         (&Method::GET, ["changeRequest"]) => list_changes(st, params),
         (&Method::POST, ["changeRequest"]) => match read_object(body).and_then(|b| st.write_change(None, &b, user)) {
             Ok(c) => HttpResponse::Created().insert_header((header::LOCATION, st.change_href(&c.id))).json(st.render_change(&c)),

@@ -56,12 +56,13 @@ diesel::table! {
 }
 
 diesel::table! {
-    tmf_supplier_subscriptions (supplier_id) {
+    tmf_supplier_subscriptions (supplier_id, api) {
         supplier_id -> Text,
         subscription_id -> Nullable<Text>,
         callback -> Text,
         claimed_until -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        api -> Text,
     }
 }
 
@@ -358,12 +359,16 @@ pub enum Claim {
     Claimed { old: Option<String> },
 }
 
-/// Claims the (re)registration of the hub's subscription at `supplier` for `callback`.
-pub fn claim_supplier_subscription(conn: &mut PgConnection, supplier: &str, callback: &str) -> StoreResult<Claim> {
+/// Claims the (re)registration of the hub's subscription to `api` (`troubleTicket`,
+/// `changeRequest`) at `supplier` for `callback`.
+pub fn claim_supplier_subscription(conn: &mut PgConnection, supplier: &str, api: &str, callback: &str) -> StoreResult<Claim> {
     conn.transaction(|conn| {
-        diesel::insert_into(tmf_supplier_subscriptions::table).values(tmf_supplier_subscriptions::supplier_id.eq(supplier)).on_conflict_do_nothing().execute(conn)?;
+        diesel::insert_into(tmf_supplier_subscriptions::table)
+            .values((tmf_supplier_subscriptions::supplier_id.eq(supplier), tmf_supplier_subscriptions::api.eq(api)))
+            .on_conflict_do_nothing()
+            .execute(conn)?;
         let (id, cb, until): (Option<String>, String, Option<DateTime<Utc>>) = tmf_supplier_subscriptions::table
-            .find(supplier)
+            .find((supplier, api))
             .select((tmf_supplier_subscriptions::subscription_id, tmf_supplier_subscriptions::callback, tmf_supplier_subscriptions::claimed_until))
             .for_update()
             .first(conn)?;
@@ -373,7 +378,7 @@ pub fn claim_supplier_subscription(conn: &mut PgConnection, supplier: &str, call
         if until.is_some_and(|u| u > Utc::now()) {
             return Ok(Claim::Busy);
         }
-        diesel::update(tmf_supplier_subscriptions::table.find(supplier))
+        diesel::update(tmf_supplier_subscriptions::table.find((supplier, api)))
             .set((tmf_supplier_subscriptions::claimed_until.eq(Utc::now() + chrono::Duration::seconds(60)), tmf_supplier_subscriptions::updated_at.eq(Utc::now())))
             .execute(conn)?;
         Ok(Claim::Claimed { old: id })
@@ -381,8 +386,8 @@ pub fn claim_supplier_subscription(conn: &mut PgConnection, supplier: &str, call
 }
 
 /// Records the registered subscription (or, with `None`, that the old one is gone).
-pub fn finish_supplier_subscription(conn: &mut PgConnection, supplier: &str, subscription_id: Option<&str>, callback: &str) -> StoreResult<()> {
-    diesel::update(tmf_supplier_subscriptions::table.find(supplier))
+pub fn finish_supplier_subscription(conn: &mut PgConnection, supplier: &str, api: &str, subscription_id: Option<&str>, callback: &str) -> StoreResult<()> {
+    diesel::update(tmf_supplier_subscriptions::table.find((supplier, api)))
         .set((
             tmf_supplier_subscriptions::subscription_id.eq(subscription_id),
             tmf_supplier_subscriptions::callback.eq(callback),
@@ -394,15 +399,15 @@ pub fn finish_supplier_subscription(conn: &mut PgConnection, supplier: &str, sub
 }
 
 /// Gives a claim up after a failure, so the next attempt (by any process) can take it.
-pub fn release_supplier_claim(conn: &mut PgConnection, supplier: &str) -> StoreResult<()> {
-    diesel::update(tmf_supplier_subscriptions::table.find(supplier)).set(tmf_supplier_subscriptions::claimed_until.eq(None::<DateTime<Utc>>)).execute(conn)?;
+pub fn release_supplier_claim(conn: &mut PgConnection, supplier: &str, api: &str) -> StoreResult<()> {
+    diesel::update(tmf_supplier_subscriptions::table.find((supplier, api))).set(tmf_supplier_subscriptions::claimed_until.eq(None::<DateTime<Utc>>)).execute(conn)?;
     Ok(())
 }
 
-/// The hub's subscription id at `supplier`, if registered.
-pub fn supplier_subscription(conn: &mut PgConnection, supplier: &str) -> StoreResult<Option<(String, String)>> {
+/// The hub's subscription id to `api` at `supplier`, if registered.
+pub fn supplier_subscription(conn: &mut PgConnection, supplier: &str, api: &str) -> StoreResult<Option<(String, String)>> {
     Ok(tmf_supplier_subscriptions::table
-        .find(supplier)
+        .find((supplier, api))
         .select((tmf_supplier_subscriptions::subscription_id, tmf_supplier_subscriptions::callback))
         .first::<(Option<String>, String)>(conn)
         .optional()?

@@ -42,7 +42,8 @@ struct Estate {
 async fn estate() -> Estate {
     let remedy = RemedySim::new(RemedyConfig { user: SIM_USER.into(), password: "remedy-password".into(), ..RemedyConfig::default() });
     remedy.start(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
-    let tmf = Tmf621Sim::new(TmfConfig { user: SIM_USER.into(), password: SIM_PASSWORD.into(), ..TmfConfig::default() });
+    let listener = Some((APPS.to_string(), "tmf-listener-secret-01".to_string()));
+    let tmf = Tmf621Sim::new(TmfConfig { user: SIM_USER.into(), password: SIM_PASSWORD.into(), listener_auth: listener, ..TmfConfig::default() });
     tmf.start(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
     let mut extra = Settings::from_toml(&format!(
         r#"
@@ -341,48 +342,65 @@ async fn wait_for_doc(h: &ChangeHub, r: &str, cond: impl Fn(&Value) -> bool) -> 
     }
 }
 
+impl Estate {
+    /// A change on `service` alone, in authorisation, its supplier's change read through
+    /// `system`'s mapping from `records`: (reference, the supplier's change id, window start).
+    async fn awaiting_approval(&self, title: &str, service: &str, system: &str, records: impl Fn() -> Vec<Value>) -> (String, String, DateTime<Utc>) {
+        let h = &self.h;
+        let start = Utc::now().trunc_subsecs(0) + Duration::days(2);
+        let r = h.raise(normal_change(title, &[service], start, start + Duration::hours(4))).await;
+        assert_eq!(h.patch(&r, &h.hub.keys.service_desk, json!({ "status": "assess" })).await.0, StatusCode::OK);
+        h.move_to(&r, "authorize").await;
+        let id = wait_for(&format!("the {system} change in authorisation"), || {
+            carrying(system, records(), &r).first().filter(|(_, c)| c.status == Some(ChangeStatus::Authorize)).map(|(_, c)| c.legs[0].native_id.clone())
+        })
+        .await;
+        (r, id, start)
+    }
+
+    /// With no sweep running, only the supplier's notification can bring the leg to `ready`,
+    /// in its own window, with its approval recorded.
+    async fn assert_approved_by_notification(&self, r: &str, supplier: &str, from: DateTime<Utc>, to: DateTime<Utc>) {
+        let doc = wait_for_doc(&self.h, r, |d| leg_of(d, supplier).is_some_and(|l| l["state"] == "ready")).await;
+        let l = leg_of(&doc, supplier).unwrap();
+        assert_eq!((l["planned_start"].as_str(), l["planned_end"].as_str()), (Some(ts_ms(from).as_str()), Some(ts_ms(to).as_str())), "{l}");
+        let decisions = doc["approval"]["decisions"].as_array().unwrap();
+        assert!(decisions.iter().any(|d| d["by"]["id"] == supplier && d["decision"] == "approve"), "{}", doc["approval"]);
+    }
+}
+
 #[tokio::test]
 async fn a_change_made_in_servicenow_reaches_the_record_by_its_notification_without_a_sweep() {
     let e = estate().await;
-    let h = &e.h;
-    let now = Utc::now().trunc_subsecs(0);
-    let (start, end) = (now + Duration::days(2), now + Duration::days(2) + Duration::hours(2));
-    let r = h.raise(normal_change("Core router reload", &["network"], start, end)).await;
-    assert_eq!(h.patch(&r, &h.hub.keys.service_desk, json!({ "status": "assess" })).await.0, StatusCode::OK);
-    h.move_to(&r, "authorize").await;
-    let sn = wait_for("the ServiceNow change in authorisation", || {
-        carrying("servicenow", e.h.hub.sim.changes(), &r).first().filter(|(_, c)| c.status == Some(ChangeStatus::Authorize)).map(|(_, c)| c.legs[0].native_id.clone())
-    })
-    .await;
+    let (r, sn, start) = e.awaiting_approval("Core router reload", "network", "servicenow", || e.h.hub.sim.changes()).await;
     // The supplier approves and plans its part in a narrower window; ServiceNow pushes the record.
     let (from, to) = (start + Duration::minutes(30), start + Duration::minutes(90));
     e.h.hub.sim.agent_update_change(&sn, json!({ "approval": "approved", "state": "-2", "start_date": sn_time(from), "end_date": sn_time(to) })).unwrap();
-    let doc = wait_for_doc(h, &r, |d| leg_of(d, SUPPLIER).is_some_and(|l| l["state"] == "ready")).await;
-    let l = leg_of(&doc, SUPPLIER).unwrap();
-    assert_eq!((l["planned_start"].as_str(), l["planned_end"].as_str()), (Some(ts_ms(from).as_str()), Some(ts_ms(to).as_str())), "{l}");
-    assert!(doc["approval"]["decisions"].as_array().unwrap().iter().any(|d| d["by"]["id"] == SUPPLIER && d["decision"] == "approve"), "{}", doc["approval"]);
+    e.assert_approved_by_notification(&r, SUPPLIER, from, to).await;
     e.h.hub.finish().await;
 }
 
 #[tokio::test]
 async fn a_change_scheduled_in_remedy_reaches_the_record_by_its_notification_without_a_sweep() {
     let e = estate().await;
-    let h = &e.h;
-    let now = Utc::now().trunc_subsecs(0);
-    let (start, end) = (now + Duration::days(2), now + Duration::days(2) + Duration::hours(4));
-    let r = h.raise(normal_change("Hypervisor patching", &["hosting"], start, end)).await;
-    assert_eq!(h.patch(&r, &h.hub.keys.service_desk, json!({ "status": "assess" })).await.0, StatusCode::OK);
-    h.move_to(&r, "authorize").await;
-    let crq = wait_for("the Remedy change in authorisation", || {
-        carrying("remedy", e.remedy.changes(), &r).first().filter(|(_, c)| c.status == Some(ChangeStatus::Authorize)).map(|(_, c)| c.legs[0].native_id.clone())
-    })
-    .await;
+    let (r, crq, start) = e.awaiting_approval("Hypervisor patching", "hosting", "remedy", || e.remedy.changes()).await;
     // Hosting's approvals pass in Remedy and it plans its part in the second hour.
     let (from, to) = (start + Duration::hours(1), start + Duration::hours(2));
     e.remedy.agent_update_change(&crq, json!({ "Change Request Status": "Scheduled", "Scheduled Start Date": remedy_time(from), "Scheduled End Date": remedy_time(to) })).unwrap();
-    let doc = wait_for_doc(h, &r, |d| leg_of(d, HOSTING).is_some_and(|l| l["state"] == "ready")).await;
-    let l = leg_of(&doc, HOSTING).unwrap();
-    assert_eq!((l["planned_start"].as_str(), l["planned_end"].as_str()), (Some(ts_ms(from).as_str()), Some(ts_ms(to).as_str())), "{l}");
-    assert!(doc["approval"]["decisions"].as_array().unwrap().iter().any(|d| d["by"]["id"] == HOSTING && d["decision"] == "approve"), "{}", doc["approval"]);
+    e.assert_approved_by_notification(&r, HOSTING, from, to).await;
+    e.h.hub.finish().await;
+}
+
+#[tokio::test]
+async fn a_change_approved_at_the_tmf_partner_reaches_the_record_by_its_event_notification() {
+    let e = estate().await;
+    // The hub follows the partner's change requests at the TMF655 API's own hub.
+    let callback = format!("{}/webhooks/{APPS}", e.h.hub.addr);
+    let sub = wait_for("the hub's subscription to TMF655 events", || e.tmf.change_subscriptions().into_iter().find(|s| s.callback == callback)).await;
+    assert!(sub.query.contains("ChangeRequestStateChangeEvent"), "{}", sub.query);
+    let (r, id, start) = e.awaiting_approval("Payroll app release 4.2", "apps", "tmf655", || e.tmf.changes()).await;
+    let (from, to) = (start + Duration::hours(1), start + Duration::hours(2));
+    e.tmf.agent_update_change(&id, json!({ "status": "approved", "plannedStartTime": ts(from), "plannedEndTime": ts(to) })).unwrap();
+    e.assert_approved_by_notification(&r, APPS, from, to).await;
     e.h.hub.finish().await;
 }

@@ -244,16 +244,30 @@ impl Tmf621Client {
     }
 
     /// Registers `callback` for the ticket events at the supplier's `/hub`; returns the id.
-    pub async fn subscribe(&self, callback: &str, query: &str) -> Result<String, SupplierError> {
+    /// Registers `callback` at the `/hub` of the API whose events it wants: the trouble tickets'
+    /// (TMF621) or, with `changes`, the change requests' (TMF655).
+    pub async fn subscribe(&self, changes: bool, callback: &str, query: &str) -> Result<String, SupplierError> {
         let body = json!({ "callback": callback, "query": query });
-        let v = self.call("TMF621 subscribe", Method::POST, "/hub", &[], Some(&body)).await?;
+        let v = if changes {
+            let url = self.change_api_url("/hub");
+            self.http.retrying("TMF655 subscribe", || self.attempt_at("TMF655 subscribe", Method::POST, &url, &[], Some(&body), false)).await?
+        } else {
+            self.call("TMF621 subscribe", Method::POST, "/hub", &[], Some(&body)).await?
+        };
         v.get("id")
             .and_then(|i| i.as_str().map(str::to_string).or_else(|| i.as_i64().map(|n| n.to_string())))
-            .ok_or_else(|| SupplierError::Protocol("TMF621 subscribe: the answer has no id".into()))
+            .ok_or_else(|| SupplierError::Protocol("TMF subscribe: the answer has no id".into()))
     }
 
-    pub async fn unsubscribe(&self, id: &str) -> Result<(), SupplierError> {
-        match self.call("TMF621 unsubscribe", Method::DELETE, &format!("/hub/{}", encode(id)), &[], None).await {
+    pub async fn unsubscribe(&self, changes: bool, id: &str) -> Result<(), SupplierError> {
+        let path = format!("/hub/{}", encode(id));
+        let done = if changes {
+            let url = self.change_api_url(&path);
+            self.http.retrying("TMF655 unsubscribe", || self.attempt_at("TMF655 unsubscribe", Method::DELETE, &url, &[], None, false)).await
+        } else {
+            self.call("TMF621 unsubscribe", Method::DELETE, &path, &[], None).await
+        };
+        match done {
             Ok(_) | Err(SupplierError::Rejected { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
         }

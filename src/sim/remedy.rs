@@ -783,7 +783,7 @@ impl State {
     }
 
     fn entry_href(&self, form: &str, id: &str) -> String {
-        format!("{}/api/arsys/v1/entry/{}/{}", self.base(), crate::adapters::remedy::mapping::percent_encode(form), crate::adapters::remedy::mapping::percent_encode(id))
+        format!("{}/api/arsys/v1/entry/{}/{}", self.base(), encode_segment(form), encode_segment(id))
     }
 
     fn by_number(&self, number: &str) -> Option<usize> {
@@ -1112,7 +1112,7 @@ impl State {
         for (field, part_name, data) in files {
             // The entry names the file; a part's own file name stands in when it does not.
             let name = Some(text(&rec, &field)).filter(|n| !n.is_empty()).unwrap_or(part_name);
-            let href = format!("{}/attach/{}", self.entry_href(WORKLOG, &id), crate::adapters::remedy::mapping::percent_encode(&field));
+            let href = format!("{}/attach/{}", self.entry_href(WORKLOG, &id), encode_segment(&field));
             rec.insert(field.clone(), json!({"name": name, "sizeBytes": data.len(), "href": href}));
             self.files.insert((id.clone(), field), data);
         }
@@ -1426,6 +1426,18 @@ impl State {
         self.change_worklogs.push(rec.clone());
         Ok(rec)
     }
+}
+
+/// What an AR server leaves as it is in a path segment it writes: the unreserved characters
+/// and `:` of form names.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':');
+
+fn encode_segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+fn decode_segment(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 // ---- AR qualifications -----------------------------------------------------------------------
@@ -1805,7 +1817,7 @@ async fn logout(req: HttpRequest, sim: web::Data<RemedySim>) -> HttpResponse {
 /// `/api/arsys/v1/entry/{form}[/{id}]`: faults and latency first, then AR itself.
 async fn entry_api(req: HttpRequest, body: web::Bytes, sim: web::Data<RemedySim>) -> HttpResponse {
     let path = req.uri().path().strip_prefix("/api/arsys/v1/entry/").unwrap_or("");
-    let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(crate::adapters::remedy::mapping::percent_decode).collect();
+    let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(decode_segment).collect();
     let form = segments.first().cloned().unwrap_or_default();
     let (fault, latency) = {
         let mut st = sim.lock();
@@ -2050,7 +2062,7 @@ fn query(st: &State, form: &str, rows: &[Row], params: &[(String, String)], fiel
         }
         q.append_pair("offset", &off.to_string());
         q.append_pair("limit", &limit.to_string());
-        format!("{}/api/arsys/v1/entry/{}?{}", st.base(), crate::adapters::remedy::mapping::percent_encode(form), q.finish())
+        format!("{}/api/arsys/v1/entry/{}?{}", st.base(), encode_segment(form), q.finish())
     };
     let mut links = json!({"self": [{"href": link(offset)}]});
     if offset.saturating_add(limit) < matched.len() {

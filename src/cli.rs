@@ -415,6 +415,9 @@ async fn demo(config: Option<PathBuf>, ports: [u16; 4]) -> Result<(), String> {
     say!("  Remedy simulator:      {remedy_url}   (incidents: {remedy_url}/sim/incidents)");
     say!("  TMF621 simulator:      {tmf_url}   (trouble tickets: {tmf_url}/sim/tickets)");
     say!("  routing: network -> ServiceNow, email -> Jira, payroll -> Remedy, hosting -> TMF621, anything else -> the integrator queue");
+    if let Some((_, desk)) = keys.iter().find(|(role, _)| *role == "service_desk") {
+        say!("  Service desk console:  {hub_url}/console?key={desk}");
+    }
     if let Some((_, manager)) = keys.iter().find(|(role, _)| *role == "manager") {
         say!("  SLA dashboard:         {hub_url}/dashboard?key={manager}");
     }

@@ -5,11 +5,12 @@ use super::error::ApiError;
 use super::incidents::{load_for, parse_ref};
 use super::{correlation_id, AppState};
 use crate::domain::Attachment;
+use crate::domain::TicketRef;
 use crate::store::attachments::{self as store_att, Upload, CHUNK};
 use crate::store::record::{self, Context};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -41,20 +42,39 @@ pub async fn upload(
     q: web::Query<UploadQuery>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    p.require(&[Role::ServiceDesk, Role::Supplier])?;
     let r = parse_ref(&path)?;
-    let file_name = clean_name(q.file_name.as_deref())?;
-    let content_type = content_type_of(&req);
-    let incident = load_for(&state, &p, &r, Need::Work).await?;
+    let (att, created) = file(&state, &p, correlation_id(&req), r, q.file_name.as_deref(), content_type_of(&req), &mut payload).await?;
+    let mut resp = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    Ok(resp.json(att))
+}
+
+/// Files an upload on an incident the caller may work: answers the file and whether it is new
+/// (the same content under the same name is kept once).
+pub(crate) async fn file<S, E>(
+    state: &AppState,
+    p: &Principal,
+    correlation: String,
+    r: TicketRef,
+    file_name: Option<&str>,
+    content_type: String,
+    payload: &mut S,
+) -> Result<(Attachment, bool), ApiError>
+where
+    S: Stream<Item = Result<web::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    p.require(&[Role::ServiceDesk, Role::Supplier])?;
+    let file_name = clean_name(file_name)?;
+    let incident = load_for(state, p, &r, Need::Work).await?;
     if incident.status.is_terminal() {
         return Err(ApiError::unprocessable("invalid-transition", "The incident is closed", format!("{} is {} and takes no new files", incident.reference, incident.status)));
     }
 
-    let Received { upload_id, sha256: sha, size } = receive(&state, &mut payload).await?;
+    let Received { upload_id, sha256: sha, size } = receive(state, payload).await?;
     let discard = |store: crate::store::Store| async move {
         let _ = store.run(move |c| store_att::discard_upload(c, upload_id)).await;
     };
-    let ctx = Context { source: p.source(), supplier: None, correlation_id: correlation_id(&req) };
+    let ctx = Context { source: p.source(), supplier: None, correlation_id: correlation };
     let max_per_incident = state.settings.max_attachments_per_incident;
     let filed = state
         .store
@@ -79,17 +99,21 @@ pub async fn upload(
         }
     };
     state.engine.notify();
-    let mut resp = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
-    Ok(resp.json(att))
+    Ok((att, created))
 }
 
 /// `GET /api/v1/incidents/{ref}/attachments/{id}`: the content, streamed.
 pub async fn download(p: Principal, state: web::Data<AppState>, path: web::Path<(String, i64)>) -> Result<HttpResponse, ApiError> {
     let (raw_ref, id) = path.into_inner();
-    let r = parse_ref(&raw_ref)?;
-    let incident = load_for(&state, &p, &r, Need::Read).await?;
+    fetch(&state, &p, &raw_ref, id).await
+}
+
+/// A file of an incident the caller may read, streamed.
+pub(crate) async fn fetch(state: &AppState, p: &Principal, raw_ref: &str, id: i64) -> Result<HttpResponse, ApiError> {
+    let r = parse_ref(raw_ref)?;
+    let incident = load_for(state, p, &r, Need::Read).await?;
     let att = incident.attachments.iter().find(|a| a.id == id).cloned().ok_or_else(|| ApiError::not_found(format!("attachment {id} of {} does not exist", incident.reference)))?;
-    Ok(stream_content(&state, &att.sha256, &att.file_name, &att.content_type))
+    Ok(stream_content(state, &att.sha256, &att.file_name, &att.content_type))
 }
 
 /// A file received: staged under `upload_id` until it is filed or discarded.
@@ -106,7 +130,11 @@ pub(super) fn content_type_of(req: &HttpRequest) -> String {
 
 /// Reads the request body into staged chunks, hashing it on the way, within the hub's file
 /// size limit. A broken, empty or too large upload leaves nothing staged.
-pub(super) async fn receive(state: &AppState, payload: &mut web::Payload) -> Result<Received, ApiError> {
+pub(super) async fn receive<S, E>(state: &AppState, payload: &mut S) -> Result<Received, ApiError>
+where
+    S: Stream<Item = Result<web::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let limit = state.settings.max_attachment_bytes;
     let upload_id = uuid::Uuid::now_v7();
     let (mut hasher, mut buf, mut seq, mut size) = (Sha256::new(), Vec::with_capacity(CHUNK), 0i32, 0usize);

@@ -42,6 +42,12 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The caller a stored key stands for.
+    pub fn of(record: auth::KeyRecord) -> Result<Principal, ApiError> {
+        let role = Role::parse(&record.role).ok_or_else(|| ApiError::forbidden(format!("the key has an unknown role `{}`", record.role)))?;
+        Ok(Principal { key_prefix: record.prefix, role, supplier: record.supplier_id })
+    }
+
     /// The name recorded as the source of changes this caller makes.
     pub fn source(&self) -> String {
         format!("api:{}", self.key_prefix)
@@ -109,8 +115,7 @@ impl FromRequest for Principal {
             let state = state.ok_or_else(|| ApiError::unauthorized("no key store"))?;
             let record = state.store.run(move |c| auth::lookup(c, &key)).await.map_err(ApiError::from)?;
             let record = record.ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
-            let role = Role::parse(&record.role).ok_or_else(|| ApiError::forbidden(format!("the key has an unknown role `{}`", record.role)))?;
-            Ok(Principal { key_prefix: record.prefix, role, supplier: record.supplier_id })
+            Principal::of(record)
         })
     }
 }

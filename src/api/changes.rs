@@ -8,7 +8,7 @@
 
 use super::auth::{Principal, Role};
 use super::error::ApiError;
-use super::incidents::{check_services, decode_cursor, encode_cursor, idempotency_key, if_match};
+use super::incidents::{check_services, decode_cursor, encode_cursor, idempotency_header, idempotency_key, if_match};
 use super::{correlation_id, parse_json, read_body, AppState};
 use crate::domain::change::lifecycle::Approver;
 use crate::domain::change::request::{Acknowledgement, ApprovalRequest, ChangePatch, DecisionWord, Draft, LegUpdate, NewChange};
@@ -120,7 +120,7 @@ pub async fn create(req: HttpRequest, p: Principal, state: web::Data<AppState>, 
     p.require(RAISE)?;
     let new: NewChange = body_of(&state, body).await?;
     let d = draft(&state, new)?;
-    let idem = idempotency_key(&req, &p, change::request_hash(&d))?;
+    let idem = idempotency_key(idempotency_header(&req), &p, change::request_hash(&d))?;
     let c = ctx(&p, &req);
     let (doc, replayed) = with_rules(&state, move |conn, rules| change::create(conn, &c, rules, idem.as_ref(), &d)).await?;
     let (h, v) = etag(doc.change.version);

@@ -12,8 +12,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
-fn ctx(p: &Principal, req: &HttpRequest) -> Context {
-    Context { source: p.source(), supplier: None, correlation_id: correlation_id(req) }
+fn ctx(p: &Principal, correlation: String) -> Context {
+    Context { source: p.source(), supplier: None, correlation_id: correlation }
 }
 
 fn etag(version: i32) -> (header::HeaderName, String) {
@@ -47,14 +47,35 @@ pub(crate) fn check_services(state: &AppState, services: &[String]) -> Result<()
     Ok(())
 }
 
-/// The request's `Idempotency-Key`, if it has one, for a request whose body hashes to `hash`:
-/// a retry with the same key and body answers what the first did.
-pub(crate) fn idempotency_key(req: &HttpRequest, p: &Principal, hash: String) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
-    let key = v.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 200).ok_or_else(|| {
+/// The request's `Idempotency-Key` header, if it has one.
+pub(crate) fn idempotency_header(req: &HttpRequest) -> Option<&str> {
+    req.headers().get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{0}"))
+}
+
+/// An idempotency key given by the caller, for a request whose body hashes to `hash`: a retry
+/// with the same key and body answers what the first did.
+pub(crate) fn idempotency_key(given: Option<&str>, p: &Principal, hash: String) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(v) = given else { return Ok(None) };
+    let key = Some(v.trim()).filter(|k| !k.is_empty() && k.len() <= 200 && !k.contains(char::is_control)).ok_or_else(|| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "Invalid Idempotency-Key", "the Idempotency-Key header must be 1-200 visible characters")
     })?;
     Ok(Some(IdempotencyKey { principal: p.source(), key: key.to_string(), request_hash: hash }))
+}
+
+/// Raises an incident from its create document (`$defs/create`), once per idempotency key:
+/// answers the incident and whether it was raised before under that key.
+pub(crate) async fn raise(state: &AppState, p: &Principal, correlation: String, doc: serde_json::Value, idem: Option<&str>) -> Result<(Incident, bool), ApiError> {
+    p.require(&[Role::ServiceDesk])?;
+    validation::validate(Doc::Create, &doc).map_err(ApiError::schema)?;
+    let new: NewIncident = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid incident", e.to_string()))?;
+    check_services(state, new.service.as_slice())?;
+    let idem = idempotency_key(idem, p, record::content_hash(&[&serde_json::to_string(&new).unwrap_or_default()]))?;
+    let priority = state.settings.priority_matrix.derive(new.impact, new.urgency);
+    let route = state.router.route(&new);
+    let c = ctx(p, correlation);
+    let (incident, replayed) = state.store.run(move |conn| record::create_incident(conn, &c, idem.as_ref(), &new, priority, &route)).await?;
+    state.engine.notify();
+    Ok((incident, replayed))
 }
 
 /// `POST /api/v1/incidents`
@@ -62,15 +83,7 @@ pub async fn create(req: HttpRequest, p: Principal, state: web::Data<AppState>, 
     p.require(&[Role::ServiceDesk])?;
     let bytes = read_body(body, state.settings.max_body_bytes).await?;
     let doc = parse_json(&bytes)?;
-    validation::validate(Doc::Create, &doc).map_err(ApiError::schema)?;
-    let new: NewIncident = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid incident", e.to_string()))?;
-    check_services(&state, new.service.as_slice())?;
-    let idem = idempotency_key(&req, &p, record::content_hash(&[&serde_json::to_string(&new).unwrap_or_default()]))?;
-    let priority = state.settings.priority_matrix.derive(new.impact, new.urgency);
-    let route = state.router.route(&new);
-    let c = ctx(&p, &req);
-    let (incident, replayed) = state.store.run(move |conn| record::create_incident(conn, &c, idem.as_ref(), &new, priority, &route)).await?;
-    state.engine.notify();
+    let (incident, replayed) = raise(&state, &p, correlation_id(&req), doc, idempotency_header(&req)).await?;
     let (h, v) = etag(incident.version);
     let mut resp = HttpResponse::Created();
     resp.insert_header((h, v)).insert_header((header::LOCATION, format!("/api/v1/incidents/{}", incident.reference)));
@@ -93,11 +106,13 @@ pub struct ListQuery {
     supplier: Option<String>,
     priority: Option<u8>,
     service: Option<String>,
+    q: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
-/// `GET /api/v1/incidents?status=&supplier=&priority=&service=&limit=&cursor=`
+/// `GET /api/v1/incidents?status=&supplier=&priority=&service=&q=&limit=&cursor=`: `q` searches
+/// titles, references and supplier ticket numbers.
 pub async fn list(p: Principal, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     let bad = |d: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", "Invalid query parameter", d);
     let mut filter = ListFilter {
@@ -106,6 +121,7 @@ pub async fn list(p: Principal, state: web::Data<AppState>, q: web::Query<ListQu
         priority: q.priority.map(|v| Priority::new(v).ok_or_else(|| bad(format!("priority must be 1..5, got {v}")))).transpose()?,
         service: q.service.clone(),
         visible_to_supplier: None,
+        search: q.q.clone(),
     };
     let viewer = p.scoped_supplier()?.map(str::to_string);
     filter.visible_to_supplier = viewer.clone();
@@ -152,6 +168,18 @@ pub(crate) fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid-if-match", "Invalid If-Match", "If-Match must be a version number such as \"3\""))
 }
 
+/// Changes an incident read at `version` by a merge patch (`$defs/patch`).
+pub(crate) async fn amend(state: &AppState, p: &Principal, correlation: String, r: TicketRef, version: i32, doc: serde_json::Value) -> Result<Incident, ApiError> {
+    p.require(&[Role::ServiceDesk])?;
+    validation::validate(Doc::Patch, &doc).map_err(ApiError::schema)?;
+    let changes: IncidentChanges = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid change", e.to_string()))?;
+    let c = ctx(p, correlation);
+    let matrix = state.settings.priority_matrix.clone();
+    let incident = state.store.run(move |conn| record::update(conn, &c, r.as_str(), version, &changes, &matrix)).await?;
+    state.engine.notify();
+    Ok(incident)
+}
+
 /// `PATCH /api/v1/incidents/{ref}` (JSON merge patch, `If-Match` required)
 pub async fn patch(req: HttpRequest, p: Principal, state: web::Data<AppState>, path: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
     p.require(&[Role::ServiceDesk])?;
@@ -159,12 +187,7 @@ pub async fn patch(req: HttpRequest, p: Principal, state: web::Data<AppState>, p
     let version = if_match(&req)?;
     let bytes = read_body(body, state.settings.max_body_bytes).await?;
     let doc = parse_json(&bytes)?;
-    validation::validate(Doc::Patch, &doc).map_err(ApiError::schema)?;
-    let changes: IncidentChanges = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid change", e.to_string()))?;
-    let c = ctx(&p, &req);
-    let matrix = state.settings.priority_matrix.clone();
-    let incident = state.store.run(move |conn| record::update(conn, &c, r.as_str(), version, &changes, &matrix)).await?;
-    state.engine.notify();
+    let incident = amend(&state, &p, correlation_id(&req), r, version, doc).await?;
     let (h, v) = etag(incident.version);
     Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
 }
@@ -175,19 +198,26 @@ struct NoteBody {
     visibility: Visibility,
 }
 
+/// Adds a note (`$defs/note_create`) to an incident the caller may work.
+pub(crate) async fn annotate(state: &AppState, p: &Principal, correlation: String, r: TicketRef, doc: serde_json::Value) -> Result<(Note, Incident), ApiError> {
+    p.require(&[Role::ServiceDesk, Role::Supplier])?;
+    validation::validate(Doc::NoteCreate, &doc).map_err(ApiError::schema)?;
+    let body: NoteBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid note", e.to_string()))?;
+    load_for(state, p, &r, Need::Work).await?;
+    let note = NewNote { visibility: body.visibility, author: p.source(), text: body.text, origin: "hub".into(), native_id: None, created_at: chrono::Utc::now() };
+    let c = ctx(p, correlation);
+    let (note, incident) = state.store.run(move |conn| record::add_hub_note(conn, &c, r.as_str(), &note)).await?;
+    state.engine.notify();
+    Ok((note, incident))
+}
+
 /// `POST /api/v1/incidents/{ref}/notes`
 pub async fn add_note(req: HttpRequest, p: Principal, state: web::Data<AppState>, path: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
     p.require(&[Role::ServiceDesk, Role::Supplier])?;
     let r = parse_ref(&path)?;
     let bytes = read_body(body, state.settings.max_body_bytes).await?;
     let doc = parse_json(&bytes)?;
-    validation::validate(Doc::NoteCreate, &doc).map_err(ApiError::schema)?;
-    let body: NoteBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid note", e.to_string()))?;
-    load_for(&state, &p, &r, Need::Work).await?;
-    let note = NewNote { visibility: body.visibility, author: p.source(), text: body.text, origin: "hub".into(), native_id: None, created_at: chrono::Utc::now() };
-    let c = ctx(&p, &req);
-    let (note, incident) = state.store.run(move |conn| record::add_hub_note(conn, &c, r.as_str(), &note)).await?;
-    state.engine.notify();
+    let (note, incident) = annotate(&state, &p, correlation_id(&req), r, doc).await?;
     let (h, v) = etag(incident.version);
     Ok(HttpResponse::Created().insert_header((h, v)).json(note))
 }
@@ -249,6 +279,14 @@ pub async fn route(req: HttpRequest, p: Principal, state: web::Data<AppState>, p
     let r = parse_ref(&path)?;
     let bytes = read_body(body, state.settings.max_body_bytes).await?;
     let doc = parse_json(&bytes)?;
+    let incident = reroute(&state, &p, correlation_id(&req), r, doc).await?;
+    let (h, v) = etag(incident.version);
+    Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
+}
+
+/// Re-routes an incident, or puts a further supplier on it (`$defs/route`).
+pub(crate) async fn reroute(state: &AppState, p: &Principal, correlation: String, r: TicketRef, doc: serde_json::Value) -> Result<Incident, ApiError> {
+    p.require(&[Role::ServiceDesk])?;
     validation::validate(Doc::Route, &doc).map_err(ApiError::schema)?;
     let body: RouteBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid route", e.to_string()))?;
     if let Some(s) = &body.supplier {
@@ -257,9 +295,7 @@ pub async fn route(req: HttpRequest, p: Principal, state: web::Data<AppState>, p
         }
     }
     let add = body.mode.as_deref() == Some("add");
-    let incident = state.engine.reroute(ctx(&p, &req), r.as_str(), body.supplier, &body.reason, add).await.map_err(sync_error)?;
-    let (h, v) = etag(incident.version);
-    Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
+    state.engine.reroute(ctx(p, correlation), r.as_str(), body.supplier, &body.reason, add).await.map_err(sync_error)
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,21 +305,25 @@ struct HandbackBody {
 
 /// `POST /api/v1/incidents/{ref}/handback`: a supplier gives a ticket back (not theirs).
 pub async fn handback(req: HttpRequest, p: Principal, state: web::Data<AppState>, path: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let r = parse_ref(&path)?;
+    let bytes = read_body(body, state.settings.max_body_bytes).await?;
+    let doc = parse_json(&bytes)?;
+    let incident = give_back(&state, &p, correlation_id(&req), r, doc).await?;
+    let (h, v) = etag(incident.version);
+    Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
+}
+
+/// A supplier gives a ticket back (`$defs/handback`): answers the last view it has of it.
+pub(crate) async fn give_back(state: &AppState, p: &Principal, correlation: String, r: TicketRef, doc: serde_json::Value) -> Result<Incident, ApiError> {
     if p.role != Role::Supplier {
         return Err(ApiError::forbidden("only a supplier key can hand a ticket back; the service desk re-routes with POST .../route"));
     }
     let supplier = p.supplier.clone().ok_or_else(|| ApiError::forbidden("this supplier key is not scoped to a supplier"))?;
-    let r = parse_ref(&path)?;
-    let bytes = read_body(body, state.settings.max_body_bytes).await?;
-    let doc = parse_json(&bytes)?;
     validation::validate(Doc::Handback, &doc).map_err(ApiError::schema)?;
     let body: HandbackBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid hand-back", e.to_string()))?;
-    load_for(&state, &p, &r, Need::Work).await?;
-    let incident = state.engine.hand_back(&supplier, r.as_str(), &body.reason, correlation_id(&req)).await.map_err(sync_error)?;
-    // The answer is the last view the supplier has of the ticket it let go of.
-    let incident = incident.seen_by_supplier(&supplier);
-    let (h, v) = etag(incident.version);
-    Ok(HttpResponse::Ok().insert_header((h, v)).json(incident))
+    load_for(state, p, &r, Need::Work).await?;
+    let incident = state.engine.hand_back(&supplier, r.as_str(), &body.reason, correlation).await.map_err(sync_error)?;
+    Ok(incident.seen_by_supplier(&supplier))
 }
 
 fn sync_error(e: crate::sync::SyncError) -> ApiError {

@@ -6,7 +6,9 @@
 pub mod admin;
 pub mod attachments;
 pub mod auth;
+mod browser;
 pub mod changes;
+pub mod console;
 pub mod dashboard;
 pub mod error;
 pub mod health;

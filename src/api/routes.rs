@@ -24,7 +24,7 @@ where
 
 /// The whole table: the hub's own API, its TMF621 API, webhooks, health and the dashboard.
 fn all() -> Vec<Endpoint> {
-    [super::endpoints(), super::tmf621::endpoints(), super::dashboard::endpoints()].into_iter().flatten().collect()
+    [super::endpoints(), super::tmf621::endpoints(), super::dashboard::endpoints(), super::console::endpoints()].into_iter().flatten().collect()
 }
 
 /// Every `(method, path)` the hub serves, in registration order.

@@ -175,3 +175,30 @@ fn line(contract: &str, supplier: Option<String>, reporting: &ReportingSettings,
         trend: vec![None; months],
     }
 }
+
+/// How a ticket stands against its SLA clocks, as a queue shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Standing {
+    /// A clock still counting has used at least the reporting's at-risk share of its target.
+    AtRisk,
+    /// A clock is past its target.
+    Breached,
+}
+
+/// The worst standing among a ticket's stored clocks (`None`: every clock is within bounds),
+/// counting the time a live clock has run since it was stored.
+pub fn standing(clocks: &[db::ClockRow], contracts: &Contracts, reporting: &ReportingSettings, now: DateTime<Utc>) -> Option<Standing> {
+    clocks
+        .iter()
+        .filter_map(|row| {
+            let live = row.stopped_at.is_none() && (row.state == "running" || row.state == "paused");
+            let elapsed = if live { elapsed_now(row, contracts, now) } else { row.elapsed_secs };
+            let used = if row.target_secs > 0 { elapsed as f64 * 100.0 / row.target_secs as f64 } else { 0.0 };
+            if row.breached || (live && row.target_secs > 0 && elapsed > row.target_secs) {
+                Some(Standing::Breached)
+            } else {
+                (live && used >= reporting.at_risk_percent).then_some(Standing::AtRisk)
+            }
+        })
+        .max()
+}

@@ -93,6 +93,20 @@ impl TicketSla {
         self
     }
 
+    /// The ticket as `supplier` may see it (see [`crate::domain::access`]): only its own
+    /// clocks, no other supplier's leg details; `None` when the ticket is not the supplier's.
+    pub fn seen_by_supplier(self, supplier: &str) -> Option<TicketSla> {
+        if self.incident.supplier_access(supplier) == crate::domain::SupplierAccess::None {
+            return None;
+        }
+        let mut t = self.only_supplier(supplier);
+        t.incident = t.incident.seen_by_supplier(supplier);
+        for e in &mut t.events {
+            e.data = crate::domain::access::event_data_seen_by_supplier(&e.kind, &e.data, supplier);
+        }
+        Some(t)
+    }
+
     pub fn views(&self) -> Vec<ClockView> {
         self.clocks.iter().map(ClockView::of).collect()
     }

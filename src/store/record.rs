@@ -171,6 +171,15 @@ pub struct ListFilter {
     pub service: Option<String>,
     /// Only incidents in which this supplier holds a leg (a supplier-scoped key).
     pub visible_to_supplier: Option<String>,
+    /// Words of the title, the hub's reference, or a supplier's ticket number or id (to a
+    /// supplier key, only its own tickets' numbers).
+    pub search: Option<String>,
+}
+
+/// `text` as a case-insensitive `LIKE` pattern matching it anywhere, its wildcards taken literally.
+fn contains_pattern(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
 }
 
 /// The ids of the incidents `supplier` may see (see [`crate::domain::access`]); a closed or
@@ -197,6 +206,13 @@ pub fn list(conn: &mut PgConnection, filter: &ListFilter, after: Option<i64>, li
     }
     if let Some(s) = &filter.visible_to_supplier {
         q = q.filter(incidents::id.eq_any(seen_by_supplier(s)));
+    }
+    if let Some(text) = filter.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let mut numbered = legs::table.filter(legs::native_number.eq(text.to_string()).or(legs::native_id.eq(text.to_string()))).select(legs::incident_id).into_boxed();
+        if let Some(s) = &filter.visible_to_supplier {
+            numbered = numbered.filter(legs::supplier_id.eq(s.clone()));
+        }
+        q = q.filter(incidents::title.ilike(contains_pattern(text)).or(incidents::reference.eq(text.to_uppercase())).or(incidents::id.eq_any(numbered)));
     }
     if let Some(after) = after {
         q = q.filter(incidents::id.lt(after));

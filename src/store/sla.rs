@@ -235,6 +235,12 @@ pub fn clocks_of(conn: &mut PgConnection, incident_id: i64) -> StoreResult<Vec<C
     Ok(sla_clocks::table.filter(sla_clocks::incident_id.eq(incident_id)).order(sla_clocks::clock_key).select(ClockRow::as_select()).load(conn)?)
 }
 
+/// The stored clocks of several tickets, by reference.
+pub fn clocks_of_many(conn: &mut PgConnection, references: &[String]) -> StoreResult<Vec<ClockRow>> {
+    let ids = incidents::table.filter(incidents::reference.eq_any(references)).select(incidents::id);
+    Ok(sla_clocks::table.filter(sla_clocks::incident_id.eq_any(ids)).order((sla_clocks::incident_id, sla_clocks::clock_key)).select(ClockRow::as_select()).load(conn)?)
+}
+
 pub fn ticket(conn: &mut PgConnection, incident_id: i64) -> StoreResult<Option<TicketRow>> {
     Ok(sla_tickets::table.find(incident_id).select(TicketRow::as_select()).first(conn).optional()?)
 }

@@ -28,7 +28,7 @@ fn change_links(dom: &str) -> Vec<String> {
 /// Two submitted changes on the network in intersecting windows two days from now (the second
 /// also on payroll), the first authorised with the CAB's and the network supplier's approval
 /// and the supplier's own window on its leg.
-async fn two_colliding_changes(h: &ChangeHub) -> (String, String) {
+pub(crate) async fn two_colliding_changes(h: &ChangeHub) -> (String, String) {
     let t0 = (Utc::now() + Duration::days(2)).trunc_subsecs(0);
     let a = h.raise(normal_change("Core switch firmware", &["network"], t0, t0 + Duration::hours(3))).await;
     let b = h.raise(normal_change("Payroll link <re-cabling>", &["network", "payroll"], t0 + Duration::hours(1), t0 + Duration::hours(2))).await;

@@ -14,7 +14,7 @@ pub(crate) const PAYROLL: &str = "payroll-sn";
 
 /// Three suppliers (network, email and payroll services), a CAB rule asking every affected
 /// supplier's approval for normal changes, a hard freeze on payroll next month and a template.
-fn change_options() -> Options {
+pub(crate) fn change_options() -> Options {
     let freeze_start = Utc::now() + Duration::days(30);
     let extra = format!(
         r#"
@@ -88,7 +88,12 @@ pub(crate) struct ChangeHub {
 }
 
 pub(crate) async fn change_hub() -> ChangeHub {
-    let hub = TestHub::spawn_with(change_options()).await;
+    change_hub_with(change_options()).await
+}
+
+/// A [`change_hub`] on other options (e.g. [`change_options`] with more configuration appended).
+pub(crate) async fn change_hub_with(options: Options) -> ChangeHub {
+    let hub = TestHub::spawn_with(options).await;
     let cm = hub.key("change_manager", None).await;
     let network = hub.keys.supplier.clone();
     let apps = hub.key("supplier", Some(APPS)).await;

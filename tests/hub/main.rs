@@ -4,10 +4,12 @@
 mod access;
 mod api;
 mod attachments;
+mod browser;
 mod change_dashboard;
 mod change_legs;
 mod changes;
 mod cli;
+mod console;
 mod dashboard;
 mod delivery;
 mod estate;

@@ -253,10 +253,11 @@ pub fn schedule(s: &Schedule, tz: &str) -> String {
             };
             let _ = write!(
                 out,
-                r#"<a href="/dashboard/changes/{r}" class="change-bar{}" data-ref="{r}" data-service="{}" aria-label="{s}"><title>{s}</title><rect x="{x1:.1}" y="{ly}" width="{:.1}" height="14" rx="2" fill="{colour}"{outline}/>"#,
+                r#"<a href="{base}/{r}" class="change-bar{}" data-ref="{r}" data-service="{}" aria-label="{s}"><title>{s}</title><rect x="{x1:.1}" y="{ly}" width="{:.1}" height="14" rx="2" fill="{colour}"{outline}/>"#,
                 if open.is_empty() { "" } else { " conflict" },
                 esc(row),
                 (x2 - x1).max(3.0),
+                base = s.paths.record,
                 r = esc(&c.reference),
                 s = esc(&change_summary(c, open, tz)),
             );

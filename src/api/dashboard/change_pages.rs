@@ -10,6 +10,18 @@ use crate::store::change::{ChangeFile, ConflictRow, Scheduled, FILE_EVENTS};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::fmt::Write;
 
+/// Where the change pages live: the dashboard's, or the service desk console's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paths {
+    /// The schedule page.
+    pub schedule: &'static str,
+    /// The prefix of one change's page (`{record}/{ref}`).
+    pub record: &'static str,
+}
+
+pub const DASHBOARD: Paths = Paths { schedule: "/dashboard/changes", record: "/dashboard/changes" };
+pub const CONSOLE: Paths = Paths { schedule: "/console/changes/calendar", record: "/console/changes" };
+
 /// What the schedule page shows.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -30,6 +42,8 @@ pub struct Schedule {
     /// The configured freezes that reach into the period.
     pub freezes: Vec<Freeze>,
     pub generated_at: DateTime<Utc>,
+    /// Where its links go.
+    pub paths: Paths,
 }
 
 fn schedule_bar(viewer: &Viewer, extra: &str) -> String {
@@ -46,7 +60,7 @@ fn schedule_link(s: &Schedule, from: NaiveDate, to: NaiveDate) -> String {
             q.append_pair(k, v);
         }
     }
-    format!("/dashboard/changes?{}", q.finish())
+    format!("{}?{}", s.paths.schedule, q.finish())
 }
 
 /// A `<select>` of `options` with "all" first, `chosen` selected.
@@ -63,15 +77,15 @@ fn select(id: &str, label: &str, all: &str, options: &[String], chosen: Option<&
     out
 }
 
-fn change_link(reference: &str) -> String {
-    format!(r#"<a href="/dashboard/changes/{r}">{r}</a>"#, r = esc(reference))
+fn change_link(reference: &str, paths: Paths) -> String {
+    format!(r#"<a href="{}/{r}">{r}</a>"#, paths.record, r = esc(reference))
 }
 
 /// A conflict in words: its kind, what it is about, and the other change (linked when the
 /// viewer may open it).
-fn conflict_text(c: &ConflictRow, link_other: bool) -> String {
+fn conflict_text(c: &ConflictRow, link_other: bool, paths: Paths) -> String {
     let other = match &c.other_ref {
-        Some(o) if link_other => format!(" with {}", change_link(o)),
+        Some(o) if link_other => format!(" with {}", change_link(o, paths)),
         Some(o) => format!(" with {}", esc(o)),
         None => String::new(),
     };
@@ -108,6 +122,13 @@ fn window_cell(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>, tz: &st
 }
 
 pub fn schedule(s: &Schedule, viewer: &Viewer, tz: &str) -> String {
+    let (title, nav, body) = schedule_parts(s, viewer.supplier.is_some(), tz);
+    page(&title, &schedule_bar(viewer, &nav), &body)
+}
+
+/// The schedule page's title, its navigation over periods and its body; a supplier key's page
+/// offers no supplier filter and links only the changes it may open.
+pub fn schedule_parts(s: &Schedule, supplier_scoped: bool, tz: &str) -> (String, String, String) {
     let days = (s.to_day - s.from_day).num_days() + 1;
     let (before, after) = (chrono::Duration::days(days), chrono::Duration::days(days));
     let nav = format!(
@@ -120,12 +141,13 @@ pub fn schedule(s: &Schedule, viewer: &Viewer, tz: &str) -> String {
     let mut body = String::from("<main>");
     let _ = write!(
         body,
-        r#"<section id="filters"><h2>Period and filters</h2><form class="filters" method="get" action="/dashboard/changes"><label for="from">From<input type="date" id="from" name="from" value="{}" required></label><label for="to">To (inclusive)<input type="date" id="to" name="to" value="{}" required></label>{}"#,
+        r#"<section id="filters"><h2>Period and filters</h2><form class="filters" method="get" action="{}"><label for="from">From<input type="date" id="from" name="from" value="{}" required></label><label for="to">To (inclusive)<input type="date" id="to" name="to" value="{}" required></label>{}"#,
+        s.paths.schedule,
         s.from_day,
         s.to_day,
         select("service", "Service", "All services", &s.catalogue, s.service.as_deref())
     );
-    if viewer.supplier.is_none() {
+    if !supplier_scoped {
         body.push_str(&select("supplier", "Supplier", "All suppliers", &s.suppliers, s.supplier.as_deref()));
     }
     body.push_str(r#"<button type="submit">Show</button></form></section>"#);
@@ -160,8 +182,8 @@ pub fn schedule(s: &Schedule, viewer: &Viewer, tz: &str) -> String {
                 let items: Vec<String> = open
                     .iter()
                     .map(|o| {
-                        let visible = viewer.supplier.is_none() || o.other_ref.as_ref().is_some_and(|r| s.changes.iter().any(|(x, _, _)| &x.reference == r));
-                        format!(r#"<li data-kind="{}">{}</li>"#, esc(&o.kind), conflict_text(o, visible))
+                        let visible = !supplier_scoped || o.other_ref.as_ref().is_some_and(|r| s.changes.iter().any(|(x, _, _)| &x.reference == r));
+                        format!(r#"<li data-kind="{}">{}</li>"#, esc(&o.kind), conflict_text(o, visible, s.paths))
                     })
                     .collect();
                 format!(r#"<ul class="plain">{}</ul>"#, items.concat())
@@ -169,7 +191,7 @@ pub fn schedule(s: &Schedule, viewer: &Viewer, tz: &str) -> String {
             format!(
                 r#"<tr data-ref="{r}"{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{conflicts}</td></tr>"#,
                 if open.is_empty() { "" } else { r#" class="has-conflict""# },
-                change_link(&c.reference),
+                change_link(&c.reference, s.paths),
                 esc(&c.title),
                 status_mark(&c.status),
                 esc(&window_cell(c.planned_start, c.planned_end, tz)),
@@ -223,7 +245,7 @@ pub fn schedule(s: &Schedule, viewer: &Viewer, tz: &str) -> String {
         esc(tz),
         esc(&local_time(&s.generated_at, tz))
     );
-    page(&format!("Change schedule {} to {} · SIAM Hub", s.from_day, s.to_day), &schedule_bar(viewer, &nav), &body)
+    (format!("Change schedule {} to {} · SIAM Hub", s.from_day, s.to_day), nav, body)
 }
 
 /// A risk as the scale reads: 1 = very high .. 5 = very low.
@@ -239,6 +261,12 @@ fn risk_word(risk: i16) -> &'static str {
 }
 
 pub fn change(f: &ChangeFile, viewer: &Viewer, tz: &str) -> String {
+    let body = change_body(f, viewer.supplier.is_some(), tz, DASHBOARD);
+    page(&format!("{} · change", f.change.reference), &schedule_bar(viewer, r#"<a href="/dashboard/changes">← Change schedule</a>"#), &body)
+}
+
+/// One change's page body: its record, legs, approvals, conflicts and history.
+pub fn change_body(f: &ChangeFile, supplier_scoped: bool, tz: &str, paths: Paths) -> String {
     let c = &f.change;
     let mut body = String::from("<main>");
     let approval = if f.missing.is_empty() { esc(&f.approval.replace('_', " ")) } else { format!("{} (missing: {})", esc(f.approval), esc(&f.missing.join("; "))) };
@@ -317,7 +345,7 @@ pub fn change(f: &ChangeFile, viewer: &Viewer, tz: &str) -> String {
                 r#"<tr data-kind="{}"{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{ack}</td><td>{}</td></tr>"#,
                 esc(&k.kind),
                 if k.acknowledged_at.is_none() { r#" class="has-conflict""# } else { "" },
-                conflict_text(k, viewer.supplier.is_none()),
+                conflict_text(k, !supplier_scoped, paths),
                 esc(&window_cell(Some(k.period_start), Some(k.period_end), tz)),
                 if k.hard { "yes (hard)" } else { "no (soft)" },
                 esc(&k.detail),
@@ -341,5 +369,5 @@ pub fn change(f: &ChangeFile, viewer: &Viewer, tz: &str) -> String {
         event_table(f.events.iter().map(|e| (e.event_id, &e.occurred_at, e.kind.as_str(), e.source.as_str(), &e.data)), tz),
         esc(tz)
     );
-    page(&format!("{} · change", c.reference), &schedule_bar(viewer, r#"<a href="/dashboard/changes">← Change schedule</a>"#), &body)
+    body
 }

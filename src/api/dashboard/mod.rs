@@ -1,13 +1,8 @@
 //! The managers' dashboard at `/dashboard`: server-rendered HTML with inline SVG, no script and
 //! nothing fetched from elsewhere (the machines are offline), and the browser sign-in for it.
 //!
-//! A browser signs in with an API key (manager or admin; a supplier key sees only its own
-//! supplier; a change manager's key opens the change pages only), through the form at
-//! `/dashboard/login` or once as `?key=` on any dashboard URL (for scripts; the hub answers with
-//! a redirect that strips it). The browser then holds a
-//! server-side session (see [`crate::store::auth`]): its cookie carries a random session id,
-//! never the key, HttpOnly, SameSite=Strict, scoped to `/dashboard`. The hub checks the session
-//! on every request: it ends at its expiry, on sign-out, or when its key is revoked.
+//! A browser signs in as [`crate::api::browser`] describes, with a manager or admin key (a
+//! supplier key sees only its own supplier; a change manager's key opens the change pages only).
 //!
 //! The change pages (`/dashboard/changes`, the forward schedule of change, and
 //! `/dashboard/changes/{ref}`, one change) follow the change API's visibility: a supplier key
@@ -17,11 +12,12 @@
 //! change it cannot see names that change without linking to it.
 
 mod change_charts;
-mod change_pages;
+pub(crate) mod change_pages;
 mod charts;
-mod pages;
+pub(crate) mod pages;
 
 use super::auth::Role;
+use super::browser::{page as html, Area, Refusal};
 use super::AppState;
 use crate::domain::change::ChangeRef;
 use crate::domain::TicketRef;
@@ -31,29 +27,36 @@ use crate::sla::ticket;
 use crate::store::auth;
 use crate::store::change::{self, ListFilter};
 use crate::store::sla::Scope;
-use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
 
-const COOKIE: &str = "siam_dashboard";
-/// How long a browser session lasts.
-const SESSION_HOURS: i64 = 8;
+/// The dashboard's sign-in: manager, admin, change manager and supplier keys.
+pub(crate) static AREA: Area = Area {
+    root: "/dashboard",
+    cookie: "siam_dashboard",
+    admits: |record| viewer_of(record).map(|_| ()),
+    landing: |record, next| match viewer_of(record) {
+        Ok(viewer) => landing(&viewer, next),
+        Err(_) => next.to_string(),
+    },
+    login_page: pages::login,
+    message_page: pages::message,
+    page: html,
+};
 
 /// The dashboard's pages and its sign-in.
 pub(super) fn endpoints() -> Vec<super::routes::Endpoint> {
     use super::routes::endpoint;
     use actix_web::http::Method;
-    vec![
-        endpoint(Method::GET, "/dashboard", overview),
-        endpoint(Method::GET, "/dashboard/login", login_form),
-        endpoint(Method::POST, "/dashboard/login", login),
-        endpoint(Method::POST, "/dashboard/logout", logout),
+    let mut all = vec![endpoint(Method::GET, "/dashboard", overview)];
+    all.extend(AREA.endpoints());
+    all.extend([
         endpoint(Method::GET, "/dashboard/incidents/{ref}", timeline),
         endpoint(Method::GET, "/dashboard/changes", change_schedule),
         endpoint(Method::GET, "/dashboard/changes/{ref}", change_page),
-    ]
+    ]);
+    all
 }
 
 /// Who is looking at the dashboard.
@@ -80,8 +83,8 @@ impl Viewer {
 
 /// Who a key stands for on the dashboard: manager, admin, change manager (the change pages
 /// only), or a supplier key scoped to its supplier.
-fn viewer_of(record: auth::KeyRecord) -> Result<Viewer, (StatusCode, &'static str)> {
-    match (Role::parse(&record.role), record.supplier_id) {
+fn viewer_of(record: &auth::KeyRecord) -> Result<Viewer, Refusal> {
+    match (Role::parse(&record.role), record.supplier_id.clone()) {
         (Some(role @ (Role::Manager | Role::Admin | Role::ChangeManager)), _) => Ok(Viewer { role, supplier: None }),
         (Some(Role::Supplier), Some(s)) => Ok(Viewer { role: Role::Supplier, supplier: Some(s) }),
         _ => Err((StatusCode::FORBIDDEN, "That key cannot open the dashboard: it needs a manager, admin or supplier key (or a change_manager key, for the change schedule).")),
@@ -112,150 +115,13 @@ fn unavailable(what: &str, e: &crate::store::StoreError) -> HttpResponse {
     html(StatusCode::SERVICE_UNAVAILABLE, pages::message(&format!("{what} unavailable"), "The service record could not be read; try again shortly."))
 }
 
-const UNAVAILABLE: (StatusCode, &str) = (StatusCode::SERVICE_UNAVAILABLE, "The service record is unavailable; try again shortly.");
-
-/// Signs a key in: opens a session for it, kept only if the key may open the dashboard.
-/// Answers the viewer and the session id the cookie will carry (never the key).
-async fn sign_in(state: &AppState, key: String) -> Result<(Viewer, String), (StatusCode, &'static str)> {
-    let lifetime = chrono::Duration::hours(SESSION_HOURS);
-    let (session, record) =
-        state.store.run(move |c| auth::open_session(c, &key, lifetime)).await.map_err(|_| UNAVAILABLE)?.ok_or((StatusCode::UNAUTHORIZED, "That key is unknown or revoked."))?;
-    match viewer_of(record) {
-        Ok(viewer) => Ok((viewer, session)),
-        Err(refused) => {
-            state.store.run(move |c| auth::end_session(c, &session)).await.map_err(|_| UNAVAILABLE)?;
-            Err(refused)
-        }
-    }
-}
-
-/// The viewer of a live session.
-async fn check_session(state: &AppState, session: String) -> Result<Viewer, (StatusCode, &'static str)> {
-    let record = state
-        .store
-        .run(move |c| auth::session(c, &session))
-        .await
-        .map_err(|_| UNAVAILABLE)?
-        .ok_or((StatusCode::UNAUTHORIZED, "Your session has ended (signed out, expired, or its key was revoked); sign in again."))?;
-    viewer_of(record)
-}
-
-/// The session cookie: HttpOnly, SameSite=Strict, scoped to `/dashboard`, `Secure` whenever the
-/// request came over TLS (directly or through a proxy saying so) or the hub's public URL is
-/// https. Its lifetime matches the session's, which the hub enforces on its side too.
-fn session_cookie(req: &HttpRequest, state: &AppState, session: String) -> Cookie<'static> {
-    let secure = req.connection_info().scheme() == "https" || state.settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
-    Cookie::build(COOKIE, session).path("/dashboard").http_only(true).same_site(SameSite::Strict).secure(secure).max_age(CookieDuration::hours(SESSION_HOURS)).finish()
-}
-
-fn cleared_cookie() -> Cookie<'static> {
-    let mut c = Cookie::build(COOKIE, "").path("/dashboard").http_only(true).same_site(SameSite::Strict).finish();
-    c.make_removal();
-    c
-}
-
-/// A dashboard page, with headers that keep it self-contained and uncached.
-pub(crate) fn html(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ))
-        .body(body)
-}
-
-/// Where to go after signing in: a dashboard path only, never another site.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with("/dashboard") && !n.contains("//") && !n.contains('\\') => n.to_string(),
-        _ => "/dashboard".to_string(),
-    }
-}
-
-fn redirect(location: &str) -> actix_web::HttpResponseBuilder {
-    let mut r = HttpResponse::SeeOther();
-    r.insert_header((header::LOCATION, location.to_string())).insert_header((header::CACHE_CONTROL, "no-store"));
-    r
-}
-
-/// The viewer of a dashboard request, or the response to send instead (a sign-in form, or the
-/// redirect that turns a `?key=` into the session cookie).
+/// The viewer of a dashboard request, or the response to send instead.
 async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<(Viewer, Vec<(String, String)>), HttpResponse> {
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
-    if let Some((_, key)) = pairs.iter().find(|(k, _)| k == "key") {
-        let rest: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| k != "key").collect();
-        let mut location = req.path().to_string();
-        if !rest.is_empty() {
-            let mut ser = url::form_urlencoded::Serializer::new(String::new());
-            for (k, v) in rest {
-                ser.append_pair(k, v);
-            }
-            location = format!("{location}?{}", ser.finish());
-        }
-        return Err(match sign_in(state, key.trim().to_string()).await {
-            Ok((viewer, session)) => redirect(&landing(&viewer, &location)).cookie(session_cookie(req, state, session)).finish(),
-            Err((status, msg)) => html(status, pages::login(Some(msg), &location)),
-        });
+    let (record, pairs) = AREA.authenticate(req, state).await?;
+    match viewer_of(&record) {
+        Ok(viewer) => Ok((viewer, pairs)),
+        Err((status, msg)) => Err(html(status, pages::message("Not for this key", msg))),
     }
-    let next = match req.query_string() {
-        "" => req.path().to_string(),
-        q => format!("{}?{q}", req.path()),
-    };
-    let Some(cookie) = req.cookie(COOKIE).filter(|c| !c.value().is_empty()) else {
-        return Err(html(StatusCode::UNAUTHORIZED, pages::login(None, &next)));
-    };
-    match check_session(state, cookie.value().to_string()).await {
-        Ok(v) => Ok((v, pairs)),
-        Err((status, msg)) => {
-            let mut resp = html(status, pages::login(Some(msg), &next));
-            let _ = resp.add_cookie(&cleared_cookie());
-            Err(resp)
-        }
-    }
-}
-
-/// `GET /dashboard/login`
-async fn login_form(req: HttpRequest) -> HttpResponse {
-    let next = url::form_urlencoded::parse(req.query_string().as_bytes()).find(|(k, _)| k == "next").map(|(_, v)| v.to_string());
-    html(StatusCode::OK, pages::login(None, &safe_next(next.as_deref())))
-}
-
-#[derive(Debug, Deserialize)]
-struct LoginForm {
-    key: String,
-    next: Option<String>,
-}
-
-/// `POST /dashboard/login` (form: `key`, `next`)
-async fn login(req: HttpRequest, state: web::Data<AppState>, form: Option<web::Form<LoginForm>>) -> HttpResponse {
-    let Some(form) = form else {
-        return html(StatusCode::BAD_REQUEST, pages::login(Some("Enter an API key."), "/dashboard"));
-    };
-    let next = safe_next(form.next.as_deref());
-    let key = form.key.trim().to_string();
-    if key.is_empty() || key.len() > 200 {
-        return html(StatusCode::BAD_REQUEST, pages::login(Some("Enter an API key."), &next));
-    }
-    match sign_in(&state, key).await {
-        Ok((viewer, session)) => redirect(&landing(&viewer, &next)).cookie(session_cookie(&req, &state, session)).finish(),
-        Err((status, msg)) => html(status, pages::login(Some(msg), &next)),
-    }
-}
-
-/// `POST /dashboard/logout`: ends the session on the hub's side too, so a copied cookie is
-/// worth nothing afterwards.
-async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if let Some(session) = req.cookie(COOKIE).map(|c| c.value().to_string()).filter(|v| !v.is_empty()) {
-        if let Err(e) = state.store.run(move |c| auth::end_session(c, &session)).await {
-            tracing::error!(error = %e, "could not end a dashboard session");
-            return html(StatusCode::SERVICE_UNAVAILABLE, pages::message("Sign-out failed", "The service record could not be reached; try again shortly."));
-        }
-    }
-    redirect("/dashboard/login").cookie(cleared_cookie()).finish()
 }
 
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -303,18 +169,13 @@ async fn timeline(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
         Err(crate::store::StoreError::NotFound(_)) => return not_found(),
         Err(e) => return unavailable("Timeline", &e),
     };
+    // A supplier sees the tickets it may see through the API, only its own clocks, and no
+    // other supplier's leg details.
     let t = match &viewer.supplier {
-        // A supplier sees the tickets it may see through the API, only its own clocks, and no
-        // other supplier's leg details.
-        Some(s) if t.incident.supplier_access(s) == crate::domain::SupplierAccess::None => return not_found(),
-        Some(s) => {
-            let mut t = t.only_supplier(s);
-            t.incident = t.incident.seen_by_supplier(s);
-            for e in &mut t.events {
-                e.data = crate::domain::access::event_data_seen_by_supplier(&e.kind, &e.data, s);
-            }
-            t
-        }
+        Some(s) => match t.seen_by_supplier(s) {
+            Some(t) => t,
+            None => return not_found(),
+        },
         None => t,
     };
     html(StatusCode::OK, pages::timeline(&t, &viewer, &state.settings.reporting.time_zone))
@@ -351,22 +212,39 @@ async fn change_schedule(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         Ok(v) => v,
         Err(resp) => return resp,
     };
+    match schedule_of(&state, &pairs, viewer.supplier.clone(), change_pages::DASHBOARD).await {
+        Ok(schedule) => html(StatusCode::OK, change_pages::schedule(&schedule, &viewer, &state.settings.reporting.time_zone)),
+        Err(ScheduleError::Period(e)) => html(StatusCode::BAD_REQUEST, pages::message("Invalid period", &e)),
+        Err(ScheduleError::Store(e)) => unavailable("Change schedule", &e),
+    }
+}
+
+/// Why a schedule cannot be shown.
+pub enum ScheduleError {
+    /// The period asked for is not one the schedule shows.
+    Period(String),
+    Store(crate::store::StoreError),
+}
+
+/// The forward schedule of change that a page's query asks for (`from`, `to`, `service`,
+/// `supplier`), as `visible_to_supplier` may see it, with links under `paths`.
+pub async fn schedule_of(
+    state: &AppState,
+    pairs: &[(String, String)],
+    visible_to_supplier: Option<String>,
+    paths: change_pages::Paths,
+) -> Result<change_pages::Schedule, ScheduleError> {
     let tz = state.settings.reporting.time_zone.clone();
     let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::Tz::UTC);
     let now = Utc::now();
-    let (from_day, to_day) = match schedule_days(param(&pairs, "from"), param(&pairs, "to"), now.with_timezone(&zone).date_naive()) {
-        Ok(d) => d,
-        Err(e) => return html(StatusCode::BAD_REQUEST, pages::message("Invalid period", &e)),
-    };
+    let (from_day, to_day) = schedule_days(param(pairs, "from"), param(pairs, "to"), now.with_timezone(&zone).date_naive()).map_err(ScheduleError::Period)?;
     let (from, to): (DateTime<Utc>, DateTime<Utc>) = (crate::sla::report::day_start(zone, from_day), crate::sla::report::day_start(zone, to_day + chrono::Duration::days(1)));
-    let (service, supplier) = (param(&pairs, "service").map(str::to_string), param(&pairs, "supplier").map(str::to_string));
-    let filter = ListFilter { status: None, service: service.clone(), supplier: supplier.clone(), from: Some(from), to: Some(to), visible_to_supplier: viewer.supplier.clone() };
-    let changes = match state.store.read(move |c| change::calendar(c, &filter)).await {
-        Ok(rows) => rows,
-        Err(e) => return unavailable("Change schedule", &e),
-    };
+    let (service, supplier) = (param(pairs, "service").map(str::to_string), param(pairs, "supplier").map(str::to_string));
+    let scoped = visible_to_supplier.is_some();
+    let filter = ListFilter { status: None, service: service.clone(), supplier: supplier.clone(), from: Some(from), to: Some(to), visible_to_supplier };
+    let changes = state.store.read(move |c| change::calendar(c, &filter)).await.map_err(ScheduleError::Store)?;
     let settings = &state.settings;
-    let schedule = change_pages::Schedule {
+    Ok(change_pages::Schedule {
         from_day,
         to_day,
         from,
@@ -374,12 +252,12 @@ async fn change_schedule(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         service,
         supplier,
         catalogue: settings.services.iter().map(|s| s.name.clone()).collect(),
-        suppliers: if viewer.supplier.is_some() { vec![] } else { settings.suppliers.iter().map(|s| s.id.clone()).collect() },
+        suppliers: if scoped { vec![] } else { settings.suppliers.iter().map(|s| s.id.clone()).collect() },
         changes,
         freezes: settings.changes.freezes.iter().filter(|f| f.start < to && f.end > from).cloned().collect(),
         generated_at: now,
-    };
-    html(StatusCode::OK, change_pages::schedule(&schedule, &viewer, &tz))
+        paths,
+    })
 }
 
 /// `GET /dashboard/changes/{ref}`: one change, its legs, approvals, conflicts and history.

@@ -47,7 +47,7 @@ pub fn local_time(t: &DateTime<Utc>, tz: &str) -> String {
     }
 }
 
-pub(super) fn opt_time(t: Option<DateTime<Utc>>, tz: &str) -> String {
+pub(crate) fn opt_time(t: Option<DateTime<Utc>>, tz: &str) -> String {
     t.map(|t| local_time(&t, tz)).unwrap_or_else(|| "–".into())
 }
 
@@ -99,7 +99,7 @@ tr.has-conflict td:first-child{border-left:4px solid #c62828}
 ul.plain{margin:0;padding:0;list-style:none}
 "#;
 
-pub(super) fn page(title: &str, header: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, header: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>{header}{body}</body></html>",
         esc(title)
@@ -373,7 +373,7 @@ fn event_summary(kind: &str, data: &serde_json::Value) -> String {
 }
 
 /// An event log as a table, oldest first: each row carries the event's id as its anchor.
-pub(super) fn event_table<'a>(events: impl Iterator<Item = (uuid::Uuid, &'a DateTime<Utc>, &'a str, &'a str, &'a serde_json::Value)>, tz: &str) -> String {
+pub(crate) fn event_table<'a>(events: impl Iterator<Item = (uuid::Uuid, &'a DateTime<Utc>, &'a str, &'a str, &'a serde_json::Value)>, tz: &str) -> String {
     let mut out = String::from(r#"<table id="event-table"><thead><tr><th>Time</th><th>Event</th><th>By</th><th>Detail</th></tr></thead><tbody>"#);
     for (id, at, kind, source, data) in events {
         let _ = write!(
@@ -412,6 +412,19 @@ pub fn timeline(t: &TicketSla, viewer: &Viewer, tz: &str) -> String {
     );
     let _ = write!(body, r#"<section id="timeline"><h2>Timeline</h2>{}</section>"#, charts::ticket_timeline(t, tz));
 
+    body.push_str(&clock_sections(t, tz));
+
+    body.push_str(r#"<section id="events"><h2>Event log</h2>"#);
+    body.push_str(&event_table(t.events.iter().map(|e| (e.event_id, &e.occurred_at, e.kind.as_str(), e.source.as_str(), &e.data)), tz));
+    body.push_str("</section></main>");
+    let _ = write!(body, r#"<footer>Clocks computed from the event log at {} ({}).</footer>"#, esc(&local_time(&t.now, tz)), esc(tz));
+    page(&format!("{} · SLA timeline", i.reference), &top_bar(Some(viewer), r#"<a href="/dashboard">← Dashboard</a>"#), &body)
+}
+
+/// A ticket's SLA clocks, their pauses and who held the ticket when, as sections of a page.
+pub(crate) fn clock_sections(t: &TicketSla, tz: &str) -> String {
+    let i = &t.incident;
+    let mut body = String::new();
     body.push_str(r#"<section id="clocks"><h2>Clocks</h2>"#);
     if t.clocks.is_empty() {
         body.push_str(r#"<p class="muted">No SLA clock applies to this ticket.</p>"#);
@@ -491,12 +504,7 @@ pub fn timeline(t: &TicketSla, viewer: &Viewer, tz: &str) -> String {
         body.push_str("</tbody></table>");
     }
     body.push_str("</section>");
-
-    body.push_str(r#"<section id="events"><h2>Event log</h2>"#);
-    body.push_str(&event_table(t.events.iter().map(|e| (e.event_id, &e.occurred_at, e.kind.as_str(), e.source.as_str(), &e.data)), tz));
-    body.push_str("</section></main>");
-    let _ = write!(body, r#"<footer>Clocks computed from the event log at {} ({}).</footer>"#, esc(&local_time(&t.now, tz)), esc(tz));
-    page(&format!("{} · SLA timeline", i.reference), &top_bar(Some(viewer), r#"<a href="/dashboard">← Dashboard</a>"#), &body)
+    body
 }
 
 #[cfg(test)]

@@ -110,6 +110,12 @@ pub enum Command {
         #[command(subcommand)]
         command: SlaCommand,
     },
+    /// First contact with a configured supplier instance: check what the hub can do with it,
+    /// or discover its own vocabulary and the mapping the hub proposes.
+    Supplier {
+        #[command(subcommand)]
+        command: SupplierCommand,
+    },
     /// Print the canonical JSON the hub makes of a native supplier payload (or, with --reverse,
     /// the native payload it makes of a canonical incident or change).
     Map {
@@ -162,6 +168,29 @@ pub enum SlaCommand {
         /// Recompute every figure from the event log instead of the stored clocks (an audit).
         #[arg(long)]
         recompute: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SupplierCommand {
+    /// Check a configured supplier: reachable (DNS, connection, TLS), clock skew, credentials
+    /// and what the integration user may do, each step ok or failed with what to change. Exit
+    /// status 0 when every step is ok, 1 when one failed.
+    Check {
+        /// The supplier's id in the configuration.
+        id: String,
+        /// Print the report as JSON (`{"ok", "steps"}`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a configured supplier's statuses, priorities and fields, with the canonical value
+    /// proposed for each, and the `[suppliers.*]` settings to paste.
+    Discover {
+        /// The supplier's id in the configuration.
+        id: String,
+        /// Print the discovery as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -250,8 +279,42 @@ pub fn map_payload_with(mapping: &dyn crate::adapters::Mapping, reverse: bool, t
 /// integrator queue.
 pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 
+/// Why a command did not succeed; the exit status says which.
+#[derive(Debug)]
+pub enum Failure {
+    /// The command ran and reported what it found wrong (a failed check): status 1.
+    Found,
+    /// The command could not run as asked (its configuration, an unknown supplier): status 2.
+    Usage(String),
+    /// Anything else: status 1.
+    Error(String),
+}
+
+/// Runs a command and says how it ended as an exit status: 0 done, 1 failed (or found a
+/// problem), 2 a usage or configuration error. An error is one line on standard error.
+pub async fn execute(cli: Cli) -> u8 {
+    let outcome = match cli.command {
+        Command::Supplier { command } => supplier(cli.config, command).await,
+        command => run(Cli { config: cli.config, command }).await.map_err(Failure::Error),
+    };
+    let (status, message) = match outcome {
+        Ok(()) => (0, None),
+        Err(Failure::Found) => (1, None),
+        Err(Failure::Error(e)) => (1, Some(e)),
+        Err(Failure::Usage(e)) => (2, Some(e)),
+    };
+    if let Some(e) = message {
+        let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("error: {e}\n"));
+    }
+    status
+}
+
 pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Supplier { command } => supplier(cli.config, command).await.map_err(|f| match f {
+            Failure::Found => "the check found a problem".to_string(),
+            Failure::Usage(e) | Failure::Error(e) => e,
+        }),
         Command::Serve => {
             let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
             let app = Application::build(settings.clone()).await?;
@@ -286,14 +349,19 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             if role == "supplier" && supplier.is_none() {
                 return Err("a supplier key needs --supplier <id>".into());
             }
-            if let Some(s) = &supplier {
-                if settings.supplier(s).is_none() {
-                    return Err(format!("supplier `{s}` is not in the configuration"));
-                }
-            }
             let url = settings.database_url.clone();
             tokio::task::spawn_blocking(move || store::prepare_database(&url)).await.map_err(|e| e.to_string())??;
             let db = Store::connect(&settings.database_url, 1)?;
+            // The hub records every supplier it was started with, so a key can be made for any
+            // of them without the configuration file it runs with.
+            if let Some(s) = supplier.clone() {
+                let configured = settings.supplier(&s).is_some();
+                let id = s.clone();
+                let known = db.run(move |c| store::suppliers::find(c, &id)).await.map_err(|e| e.to_string())?.is_some();
+                if !configured && !known {
+                    return Err(format!("supplier `{s}` is unknown: the hub's database has no such supplier (start the hub once with it in its configuration)"));
+                }
+            }
             let key = db.run(move |c| store::auth::create(c, &role, supplier.as_deref(), label.as_deref())).await.map_err(|e| e.to_string())?;
             say!("{key}");
             Ok(())
@@ -330,10 +398,118 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     map_payload_with(mapping.as_ref(), reverse, &text)?
                 }
             };
+            if kind == Kind::Incident && !reverse && out.pointer("/legs/0").is_some() && out.pointer("/legs/0/native_id").is_none_or(serde_json::Value::is_null) {
+                let _ = std::io::Write::write_fmt(
+                    &mut std::io::stderr(),
+                    format_args!("warning: the record carries no identity field (for ServiceNow, sys_id: read it with sys_id among the sysparm_fields), so native_id is null; the hub's sync refuses such a record\n"),
+                );
+            }
             say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             Ok(())
         }
     }
+}
+
+/// `siam-hub supplier check|discover ID`, with the configuration and secrets `serve` reads.
+async fn supplier(config: Option<PathBuf>, command: SupplierCommand) -> Result<(), Failure> {
+    let settings = Settings::load(config.as_deref()).map_err(|e| Failure::Usage(e.to_string()))?;
+    let id = match &command {
+        SupplierCommand::Check { id, .. } | SupplierCommand::Discover { id, .. } => id.clone(),
+    };
+    if settings.supplier(&id).is_none() && id == settings.routing.default_queue {
+        return Err(Failure::Usage(format!("supplier `{id}` is the hub's own queue: there is no supplier system to check")));
+    }
+    let instance = settings.supplier(&id).ok_or_else(|| {
+        let known: Vec<&str> = settings.suppliers.iter().filter(|s| s.is_external()).map(|s| s.id.as_str()).collect();
+        let hint = if known.is_empty() { "it configures none (give the file with --config or SIAM_CONFIG)".to_string() } else { format!("it configures {}", known.join(", ")) };
+        Failure::Usage(format!("supplier `{id}` is not in the configuration; {hint}"))
+    })?;
+    let (system, http) = crate::adapters::setup::for_configured(instance, &settings.egress).map_err(Failure::Usage)?;
+    match command {
+        SupplierCommand::Check { json, .. } => {
+            let report = crate::adapters::setup::check(&http, &instance.base_url, system.as_ref()).await;
+            if json {
+                say!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                say_raw!("{}", check_table(instance, &report));
+            }
+            if report.ok {
+                Ok(())
+            } else {
+                Err(Failure::Found)
+            }
+        }
+        SupplierCommand::Discover { json, .. } => {
+            let found = match system.discover().await {
+                Ok(found) => found,
+                Err(e) => return Err(Failure::Error(crate::api::admin::discovery_failed(instance, &http, &e).await)),
+            };
+            if json {
+                say!("{}", serde_json::to_string_pretty(&found).unwrap_or_default());
+            } else {
+                say_raw!("{}", discovery_table(instance, &found));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A check report as a person reads it: one line per step, the fix under a failed one.
+pub fn check_table(instance: &crate::config::SupplierSettings, report: &crate::adapters::setup::CheckReport) -> String {
+    use std::fmt::Write;
+    let mut out = format!("supplier {} ({}) at {}\n", instance.id, instance.system, instance.base_url);
+    let width = report.steps.iter().map(|s| s.name.chars().count()).max().unwrap_or(0);
+    for step in &report.steps {
+        let _ = writeln!(out, "  {:<6}  {:<width$}  {}", if step.ok { "ok" } else { "FAILED" }, step.name, step.detail);
+        if let Some(fix) = &step.fix {
+            let _ = writeln!(out, "  {:<6}  {:<width$}  fix: {fix}", "", "");
+        }
+    }
+    let failed = report.steps.iter().filter(|s| !s.ok).count();
+    let _ = match failed {
+        0 => writeln!(out, "result: ok ({} steps)", report.steps.len()),
+        n => writeln!(out, "result: FAILED ({n} of {} steps)", report.steps.len()),
+    };
+    out
+}
+
+/// A discovery as a person reads it: a table per kind of value, then the TOML to paste.
+pub fn discovery_table(instance: &crate::config::SupplierSettings, found: &crate::adapters::setup::Discovery) -> String {
+    use std::fmt::Write;
+    let mut out = format!("supplier {} ({}) at {}\n", instance.id, instance.system, instance.base_url);
+    for (title, rows) in [("statuses", &found.statuses), ("priorities", &found.priorities), ("fields", &found.fields)] {
+        let _ = writeln!(out, "\n{title}:");
+        if rows.is_empty() {
+            let _ = writeln!(out, "  (none found)");
+            continue;
+        }
+        let cell = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let table: Vec<[String; 5]> = rows.iter().map(|p| [p.native.clone(), p.label.clone(), cell(&p.proposed), cell(&p.configured), p.why.clone()]).collect();
+        let heads = ["native", "label", "proposed", "configured", "why"];
+        let widths: Vec<usize> = (0..4).map(|i| table.iter().map(|r| r[i].chars().count()).chain([heads[i].len()]).max().unwrap_or(0)).collect();
+        let _ = writeln!(
+            out,
+            "  {:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+            heads[0],
+            heads[1],
+            heads[2],
+            heads[3],
+            heads[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+        for r in &table {
+            let _ = writeln!(out, "  {:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}", r[0], r[1], r[2], r[3], r[4], w0 = widths[0], w1 = widths[1], w2 = widths[2], w3 = widths[3]);
+        }
+    }
+    if found.toml.trim().is_empty() {
+        let _ = writeln!(out, "\nThe configuration maps every value found: nothing to add.");
+    } else {
+        let _ = writeln!(out, "\nPaste into the [[suppliers]] entry of `{}`:\n\n{}", instance.id, found.toml.trim_end());
+    }
+    out
 }
 
 async fn sla(config: Option<PathBuf>, command: SlaCommand) -> Result<(), String> {

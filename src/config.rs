@@ -1170,6 +1170,12 @@ impl SupplierSettings {
         }
     }
 
+    /// The password (or token, or client secret) the hub calls the supplier with, resolved as
+    /// the hub does at start: none configured is an empty one.
+    pub fn password_secret(&self) -> Result<SecretString, ConfigError> {
+        Ok(self.resolve(&self.password)?.unwrap_or_else(|| SecretString::from(String::new())))
+    }
+
     /// The webhook secret, resolved and checked: an empty or short one would let anyone sign
     /// deliveries (or guess the basic-auth password), so the hub refuses to start with it.
     pub fn webhook_secret(&self) -> Result<Option<SecretString>, ConfigError> {

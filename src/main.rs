@@ -15,11 +15,5 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(siam_hub::cli::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    ExitCode::from(runtime.block_on(siam_hub::cli::execute(cli)))
 }

@@ -108,7 +108,7 @@ impl Application {
         }
         for s in settings.suppliers.iter().filter(|s| s.system == "tmf621" && s.tmf621.subscribe) {
             use crate::adapters::tmf621::subscription::{keep_subscribed, EventApi};
-            let password = s.resolve(&s.password).map_err(|e| e.to_string())?.unwrap_or_else(|| secrecy::SecretString::from(String::new()));
+            let password = s.password_secret().map_err(|e| e.to_string())?;
             let callback = format!("{public_base}/webhooks/{}", s.id);
             let apis = if s.change_records { vec![EventApi::Tickets, EventApi::Changes] } else { vec![EventApi::Tickets] };
             for api in apis {
@@ -129,6 +129,7 @@ impl Application {
             engine: engine.clone(),
             router: Router::new(&settings),
             broker_connected: bus.watch_connected(),
+            bus: bus.clone(),
             contracts,
         });
         let server = HttpServer::new(move || {

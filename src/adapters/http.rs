@@ -30,6 +30,77 @@ pub struct SupplierHttp {
     max_attempts: u32,
     min_backoff: Duration,
     max_response: usize,
+    /// How the calls to this supplier went, for its health.
+    calls: Arc<CallLog>,
+}
+
+/// How long retries are remembered for a supplier's health (it shows the last hour's).
+const RETRY_MEMORY: chrono::Duration = chrono::Duration::hours(1);
+
+/// How the calls to one supplier instance went lately, as its health shows them: the last call
+/// that succeeded, the last that failed for want of an answer or of credentials, how many failed
+/// in a row since the last success, and when calls were retried in the last hour. Kept in the
+/// process (it starts empty with the hub): the hub has no circuit breaker, so this is what
+/// tells an administrator whether its calls are failing now.
+#[derive(Debug, Default)]
+pub struct CallLog {
+    inner: std::sync::Mutex<Calls>,
+}
+
+/// What [`CallLog`] holds.
+#[derive(Debug, Default, Clone)]
+pub struct Calls {
+    pub last_ok: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_failure: Option<(chrono::DateTime<chrono::Utc>, String)>,
+    /// Calls that failed since the last that succeeded.
+    pub failures_in_row: u32,
+    /// When calls were retried, oldest first, within the last hour.
+    pub retries: std::collections::VecDeque<chrono::DateTime<chrono::Utc>>,
+}
+
+impl CallLog {
+    fn with<T>(&self, f: impl FnOnce(&mut Calls) -> T) -> T {
+        let mut calls = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let horizon = chrono::Utc::now() - RETRY_MEMORY;
+        while calls.retries.front().is_some_and(|t| *t < horizon) {
+            calls.retries.pop_front();
+        }
+        f(&mut calls)
+    }
+
+    /// A call that got what it asked for.
+    pub fn succeeded(&self) {
+        self.with(|c| {
+            c.last_ok = Some(chrono::Utc::now());
+            c.failures_in_row = 0;
+        });
+    }
+
+    /// What a failed call says about the supplier: no answer (or only errors and rate limits
+    /// after every retry), or credentials refused, counts as failing; any other refusal is
+    /// the supplier answering about that one request.
+    pub fn failed(&self, e: &SupplierError) {
+        let failing = match e {
+            SupplierError::Transient { .. } => true,
+            SupplierError::Rejected { status, .. } => matches!(status, 0 | 401 | 403),
+            SupplierError::Protocol(_) => false,
+        };
+        if failing {
+            self.with(|c| {
+                c.last_failure = Some((chrono::Utc::now(), e.to_string()));
+                c.failures_in_row = c.failures_in_row.saturating_add(1);
+            });
+        }
+    }
+
+    pub fn retried(&self) {
+        self.with(|c| c.retries.push_back(chrono::Utc::now()));
+    }
+
+    /// The figures now (retries: the last hour's).
+    pub fn snapshot(&self) -> Calls {
+        self.with(|c| c.clone())
+    }
 }
 
 impl SupplierHttp {
@@ -69,7 +140,13 @@ impl SupplierHttp {
             max_attempts: max_attempts.max(1),
             min_backoff: Duration::from_millis(200),
             max_response: max_response.max(1),
+            calls: Arc::default(),
         })
+    }
+
+    /// How the calls through this client went (shared by its clones).
+    pub fn calls(&self) -> Arc<CallLog> {
+        self.calls.clone()
     }
 
     /// Shortens the first backoff step (tests use it to keep retry storms quick).
@@ -95,7 +172,8 @@ impl SupplierHttp {
                 fut.await
             }
         };
-        attempt
+        let calls = self.calls.clone();
+        let result = attempt
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(self.min_backoff)
@@ -108,8 +186,16 @@ impl SupplierHttp {
                 SupplierError::Transient { retry_after: Some(ra), .. } => dur.map(|_| *ra),
                 _ => dur,
             })
-            .notify(|e, dur| tracing::warn!(call = what, error = %e, retry_in = ?dur, "supplier call failed; retrying"))
-            .await
+            .notify(|e, dur| {
+                calls.retried();
+                tracing::warn!(call = what, error = %e, retry_in = ?dur, "supplier call failed; retrying")
+            })
+            .await;
+        match &result {
+            Ok(_) => self.calls.succeeded(),
+            Err(e) => self.calls.failed(e),
+        }
+        result
     }
 }
 
@@ -408,6 +494,22 @@ mod tests {
         }
         let resp = http.client.get(format!("{base}/small")).send().await.unwrap();
         assert_eq!(http.read_text("read", resp).await.unwrap(), "{}");
+    }
+
+    #[tokio::test]
+    async fn the_call_log_counts_retries_and_failures_in_a_row() {
+        let http = SupplierHttp::new(Duration::from_secs(1), 100, 3).unwrap().with_min_backoff(Duration::from_millis(1));
+        let flaky = || async { Err::<(), _>(SupplierError::Transient { message: "503".into(), retry_after: None, unsent: true }) };
+        assert!(http.retrying("read", flaky).await.is_err());
+        let calls = http.calls().snapshot();
+        assert_eq!((calls.retries.len(), calls.failures_in_row, calls.last_ok), (2, 1, None), "{calls:?}");
+        assert!(calls.last_failure.is_some_and(|(_, e)| e == "503"));
+        let refused = || async { Err::<(), _>(SupplierError::Rejected { status: 400, message: "bad field".into() }) };
+        assert!(http.retrying("write", refused).await.is_err());
+        assert_eq!(http.calls().snapshot().failures_in_row, 1, "a refusal of one request says nothing of the supplier's health");
+        assert!(http.retrying("read", || async { Ok::<_, SupplierError>(()) }).await.is_ok());
+        let calls = http.calls().snapshot();
+        assert!(calls.last_ok.is_some() && calls.failures_in_row == 0, "{calls:?}");
     }
 
     #[test]

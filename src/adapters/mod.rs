@@ -15,6 +15,7 @@ pub mod jira;
 mod proptests;
 pub mod remedy;
 pub mod servicenow;
+pub mod setup;
 pub mod tmf621;
 
 use crate::domain::*;
@@ -291,29 +292,67 @@ pub const SYSTEMS: &[&str] = &["servicenow", "jira", "remedy", "tmf621"];
 /// A supplier instance's mapping and API client.
 pub type Connection = (Arc<dyn Mapping>, Arc<dyn Client>);
 
+/// What the hub can check and discover of one configured supplier instance (see [`setup`]):
+/// its API client, built as [`connect`] builds it, with the HTTP it talks through.
+pub fn setup_for(
+    settings: &crate::config::SupplierSettings,
+    egress: &crate::config::EgressSettings,
+    password: secrecy::SecretString,
+) -> Result<(Arc<dyn setup::Setup>, http::SupplierHttp), String> {
+    let http = http::SupplierHttp::for_supplier(settings, egress)?;
+    let setup: Arc<dyn setup::Setup> = match settings.system.as_str() {
+        "servicenow" => Arc::new(servicenow::ServiceNowClient::new(http.clone(), &settings.base_url, &settings.username, password).with_overrides(settings.overrides.clone())),
+        "tmf621" => Arc::new(tmf621::Tmf621Client::new(http.clone(), &settings.base_url, &settings.tmf621, &settings.username, password)),
+        "jira" => {
+            let config = Arc::new(jira::JiraConfig::from_settings(&settings.jira).map_err(|e| format!("supplier `{}`: {e}", settings.id))?);
+            Arc::new(
+                jira::JiraClient::new(http.clone(), &settings.base_url, &settings.username, password, config, &settings.jira)
+                    .map_err(|e| format!("supplier `{}`: {e}", settings.id))?,
+            )
+        }
+        "remedy" => {
+            let mapping = remedy::Remedy::for_instance(&settings.remedy).map_err(|e| format!("supplier `{}`: {e}", settings.id))?;
+            Arc::new(remedy::RemedyClient::new(http.clone(), &settings.base_url, &settings.username, password, settings.remedy.clone(), mapping.profile.clone()))
+        }
+        other => return Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
+    };
+    Ok((setup, http))
+}
+
 /// Builds the mapping and the API client of one configured supplier instance, under the hub's
 /// egress policy.
 pub fn connect(settings: &crate::config::SupplierSettings, egress: &crate::config::EgressSettings, password: secrecy::SecretString) -> Result<Connection, String> {
+    connect_logged(settings, egress, password).map(|(connection, _)| connection)
+}
+
+/// [`connect`], with the log of how the client's calls go (the supplier's health).
+pub fn connect_logged(
+    settings: &crate::config::SupplierSettings,
+    egress: &crate::config::EgressSettings,
+    password: secrecy::SecretString,
+) -> Result<(Connection, Arc<http::CallLog>), String> {
     let http = http::SupplierHttp::for_supplier(settings, egress)?;
-    match settings.system.as_str() {
-        "servicenow" => Ok((
+    let calls = http.calls();
+    let connection: Connection = match settings.system.as_str() {
+        "servicenow" => (
             Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone())),
             Arc::new(servicenow::ServiceNowClient::new(http, &settings.base_url, &settings.username, password).with_priority_matrix(settings.overrides.priority_matrix.clone())),
-        )),
+        ),
         "tmf621" => {
-            Ok((Arc::new(tmf621::Tmf621::new(&settings.tmf621)), Arc::new(tmf621::Tmf621Client::new(http, &settings.base_url, &settings.tmf621, &settings.username, password))))
+            (Arc::new(tmf621::Tmf621::new(&settings.tmf621)), Arc::new(tmf621::Tmf621Client::new(http, &settings.base_url, &settings.tmf621, &settings.username, password)))
         }
         "jira" => {
             let config = Arc::new(jira::JiraConfig::from_settings(&settings.jira).map_err(|e| format!("supplier `{}`: {e}", settings.id))?);
             let client = jira::JiraClient::new(http, &settings.base_url, &settings.username, password, config.clone(), &settings.jira)
                 .map_err(|e| format!("supplier `{}`: {e}", settings.id))?;
-            Ok((Arc::new(jira::Jira { config }), Arc::new(client)))
+            (Arc::new(jira::Jira { config }), Arc::new(client))
         }
         "remedy" => {
             let mapping = Arc::new(remedy::Remedy::for_instance(&settings.remedy).map_err(|e| format!("supplier `{}`: {e}", settings.id))?);
             let client = remedy::RemedyClient::new(http, &settings.base_url, &settings.username, password, settings.remedy.clone(), mapping.profile.clone());
-            Ok((mapping, Arc::new(client)))
+            (mapping, Arc::new(client))
         }
-        other => Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
-    }
+        other => return Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
+    };
+    Ok((connection, calls))
 }

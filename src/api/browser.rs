@@ -188,6 +188,12 @@ pub(crate) fn page(status: StatusCode, body: String) -> HttpResponse {
     page_with(status, body, "", "no-referrer")
 }
 
+/// A web page without script whose forms say where they come from: the browser sends their
+/// origin, which the hub checks (under `no-referrer` it would send `Origin: null`).
+pub(crate) fn form_page(status: StatusCode, body: String) -> HttpResponse {
+    page_with(status, body, "", "same-origin")
+}
+
 /// A web page that may run the hub's own scripts and let them call the hub, and whose forms
 /// say where they come from (the browser sends their origin, which the hub checks; it sends no
 /// referrer to any other site, such as a supplier's tool a page links to).
@@ -206,6 +212,20 @@ fn page_with(status: StatusCode, body: String, scripts: &str, referrer: &'static
             format!("default-src 'none';{scripts} style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
         ))
         .body(body)
+}
+
+/// Whether a post came from the hub's own pages: a browser says where a post comes from, and
+/// one from another site is refused (the cookie's SameSite=Strict already keeps it out of
+/// cross-site posts in current browsers).
+pub(crate) fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = req.connection_info().host().to_string();
+    url::Url::parse(origin).ok().and_then(|u| {
+        u.host_str().map(|h| match u.port() {
+            Some(p) => format!("{h}:{p}"),
+            None => h.to_string(),
+        })
+    }) == Some(host)
 }
 
 /// A `303 See Other` to `location`, uncached.

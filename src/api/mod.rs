@@ -39,6 +39,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub router: Router,
     pub broker_connected: watch::Receiver<bool>,
+    /// The broker, for what the API reads of it directly (the dispatch queues' depths).
+    pub bus: crate::bus::Bus,
     /// The SLA calendars and contracts, checked at start.
     pub contracts: Arc<crate::sla::clock::Contracts>,
 }
@@ -124,6 +126,9 @@ fn endpoints() -> Vec<routes::Endpoint> {
         endpoint(Method::GET, format!("{V1}/admin/mapping-events"), admin::mapping_events),
         endpoint(Method::POST, format!("{V1}/admin/dead-letters/{{id}}/replay"), admin::replay),
         endpoint(Method::POST, format!("{V1}/admin/suppliers/{{id}}/reconcile"), admin::reconcile),
+        endpoint(Method::GET, format!("{V1}/admin/suppliers"), admin::suppliers),
+        endpoint(Method::GET, format!("{V1}/admin/suppliers/{{id}}/check"), admin::check),
+        endpoint(Method::GET, format!("{V1}/admin/suppliers/{{id}}/discovery"), admin::discovery),
         endpoint(Method::POST, "/webhooks/{supplier}", webhooks::receive),
         endpoint(Method::POST, "/webhooks/{supplier}/listener/{event}", webhooks::listener),
     ]

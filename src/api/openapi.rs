@@ -169,6 +169,23 @@ fn build() -> Value {
             ok: ("200", None),
             params: &[("id", ParameterIn::Path)],
         },
+        Op { method: HttpMethod::Get, path: "/api/v1/admin/suppliers", summary: "Every configured supplier with its health", body: None, ok: ("200", None), params: &[] },
+        Op {
+            method: HttpMethod::Get,
+            path: "/api/v1/admin/suppliers/{id}/check",
+            summary: "Check a supplier: reachable, clock skew, credentials and permissions, each a step with ok, detail and fix",
+            body: None,
+            ok: ("200", None),
+            params: &[("id", ParameterIn::Path)],
+        },
+        Op {
+            method: HttpMethod::Get,
+            path: "/api/v1/admin/suppliers/{id}/discovery",
+            summary: "A supplier instance's statuses, priorities and fields with a proposed canonical value each, and the TOML to paste",
+            body: None,
+            ok: ("200", None),
+            params: &[("id", ParameterIn::Path)],
+        },
         Op {
             method: HttpMethod::Post,
             path: "/webhooks/{supplier}/listener/{event}",

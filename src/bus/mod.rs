@@ -139,6 +139,36 @@ impl Bus {
         }
     }
 
+    /// The messages waiting in each named supplier's dispatch queue (`None` for a queue the
+    /// broker does not have), read by passive declares on a short connection of its own, so
+    /// asking never disturbs the consumers' session.
+    pub async fn dispatch_depths(&self, suppliers: &[String]) -> Result<Vec<Option<u32>>, String> {
+        let props = ConnectionProperties::default()
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio)
+            .with_connection_name("siam-hub health".into());
+        let conn = tokio::time::timeout(Duration::from_secs(5), Connection::connect(&self.url, props))
+            .await
+            .map_err(|_| "connecting to RabbitMQ timed out".to_string())?
+            .map_err(|e| format!("RabbitMQ: {e}"))?;
+        let mut depths = Vec::with_capacity(suppliers.len());
+        for s in suppliers {
+            // A passive declare of a missing queue closes its channel: one channel per queue.
+            let depth = async {
+                let ch = conn.create_channel().await.ok()?;
+                let q = ch
+                    .queue_declare(&self.topology.dispatch_queue(s), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+                    .await
+                    .ok()?;
+                let _ = ch.close(200, "depth read").await;
+                Some(q.message_count())
+            };
+            depths.push(tokio::time::timeout(Duration::from_secs(5), depth).await.ok().flatten());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "depths read")).await;
+        Ok(depths)
+    }
+
     async fn connect(&self) -> Result<Connection, String> {
         let props =
             ConnectionProperties::default().with_executor(tokio_executor_trait::Tokio::current()).with_reactor(tokio_reactor_trait::Tokio).with_connection_name("siam-hub".into());

@@ -25,6 +25,12 @@
 //! - internal comments: `jsdPublic:false`, from the JSM request API (`public:false`) or the
 //!   platform API's `sd.public.comment` property.
 //!
+//! The site's vocabulary is served as the real API does, from the simulator's state: `myself`,
+//! `mypermissions` (a permission can be taken from the integration user, and the writes it
+//! guards are then refused), `project/{key}/statuses` per issue type with categories,
+//! `priority`, `resolution` and `field`. A status can be given a site's own id
+//! ([`JiraSim::renumber_status`]) and a site-only status added ([`JiraSim::add_status`]).
+//!
 //! Webhooks: after every committed change (including the hub's own writes, which the hub must
 //! recognise as echoes) the site POSTs `jira:issue_created` / `jira:issue_updated` (with a
 //! changelog) / `comment_created` (with a summary of the issue) in the REST v2 representation,
@@ -141,6 +147,9 @@ pub enum SimError {
     NotFound,
     #[error("{}", describe(.messages, .errors))]
     Invalid { messages: Vec<String>, errors: BTreeMap<String, String> },
+    /// The user lacks the permission the write needs.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 fn describe(messages: &[String], errors: &BTreeMap<String, String>) -> String {
@@ -163,6 +172,7 @@ impl SimError {
                 let m: Vec<&str> = messages.iter().map(String::as_str).collect();
                 jira_error(StatusCode::BAD_REQUEST, &m, errors)
             }
+            SimError::Forbidden(m) => jira_error(StatusCode::FORBIDDEN, &[m], &BTreeMap::new()),
         }
     }
 
@@ -171,6 +181,7 @@ impl SimError {
         let (status, key) = match self {
             SimError::NotFound => (StatusCode::NOT_FOUND, "sd.request.error.notfound"),
             SimError::Invalid { .. } => (StatusCode::BAD_REQUEST, "sd.validation.request.field.required"),
+            SimError::Forbidden(_) => (StatusCode::FORBIDDEN, "sd.request.comment.error.permission"),
         };
         HttpResponse::build(status)
             .content_type("application/json;charset=UTF-8")
@@ -286,6 +297,51 @@ fn change_transitions() -> Vec<TransitionDef> {
         t("171", "Complete", "10106", &["10104", "10105"], true, "issue_resolved"),
         t("181", "Cancel", "10107", &["10100", "10101", "10102", "10103", "10104"], true, "issue_generic"),
     ]
+}
+
+/// Project permissions `mypermissions` knows: (key, id, name).
+const PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("BROWSE_PROJECTS", "10", "Browse Projects"),
+    ("CREATE_ISSUES", "11", "Create Issues"),
+    ("EDIT_ISSUES", "12", "Edit Issues"),
+    ("TRANSITION_ISSUES", "46", "Transition Issues"),
+    ("ADD_COMMENTS", "15", "Add Comments"),
+    ("CREATE_ATTACHMENTS", "19", "Create Attachments"),
+    ("ASSIGN_ISSUES", "13", "Assign Issues"),
+    ("SERVICEDESK_AGENT", "10200", "Service Desk Agent"),
+];
+
+/// `GET /rest/api/3/field`: the system fields the hub reads and the site's custom fields.
+fn fields_list() -> Vec<Value> {
+    let system = [
+        ("summary", "Summary", "string"),
+        ("description", "Description", "string"),
+        ("status", "Status", "status"),
+        ("priority", "Priority", "priority"),
+        ("resolution", "Resolution", "resolution"),
+        ("labels", "Labels", "array"),
+    ];
+    let custom = [
+        (REFERENCE_FIELD, "SIAM reference", "string", "textfield"),
+        (IMPACT_FIELD, "Impact", "option", "select"),
+        (URGENCY_FIELD, "Urgency", "option", "select"),
+        (REQUEST_TYPE_FIELD, "Request Type", "sd-customerrequesttype", "vp-origin"),
+        (CHANGE_TYPE_FIELD, "Change type", "option", "select"),
+        (CHANGE_RISK_FIELD, "Change risk", "option", "select"),
+        (PLANNED_START_FIELD, "Planned start", "datetime", "datetime"),
+        (PLANNED_END_FIELD, "Planned end", "datetime", "datetime"),
+    ];
+    let mut out: Vec<Value> = system
+        .iter()
+        .map(|(id, name, kind)| json!({"id": id, "key": id, "name": name, "custom": false, "orderable": true, "navigable": true, "searchable": true, "clauseNames": [id], "schema": {"type": kind, "system": id}}))
+        .collect();
+    out.extend(custom.iter().map(|(id, name, kind, plugin)| {
+        let number = id.trim_start_matches("customfield_");
+        json!({"id": id, "key": id, "name": name, "untranslatedName": name, "custom": true, "orderable": true, "navigable": true, "searchable": true,
+               "clauseNames": [format!("cf[{number}]"), name],
+               "schema": {"type": kind, "custom": format!("com.atlassian.jira.plugin.system.customfieldtypes:{plugin}"), "customId": number.parse::<u64>().unwrap_or(0)}})
+    }));
+    out
 }
 
 const PRIORITIES: &[(&str, &str)] = &[("1", "Highest"), ("2", "High"), ("3", "Medium"), ("4", "Low"), ("5", "Lowest")];
@@ -413,6 +469,8 @@ struct State {
     latency: Duration,
     log: Vec<LoggedRequest>,
     outbox: Outbox,
+    /// Project permissions the integration user lacks (`ADD_COMMENTS`, `SERVICEDESK_AGENT`...).
+    denied: std::collections::BTreeSet<String>,
 }
 
 #[derive(Clone)]
@@ -438,6 +496,7 @@ impl JiraSim {
                 latency: Duration::ZERO,
                 log: Vec::new(),
                 outbox: Outbox::new("jira", WEBHOOK_ATTEMPTS),
+                denied: Default::default(),
             })),
         }
     }
@@ -574,6 +633,34 @@ impl JiraSim {
             requires_resolution: category_key == "done",
             event: "issue_generic",
         });
+    }
+
+    /// Gives a status this site's own id (`10011` "Work in progress" becoming `10018`, say):
+    /// ids are per site, so a real site's differ from the reference profile's.
+    pub fn renumber_status(&self, from: &str, to: &str) {
+        let mut st = self.lock();
+        for s in st.statuses.iter_mut().filter(|s| s.id == from) {
+            s.id = to.to_string();
+        }
+        let st = &mut *st;
+        for t in st.transitions.iter_mut().chain(st.change_transitions.iter_mut()) {
+            if t.to == from {
+                t.to = to.to_string();
+            }
+            for f in t.from.iter_mut().filter(|f| *f == from) {
+                *f = to.to_string();
+            }
+        }
+        for i in st.issues.iter_mut().filter(|i| i.status == from) {
+            i.status = to.to_string();
+        }
+    }
+
+    /// Takes a project permission from the integration user (`ADD_COMMENTS`,
+    /// `CREATE_ATTACHMENTS`, `SERVICEDESK_AGENT` for JSM internal comments...): `mypermissions`
+    /// says so and the writes it guards are refused.
+    pub fn deny_permission(&self, key: &str) {
+        self.lock().denied.insert(key.to_string());
     }
 
     /// An agent clicks the transition named `transition` (e.g. "Start work"), choosing
@@ -1894,6 +1981,9 @@ fn serve(sim: &JiraSim, req: &HttpRequest, body: &[u8], user: Option<&str>) -> H
                 return jira_error(StatusCode::FORBIDDEN, &["XSRF check failed"], &BTreeMap::new());
             }
             let Some(i) = st.find(id) else { return SimError::NotFound.response() };
+            if st.denied.contains("CREATE_ATTACHMENTS") {
+                return jira_error(StatusCode::FORBIDDEN, &["You do not have permission to create attachments for this issue."], &BTreeMap::new());
+            }
             let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or("");
             let files: Vec<_> = match super::multipart(content_type, body) {
                 Ok(parts) => parts.into_iter().filter(|p| p.name == "file").collect(),
@@ -1941,6 +2031,59 @@ fn platform(st: &mut State, method: &Method, v: u8, rest: &[&str], params: &[(St
     let result: Result<HttpResponse, SimError> = (|| {
         match (method, rest) {
         (&Method::GET, ["myself"]) => Ok(json_response(StatusCode::OK, &st.render_user(actor, v))),
+        (&Method::GET, ["mypermissions"]) => {
+            let wanted = param(params, "permissions").ok_or_else(|| SimError::message("The 'permissions' query parameter is required."))?;
+            if let Some(key) = param(params, "projectKey").filter(|k| *k != st.config.project_key) {
+                return Ok(jira_error(StatusCode::NOT_FOUND, &[&format!("No project could be found with key '{key}'.")], &BTreeMap::new()));
+            }
+            let mut out = Map::new();
+            for key in wanted.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                let (id, name) = PERMISSIONS.iter().find(|(k, _, _)| *k == key).map(|(_, id, name)| (*id, *name)).ok_or_else(|| SimError::message(format!("Invalid permission key: {key}")))?;
+                out.insert(
+                    key.into(),
+                    json!({"id": id, "key": key, "name": name, "type": "PROJECT", "description": format!("Ability to {}.", name.to_lowercase()), "havePermission": !st.denied.contains(key)}),
+                );
+            }
+            Ok(json_response(StatusCode::OK, &json!({"permissions": out})))
+        }
+        (&Method::GET, ["project", key, "statuses"]) => {
+            if *key != st.config.project_key {
+                return Ok(jira_error(StatusCode::NOT_FOUND, &[&format!("No project could be found with key '{key}'.")], &BTreeMap::new()));
+            }
+            let change: Vec<&str> = st.change_transitions.iter().flat_map(|t| std::iter::once(t.to.as_str()).chain(t.from.iter().map(String::as_str))).collect();
+            let types: Vec<Value> = [IssueType::Incident, IssueType::Change]
+                .into_iter()
+                .map(|t| {
+                    let (id, name, _, _) = t.describe();
+                    let statuses: Vec<Value> = st
+                        .statuses
+                        .iter()
+                        .filter(|s| change.contains(&s.id.as_str()) == (t == IssueType::Change))
+                        .map(|s| {
+                            let mut r = st.render_status(&s.id, v);
+                            r["untranslatedName"] = json!(s.name);
+                            r
+                        })
+                        .collect();
+                    json!({"self": format!("{}/rest/api/{v}/issuetype/{id}", st.base()), "id": id, "name": name, "subtask": false, "statuses": statuses})
+                })
+                .collect();
+            Ok(json_response(StatusCode::OK, &json!(types)))
+        }
+        (&Method::GET, ["priority"]) => {
+            let list: Vec<Value> = PRIORITIES
+                .iter()
+                .map(|(id, _)| {
+                    let mut p = st.render_priority(id, v);
+                    p["statusColor"] = json!("#ffab00");
+                    p["description"] = json!("");
+                    p
+                })
+                .collect();
+            Ok(json_response(StatusCode::OK, &json!(list)))
+        }
+        (&Method::GET, ["resolution"]) => Ok(json_response(StatusCode::OK, &json!(RESOLUTIONS.iter().map(|(_, name)| st.render_resolution(name, v)).collect::<Vec<_>>()))),
+        (&Method::GET, ["field"]) => Ok(json_response(StatusCode::OK, &json!(fields_list()))),
         (&Method::POST, ["issue"]) => {
             let b = read_json(body)?;
             let fields = b.get("fields").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -1995,6 +2138,9 @@ fn platform(st: &mut State, method: &Method, v: u8, rest: &[&str], params: &[(St
         }
         (&Method::POST, ["issue", id, "comment"]) => {
             let i = found(st, id)?;
+            if st.denied.contains("ADD_COMMENTS") {
+                return Ok(jira_error(StatusCode::FORBIDDEN, &["You do not have the permission to comment on this issue."], &BTreeMap::new()));
+            }
             let b = read_json(body)?;
             let raw = b.get("body").ok_or_else(|| SimError::field("comment", "Comment body can not be empty!"))?;
             let adf = match (raw, v) {
@@ -2082,6 +2228,10 @@ fn jsm(st: &mut State, method: &Method, rest: &[&str], params: &[(String, String
             let b = read_json(body)?;
             let text = b.get("body").and_then(Value::as_str).filter(|s| !s.trim().is_empty()).ok_or_else(|| SimError::message("The comment body can not be empty."))?;
             let public = b.get("public").and_then(Value::as_bool).unwrap_or(true);
+            // Internal comments are for agents (the service project's agent role and licence).
+            if st.denied.contains("ADD_COMMENTS") || (!public && st.denied.contains("SERVICEDESK_AGENT")) {
+                return Err(SimError::Forbidden("You do not have permission to add this comment.".into()));
+            }
             let c = st.add_comment(i, text_to_adf(&wiki_to_text(text)), public, actor);
             Ok(json_response(StatusCode::CREATED, &st.render_jsm_comment(&c)))
         }

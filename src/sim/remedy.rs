@@ -43,6 +43,14 @@
 //!   window may not end before it starts. Change work logs are `CHG:WorkLog` records linked by
 //!   `Infrastructure Change ID`, Public unless marked. Change saves send no notification.
 //!
+//! For a first-contact check and discovery it serves the field metadata of the incident
+//! forms (`GET /api/arsys/v1.0/fields/{form}`, selection fields with their
+//! `limit.selection_values`, a site's extra statuses and status reasons included), the `User`
+//! form (the integration user's `Group List`, group ids) and the `Group` form. The groups drive
+//! the incident forms' permissions: reads need Incident Viewer or better, creates Incident
+//! Submitter or better, modifications and work logs Incident Master or Incident User; a refusal
+//! is a 403 with the simulator's stand-in error 333.
+//!
 //! Injectable faults: 429 with `Retry-After` (a Helix gateway throttle), AR 500s, slow answers,
 //! answers lost after the commit, and token expiry; they hit change calls as they hit incident
 //! calls. An agent surface changes incidents and changes and adds work logs as a Remedy support
@@ -314,6 +322,38 @@ const CHANGE_TIMINGS: &[&str] = &["Emergency", "Expedited", "Latent", "Normal", 
 const CHANGE_TYPES: &[&str] = &["Change", "Release", "Asset Configuration", "Asset Management", "Asset Lease", "Purchase Requisition", "Asset Maintenance"];
 const RISK_LEVELS: &[&str] = &["Risk Level 1", "Risk Level 2", "Risk Level 3", "Risk Level 4", "Risk Level 5"];
 const PRIORITIES: &[&str] = &["Critical", "High", "Medium", "Low"];
+
+/// The `User` form's fields (the AR user record of a login).
+const USER_FIELDS: &[&str] = &["Login Name", "Full Name", "Group List", "License Type", "Status"];
+/// The `Group` form's fields.
+const GROUP_FIELDS: &[&str] = &["Group ID", "Group Name", "Group Type"];
+/// The permission groups of the simulated server (AR's `Administrator` is group 1; the ITSM
+/// groups' ids are the simulator's own stand-ins).
+#[rustfmt::skip]
+const PERMISSION_GROUPS: &[(i64, &str)] = &[
+    (1, "Administrator"), (1000000005, "Incident Master"), (1000000006, "Incident User"),
+    (1000000007, "Incident Submitter"), (1000000008, "Incident Viewer"),
+    (1000000009, "Incident Config"),
+];
+/// Groups whose members read incidents and their work logs.
+const READ_GROUPS: &[&str] = &["Administrator", "Incident Master", "Incident User", "Incident Viewer", "Incident Submitter"];
+/// Groups whose members create incidents.
+const CREATE_GROUPS: &[&str] = &["Administrator", "Incident Master", "Incident User", "Incident Submitter"];
+/// Groups whose members modify incidents and file work logs (notes and files).
+const MODIFY_GROUPS: &[&str] = &["Administrator", "Incident Master", "Incident User"];
+/// "No permission": the simulator's stand-in number (the reference gives none).
+const SIM_NO_ACCESS: i64 = 333;
+/// Field ids of the incident fields whose real ids are well known; the others get ids from
+/// AR's range for custom fields.
+#[rustfmt::skip]
+const FIELD_IDS: &[(&str, i64)] = &[
+    ("Request ID", 1), ("Entry ID", 1), ("Submitter", 2), ("Submit Date", 3),
+    ("Last Modified By", 5), ("Last Modified Date", 6), ("Status", 7),
+    ("Description", 1000000000), ("Detailed Decription", 1000000151),
+    ("Detailed_Decription", 1000000151), ("Incident Number", 1000000161),
+    ("Urgency", 1000000162), ("Impact", 1000000163), ("Priority", 1000000164),
+    ("Status_Reason", 1000000881),
+];
 const COMMUNICATION_TYPES: &[&str] = &["Inbound", "Outbound"];
 
 // ---- Public API ------------------------------------------------------------------------------
@@ -351,6 +391,11 @@ pub struct SimConfig {
     pub people: Vec<Person>,
     /// Statuses this instance adds to the base list (a customised instance).
     pub extra_statuses: Vec<String>,
+    /// Status reasons this instance adds to the base list.
+    pub extra_status_reasons: Vec<String>,
+    /// The permission groups of the integration user (`User` form, `Group List`). Without
+    /// Incident Master or Incident User it cannot modify incidents or file work logs.
+    pub groups: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -372,6 +417,8 @@ impl Default for SimConfig {
             default_group: SupportGroup { company: "Calbro Services".into(), organization: "IT Support".into(), group: "Service Desk".into(), group_id: "SGP000000000011".into() },
             people: vec![person("Allen", "Allen", "Allbrook", "PPL000000000013"), person("Mary", "Mary", "Mann", "PPL000000000016")],
             extra_statuses: Vec::new(),
+            extra_status_reasons: Vec::new(),
+            groups: vec!["Incident Master".into()],
         }
     }
 }
@@ -498,6 +545,7 @@ impl RemedySim {
                 .route("/api/jwt/login", web::post().to(login))
                 .route("/api/jwt/logout", web::post().to(logout))
                 .route("/api/arsys/v1/entry/{rest:.*}", web::route().to(entry_api))
+                .route("/api/arsys/{version}/fields/{form}", web::get().to(fields_api))
                 .route("/sim/incidents", web::get().to(sim_incidents))
                 .route("/sim/worklogs", web::get().to(sim_worklogs))
                 .route("/sim/incidents/{number}/agent", web::post().to(sim_agent))
@@ -519,6 +567,16 @@ impl RemedySim {
 
     pub fn set_webhook(&self, target: Option<WebhookTarget>) {
         self.lock().config.webhook = target;
+    }
+
+    /// Puts the integration user in these permission groups (and only these).
+    pub fn set_groups(&self, groups: &[&str]) {
+        self.lock().config.groups = groups.iter().map(|g| g.to_string()).collect();
+    }
+
+    /// Adds a status reason of the site's own to the `Status_Reason` selection.
+    pub fn add_status_reason(&self, reason: &str) {
+        self.lock().config.extra_status_reasons.push(reason.to_string());
     }
 
     pub fn set_webhook_behaviour(&self, b: WebhookBehaviour) {
@@ -804,6 +862,70 @@ impl State {
         STATUSES.iter().map(|s| s.to_string()).chain(self.config.extra_statuses.iter().cloned()).collect()
     }
 
+    fn in_group(&self, groups: &[&str]) -> bool {
+        self.config.groups.iter().any(|g| groups.contains(&g.as_str()))
+    }
+
+    /// The integration user's `User` entry.
+    fn user_rows(&self) -> Vec<Row> {
+        let list: String = self.config.groups.iter().filter_map(|g| PERMISSION_GROUPS.iter().find(|(_, n)| n == g)).map(|(id, _)| format!("{id};")).collect();
+        let mut row = Row::new();
+        row.insert("Login Name".into(), json!(self.config.user));
+        row.insert("Full Name".into(), json!(self.config.user));
+        row.insert("Group List".into(), json!(list));
+        row.insert("License Type".into(), json!("Fixed"));
+        row.insert("Status".into(), json!("Current"));
+        vec![row]
+    }
+
+    fn group_rows(&self) -> Vec<Row> {
+        PERMISSION_GROUPS
+            .iter()
+            .map(|(id, name)| [("Group ID", json!(id)), ("Group Name", json!(name)), ("Group Type", json!("Change"))].into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            .collect()
+    }
+
+    /// The field metadata of a form: each field's id, name and data type, and for selection
+    /// fields their values (`limit.selection_values`).
+    fn form_fields(&self, form: &str) -> Option<Value> {
+        let names: Vec<&str> = match form {
+            INTERFACE | HELP_DESK => INCIDENT_FIELDS.iter().copied().filter(|f| form == INTERFACE || *f != "Request ID").collect(),
+            CREATE_FORM => CREATE_FIELDS.iter().map(|(c, _)| *c).chain(CREATE_ANSWER_FIELDS.iter().copied()).collect(),
+            WORKLOG => WORKLOG_FIELDS.to_vec(),
+            _ => return None,
+        };
+        let statuses = self.statuses();
+        let reasons: Vec<String> = STATUS_REASONS.iter().map(|r| r.to_string()).chain(self.config.extra_status_reasons.iter().cloned()).collect();
+        let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let fields: Vec<Value> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let id = FIELD_IDS.iter().find(|(n, _)| n == name).map_or(536_870_913 + i as i64, |(_, id)| *id);
+                let values: Option<Vec<String>> = match *name {
+                    "Status" if form != WORKLOG => Some(statuses.clone()),
+                    "Status_Reason" => Some(reasons.clone()),
+                    "Impact" => Some(IMPACTS.iter().map(|(l, _)| l.to_string()).collect()),
+                    "Urgency" => Some(URGENCIES.iter().map(|(l, _)| l.to_string()).collect()),
+                    "Priority" => Some(owned(PRIORITIES)),
+                    "View Access" => Some(owned(VIEW_ACCESS)),
+                    "Work Log Type" => Some(owned(WORK_LOG_TYPES)),
+                    _ => None,
+                };
+                match values {
+                    Some(values) => json!({
+                        "id": id, "name": name, "datatype": "ENUM",
+                        "limit": {"datatype": "ENUM", "list_style": "REGULAR",
+                                  "selection_values": values.iter().enumerate().map(|(n, v)| json!({"id": n * 1000, "name": v})).collect::<Vec<_>>()},
+                    }),
+                    None if name.starts_with("z2AF") => json!({"id": id, "name": name, "datatype": "ATTACH"}),
+                    None => json!({"id": id, "name": name, "datatype": "CHAR"}),
+                }
+            })
+            .collect();
+        Some(Value::Array(fields))
+    }
+
     fn interface_row(&self, r: &Row) -> Row {
         r.clone()
     }
@@ -828,7 +950,7 @@ impl State {
                 "Priority" => PRIORITIES.contains(&label),
                 "Impact" => IMPACTS.iter().any(|(l, _)| *l == label),
                 "Urgency" => URGENCIES.iter().any(|(l, _)| *l == label),
-                "Status_Reason" => STATUS_REASONS.contains(&label),
+                "Status_Reason" => STATUS_REASONS.contains(&label) || self.config.extra_status_reasons.iter().any(|r| r == label),
                 "Service Type" => SERVICE_TYPES.contains(&label),
                 "Reported Source" => REPORTED_SOURCES.contains(&label),
                 "VIP" | "Secure Work Log" => YES_NO.contains(&label),
@@ -1852,6 +1974,21 @@ async fn entry_api(req: HttpRequest, body: web::Bytes, sim: web::Data<RemedySim>
     resp
 }
 
+/// `GET /api/arsys/v1.0/fields/{form}`: the form's field metadata, for any user who may log in.
+async fn fields_api(req: HttpRequest, sim: web::Data<RemedySim>) -> HttpResponse {
+    let form = decode_segment(req.match_info().get("form").unwrap_or(""));
+    let user = sim.lock().authenticate(&req);
+    let resp = match &user {
+        None => auth_failed(),
+        Some(_) => match sim.lock().form_fields(&form) {
+            Some(fields) => ar_json(StatusCode::OK, &fields),
+            None => SimError::new(404, AR_NO_FORM, "Form does not exist on server", form.clone()).response(),
+        },
+    };
+    log(&sim, &req, resp.status().as_u16(), user);
+    resp
+}
+
 /// `fields=values(A,B)` -> the names.
 fn fields_param(params: &[(String, String)]) -> Option<Vec<String>> {
     let v = params.iter().find(|(k, _)| k == "fields")?.1.trim().to_string();
@@ -1917,7 +2054,14 @@ fn serve(sim: &RemedySim, req: &HttpRequest, segments: &[String], body: &[u8], u
         }
         _ => return SimError::new(404, AR_NO_FORM, "Form does not exist on server", segments.join("/")).response(),
     };
+    let no_access = |what: &str| Err(SimError::new(403, SIM_NO_ACCESS, "You have no access to this operation on the form", format!("{what} {form} : {user}")));
+    let incident_forms = [INTERFACE, HELP_DESK, CREATE_FORM, WORKLOG].contains(&form);
     let result: Result<HttpResponse, SimError> = match (form, &method, id) {
+        (_, &Method::GET, _) if incident_forms && !st.in_group(READ_GROUPS) => no_access("read"),
+        (CREATE_FORM, &Method::POST, None) if !st.in_group(CREATE_GROUPS) => no_access("create"),
+        (INTERFACE | HELP_DESK | WORKLOG, &Method::POST | &Method::PUT, _) if !st.in_group(MODIFY_GROUPS) => no_access("modify"),
+        ("User", &Method::GET, None) => query(&st, form, &st.user_rows(), &params, &fields, "Login Name"),
+        ("Group", &Method::GET, None) => query(&st, form, &st.group_rows(), &params, &fields, "Group ID"),
         (CREATE_FORM, &Method::POST, None) => read_values(body).and_then(|values| {
             let (answer, create_id) = st.create_incident(&values, user)?;
             let allowed = |n: &str| CREATE_FIELDS.iter().any(|(c, _)| *c == n) || CREATE_ANSWER_FIELDS.contains(&n);
@@ -2010,6 +2154,8 @@ fn query(st: &State, form: &str, rows: &[Row], params: &[(String, String)], fiel
     qual.fields(&mut named);
     let known: &[&str] = match form {
         WORKLOG => WORKLOG_FIELDS,
+        "User" => USER_FIELDS,
+        "Group" => GROUP_FIELDS,
         CHANGE_INTERFACE | CHANGE_BASE => CHANGE_FIELDS,
         CHANGE_WORKLOG => CHANGE_WORKLOG_FIELDS,
         _ => INCIDENT_FIELDS,

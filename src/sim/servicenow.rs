@@ -8,6 +8,13 @@
 //! query terms, `Link`/`X-Total-Count` paging, and injectable failures (429, 500, slow answers,
 //! lost responses after commit, a hibernating instance answering HTML with 200).
 //!
+//! It also serves what a first-contact check and discovery read: `sys_choice` (the base choice
+//! lists of incident and change_request plus a site's own, [`SiteChoice`]) and
+//! `sys_user_has_role` (the integration user's roles, dot-walked `role.name` and
+//! `user.user_name` on request). The roles drive the incident ACLs as on an instance: without
+//! `itil` (or `admin`) the user sees only incidents it opened, its creates, updates and
+//! attachments get 403, and its work notes are dropped without an error.
+//!
 //! ServiceNow has no standard webhook. The product models the supplier's push as an outbound
 //! business rule: after every committed insert or update of an incident (including the hub's
 //! own writes, which the hub must recognise as echoes) the simulator POSTs
@@ -151,6 +158,37 @@ const CHANGE_CHOICES: &[(&str, &str, &str)] = &[
     ("close_code", "unsuccessful", "Unsuccessful"),
 ];
 
+/// Incident close codes of the base system (value == label).
+#[rustfmt::skip]
+const CLOSE_CODES: &[&str] = &[
+    "Solved (Work Around)", "Solved (Permanently)", "Solved Remotely (Work Around)",
+    "Solved Remotely (Permanently)", "Not Solved (Not Reproducible)", "Not Solved (Too Costly)",
+    "Closed/Resolved by Caller",
+];
+
+/// `sys_choice` columns (the dictionary's choice lists, one row per table, element, value and
+/// language).
+#[rustfmt::skip]
+const CHOICE_FIELDS: &[&str] = &[
+    "dependent_value", "element", "inactive", "label", "language", "name", "sequence", "sys_id",
+    "value",
+];
+
+/// `sys_user_has_role` columns, with the dot-walked ones a caller may name in `sysparm_query`
+/// and `sysparm_fields`.
+#[rustfmt::skip]
+const USER_ROLE_FIELDS: &[&str] = &[
+    "inherited", "role", "role.name", "state", "sys_id", "user", "user.user_name",
+];
+
+/// Roles whose holders read every incident (the base `incident` read ACLs).
+const INCIDENT_READ_ROLES: &[&str] = &["admin", "itil", "sn_incident_read", "sn_incident_write"];
+/// Roles whose holders create and update incidents and attach files to them.
+const INCIDENT_WRITE_ROLES: &[&str] = &["admin", "itil", "sn_incident_write"];
+/// Roles whose holders write `work_notes` (and read the journal); for anyone else the field
+/// write ACL drops the value without an error, as on an instance.
+const WORK_NOTES_ROLES: &[&str] = &["admin", "itil"];
+
 /// Tables that exist only so reference links resolve; their rows are derived on the fly.
 const REFERENCE_TABLES: &[&str] = &["sys_user", "sys_user_group", "cmdb_ci", "cmdb_ci_service"];
 const REFERENCE_FIELDS: &[&str] = &["active", "name", "sys_id", "user_name"];
@@ -170,11 +208,44 @@ pub struct SimConfig {
     /// The instance's priority lookup (`[impact-1][urgency-1]`), when customised; the base
     /// `dl_u_priority` table otherwise.
     pub priority_lookup: Option<Vec<Vec<u8>>>,
+    /// The integration user's roles (`sys_user_has_role`). Without `itil` (or `admin`) it reads
+    /// only the incidents it opened, cannot create or update them (403), and its work notes
+    /// are dropped without an error.
+    pub roles: Vec<String>,
+    /// The site's own choices on top of the base system's (custom states, close codes, hold
+    /// reasons), served by `sys_choice` and shown in display mode.
+    pub extra_choices: Vec<SiteChoice>,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { user: "hub.integration".into(), password: "hub-password".into(), instance_name: "dev-sim".into(), webhook: None, clock_skew_secs: 0, priority_lookup: None }
+        SimConfig {
+            user: "hub.integration".into(),
+            password: "hub-password".into(),
+            instance_name: "dev-sim".into(),
+            webhook: None,
+            clock_skew_secs: 0,
+            priority_lookup: None,
+            roles: vec!["itil".into(), "snc_platform_rest_api_access".into()],
+            extra_choices: Vec::new(),
+        }
+    }
+}
+
+/// A choice a site added to one of its choice lists (`sys_choice`).
+#[derive(Clone, Debug)]
+pub struct SiteChoice {
+    /// `incident` or `change_request`.
+    pub table: String,
+    /// The field, e.g. `state`, `close_code`, `hold_reason`.
+    pub element: String,
+    pub value: String,
+    pub label: String,
+}
+
+impl SiteChoice {
+    pub fn new(table: &str, element: &str, value: &str, label: &str) -> SiteChoice {
+        SiteChoice { table: table.into(), element: element.into(), value: value.into(), label: label.into() }
     }
 }
 
@@ -290,6 +361,16 @@ impl ServiceNowSim {
     /// whose clock was set wrong stamps what it writes.
     pub fn set_clock_skew(&self, secs: i64) {
         self.lock().config.clock_skew_secs = secs;
+    }
+
+    /// Gives the integration user these roles (and only these).
+    pub fn set_roles(&self, roles: &[&str]) {
+        self.lock().config.roles = roles.iter().map(|r| r.to_string()).collect();
+    }
+
+    /// Adds a site's own choice to a choice list.
+    pub fn add_choice(&self, choice: SiteChoice) {
+        self.lock().config.extra_choices.push(choice);
     }
 
     /// Customises the instance's priority lookup (`[impact-1][urgency-1]`).
@@ -469,6 +550,71 @@ impl State {
 
     fn base(&self) -> String {
         self.base_url.clone().unwrap_or_else(|| format!("https://{}.service-now.com", self.config.instance_name))
+    }
+
+    /// Whether the integration user holds one of `roles`.
+    fn user_has(&self, roles: &[&str]) -> bool {
+        self.config.roles.iter().any(|r| roles.contains(&r.as_str()))
+    }
+
+    /// Whether the integration user sees `row` of `incident`: every row with a read role, only
+    /// those it opened or is the caller of without one.
+    fn visible(&self, row: &Row, user: &str) -> bool {
+        self.user_has(INCIDENT_READ_ROLES) || field(row, "opened_by") == user || field(row, "caller_id") == user
+    }
+
+    /// `sys_choice`: the base choice lists and the site's own, in English.
+    fn choice_rows(&self) -> Vec<Row> {
+        let base = CHOICES
+            .iter()
+            .filter(|(f, _, _)| !matches!(*f, "escalation" | "notify"))
+            .map(|(f, v, l)| ("incident", *f, *v, *l))
+            .chain(CHOICES.iter().filter(|(f, _, _)| *f == "impact").map(|(_, v, l)| ("incident", "urgency", *v, *l)))
+            .chain(CLOSE_CODES.iter().map(|c| ("incident", "close_code", *c, *c)))
+            .chain(CHANGE_CHOICES.iter().map(|(f, v, l)| (CHANGE_TABLE, *f, *v, *l)))
+            .map(|(t, f, v, l)| (t.to_string(), f.to_string(), v.to_string(), l.to_string()));
+        let site = self.config.extra_choices.iter().map(|c| (c.table.clone(), c.element.clone(), c.value.clone(), c.label.clone()));
+        base.chain(site)
+            .enumerate()
+            .map(|(i, (table, element, value, label))| {
+                let mut row = Row::new();
+                row.insert("sys_id".into(), format!("{:032x}", 0x5c00_0000_u64 + i as u64));
+                row.insert("name".into(), table);
+                row.insert("element".into(), element);
+                row.insert("value".into(), value);
+                row.insert("label".into(), label);
+                row.insert("sequence".into(), (i * 10).to_string());
+                row.insert("inactive".into(), "false".into());
+                row.insert("language".into(), "en".into());
+                row.insert("dependent_value".into(), String::new());
+                row
+            })
+            .collect()
+    }
+
+    /// `sys_user_has_role`: the integration user's roles.
+    fn user_role_rows(&self) -> Vec<Row> {
+        self.config
+            .roles
+            .iter()
+            .enumerate()
+            .map(|(i, role)| {
+                let mut row = Row::new();
+                row.insert("sys_id".into(), format!("{:032x}", 0x7a00_0000_u64 + i as u64));
+                row.insert("user".into(), self.config.user.clone());
+                row.insert("user.user_name".into(), self.config.user.clone());
+                row.insert("role".into(), role.clone());
+                row.insert("role.name".into(), role.clone());
+                row.insert("inherited".into(), "false".into());
+                row.insert("state".into(), "active".into());
+                row
+            })
+            .collect()
+    }
+
+    /// A site's own label for a choice, if it declared one.
+    fn site_label(&self, table: &str, element: &str, raw: &str) -> Option<String> {
+        self.config.extra_choices.iter().find(|c| c.table == table && c.element == element && c.value == raw).map(|c| c.label.clone())
     }
 
     fn inspection_opts(&self) -> ReadOpts {
@@ -687,10 +833,11 @@ impl State {
     fn render(&self, table: &str, row: &Row, opts: &ReadOpts) -> Value {
         let mut out = Map::new();
         for (name, raw) in row {
-            if let Some(wanted) = &opts.fields {
-                if !wanted.iter().any(|w| w == name) {
-                    continue;
-                }
+            match &opts.fields {
+                Some(wanted) if !wanted.iter().any(|w| w == name) => continue,
+                // Dot-walked columns come only when named.
+                None if name.contains('.') => continue,
+                _ => {}
             }
             out.insert(name.clone(), self.render_field(table, row, name, raw, opts));
         }
@@ -701,7 +848,7 @@ impl State {
         let display = match field_kind(table, name) {
             Kind::Reference(target) => return render_reference(target, raw, opts),
             Kind::Plain => raw.to_string(),
-            Kind::Choice => choice_label(table, name, raw),
+            Kind::Choice => self.site_label(table, name, raw).unwrap_or_else(|| choice_label(table, name, raw)),
             Kind::DateTime => to_display_tz(raw),
             Kind::Integer => thousands(raw),
             Kind::ClassName => match raw {
@@ -947,6 +1094,8 @@ fn field_kind(table: &str, name: &str) -> Kind {
         "sys_created_on" | "sys_updated_on" | "opened_at" | "resolved_at" | "closed_at" => Kind::DateTime,
         "sys_mod_count" | "reopen_count" | "reassignment_count" => Kind::Integer,
         _ if table == CHANGE_TABLE => change_field_kind(name),
+        "user" if table == "sys_user_has_role" => Kind::Reference("sys_user"),
+        "role" if table == "sys_user_has_role" => Kind::Reference("sys_user_role"),
         _ if table != "incident" => Kind::Plain,
         "state" | "incident_state" | "impact" | "urgency" | "severity" | "priority" | "hold_reason" | "escalation" | "notify" | "category" => Kind::Choice,
         "caller_id" | "opened_by" | "assigned_to" | "resolved_by" | "closed_by" => Kind::Reference("sys_user"),
@@ -1326,18 +1475,25 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
     let method = req.method();
 
     if table == "incident" || table == CHANGE_TABLE {
+        // The incident ACLs follow the integration user's roles; change requests are left open.
+        let incident = table == "incident";
+        let may_write = !incident || st.user_has(INCIDENT_WRITE_ROLES);
+        let body: std::borrow::Cow<'_, [u8]> = if incident && !st.user_has(WORK_NOTES_ROLES) { without_work_notes(body) } else { body.into() };
         return match (method, id) {
             (&Method::GET, None) => {
                 let defaults = if table == CHANGE_TABLE { CHANGE_FIELDS } else { INCIDENT_FIELDS };
                 let fields: Vec<&str> = defaults.iter().map(|(f, _)| *f).collect();
-                list(&st, table, st.records(table), &fields, &params, &opts)
+                let rows: Vec<Row> = st.records(table).iter().filter(|r| !incident || st.visible(r, user)).cloned().collect();
+                list(&st, table, &rows, &fields, &params, &opts)
             }
-            (&Method::GET, Some(id)) => match st.position_in(table, id) {
+            (&Method::GET, Some(id)) => match st.position_in(table, id).filter(|i| !incident || st.visible(&st.records(table)[*i], user)) {
                 Some(i) => sn_json(StatusCode::OK, &json!({"result": st.render(table, &st.records(table)[i], &opts)})),
                 None => not_found(),
             },
-            (&Method::POST, None) => write_response(&mut st, table, None, body, user, &opts, StatusCode::CREATED),
-            (&Method::PATCH | &Method::PUT, Some(id)) => write_response(&mut st, table, Some(id), body, user, &opts, StatusCode::OK),
+            (&Method::POST, None) if !may_write => acl_denied("Insert"),
+            (&Method::PATCH | &Method::PUT, Some(_)) if !may_write => acl_denied("Update"),
+            (&Method::POST, None) => write_response(&mut st, table, None, &body, user, &opts, StatusCode::CREATED),
+            (&Method::PATCH | &Method::PUT, Some(id)) => write_response(&mut st, table, Some(id), &body, user, &opts, StatusCode::OK),
             (&Method::DELETE, Some(id)) => match st.position_in(table, id) {
                 Some(i) => {
                     st.records_mut(table).remove(i);
@@ -1350,7 +1506,16 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
     }
 
     let rows = if table == "sys_journal_field" {
-        st.journal.clone()
+        // Journal rows are readable with the incident's work-notes role only.
+        if st.user_has(WORK_NOTES_ROLES) {
+            st.journal.clone()
+        } else {
+            Vec::new()
+        }
+    } else if table == "sys_choice" {
+        st.choice_rows()
+    } else if table == "sys_user_has_role" {
+        st.user_role_rows()
     } else if REFERENCE_TABLES.contains(&table) {
         st.reference_rows(table)
     } else {
@@ -1360,6 +1525,8 @@ fn serve(sim: &ServiceNowSim, req: &HttpRequest, body: &[u8], user: Option<&str>
         (&Method::GET, None) => {
             let fields = match table {
                 "sys_journal_field" => JOURNAL_FIELDS,
+                "sys_choice" => CHOICE_FIELDS,
+                "sys_user_has_role" => USER_ROLE_FIELDS,
                 _ => REFERENCE_FIELDS,
             };
             list(&st, table, &rows, fields, &params, &opts)
@@ -1385,6 +1552,7 @@ fn attachment_api(sim: &ServiceNowSim, req: &HttpRequest, segments: &[&str], bod
     let params: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
     let mut st = sim.lock();
     match (req.method(), segments) {
+        (&Method::POST, ["attachment", "file"]) if !st.user_has(INCIDENT_WRITE_ROLES) => acl_denied("Insert"),
         (&Method::POST, ["attachment", "file"]) => {
             let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let table_sys_id = param(&params, "table_sys_id").unwrap_or("");
@@ -1419,6 +1587,18 @@ fn take_chosen_sys_id(body: &Map<String, Value>, blank: &mut Row, table: &str, e
         blank.insert("sys_id".into(), wanted);
     }
     Ok(())
+}
+
+/// The write body without `work_notes`, as the field's write ACL leaves it for a user without
+/// the role (the rest of the save goes through, and no error says so).
+fn without_work_notes(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut map)) if map.contains_key("work_notes") => {
+            map.remove("work_notes");
+            Value::Object(map).to_string().into_bytes().into()
+        }
+        _ => body.into(),
+    }
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {

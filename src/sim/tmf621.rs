@@ -17,7 +17,9 @@
 //!   `partyOrPartyRole` / `entity`, `troubleTicketCharacteristic`, `@type` mandatory on create,
 //!   events with `timeOccurred`, `@type` and `@baseType`;
 //! - [`TmfFlavour::Servicenow`]: dates as `"2023-01-19 22:39:28"` (and note dates in another
-//!   zone), `severity` as `"2 - High"` (written `1`..`5`), statuses `New`/`Open`, related parties
+//!   zone), `severity` as `"2 - High"` (written `1`..`5`), statuses `New`/`Open` and the
+//!   incident state labels `In Progress`, `On Hold`, `Resolved`, `Closed`, `Canceled` (taken and
+//!   shown as written, outside the TMF enum), related parties
 //!   with the role in `@referredType` and `"id":""` when unset, `relatedEntity` with `href:""`
 //!   and `@type:"relatedEntity"`, notes typed `comments` (work notes are accepted but never read
 //!   back), `channel:{"name":"e_bonding"}`, relative `href`, `TroubleTicketAttributeChangeEvent`.
@@ -50,7 +52,9 @@ use std::time::Duration;
 use super::outbox::{Notification, Outbox};
 
 const STATUSES: &[&str] = &["acknowledged", "rejected", "pending", "held", "inProgress", "cancelled", "closed", "resolved"];
-const TERMINAL: &[&str] = &["closed", "cancelled", "rejected"];
+const TERMINAL: &[&str] = &["closed", "cancelled", "rejected", "Closed", "Canceled"];
+/// ServiceNow's incident state labels, which its TMF621 flavour takes and shows as they are.
+const SN_STATE_LABELS: &[&str] = &["In Progress", "On Hold", "Resolved", "Closed", "Canceled"];
 const SN_SEVERITY: &[&str] = &["1 - Critical", "2 - High", "3 - Moderate", "4 - Low", "5 - Planning"];
 const SN_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 /// ServiceNow renders note dates in the reading user's zone, not in the ticket's.
@@ -630,6 +634,7 @@ impl State {
         match (self.sn(), raw) {
             (true, "New") => Ok("acknowledged".into()),
             (true, "Open") => Ok("inProgress".into()),
+            (true, label) if SN_STATE_LABELS.contains(&label) => Ok(label.to_string()),
             _ => Err(SimError::invalid("status", format!("`{raw}` is not a TroubleTicketStatusType ({})", STATUSES.join(", ")))),
         }
     }

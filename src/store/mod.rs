@@ -17,6 +17,7 @@ pub mod record;
 pub mod schema;
 pub mod seed;
 pub mod sla;
+pub mod suppliers;
 pub mod tmf621;
 
 use diesel::pg::PgConnection;

@@ -45,12 +45,39 @@ pub struct SupplierLink {
     pub webhook_secret: Option<SecretString>,
 }
 
+/// How the hub's work with one supplier went lately, in this process: its calls (see
+/// [`crate::adapters::http::CallLog`]) and its last reconciliation sweep.
+#[derive(Debug, Default)]
+pub struct Activity {
+    pub calls: Arc<crate::adapters::http::CallLog>,
+    last_sweep: std::sync::Mutex<Option<SweepSeen>>,
+}
+
+/// When a sweep ended, and why it failed if it did.
+#[derive(Debug, Clone)]
+pub struct SweepSeen {
+    pub at: DateTime<Utc>,
+    pub error: Option<String>,
+}
+
+impl Activity {
+    pub fn swept(&self, error: Option<String>) {
+        *self.last_sweep.lock().unwrap_or_else(|p| p.into_inner()) = Some(SweepSeen { at: Utc::now(), error });
+    }
+
+    pub fn last_sweep(&self) -> Option<SweepSeen> {
+        self.last_sweep.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// What the sync stages share.
 #[derive(Clone)]
 pub struct Engine {
     pub store: Store,
     pub matrix: PriorityMatrix,
     pub suppliers: Arc<HashMap<String, Arc<SupplierLink>>>,
+    /// Each external supplier's recent activity, for its health.
+    pub activity: Arc<HashMap<String, Arc<Activity>>>,
     /// Wakes the outbox relay after a commit.
     pub outbox_signal: Arc<Notify>,
     pub router: Router,
@@ -68,16 +95,19 @@ impl Engine {
     /// Builds clients for every external supplier; fails on a missing secret.
     pub fn new(settings: &Settings, store: Store, outbox_signal: Arc<Notify>) -> Result<Engine, String> {
         let mut suppliers = HashMap::new();
+        let mut activity = HashMap::new();
         for s in settings.suppliers.iter().filter(|s| s.is_external()) {
-            let password = s.resolve(&s.password).map_err(|e| e.to_string())?.unwrap_or_else(|| SecretString::from(String::new()));
+            let password = s.password_secret().map_err(|e| e.to_string())?;
             let webhook_secret = s.webhook_secret().map_err(|e| e.to_string())?;
-            let (mapping, client) = crate::adapters::connect(s, &settings.egress, password)?;
+            let ((mapping, client), calls) = crate::adapters::connect_logged(s, &settings.egress, password)?;
+            activity.insert(s.id.clone(), Arc::new(Activity { calls, last_sweep: Default::default() }));
             suppliers.insert(s.id.clone(), Arc::new(SupplierLink { settings: s.clone(), mapping, client, webhook_secret }));
         }
         Ok(Engine {
             store,
             matrix: settings.priority_matrix.clone(),
             suppliers: Arc::new(suppliers),
+            activity: Arc::new(activity),
             outbox_signal,
             router: Router::new(settings),
             policy: settings.sync.clone(),

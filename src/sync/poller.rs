@@ -32,8 +32,16 @@ pub struct SweepReport {
 }
 
 impl Engine {
-    /// One sweep of one supplier.
+    /// One sweep of one supplier; its end is noted in the supplier's [`super::Activity`].
     pub async fn sweep(&self, supplier: &str) -> Result<SweepReport, SyncError> {
+        let result = self.sweep_once(supplier).await;
+        if let Some(activity) = self.activity.get(supplier) {
+            activity.swept(result.as_ref().err().map(ToString::to_string));
+        }
+        result
+    }
+
+    async fn sweep_once(&self, supplier: &str) -> Result<SweepReport, SyncError> {
         let link = self.supplier(supplier)?;
         let s = supplier.to_string();
         let stored: Option<DateTime<Utc>> =

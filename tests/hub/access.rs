@@ -185,6 +185,9 @@ const MATRIX: &[(&str, &str, [u16; 8])] = &[
     ("GET", "/api/v1/changes/{ref}/history", [401, 200, 200, 200, 404, 200, 404, 200]),
     ("POST", "/api/v1/admin/dead-letters/{id}/replay", [401, 403, 403, 404, 403, 403, 403, 403]),
     ("POST", "/api/v1/admin/suppliers/{id}/reconcile", [401, 403, 403, 200, 403, 403, 403, 403]),
+    ("GET", "/api/v1/admin/suppliers", [401, 403, 403, 200, 403, 403, 403, 403]),
+    ("GET", "/api/v1/admin/suppliers/{id}/check", [401, 403, 403, 200, 403, 403, 403, 403]),
+    ("GET", "/api/v1/admin/suppliers/{id}/discovery", [401, 403, 403, 200, 403, 403, 403, 403]),
     ("POST", "/webhooks/{supplier}", [401, 401, 401, 401, 401, 401, 401, 401]),
     ("POST", "/webhooks/{supplier}/listener/{event}", [401, 401, 401, 401, 401, 401, 401, 401]),
     ("POST", "/tmf-api/troubleTicket/v4/troubleTicket", [401, 201, 403, 201, 403, 403, 403, 403]),
@@ -201,6 +204,8 @@ const MATRIX: &[(&str, &str, [u16; 8])] = &[
     ("GET", "/dashboard/incidents/{ref}", [401, 401, 200, 200, 200, 404, 404, 403]),
     ("GET", "/dashboard/changes", [401, 401, 200, 200, 200, 200, 200, 200]),
     ("GET", "/dashboard/changes/{ref}", [401, 401, 200, 200, 404, 200, 404, 200]),
+    ("GET", "/dashboard/suppliers", [401, 401, 403, 200, 403, 403, 403, 403]),
+    ("POST", "/dashboard/suppliers/{id}/check", [401, 401, 403, 200, 403, 403, 403, 403]),
     // The console: every key signs in; each page and form allows what the API allows the key.
     ("GET", "/console", [303, 303, 303, 303, 303, 303, 303, 303]),
     ("GET", "/console/login", [200, 200, 200, 200, 200, 200, 200, 200]),

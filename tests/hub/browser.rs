@@ -238,9 +238,18 @@ struct ViolationNode {
     why: String,
 }
 
+/// axe-core's source, installed from `tests/browser`'s lock file the first time a test needs it
+/// (so `cargo test` alone is enough on a machine with npm).
 fn axe_source() -> &'static str {
     static SOURCE: OnceLock<String> = OnceLock::new();
-    SOURCE.get_or_init(|| std::fs::read_to_string(AXE).unwrap_or_else(|e| panic!("cannot read {AXE} ({e}); run `npm ci --prefix tests/browser` (.ci/run does)")))
+    SOURCE.get_or_init(|| {
+        if !Path::new(AXE).exists() {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+            let installed = std::process::Command::new("npm").args(["ci", "--prefix", dir, "--no-audit", "--no-fund", "--silent"]).status();
+            assert!(installed.as_ref().is_ok_and(|s| s.success()), "`npm ci --prefix tests/browser` failed: {installed:?}");
+        }
+        std::fs::read_to_string(AXE).unwrap_or_else(|e| panic!("cannot read {AXE} ({e}); run `npm ci --prefix tests/browser` (.ci/run does)"))
+    })
 }
 
 #[tokio::test]

@@ -25,5 +25,8 @@ mod jira;
 mod remedy;
 mod resilience;
 mod sla;
+mod supplier_setup_jira;
+mod supplier_setup_sn;
+mod suppliers;
 mod sync;
 mod tmf621;

@@ -37,10 +37,10 @@ struct Cursor {
 pub struct JiraClient {
     pub(super) http: SupplierHttp,
     pub(super) base: String,
-    user: String,
+    pub(super) user: String,
     token: SecretString,
     pub(super) cfg: Arc<JiraConfig>,
-    settings: JiraSettings,
+    pub(super) settings: JiraSettings,
     tz: chrono_tz::Tz,
     cursor: Mutex<Option<Cursor>>,
 }

@@ -10,7 +10,11 @@
 //! - **Lifecycle**: read from `status.id`, checked against `statusCategory.key` (ids are per
 //!   site, so a rule whose category disagrees with the record's is not this site's status and
 //!   the value stays unmapped). An id with no rule falls back to the category only where the
-//!   profile says the category is unambiguous (`new` -> new). A `done` status whose resolution
+//!   profile says the category is unambiguous (`new` -> new). Any other status the
+//!   configuration does not know is read through its category (indeterminate -> in progress,
+//!   done -> resolved, or cancelled with a cancelling resolution) and kept on the leg as
+//!   inferred (see [`JiraConfig::infer_status`]), so the record keeps following the supplier
+//!   until an administrator adds a rule; a status declared unmapped stays unmapped. A `done` status whose resolution
 //!   is a cancelling one (`Won't Do`, `Declined`...) is `cancelled`. Hold reasons live in the
 //!   status (`Waiting for customer` = awaiting the caller, `Pending` = other). Names are never
 //!   read.
@@ -265,6 +269,26 @@ impl JiraConfig {
             (Status::OnHold, hold) => (Status::OnHold, Some(hold.unwrap_or(HoldReason::Other))),
             (s, _) => (s, None),
         })
+    }
+
+    /// What a status this site's configuration does not know means by its category alone: `new`
+    /// is new, `indeterminate` in progress, `done` resolved (cancelled with a cancelling
+    /// resolution). Used only where [`JiraConfig::read_status`] says nothing, so the record keeps
+    /// following the supplier while an administrator confirms the status (the leg shows it as
+    /// inferred). A status the configuration declares unmapped (a rule without a canonical
+    /// status, in the record's category) is not inferred.
+    pub fn infer_status(&self, id: &str, category: &str, resolution: &str) -> Option<Status> {
+        let category = category.to_ascii_lowercase();
+        if self.statuses.get(id).is_some_and(|r| r.category == category && r.canonical.is_none()) {
+            return None;
+        }
+        match category.as_str() {
+            "new" => Some(Status::New),
+            "indeterminate" => Some(Status::InProgress),
+            "done" if self.cancel_resolutions.iter().any(|r| r == resolution) => Some(Status::Cancelled),
+            "done" => Some(Status::Resolved),
+            _ => None,
+        }
     }
 
     /// The status id the hub moves a ticket to for a canonical status.
@@ -676,7 +700,16 @@ pub fn to_canonical(cfg: &JiraConfig, fields: &BTreeMap<String, String>, assigne
                 c.hold_reason = hold;
             }
             None => {
-                c.unmapped.insert(field::STATUS.into(), id.into());
+                let category = get(field::STATUS_CATEGORY).unwrap_or("");
+                match cfg.infer_status(id, category, resolution) {
+                    Some(s) => {
+                        c.status = Some(if s == Status::New && assigned { Status::Assigned } else { s });
+                        c.unmapped.insert(field::STATUS.into(), inferred_note(id, s, category));
+                    }
+                    None => {
+                        c.unmapped.insert(field::STATUS.into(), id.into());
+                    }
+                }
             }
         }
     }
@@ -714,6 +747,27 @@ pub fn to_canonical(cfg: &JiraConfig, fields: &BTreeMap<String, String>, assigne
     c.title = get(field::SUMMARY).map(str::to_string);
     c.description = get(field::DESCRIPTION).map(str::to_string);
     c
+}
+
+/// How the leg shows a status read through its category: the native id, and what it was read as.
+pub fn inferred_note(id: &str, status: Status, category: &str) -> String {
+    format!("{id} (inferred as {status} from its status category `{category}`; add a status rule to confirm)")
+}
+
+/// The synced values the hub wants, keeping a status read through its category when it already
+/// means what the hub wants: the hub does not move the ticket out of a site's own status into
+/// its target for the same meaning.
+pub fn desired(cfg: &JiraConfig, incident: &Incident, baseline: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut m = from_canonical(cfg, incident);
+    let get = |k: &str| baseline.get(k).map(String::as_str).unwrap_or("");
+    let id = get(field::STATUS);
+    if !id.is_empty() && cfg.read_status(id, get(field::STATUS_CATEGORY), get(field::RESOLUTION)).is_none() {
+        let wanted = if incident.status == Status::Assigned { Status::New } else { incident.status };
+        if cfg.infer_status(id, get(field::STATUS_CATEGORY), get(field::RESOLUTION)) == Some(wanted) {
+            m.insert(field::STATUS.into(), id.to_string());
+        }
+    }
+    m
 }
 
 /// A summary is one line in Jira (it refuses newlines); the hub writes its title flattened.
@@ -942,14 +996,58 @@ mod tests {
     #[test]
     fn unknown_values_are_kept_unmapped() {
         let c = cfg();
-        let can = to_canonical(&c, &fields(&[("status", "10099"), ("status_category", "indeterminate"), ("impact", "Galactic"), ("urgency", "Low")]), false);
-        assert_eq!(can.status, None);
+        let can = to_canonical(&c, &fields(&[("status", "10099"), ("status_category", "undefined"), ("impact", "Galactic"), ("urgency", "Low")]), false);
+        assert_eq!(can.status, None, "no category, no safe fallback");
         assert_eq!(can.unmapped.get("status").map(String::as_str), Some("10099"));
         assert_eq!(can.unmapped.get("impact").map(String::as_str), Some("Galactic"));
         assert_eq!(can.urgency, Urgency::new(3));
         let can = to_canonical(&c, &fields(&[("status", "10015"), ("status_category", "done"), ("resolution", "Fixed by magic")]), false);
         assert_eq!(can.resolution, Some(Resolution { code: "other".into(), notes: String::new() }));
         assert_eq!(can.unmapped.get("resolution").map(String::as_str), Some("Fixed by magic"));
+    }
+
+    #[test]
+    fn unknown_statuses_are_inferred_from_their_category_and_marked() {
+        let c = cfg();
+        let read = |id: &str, cat: &str, res: &str, assigned: bool| to_canonical(&c, &fields(&[("status", id), ("status_category", cat), ("resolution", res)]), assigned);
+        let can = read("10018", "indeterminate", "", false);
+        assert_eq!(can.status, Some(Status::InProgress));
+        let note = can.unmapped.get("status").cloned().unwrap_or_default();
+        assert!(note.starts_with("10018 ") && note.contains("inferred") && note.contains("indeterminate"), "{note}");
+        let can = read("10019", "done", "Done", false);
+        assert_eq!((can.status, can.resolution.map(|r| r.code)), (Some(Status::Resolved), Some("fixed".to_string())));
+        assert!(can.unmapped["status"].contains("inferred"));
+        assert_eq!(read("10019", "done", "Declined", false).status, Some(Status::Cancelled), "a cancelling resolution cancels");
+        // `new` is the profile's own safe fallback: read, not marked.
+        let can = read("10020", "new", "", true);
+        assert_eq!(can.status, Some(Status::Assigned));
+        assert!(can.unmapped.is_empty());
+        // A profile id seen in another category is another site's status: read by its category.
+        assert_eq!(read("10012", "done", "", false).status, Some(Status::Resolved));
+        // A status the configuration declares unmapped stays unmapped.
+        let mut s = JiraSettings::default();
+        s.statuses.insert("10050".into(), JiraStatusRule { category: "indeterminate".into(), canonical: None, hold_reason: None, name: None });
+        let declared = JiraConfig::from_settings(&s).unwrap();
+        let can = to_canonical(&declared, &fields(&[("status", "10050"), ("status_category", "indeterminate")]), false);
+        assert_eq!((can.status, can.unmapped.get("status").map(String::as_str)), (None, Some("10050")));
+    }
+
+    #[test]
+    fn an_inferred_status_meaning_what_the_hub_wants_is_not_rewritten() {
+        let c = cfg();
+        let baseline = fields(&[("status", "10018"), ("status_category", "indeterminate"), ("resolution", "")]);
+        let mut incident: Incident = serde_json::from_value(json!({
+            "ref": "INC-000001", "title": "t", "description": "d", "status": "in_progress", "hold_reason": null,
+            "impact": 2, "urgency": 2, "priority": 3, "priority_source": "derived", "category": null,
+            "service": null, "ci": null, "caller": "c", "assigned_supplier": null, "resolution": null, "notes": [],
+            "opened_at": "2024-05-15T07:45:00.000Z", "updated_at": "2024-05-15T07:45:00.000Z", "resolved_at": null,
+            "closed_at": null, "version": 1, "legs": []
+        }))
+        .unwrap();
+        assert_eq!(desired(&c, &incident, &baseline)["status"], "10018");
+        incident.status = Status::Resolved;
+        incident.resolution = Some(Resolution { code: "fixed".into(), notes: String::new() });
+        assert_eq!(desired(&c, &incident, &baseline)["status"], "10015", "another meaning: the hub's target");
     }
 
     #[test]

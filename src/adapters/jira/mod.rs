@@ -6,6 +6,7 @@
 pub mod change_client;
 pub mod client;
 pub mod mapping;
+mod setup;
 pub mod text;
 
 use super::{Canonical, MapError, Mapping, NativeNote, NativeRecord};
@@ -65,6 +66,12 @@ impl Mapping for Jira {
 
     fn from_canonical(&self, incident: &Incident) -> BTreeMap<String, String> {
         mapping::from_canonical(&self.config, incident)
+    }
+
+    /// A status read through its category stays as the supplier has it while it means what the
+    /// hub wants.
+    fn desired(&self, incident: &Incident, baseline: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        mapping::desired(&self.config, incident, baseline)
     }
 
     fn canonical_document(&self, payload: &Value) -> Result<Value, MapError> {

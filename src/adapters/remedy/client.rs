@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
 
 /// Incident fields read on every incident call: the synced ones, identity and change tracking.
-const READ_FIELDS: &[&str] = &[
+pub(super) const READ_FIELDS: &[&str] = &[
     "Entry ID",
     "Request ID",
     "Incident Number",
@@ -63,7 +63,7 @@ const READ_FIELDS: &[&str] = &[
 
 /// Incident work log fields read: those of every work log, the incident's ids, the
 /// submission date and the attachment fields.
-static WORKLOG_FIELDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+pub(super) static WORKLOG_FIELDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let mut fields = worklog_fields(&["Incident Number", "Incident Entry ID"], &["Work Log Submit Date", "Number of Attachments"]);
     fields.extend(WORKLOG_FILE_FIELDS);
     fields
@@ -158,7 +158,7 @@ enum Created {
 #[derive(Clone)]
 pub struct RemedyClient {
     pub(super) http: SupplierHttp,
-    base: String,
+    pub(super) base: String,
     pub(super) user: String,
     password: SecretString,
     pub(super) settings: RemedySettings,
@@ -184,7 +184,7 @@ impl RemedyClient {
     }
 
     /// `POST /api/jwt/login`: the answer is the bare token as text, not JSON.
-    async fn login(&self) -> Result<String, SupplierError> {
+    pub(super) async fn login(&self) -> Result<String, SupplierError> {
         let what = "Remedy login";
         let mut form = vec![("username", self.user.clone()), ("password", self.password.expose_secret().to_string())];
         if let Some(a) = self.settings.auth_string.as_ref().filter(|a| !a.is_empty()) {

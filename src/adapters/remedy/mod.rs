@@ -19,6 +19,7 @@
 mod change_client;
 pub mod client;
 pub mod mapping;
+mod setup;
 
 use super::{Canonical, MapError, Mapping, NativeAttachment, NativeNote, NativeRecord};
 use crate::config::RemedySettings;

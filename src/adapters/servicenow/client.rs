@@ -17,21 +17,31 @@ use std::collections::BTreeMap;
 pub struct ServiceNowClient {
     pub(super) http: SupplierHttp,
     pub(super) base: String,
-    user: String,
+    pub(super) user: String,
     password: SecretString,
     /// The instance's own priority matrix, when the hub's is not its.
     priority_matrix: Option<crate::domain::PriorityMatrix>,
+    /// The instance's own values over the profile, as configured (discovery compares the
+    /// instance's vocabulary with them).
+    pub(super) overrides: crate::config::ProfileOverrides,
 }
 
 /// Incidents read when looking a hub reference up: one per time the instance was given it.
 const LOOKUP_LIMIT: usize = 50;
 
 /// Fields read on every incident query: the synced ones plus identity and change tracking.
-const READ_FIELDS: &str = "sys_id,number,correlation_id,state,hold_reason,impact,urgency,priority,short_description,description,category,cmdb_ci,caller_id,assigned_to,assignment_group,close_code,close_notes,sys_mod_count,sys_updated_on,opened_at,resolved_at,closed_at";
+pub(super) const READ_FIELDS: &str = "sys_id,number,correlation_id,state,hold_reason,impact,urgency,priority,short_description,description,category,cmdb_ci,caller_id,assigned_to,assignment_group,close_code,close_notes,sys_mod_count,sys_updated_on,opened_at,resolved_at,closed_at";
 
 impl ServiceNowClient {
     pub fn new(http: SupplierHttp, base_url: &str, user: &str, password: SecretString) -> Self {
-        ServiceNowClient { http, base: base_url.trim_end_matches('/').to_string(), user: user.to_string(), password, priority_matrix: None }
+        ServiceNowClient { http, base: base_url.trim_end_matches('/').to_string(), user: user.to_string(), password, priority_matrix: None, overrides: Default::default() }
+    }
+
+    /// Knows the instance's configured overrides of the profile (read by discovery only: the
+    /// mapping applies them to records).
+    pub fn with_overrides(mut self, overrides: crate::config::ProfileOverrides) -> Self {
+        self.overrides = overrides;
+        self
     }
 
     /// Creates tickets whose impact and urgency give the record's priority under `matrix`.

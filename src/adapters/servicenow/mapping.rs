@@ -167,8 +167,19 @@ pub(crate) fn non_empty(s: String) -> Option<String> {
 }
 
 /// Reads one incident record in any of the three shapes. Accepts the record itself, a Table
-/// API envelope `{"result": {...}}`, or a webhook body `{"record": {...}}`.
+/// API envelope `{"result": {...}}`, or a webhook body `{"record": {...}}`. A record without
+/// its `sys_id` is refused: the hub could not tell which ticket it is.
 pub fn parse_record(payload: &Value) -> Result<SnRecord, MapError> {
+    let rec = read_record(payload)?;
+    if rec.sys_id.is_empty() {
+        return Err(MapError("the record has no sys_id, so the hub cannot tell which ticket it is (read records with sys_id among the sysparm_fields)".into()));
+    }
+    Ok(rec)
+}
+
+/// [`parse_record`] for a record that may lack its `sys_id` (then empty): `siam-hub map`
+/// translates what it is given.
+pub(crate) fn read_record(payload: &Value) -> Result<SnRecord, MapError> {
     let rec = payload
         .get("record")
         .or_else(|| payload.get("result").filter(|r| r.is_object()))
@@ -178,7 +189,7 @@ pub fn parse_record(payload: &Value) -> Result<SnRecord, MapError> {
     let shape = detect_shape(rec);
     let p = profile();
     let get = |k: &str| field(rec.get(k));
-    let sys_id = non_empty(get("sys_id").value.unwrap_or_default()).ok_or_else(|| MapError("the record has no sys_id".into()))?;
+    let sys_id = non_empty(get("sys_id").value.unwrap_or_default()).unwrap_or_default();
     let mut fields = BTreeMap::new();
     for name in SYNCED_FIELDS {
         let f = get(name);
@@ -382,7 +393,7 @@ pub fn create_body(incident: &Incident) -> Value {
 
 /// The canonical document `siam-hub map` prints for a native record (and journal rows).
 pub fn canonical_document(payload: &Value) -> Result<Value, MapError> {
-    let rec = parse_record(payload)?;
+    let rec = read_record(payload)?;
     let c = to_canonical(&rec.fields, rec.assigned);
     let journal = payload.get("journal").and_then(|j| j.as_array()).map(|a| parse_journal(a)).unwrap_or_default();
     let closed = matches!(c.status, Some(Status::Closed) | Some(Status::Cancelled));
@@ -411,7 +422,7 @@ pub fn canonical_document(payload: &Value) -> Result<Value, MapError> {
         })).collect::<Vec<_>>(),
         "legs": [{
             "system": "servicenow",
-            "native_id": rec.sys_id,
+            "native_id": non_empty(rec.sys_id.clone()),
             "native_number": rec.number,
             "native_status": rec.fields.get("state"),
             "state": if closed { "closed" } else { "open" },
@@ -439,6 +450,26 @@ pub fn native_body(incident: &Incident) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record read with `sysparm_fields` that left `sys_id` out: `map` translates it with no
+    /// native id, the sync refuses it by name.
+    #[test]
+    fn a_record_without_sys_id_maps_with_no_native_id_but_is_refused_for_sync() {
+        let rec = serde_json::json!({"result": {"number": "INC0010001", "state": "2", "short_description": "Printer on fire", "correlation_id": "INC-000001"}});
+        let doc = canonical_document(&rec).unwrap();
+        assert_eq!(doc["legs"][0]["native_id"], Value::Null, "{doc}");
+        assert_eq!(doc["legs"][0]["native_number"], "INC0010001");
+        assert_eq!(doc["title"], "Printer on fire");
+        let err = parse_record(&rec).unwrap_err();
+        assert!(err.0.contains("no sys_id") && err.0.contains("sysparm_fields"), "{err}");
+        let configured = crate::adapters::servicenow::ServiceNow::with_overrides(crate::config::ProfileOverrides {
+            states: [("11".to_string(), "in_progress".parse().unwrap())].into_iter().collect(),
+            ..Default::default()
+        });
+        use crate::adapters::Mapping;
+        assert_eq!(configured.canonical_document(&rec).unwrap()["legs"][0]["native_id"], Value::Null);
+        assert!(configured.parse_record(&rec).unwrap_err().0.contains("no sys_id"), "the sync reads records through parse_record");
+    }
 
     #[test]
     fn profile_loads_and_round_trips_every_status() {

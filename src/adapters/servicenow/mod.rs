@@ -5,6 +5,7 @@
 pub mod change_client;
 pub mod client;
 pub mod mapping;
+pub(crate) mod setup;
 
 use super::{Canonical, MapError, Mapping, NativeNote, NativeRecord};
 use crate::config::ProfileOverrides;
@@ -96,7 +97,7 @@ impl Mapping for ServiceNow {
             return Ok(doc);
         }
         // Re-read the synced fields through this instance's overrides.
-        let rec = mapping::parse_record(payload)?;
+        let rec = mapping::read_record(payload)?;
         let c = self.to_canonical(&rec.fields, rec.assigned);
         doc["status"] = serde_json::json!(c.status);
         doc["hold_reason"] = serde_json::json!(c.hold_reason);

@@ -55,6 +55,10 @@ pub struct Tmf621Client {
     auth: Auth,
     /// The TMF655 Change Management root on the supplier (`/tmf-api/changeManagement/v4`).
     change_base: String,
+    /// The user (Basic) or OAuth2 client id, as configured.
+    pub(super) user: String,
+    /// The hub registers at the supplier's `/hub` for event notifications.
+    pub(super) subscribes: bool,
 }
 
 impl Tmf621Client {
@@ -71,14 +75,23 @@ impl Tmf621Client {
         };
         let change_path = settings.change_base_path.trim().trim_matches('/');
         let change_base = if change_path.is_empty() { String::new() } else { format!("/{change_path}") };
-        Tmf621Client { http, base, inst: Instance::new(settings), auth, change_base }
+        Tmf621Client { http, base, inst: Instance::new(settings), auth, change_base, user: user.to_string(), subscribes: settings.subscribe }
+    }
+
+    /// How the hub authenticates: `basic`, `bearer` or `oauth2`.
+    pub(super) fn auth_kind(&self) -> &'static str {
+        match self.auth {
+            Auth::Basic { .. } => "basic",
+            Auth::Bearer(_) => "bearer",
+            Auth::Oauth2 { .. } => "oauth2",
+        }
     }
 
     pub fn instance(&self) -> &Instance {
         &self.inst
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{}{}", self.base, self.inst.base_path, path)
     }
 
@@ -88,7 +101,7 @@ impl Tmf621Client {
     }
 
     /// An OAuth2 access token, from the cache or the token endpoint.
-    async fn token(&self) -> Result<Option<String>, SupplierError> {
+    pub(super) async fn token(&self) -> Result<Option<String>, SupplierError> {
         let Auth::Oauth2 { token_url, client_id, secret, token } = &self.auth else { return Ok(None) };
         let mut cached = token.lock().await;
         if let Some((t, until)) = cached.as_ref() {
@@ -136,7 +149,7 @@ impl Tmf621Client {
         self.attempt(what, method, path, &[], Some(body)).await
     }
 
-    async fn attempt(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
+    pub(super) async fn attempt(&self, what: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, SupplierError> {
         // TMF630 names merge-patch for PATCH; ServiceNow's API takes plain JSON.
         let merge = method == Method::PATCH && self.inst.flavour == TmfFlavour::Standard;
         self.attempt_at(what, method, &self.url(path), query, body, merge).await

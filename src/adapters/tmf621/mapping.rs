@@ -11,7 +11,10 @@
 //! Native field values are normalised on reading to the spelling the hub writes (ServiceNow's
 //! read-only `"2 - High"` becomes the `"2"` it accepts, `Open` becomes `inProgress`), so the
 //! leg's baseline compares like with like and a flavour's rendering is never taken for a change.
-//! The raw status stays on the leg. A value with no mapping is kept as `unmapped`, never guessed.
+//! The raw status stays on the leg. A value with no mapping is kept as `unmapped`, never guessed,
+//! except ServiceNow's incident state labels (`On Hold`, `Canceled`...), whose meaning is evident:
+//! where the instance does not map them they are read by the profile's `status.inferred` table and
+//! kept on the leg as inferred, so the record keeps following the supplier.
 //!
 //! Decisions where TMF leaves a choice (each documented in `adapters/tmf621/profile.json`):
 //! - `severity` is the canonical impact (Critical/Major/Minor); `priority` carries the hub's
@@ -51,6 +54,10 @@ pub struct StatusTable {
     pub from_canonical: HashMap<String, String>,
     #[serde(rename = "enum")]
     pub values: Vec<String>,
+    /// Labels outside the enum read by their evident meaning when nothing maps them (ServiceNow's
+    /// incident state labels), marked as inferred on the leg.
+    #[serde(default)]
+    pub inferred: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,12 +212,23 @@ impl Instance {
     }
 
     /// The canonical status (or `refused`) a normalised native status maps to.
-    fn status_target(&self, status: &str) -> Option<String> {
+    pub fn status_target(&self, status: &str) -> Option<String> {
         let key = squash(status);
         if let Some((_, v)) = self.status_map.iter().find(|(k, _)| *k == key) {
             return Some(v.clone());
         }
         profile().status.to_canonical.get(status).cloned()
+    }
+
+    /// The canonical status a label outside the configuration is read as (ServiceNow's flavour
+    /// labels `On Hold`, `Canceled`...), when the instance's `status_map` and the TMF enum say
+    /// nothing about it.
+    pub fn inferred_status(&self, status: &str) -> Option<Status> {
+        if self.status_target(status).is_some() {
+            return None;
+        }
+        let key = squash(status);
+        profile().status.inferred.iter().find(|(k, _)| squash(k) == key).and_then(|(_, v)| v.parse::<Status>().ok())
     }
 
     /// Level (1-based) of a label in `labels`: by label (any case), then `N` or `N - Label`.
@@ -653,13 +671,24 @@ pub fn to_canonical(inst: &Instance, fields: &BTreeMap<String, String>, assigned
             }
         },
         None if status.is_empty() => {}
-        None => {
-            c.unmapped.insert(F_STATUS.into(), status.into());
-        }
+        None => match inst.inferred_status(status) {
+            Some(s) => {
+                c.status = Some(if s == Status::New && assigned { Status::Assigned } else { s });
+                c.unmapped.insert(F_STATUS.into(), inferred_note(status, s));
+            }
+            None => {
+                c.unmapped.insert(F_STATUS.into(), status.into());
+            }
+        },
     }
     if c.status == Some(Status::OnHold) {
         let by_label = p.hold.labels.iter().find(|(_, l)| squash(l) == squash(reason)).and_then(|(k, _)| k.parse::<HoldReason>().ok());
-        let default = p.hold.default.get(if status == "held" { "held" } else { "pending" }).and_then(|d| d.parse::<HoldReason>().ok());
+        // An inferred hold says nothing of whom it waits for.
+        let default = if inst.inferred_status(status).is_some() {
+            Some(HoldReason::Other)
+        } else {
+            p.hold.default.get(if status == "held" { "held" } else { "pending" }).and_then(|d| d.parse::<HoldReason>().ok())
+        };
         c.hold_reason = by_label.or(default).or(Some(HoldReason::Other));
     }
     let char_field = |name: &str| fields.get(&format!("{F_CHAR}{name}")).map(String::as_str);
@@ -704,6 +733,30 @@ pub fn to_canonical(inst: &Instance, fields: &BTreeMap<String, String>, assigned
         c.resolution = Some(Resolution { code, notes: reason.to_string() });
     }
     c
+}
+
+/// How the leg shows a status label read by its evident meaning.
+pub fn inferred_note(label: &str, status: Status) -> String {
+    format!("{label} (inferred as {status} from the label; map it in tmf621.status_map to confirm)")
+}
+
+/// The native values the hub wants, keeping an inferred status label (and its reason) while it
+/// means what the hub wants: the hub does not rewrite `On Hold` to `pending` for the same meaning.
+pub fn desired(inst: &Instance, incident: &Incident, baseline: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut m = from_canonical(inst, incident);
+    let status = baseline.get(F_STATUS).map(String::as_str).unwrap_or("");
+    if inst.inferred_status(status).is_some() {
+        let theirs = to_canonical(inst, baseline, incident.status == Status::Assigned);
+        if theirs.status == Some(incident.status) && (incident.status != Status::OnHold || theirs.hold_reason == incident.hold_reason) {
+            m.insert(F_STATUS.into(), status.to_string());
+            if incident.status == Status::OnHold {
+                if let Some(r) = baseline.get(F_REASON) {
+                    m.insert(F_REASON.into(), r.clone());
+                }
+            }
+        }
+    }
+    m
 }
 
 /// The TMF status the hub writes for a canonical status (on hold: `pending` or `held` by reason).
@@ -1082,6 +1135,56 @@ mod tests {
         f.insert(F_STATUS.to_string(), "Open".to_string());
         let c = to_canonical(&std, &f, false);
         assert_eq!((c.status, c.unmapped.get(F_STATUS).map(String::as_str)), (None, Some("Open")));
+    }
+
+    #[test]
+    fn servicenow_state_labels_are_inferred_and_marked_unless_configured() {
+        let sn = inst(TmfFlavour::Servicenow, TmfVersion::V4);
+        let read = |i: &Instance, raw: &str| {
+            let mut f = BTreeMap::new();
+            f.insert(F_STATUS.to_string(), i.normalise_status(raw));
+            to_canonical(i, &f, false)
+        };
+        for (label, status) in [("On Hold", Status::OnHold), ("Canceled", Status::Cancelled)] {
+            let c = read(&sn, label);
+            assert_eq!(c.status, Some(status), "{label}");
+            let note = c.unmapped.get(F_STATUS).cloned().unwrap_or_default();
+            assert!(note.starts_with(label) && note.contains("inferred"), "{note}");
+        }
+        assert_eq!(read(&sn, "On Hold").hold_reason, Some(HoldReason::Other));
+        // Spelling variants of the enum are the enum itself: read, not inferred.
+        for (label, status) in [("In Progress", Status::InProgress), ("Resolved", Status::Resolved), ("Closed", Status::Closed)] {
+            let c = read(&sn, label);
+            assert_eq!((c.status, c.unmapped.get(F_STATUS)), (Some(status), None), "{label}");
+        }
+        // A label the instance maps is read as configured, not inferred.
+        let mut s = Tmf621Settings { flavour: TmfFlavour::Servicenow, ..Tmf621Settings::default() };
+        s.status_map.insert("On Hold".into(), "in_progress".into());
+        let c = read(&Instance::new(&s), "On Hold");
+        assert_eq!((c.status, c.unmapped.get(F_STATUS)), (Some(Status::InProgress), None));
+        // No safe fallback: unmapped as before.
+        let c = read(&sn, "Awaiting Vendor");
+        assert_eq!((c.status, c.unmapped.get(F_STATUS).map(String::as_str)), (None, Some("Awaiting Vendor")));
+    }
+
+    #[test]
+    fn an_inferred_label_meaning_what_the_hub_wants_is_kept() {
+        let sn = inst(TmfFlavour::Servicenow, TmfVersion::V4);
+        let incident: Incident = serde_json::from_value(json!({
+            "ref": "INC-000001", "title": "t", "description": "d", "status": "on_hold", "hold_reason": "other",
+            "impact": 2, "urgency": 2, "priority": 3, "priority_source": "derived", "category": null,
+            "service": null, "ci": null, "caller": "c", "assigned_supplier": null, "resolution": null, "notes": [],
+            "opened_at": "2024-05-15T07:45:00.000Z", "updated_at": "2024-05-15T07:45:00.000Z", "resolved_at": null,
+            "closed_at": null, "version": 1, "legs": []
+        }))
+        .unwrap();
+        let mut baseline = BTreeMap::new();
+        baseline.insert(F_STATUS.to_string(), "On Hold".to_string());
+        baseline.insert(F_REASON.to_string(), "Vendor".to_string());
+        let d = desired(&sn, &incident, &baseline);
+        assert_eq!((d[F_STATUS].as_str(), d[F_REASON].as_str()), ("On Hold", "Vendor"));
+        baseline.insert(F_STATUS.to_string(), "Canceled".to_string());
+        assert_eq!(desired(&sn, &incident, &baseline)[F_STATUS], "held", "another meaning: the hub's own status");
     }
 
     #[test]

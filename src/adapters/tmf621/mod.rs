@@ -6,6 +6,7 @@
 pub mod change_client;
 pub mod client;
 pub mod mapping;
+mod setup;
 pub mod subscription;
 
 use super::{Canonical, MapError, Mapping, NativeAttachment, NativeNote, NativeRecord};
@@ -54,6 +55,11 @@ impl Mapping for Tmf621 {
 
     fn from_canonical(&self, incident: &Incident) -> BTreeMap<String, String> {
         mapping::from_canonical(&self.instance, incident)
+    }
+
+    /// An inferred status label stays as the supplier has it while it means what the hub wants.
+    fn desired(&self, incident: &Incident, baseline: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        mapping::desired(&self.instance, incident, baseline)
     }
 
     fn canonical_document(&self, payload: &Value) -> Result<Value, MapError> {

@@ -15,7 +15,7 @@ mod pages;
 
 use super::attachments;
 use super::auth::{Need, Principal, Role};
-use super::browser::{redirect, scripted_page, Area};
+use super::browser::{redirect, same_origin, scripted_page, Area};
 use super::error::ApiError;
 use super::incidents::{self, parse_ref};
 use super::{correlation_id, AppState};
@@ -144,20 +144,6 @@ fn friendly(message: &str) -> String {
 /// A form body's fields (the last value of a repeated one), whatever was sent.
 fn form_fields(body: &[u8]) -> BTreeMap<String, String> {
     url::form_urlencoded::parse(body).into_owned().collect()
-}
-
-/// Whether a post came from the hub's own pages: a browser says where a post comes from, and
-/// one from another site is refused (the cookie's SameSite=Strict already keeps it out of
-/// cross-site posts in current browsers).
-fn same_origin(req: &HttpRequest) -> bool {
-    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = req.connection_info().host().to_string();
-    url::Url::parse(origin).ok().and_then(|u| {
-        u.host_str().map(|h| match u.port() {
-            Some(p) => format!("{h}:{p}"),
-            None => h.to_string(),
-        })
-    }) == Some(host)
 }
 
 /// The signed-in caller, or the answer to send instead (the sign-in form; a refusal of a post

@@ -15,9 +15,10 @@ mod change_charts;
 pub(crate) mod change_pages;
 mod charts;
 pub(crate) mod pages;
+mod supplier_pages;
 
 use super::auth::Role;
-use super::browser::{page as html, Area, Refusal};
+use super::browser::{form_page, page as html, same_origin, Area, Refusal};
 use super::AppState;
 use crate::domain::change::ChangeRef;
 use crate::domain::TicketRef;
@@ -55,6 +56,8 @@ pub(super) fn endpoints() -> Vec<super::routes::Endpoint> {
         endpoint(Method::GET, "/dashboard/incidents/{ref}", timeline),
         endpoint(Method::GET, "/dashboard/changes", change_schedule),
         endpoint(Method::GET, "/dashboard/changes/{ref}", change_page),
+        endpoint(Method::GET, "/dashboard/suppliers", suppliers_page),
+        endpoint(Method::POST, "/dashboard/suppliers/{id}/check", check_supplier),
     ]);
     all
 }
@@ -275,6 +278,57 @@ async fn change_page(req: HttpRequest, state: web::Data<AppState>, path: web::Pa
         Err(crate::store::StoreError::NotFound(_)) => not_found(),
         Err(e) => unavailable("Change", &e),
     }
+}
+
+/// The viewer of an administrators' page, or the response to send instead: other keys the
+/// dashboard admits get its 403 page.
+async fn administrator(req: &HttpRequest, state: &AppState) -> Result<Viewer, HttpResponse> {
+    let (viewer, _) = authenticate(req, state).await?;
+    if viewer.role != Role::Admin {
+        return Err(html(StatusCode::FORBIDDEN, pages::message("Not for this key", "The suppliers page needs an admin key.")));
+    }
+    Ok(viewer)
+}
+
+/// The suppliers page, with the steps of a check just run.
+async fn suppliers_answer(state: &AppState, viewer: &Viewer, check: Option<supplier_pages::CheckShown<'_>>) -> HttpResponse {
+    match super::admin::supplier_health(state).await {
+        // Its "Check now" forms must say where they come from.
+        Ok(items) => form_page(StatusCode::OK, supplier_pages::suppliers(&items, check, viewer, &state.settings.reporting.time_zone)),
+        Err(e) => {
+            tracing::error!(error = ?e, "supplier health unavailable");
+            html(StatusCode::SERVICE_UNAVAILABLE, pages::message("Suppliers unavailable", "The service record could not be read; try again shortly."))
+        }
+    }
+}
+
+/// `GET /dashboard/suppliers`: every configured supplier's health (admin).
+async fn suppliers_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    match administrator(&req, &state).await {
+        Ok(viewer) => suppliers_answer(&state, &viewer, None).await,
+        Err(resp) => resp,
+    }
+}
+
+/// `POST /dashboard/suppliers/{id}/check`: runs the check of one supplier and shows its steps
+/// on the suppliers page (admin; only from the hub's own pages).
+async fn check_supplier(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    if !same_origin(&req) {
+        return html(StatusCode::FORBIDDEN, pages::message("Not from this site", "The dashboard takes forms only from its own pages."));
+    }
+    let viewer = match administrator(&req, &state).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let id = path.into_inner();
+    let Some(supplier) = state.settings.supplier(&id) else {
+        return html(StatusCode::NOT_FOUND, pages::message("Not found", &format!("There is no supplier {id}.")));
+    };
+    if !supplier.is_external() {
+        return html(StatusCode::UNPROCESSABLE_ENTITY, pages::message("Nothing to check", &format!("{id} is the hub's own queue: there is no supplier system to check.")));
+    }
+    let report = super::admin::run_check(supplier, &state.settings.egress).await;
+    suppliers_answer(&state, &viewer, Some(supplier_pages::CheckShown { id: &supplier.id, name: &supplier.name, report: &report })).await
 }
 
 #[cfg(test)]

@@ -204,7 +204,11 @@ pub fn overview(o: &Overview, viewer: &Viewer, tz: &str, reporting: &ReportingSe
     if let Some(n) = next {
         let _ = write!(nav, r#"<a id="next-month" href="/dashboard?month={n}">{n} ›</a>"#);
     }
-    nav.push_str(r#"</nav><nav aria-label="Dashboard"><a id="nav-changes" href="/dashboard/changes">Change schedule</a></nav>"#);
+    nav.push_str(r#"</nav><nav aria-label="Dashboard"><a id="nav-changes" href="/dashboard/changes">Change schedule</a>"#);
+    if viewer.role == Role::Admin {
+        nav.push_str(r#" · <a id="nav-suppliers" href="/dashboard/suppliers">Suppliers</a>"#);
+    }
+    nav.push_str("</nav>");
 
     // Headline figures: the end-to-end contracts when the viewer sees them, else all lines.
     let headline: Vec<_> = {

@@ -268,6 +268,50 @@ mod tests {
         crate::adapters::http::SupplierHttp::for_supplier(&settings, &crate::config::EgressSettings::default()).unwrap()
     }
 
+    /// An https server on loopback whose certificate no CA vouches for (self-signed, made with
+    /// the `openssl` command), answering every connection with 200.
+    fn self_signed_server() -> u16 {
+        let dir = std::env::temp_dir().join(format!("siam-tls-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+        let made = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("the openssl command");
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        let identity = native_tls::Identity::from_pkcs8(&std::fs::read(&cert).unwrap(), &std::fs::read(&key).unwrap()).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if let Ok(mut tls) = acceptor.accept(stream) {
+                    use std::io::Write;
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                }
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_certificate_no_trusted_authority_issued_is_named_with_what_to_do() {
+        let port = self_signed_server();
+        let base = format!("https://127.0.0.1:{port}");
+        let system = Counting(AtomicUsize::new(0));
+        let report = check(&http_for(&base, ""), &base, &system).await;
+        assert!(!report.ok);
+        let reach = &report.steps[0];
+        assert_eq!((reach.name.as_str(), reach.ok), ("reachable", false), "{report:?}");
+        assert!(reach.detail.contains("certificate"), "{}", reach.detail);
+        assert!(reach.fix.as_deref().is_some_and(|f| f.contains("trust")), "{:?}", reach.fix);
+        assert_eq!(system.0.load(Ordering::SeqCst), 0, "no system step runs against an instance the hub cannot trust");
+    }
+
     #[tokio::test]
     async fn a_reachable_instance_gets_the_shared_steps_then_its_own() {
         let date = httpdate(chrono::Utc::now());

@@ -70,6 +70,22 @@ impl ResponseError for ApiError {
     }
 }
 
+/// What the sync's failures mean to an API caller: the record's own errors as the store's, a
+/// supplier that failed as a bad gateway, a record that cannot be read or a supplier the hub
+/// does not know as unprocessable.
+impl From<crate::sync::SyncError> for ApiError {
+    fn from(e: crate::sync::SyncError) -> Self {
+        use crate::sync::SyncError;
+        match e {
+            SyncError::Store(s) => ApiError::from(s),
+            SyncError::Supplier(_) => ApiError::new(StatusCode::BAD_GATEWAY, "supplier-unavailable", "The supplier could not be reached", e.to_string()),
+            SyncError::Map(_) | SyncError::UnknownSupplier(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unapplicable", "The supplier's record could not be applied", e.to_string())
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -295,7 +295,7 @@ pub(crate) async fn reroute(state: &AppState, p: &Principal, correlation: String
         }
     }
     let add = body.mode.as_deref() == Some("add");
-    state.engine.reroute(ctx(p, correlation), r.as_str(), body.supplier, &body.reason, add).await.map_err(sync_error)
+    state.engine.reroute(ctx(p, correlation), r.as_str(), body.supplier, &body.reason, add).await.map_err(ApiError::from)
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,15 +322,8 @@ pub(crate) async fn give_back(state: &AppState, p: &Principal, correlation: Stri
     validation::validate(Doc::Handback, &doc).map_err(ApiError::schema)?;
     let body: HandbackBody = serde_json::from_value(doc).map_err(|e| ApiError::unprocessable("schema-violation", "Invalid hand-back", e.to_string()))?;
     load_for(state, p, &r, Need::Work).await?;
-    let incident = state.engine.hand_back(&supplier, r.as_str(), &body.reason, correlation).await.map_err(sync_error)?;
+    let incident = state.engine.hand_back(&supplier, r.as_str(), &body.reason, correlation).await?;
     Ok(incident.seen_by_supplier(&supplier))
-}
-
-fn sync_error(e: crate::sync::SyncError) -> ApiError {
-    match e {
-        crate::sync::SyncError::Store(s) => ApiError::from(s),
-        other => ApiError::new(StatusCode::BAD_GATEWAY, "supplier-unavailable", "The supplier could not be reached", other.to_string()),
-    }
 }
 
 /// Who held the ticket when, from the routing events of its log.

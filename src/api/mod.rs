@@ -78,6 +78,12 @@ pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
 /// TMF630's error body under the TMF621 API's base path.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     routes::configure(cfg);
+    // A query string or a path segment the handler's types cannot read (`?limit=abc`) is
+    // answered like every other refusal of the API it was sent to.
+    cfg.app_data(
+        web::QueryConfig::default().error_handler(|e, req| refusal(req, ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", "Invalid query parameter", e.to_string()))),
+    );
+    cfg.app_data(web::PathConfig::default().error_handler(|e, req| refusal(req, ApiError::not_found(format!("{}: {e}", req.path())))));
     cfg.default_service(web::to(|req: HttpRequest| async move {
         let what = format!("no endpoint {} {}", req.method(), req.path());
         if req.path().starts_with(tmf621::render::BASE_PATH) {
@@ -85,6 +91,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }
         Err(ApiError::not_found(what).into())
     }));
+}
+
+/// `e` as the API `req` was sent to answers it: TMF630's error body under the TMF621 API's base
+/// path, problem+json everywhere else.
+fn refusal(req: &HttpRequest, e: ApiError) -> actix_web::Error {
+    if req.path().starts_with(tmf621::render::BASE_PATH) {
+        tmf621::TmfError::from(e).into()
+    } else {
+        e.into()
+    }
 }
 
 /// The hub's own API, webhooks and health endpoints.

@@ -176,10 +176,7 @@ async fn deliver(req: &HttpRequest, state: &AppState, supplier: &str, body: web:
             .map(str::to_string)
             .or_else(|| doc.get("eventId").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string()))))
     });
-    let applied = state.engine.apply(supplier, rec, notes, correlation_id(req), delivery, true).await.map_err(|e| match e {
-        crate::sync::SyncError::Store(s) => ApiError::from(s),
-        other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unapplicable", "The delivery could not be applied", other.to_string()),
-    })?;
+    let applied = state.engine.apply(supplier, rec, notes, correlation_id(req), delivery, true).await?;
     if applied.duplicate && replay_key.is_some() {
         // The same signed body again: a supplier's retry after a lost answer, or a replay.
         // Either way nothing is applied; the answer says so plainly.

@@ -172,6 +172,13 @@ async fn list_filters_and_pages_with_a_cursor_and_suppliers_see_only_their_ticke
 
     let bad = hub.get_as("/api/v1/incidents?cursor=garbage", &hub.keys.service_desk).await;
     problem(bad, StatusCode::BAD_REQUEST).await;
+    // A query value the endpoint's types cannot read is refused like any other, as problem+json.
+    for bad in ["limit=abc", "priority=high", "limit=-"] {
+        let doc = problem(hub.get_as(&format!("/api/v1/incidents?{bad}"), &hub.keys.service_desk).await, StatusCode::BAD_REQUEST).await;
+        assert!(doc["type"].as_str().unwrap().ends_with("/invalid-query"), "{bad}: {doc}");
+    }
+    let path = format!("/api/v1/incidents/{internal}/attachments/not-a-number");
+    problem(hub.get_as(&path, &hub.keys.service_desk).await, StatusCode::NOT_FOUND).await;
 
     let mine: Value = hub.get_as("/api/v1/incidents?limit=200", &hub.keys.supplier).await.json().await.unwrap();
     let mine: Vec<&str> = mine["items"].as_array().unwrap().iter().map(|i| i["ref"].as_str().unwrap()).collect();

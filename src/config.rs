@@ -1150,7 +1150,7 @@ impl JiraSettings {
             }
         }
         for code in self.resolutions.values() {
-            if !["fixed", "workaround", "not_reproducible", "not_fixed", "resolved_by_caller", "duplicate", "other"].contains(&code.as_str()) {
+            if !crate::domain::ResolutionCode::is_canonical(code) {
                 return Err(format!("resolution code `{code}` is not a canonical resolution code"));
             }
         }

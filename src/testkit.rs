@@ -348,11 +348,11 @@ fn at(secs: i64) -> DateTime<Utc> {
 /// A coherent canonical incident (a hold reason exactly when on hold, a resolution when
 /// resolved or closed) with odd text in every free field.
 pub fn incident() -> BoxedStrategy<Incident> {
-    const CODES: &[&str] = &["fixed", "workaround", "not_reproducible", "not_fixed", "resolved_by_caller", "duplicate", "other"];
+    let codes: Vec<&'static str> = ResolutionCode::ALL.iter().map(|c| c.as_str()).collect();
     let optional = || prop::option::of(odd_text());
     (
         (1i64..10_000_000, odd_text(), odd_text(), prop::sample::select(Status::ALL.to_vec()), prop::sample::select(HoldReason::ALL.to_vec()), 1u8..=3, 1u8..=3),
-        (optional(), optional(), optional(), odd_text(), prop::sample::select(CODES.to_vec()), odd_text(), 1_500_000_000i64..2_000_000_000),
+        (optional(), optional(), optional(), odd_text(), prop::sample::select(codes), odd_text(), 1_500_000_000i64..2_000_000_000),
     )
         .prop_map(|((n, title, description, status, hold, impact, urgency), (category, service, ci, caller, code, notes, opened))| {
             let (impact, urgency) = (Impact::new(impact).expect("generated in 1..=3"), Urgency::new(urgency).expect("generated in 1..=3"));

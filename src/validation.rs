@@ -77,3 +77,17 @@ pub fn validate(doc: Doc, instance: &Value) -> Result<(), Vec<Violation>> {
         Err(errors)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ResolutionCode;
+
+    #[test]
+    fn the_schema_and_the_domain_know_the_same_resolution_codes() {
+        let schema: Value = serde_json::from_str(INCIDENT_SCHEMA).unwrap();
+        let listed: Vec<&str> = schema["$defs"]["resolution"]["properties"]["code"]["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let known: Vec<&str> = ResolutionCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, known);
+    }
+}

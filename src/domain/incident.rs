@@ -214,6 +214,27 @@ impl fmt::Display for TicketRef {
     }
 }
 
+vocabulary!(
+    /// How a ticket came to be resolved: the canonical resolution codes
+    /// (`schemas/incident.v1.json`, `$defs/resolution`).
+    ResolutionCode {
+        Fixed => "fixed",
+        Workaround => "workaround",
+        NotReproducible => "not_reproducible",
+        NotFixed => "not_fixed",
+        ResolvedByCaller => "resolved_by_caller",
+        Duplicate => "duplicate",
+        Other => "other",
+    }
+);
+
+impl ResolutionCode {
+    /// Whether `code` is one of the canonical codes.
+    pub fn is_canonical(code: &str) -> bool {
+        code.parse::<ResolutionCode>().is_ok()
+    }
+}
+
 /// How a ticket was resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resolution {

@@ -322,6 +322,7 @@ impl ServiceNowSim {
             faults: VecDeque::new(),
             chance: super::Chance::default(),
             latency: Duration::ZERO,
+            write_answer_delay: Duration::ZERO,
             log: Vec::new(),
             outbox: Outbox::new("servicenow", WEBHOOK_ATTEMPTS),
         };
@@ -471,6 +472,11 @@ impl ServiceNowSim {
         self.lock().latency = d;
     }
 
+    /// Answers every write `d` after committing it (its notification goes out at once).
+    pub fn set_write_answer_delay(&self, d: Duration) {
+        self.lock().write_answer_delay = d;
+    }
+
     /// Answers a share of the API calls with faults, by seeded chance (after queued faults).
     pub fn set_chance(&self, spec: super::ChanceSpec) {
         self.lock().chance = super::Chance::new(spec);
@@ -529,6 +535,9 @@ struct State {
     faults: VecDeque<Fault>,
     chance: super::Chance,
     latency: Duration,
+    /// How long a write's answer takes after the write is committed (and its notification
+    /// sent): a busy instance whose notification overtakes its answer.
+    write_answer_delay: Duration,
     log: Vec<LoggedRequest>,
     outbox: Outbox,
 }
@@ -1438,6 +1447,10 @@ async fn table_api(req: HttpRequest, body: web::Bytes, sim: web::Data<ServiceNow
         }
         None => serve(&sim, &req, &body, user.as_deref()),
     };
+    let answer_delay = sim.lock().write_answer_delay;
+    if !answer_delay.is_zero() && req.method() != actix_web::http::Method::GET {
+        tokio::time::sleep(answer_delay).await;
+    }
     let path = req.uri().path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| req.path().to_string());
     sim.lock().log.push(LoggedRequest { method: req.method().to_string(), path, status: resp.status().as_u16(), user });
     resp

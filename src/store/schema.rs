@@ -69,6 +69,7 @@ diesel::table! {
         opened_at -> Timestamptz,
         closed_at -> Nullable<Timestamptz>,
         synced_at -> Nullable<Timestamptz>,
+        pushing -> Jsonb,
     }
 }
 

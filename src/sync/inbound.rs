@@ -201,7 +201,15 @@ impl Engine {
         }
 
         if !applied.stale {
-            let baseline = baseline_map(&leg.baseline);
+            // A value the hub is writing right now, which the record already carries, is the
+            // echo of that write (its notification overtook the write's answer), not a change.
+            let mut baseline = baseline_map(&leg.baseline);
+            let pushing: serde_json::Value = legs::table.find(leg.id).select(legs::pushing).first(conn)?;
+            for (k, v) in baseline_map(&pushing) {
+                if rec.fields.get(&k) == Some(&v) {
+                    baseline.insert(k, v);
+                }
+            }
             let canonical = mapping.to_canonical(&rec.fields, rec.assigned);
             // The baseline is read with the record's own assignment, so an assignee change alone
             // is not taken for a status change.

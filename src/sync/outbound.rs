@@ -130,6 +130,11 @@ impl Engine {
         }
         let diff: BTreeMap<String, String> = link.mapping.desired(&wanted, &baseline).into_iter().filter(|(k, v)| baseline.get(k) != Some(v)).collect();
         if !diff.is_empty() {
+            // Said before the write: the supplier may notify the hub of it before its answer is
+            // recorded. A failed write leaves it said (an unknown outcome may still echo); the
+            // next write replaces it.
+            let (leg_id, intent) = (snap.leg.id, serde_json::to_value(&diff).unwrap_or_default());
+            self.store.run(move |c| Ok(diesel::update(legs::table.find(leg_id)).set(legs::pushing.eq(intent)).execute(c).map(|_| ())?)).await?;
             let answer = link.client.update(&sys_id, &diff).await?;
             self.absorb(supplier, snap.leg.id, Some(diff), None, Some(&answer), correlation_id).await?;
         }
@@ -300,7 +305,7 @@ impl Engine {
                     if let Some(obj) = baseline.as_object_mut() {
                         obj.extend(pushed.into_iter().map(|(k, v)| (k, Value::String(v))));
                     }
-                    diesel::update(legs::table.find(leg_id)).set(legs::baseline.eq(baseline)).execute(conn)?;
+                    diesel::update(legs::table.find(leg_id)).set((legs::baseline.eq(baseline), legs::pushing.eq(json!({})))).execute(conn)?;
                 }
                 if let Some(note_id) = note_id {
                     confirm_delivery(conn, note_id, leg_id, None)?;

@@ -247,6 +247,32 @@ async fn an_instance_with_its_own_priority_matrix_gets_the_records_priority() {
 }
 
 #[tokio::test]
+async fn the_notification_of_the_hubs_own_write_arriving_before_its_answer_is_not_taken_for_a_supplier_change() {
+    // An instance with its own priority matrix gets an aligned impact/urgency pair, which reads
+    // back as other values than the record's: only knowing it as the hub's own write keeps the
+    // desk's change. The instance is busy: it notifies the hub of each write at once and answers
+    // the write 1.5 s later.
+    let lookup = vec![vec![1, 1, 2], vec![1, 2, 3], vec![2, 3, 4]];
+    let hub = TestHub::spawn_with(Options { extra_toml: "[suppliers.overrides]\npriority_matrix = [[1, 1, 2], [1, 2, 3], [2, 3, 4]]\n".into(), ..Default::default() }).await;
+    hub.sim.set_priority_lookup(Some(lookup));
+    let mut body = network_incident("Slow VPN, busy instance");
+    (body["impact"], body["urgency"]) = (json!(2), json!(2));
+    let r = hub.raise(&body).await["ref"].as_str().unwrap().to_string();
+    hub.wait_sim_ticket(&r).await;
+    let doc = hub.settle(&r).await;
+    hub.sim.set_write_answer_delay(std::time::Duration::from_millis(1500));
+
+    let resp = hub.patch(&r, doc["version"].as_i64().unwrap(), &json!({"urgency": 1})).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    wait_for("priority 2 at the supplier", || hub.sim.incident_by_correlation(&r).into_iter().next().filter(|t| t["priority"] == "2")).await;
+    // The write's answer comes after its notification; then the record settles.
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    let doc = hub.settle(&r).await;
+    assert_eq!((doc["urgency"].as_i64(), doc["priority"].as_i64()), (Some(1), Some(2)), "the desk's change stands: {doc}");
+    hub.finish().await;
+}
+
+#[tokio::test]
 async fn a_ticket_dated_in_the_future_does_not_stop_later_sweeps() {
     let hub = TestHub::spawn().await;
     let (_, stray) = hub.open_ticket("Touched under a wrong clock").await;

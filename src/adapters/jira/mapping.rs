@@ -956,7 +956,7 @@ mod tests {
         for p in 1..=5 {
             assert!(c.priority_for(p).is_some());
         }
-        for code in ["fixed", "workaround", "not_reproducible", "not_fixed", "resolved_by_caller", "duplicate", "other"] {
+        for code in crate::domain::ResolutionCode::ALL.iter().map(|c| c.as_str()) {
             assert!(c.resolution_from.contains_key(code), "{code}");
         }
     }

@@ -106,9 +106,6 @@ pub struct Profile {
     pub worklog: WorklogProfile,
 }
 
-/// The canonical resolution codes (`schemas/incident.v1.json`).
-const RESOLUTION_CODES: &[&str] = &["fixed", "workaround", "not_reproducible", "not_fixed", "resolved_by_caller", "duplicate", "other"];
-
 impl Profile {
     /// The shipped profile with `overrides` merged over it (objects key by key, anything else
     /// replaced), checked for coherence.
@@ -157,12 +154,12 @@ impl Profile {
             }
         }
         for (native, code) in &self.resolution.to_canonical {
-            if !RESOLUTION_CODES.contains(&code.as_str()) {
+            if !ResolutionCode::is_canonical(code) {
                 return Err(format!("Remedy profile: resolution reason `{native}` maps to unknown code `{code}`"));
             }
         }
-        for code in RESOLUTION_CODES {
-            let native = self.resolution.from_canonical.get(*code).ok_or_else(|| format!("Remedy profile: resolution `{code}` has no status reason"))?;
+        for code in ResolutionCode::ALL.iter().map(|c| c.as_str()) {
+            let native = self.resolution.from_canonical.get(code).ok_or_else(|| format!("Remedy profile: resolution `{code}` has no status reason"))?;
             if !self.resolution.to_canonical.contains_key(native) {
                 return Err(format!("Remedy profile: resolution `{code}` is written as `{native}`, which the profile cannot read"));
             }

@@ -6,7 +6,7 @@
 use super::FormError;
 use crate::api::auth::{Principal, Role};
 use crate::api::dashboard::pages::{clock_sections, esc, event_table, local_time, opt_time, page};
-use crate::domain::{Impact, Incident, PriorityMatrix, Status, Urgency, Visibility};
+use crate::domain::{Impact, Incident, PriorityMatrix, ResolutionCode, Status, Urgency, Visibility};
 use crate::sla::dashboard::Standing;
 use crate::sla::ticket::TicketSla;
 use std::collections::BTreeMap;
@@ -290,16 +290,6 @@ pub struct Offers {
     pub suppliers: Vec<String>,
 }
 
-const RESOLUTIONS: [(&str, &str); 7] = [
-    ("fixed", "Fixed"),
-    ("workaround", "Workaround"),
-    ("not_reproducible", "Not reproducible"),
-    ("not_fixed", "Not fixed"),
-    ("resolved_by_caller", "Resolved by the caller"),
-    ("duplicate", "Duplicate"),
-    ("other", "Other"),
-];
-
 fn notes_html(i: &Incident, visibility: Visibility, tz: &str) -> String {
     let mut out = String::new();
     for n in i.notes.iter().filter(|n| n.visibility == visibility) {
@@ -481,8 +471,9 @@ fn actions(i: &Incident, offers: &Offers, error: Option<&FormError>) -> String {
             }
         }
         if !choices.is_empty() {
-            let codes: Vec<(String, String)> =
-                std::iter::once((String::new(), "No resolution code".to_string())).chain(RESOLUTIONS.iter().map(|(c, t)| (c.to_string(), t.to_string()))).collect();
+            let codes: Vec<(String, String)> = std::iter::once((String::new(), "No resolution code".to_string()))
+                .chain(ResolutionCode::ALL.iter().map(|c| (c.as_str().to_string(), c.as_str().replace('_', " "))))
+                .collect();
             let _ = write!(
                 out,
                 r#"<form class="stack" id="status-form" method="post" action="/console/incidents/{r}/status"><h3>Resolve, close, cancel or reopen</h3>{}<input type="hidden" name="version" value="{}">{}{}{}<button type="submit" class="act" id="status-submit">Apply</button></form>"#,

@@ -1,0 +1,1 @@
+ALTER TABLE legs DROP COLUMN pushing;

@@ -299,24 +299,8 @@ pub fn setup_for(
     egress: &crate::config::EgressSettings,
     password: secrecy::SecretString,
 ) -> Result<(Arc<dyn setup::Setup>, http::SupplierHttp), String> {
-    let http = http::SupplierHttp::for_supplier(settings, egress)?;
-    let setup: Arc<dyn setup::Setup> = match settings.system.as_str() {
-        "servicenow" => Arc::new(servicenow::ServiceNowClient::new(http.clone(), &settings.base_url, &settings.username, password).with_overrides(settings.overrides.clone())),
-        "tmf621" => Arc::new(tmf621::Tmf621Client::new(http.clone(), &settings.base_url, &settings.tmf621, &settings.username, password)),
-        "jira" => {
-            let config = Arc::new(jira::JiraConfig::from_settings(&settings.jira).map_err(|e| format!("supplier `{}`: {e}", settings.id))?);
-            Arc::new(
-                jira::JiraClient::new(http.clone(), &settings.base_url, &settings.username, password, config, &settings.jira)
-                    .map_err(|e| format!("supplier `{}`: {e}", settings.id))?,
-            )
-        }
-        "remedy" => {
-            let mapping = remedy::Remedy::for_instance(&settings.remedy).map_err(|e| format!("supplier `{}`: {e}", settings.id))?;
-            Arc::new(remedy::RemedyClient::new(http.clone(), &settings.base_url, &settings.username, password, settings.remedy.clone(), mapping.profile.clone()))
-        }
-        other => return Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
-    };
-    Ok((setup, http))
+    let built = build(settings, egress, password)?;
+    Ok((built.setup, built.http))
 }
 
 /// Builds the mapping and the API client of one configured supplier instance, under the hub's
@@ -331,28 +315,51 @@ pub fn connect_logged(
     egress: &crate::config::EgressSettings,
     password: secrecy::SecretString,
 ) -> Result<(Connection, Arc<http::CallLog>), String> {
+    let built = build(settings, egress, password)?;
+    Ok(((built.mapping, built.client), built.http.calls()))
+}
+
+/// One supplier instance's mapping and client, the client seen both as the sync's [`Client`]
+/// and as the [`setup::Setup`] that checks and discovers the instance.
+struct Built {
+    mapping: Arc<dyn Mapping>,
+    client: Arc<dyn Client>,
+    setup: Arc<dyn setup::Setup>,
+    http: http::SupplierHttp,
+}
+
+/// The one place a supplier instance's mapping and client are made from its settings.
+fn build(settings: &crate::config::SupplierSettings, egress: &crate::config::EgressSettings, password: secrecy::SecretString) -> Result<Built, String> {
+    fn both<C: Client + setup::Setup + 'static>(c: C) -> (Arc<dyn Client>, Arc<dyn setup::Setup>) {
+        let c = Arc::new(c);
+        (c.clone(), c)
+    }
     let http = http::SupplierHttp::for_supplier(settings, egress)?;
-    let calls = http.calls();
-    let connection: Connection = match settings.system.as_str() {
+    let invalid = |e: String| format!("supplier `{}`: {e}", settings.id);
+    let (mapping, (client, setup)): (Arc<dyn Mapping>, _) = match settings.system.as_str() {
         "servicenow" => (
             Arc::new(servicenow::ServiceNow::with_overrides(settings.overrides.clone())),
-            Arc::new(servicenow::ServiceNowClient::new(http, &settings.base_url, &settings.username, password).with_priority_matrix(settings.overrides.priority_matrix.clone())),
+            both(
+                servicenow::ServiceNowClient::new(http.clone(), &settings.base_url, &settings.username, password)
+                    .with_priority_matrix(settings.overrides.priority_matrix.clone())
+                    .with_overrides(settings.overrides.clone()),
+            ),
         ),
         "tmf621" => {
-            (Arc::new(tmf621::Tmf621::new(&settings.tmf621)), Arc::new(tmf621::Tmf621Client::new(http, &settings.base_url, &settings.tmf621, &settings.username, password)))
+            (Arc::new(tmf621::Tmf621::new(&settings.tmf621)), both(tmf621::Tmf621Client::new(http.clone(), &settings.base_url, &settings.tmf621, &settings.username, password)))
         }
         "jira" => {
-            let config = Arc::new(jira::JiraConfig::from_settings(&settings.jira).map_err(|e| format!("supplier `{}`: {e}", settings.id))?);
-            let client = jira::JiraClient::new(http, &settings.base_url, &settings.username, password, config.clone(), &settings.jira)
-                .map_err(|e| format!("supplier `{}`: {e}", settings.id))?;
-            (Arc::new(jira::Jira { config }), Arc::new(client))
+            let config = Arc::new(jira::JiraConfig::from_settings(&settings.jira).map_err(|e| invalid(e.to_string()))?);
+            let client =
+                jira::JiraClient::new(http.clone(), &settings.base_url, &settings.username, password, config.clone(), &settings.jira).map_err(|e| invalid(e.to_string()))?;
+            (Arc::new(jira::Jira { config }), both(client))
         }
         "remedy" => {
-            let mapping = Arc::new(remedy::Remedy::for_instance(&settings.remedy).map_err(|e| format!("supplier `{}`: {e}", settings.id))?);
-            let client = remedy::RemedyClient::new(http, &settings.base_url, &settings.username, password, settings.remedy.clone(), mapping.profile.clone());
-            (mapping, Arc::new(client))
+            let mapping = Arc::new(remedy::Remedy::for_instance(&settings.remedy).map_err(|e| invalid(e.to_string()))?);
+            let client = remedy::RemedyClient::new(http.clone(), &settings.base_url, &settings.username, password, settings.remedy.clone(), mapping.profile.clone());
+            (mapping, both(client))
         }
-        other => return Err(format!("supplier `{}`: system `{other}` has no adapter", settings.id)),
+        other => return Err(invalid(format!("system `{other}` has no adapter"))),
     };
-    Ok((connection, calls))
+    Ok(Built { mapping, client, setup, http })
 }

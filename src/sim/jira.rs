@@ -251,17 +251,16 @@ fn default_statuses() -> Vec<StatusDef> {
     .collect()
 }
 
+impl TransitionDef {
+    /// A transition to `to` from the `from` statuses; one with a screen asks for a resolution.
+    fn new(id: &str, name: &str, to: &str, from: &[&str], has_screen: bool, event: &'static str) -> TransitionDef {
+        TransitionDef { id: id.into(), name: name.into(), to: to.into(), from: from.iter().map(|s| s.to_string()).collect(), has_screen, requires_resolution: has_screen, event }
+    }
+}
+
 fn default_transitions() -> Vec<TransitionDef> {
     let open = ["10010", "10011", "10012", "10013", "10014"];
-    let t = |id: &str, name: &str, to: &str, from: &[&str], has_screen: bool, event: &'static str| TransitionDef {
-        id: id.into(),
-        name: name.into(),
-        to: to.into(),
-        from: from.iter().map(|s| s.to_string()).collect(),
-        has_screen,
-        requires_resolution: has_screen,
-        event,
-    };
+    let t = TransitionDef::new;
     vec![
         t("11", "Start work", "10011", &["10010", "10012", "10013", "10014"], false, "issue_work_started"),
         t("21", "Respond to customer", "10012", &["10010", "10011", "10013", "10014"], false, "issue_generic"),
@@ -278,15 +277,7 @@ fn default_transitions() -> Vec<TransitionDef> {
 /// The JSM change workflow: a standard change may go from Open straight to Awaiting
 /// implementation; the done statuses take a resolution on their screen.
 fn change_transitions() -> Vec<TransitionDef> {
-    let t = |id: &str, name: &str, to: &str, from: &[&str], has_screen: bool, event: &'static str| TransitionDef {
-        id: id.into(),
-        name: name.into(),
-        to: to.into(),
-        from: from.iter().map(|s| s.to_string()).collect(),
-        has_screen,
-        requires_resolution: has_screen,
-        event,
-    };
+    let t = TransitionDef::new;
     vec![
         t("111", "Plan", "10101", &["10100", "10102", "10103", "10108"], false, "issue_generic"),
         t("121", "Request approval", "10102", &["10100", "10101"], false, "issue_generic"),

@@ -55,6 +55,8 @@ pub struct LegRow {
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub synced_at: Option<DateTime<Utc>>,
+    /// What the hub is writing to the supplier ticket right now (native field -> value).
+    pub pushing: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

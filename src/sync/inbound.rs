@@ -204,8 +204,7 @@ impl Engine {
             // A value the hub is writing right now, which the record already carries, is the
             // echo of that write (its notification overtook the write's answer), not a change.
             let mut baseline = baseline_map(&leg.baseline);
-            let pushing: serde_json::Value = legs::table.find(leg.id).select(legs::pushing).first(conn)?;
-            for (k, v) in baseline_map(&pushing) {
+            for (k, v) in baseline_map(&leg.pushing) {
                 if rec.fields.get(&k) == Some(&v) {
                     baseline.insert(k, v);
                 }
